@@ -1,0 +1,32 @@
+"""irtool: a Keras-3-compatible functional API over a networkx graph IR, with a NumPy
+executor and lowering to ONNX.
+
+    import irtool as keras
+    from irtool import layers, ops
+"""
+
+from irtool import activations, backend, initializers, layers, models, onnx, ops, utils
+from irtool.layers import Input, InputLayer, Layer
+from irtool.models import Functional, Model, Sequential
+from irtool.ops.variable import Variable
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Functional",
+    "Input",
+    "InputLayer",
+    "Layer",
+    "Model",
+    "Sequential",
+    "Variable",
+    "activations",
+    "backend",
+    "initializers",
+    "layers",
+    "models",
+    "onnx",
+    "ops",
+    "utils",
+    "__version__",
+]

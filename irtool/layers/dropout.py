@@ -1,0 +1,58 @@
+"""Dropout: identity at inference; zeroes ``rate`` of its inputs (scaled) when training."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irtool import random
+from irtool.ir.spec import TensorSpec
+from irtool.layers.layer import Layer
+from irtool.ops.core import Primitive, SymbolicTensor, apply
+
+
+class DropoutPrim(Primitive):
+    """Inference-time dropout: the identity (lowered to nothing). Training comes with the trainer."""
+
+    name = "dropout"
+
+    def infer(self, specs, rate, noise_shape, seed):
+        return [TensorSpec(specs[0].shape, specs[0].dtype)]
+
+    def forward(self, x, rate, noise_shape, seed):
+        return x
+
+    def to_onnx(self, ctx, ins, outs, rate, noise_shape, seed):
+        ctx.node("Identity", ins, outs)
+
+
+DROPOUT = DropoutPrim()
+
+
+class Dropout(Layer):
+    """Randomly sets inputs to 0 with frequency ``rate`` during training (scaling the rest)."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate <= 1:
+            raise ValueError(
+                f"Invalid value received for argument `rate`. Expected a float value between 0 and 1. Received: rate={rate}"
+            )
+        self.rate = rate
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.seed = seed
+        self.built = True
+
+    def call(self, inputs, training=False):
+        if isinstance(inputs, SymbolicTensor):
+            return apply(DROPOUT, [inputs], rate=float(self.rate), noise_shape=self.noise_shape, seed=self.seed)[0]
+        if training and self.rate > 0:
+            shape = self.noise_shape or inputs.shape
+            shape = tuple(inputs.shape[i] if d is None else d for i, d in enumerate(shape))
+            keep = random.generator(self.seed).random(shape) >= self.rate
+            return np.where(keep, inputs / np.asarray(1 - self.rate, inputs.dtype), 0).astype(inputs.dtype)
+        return inputs
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"rate": self.rate, "seed": self.seed, "noise_shape": self.noise_shape})
+        return config

@@ -1,0 +1,354 @@
+"""The Layer base class: weights, build, call, config, and calls on tensors or arrays.
+
+A layer is an ``Operation`` that owns weights (``Variable``s) and describes its computation
+in ``call()`` using ``irtool.ops``. Calling a layer on symbolic tensors runs ``call`` once
+to *trace* it: the primitives it records become part of the graph, scoped to this call.
+Calling it on NumPy arrays just runs ``call`` eagerly and returns arrays. So a custom layer
+written with ops is executable, exportable and (with the trainer) trainable for free.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+import numpy as np
+
+from irtool import initializers
+from irtool.ir import tree
+from irtool.ir.dtypes import is_float, standardize_dtype
+from irtool.layers.input_spec import assert_input_compatibility
+from irtool.ops.core import SymbolicTensor
+from irtool.ops.elementwise import cast
+from irtool.ops.operation import Operation, record_call
+from irtool.ops.variable import Variable
+
+
+class _PathStack(threading.local):
+    def __init__(self):
+        self.names: list = []
+
+
+_paths = _PathStack()
+_BASIC = (str, int, float, bool, type(None))
+
+
+def dtype_policy_config(dtype: str) -> dict:
+    return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
+
+
+class Layer(Operation):
+    """Base class of all layers. Subclass it and implement ``build`` and ``call``.
+
+    Example (the Keras guide's ``CustomDense``)::
+
+        class CustomDense(layers.Layer):
+            def __init__(self, units=32):
+                super().__init__()
+                self.units = units
+
+            def build(self, input_shape):
+                self.w = self.add_weight(shape=(input_shape[-1], self.units),
+                                         initializer="random_normal", trainable=True)
+                self.b = self.add_weight(shape=(self.units,), initializer="random_normal")
+
+            def call(self, inputs):
+                return ops.matmul(inputs, self.w) + self.b
+    """
+
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls)
+        # Keras builds a config from __init__ arguments when a class doesn't define one.
+        try:
+            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments.pop(next(iter(arguments)))
+            extra = arguments.pop("kwargs", {})
+            arguments.update(extra)
+            arguments = {k: v for k, v in arguments.items() if k not in ("args",)}
+            if all(isinstance(v, _BASIC) for v in arguments.values()):
+                object.__setattr__(obj, "_auto_config", arguments)
+            else:
+                object.__setattr__(obj, "_auto_config", None)
+        except TypeError:
+            object.__setattr__(obj, "_auto_config", None)
+        return obj
+
+    def __init__(self, *, activity_regularizer=None, trainable=True, dtype=None, autocast=True, name=None, **kwargs):
+        object.__setattr__(self, "_tracked_layers", [])
+        self._trainable_variables: list[Variable] = []
+        self._non_trainable_variables: list[Variable] = []
+        input_shape = kwargs.pop("input_shape", None)
+        input_dim = kwargs.pop("input_dim", None)
+        batch_input_shape = kwargs.pop("batch_input_shape", None)
+        batch_size = kwargs.pop("batch_size", None)
+        if kwargs:
+            raise ValueError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        if not isinstance(trainable, bool):
+            raise ValueError(f"Expected `trainable` to be a boolean. Received: trainable={trainable}")
+        super().__init__(name=name)
+        if isinstance(dtype, dict):
+            dtype = dtype.get("config", {}).get("name")
+        self.dtype = standardize_dtype(dtype)
+        self.autocast = autocast
+        self._trainable = trainable
+        self.built = False
+        self.input_spec = None
+        self.activity_regularizer = activity_regularizer
+        if batch_input_shape is not None:
+            self._batch_input_shape = tuple(batch_input_shape)
+        elif input_shape is not None:
+            self._batch_input_shape = (batch_size,) + tuple(input_shape)
+        elif input_dim is not None:
+            self._batch_input_shape = (batch_size, input_dim)
+        else:
+            self._batch_input_shape = None
+        self._call_has_training = "training" in inspect.signature(self.call).parameters
+
+    # -- attribute tracking -------------------------------------------------------------
+    def __setattr__(self, name, value):
+        tracked = self.__dict__.get("_tracked_layers")
+        if tracked is not None and name != "_tracked_layers":
+            for item in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(item, Layer) and item is not self and item not in tracked:
+                    tracked.append(item)
+        object.__setattr__(self, name, value)
+
+    @property
+    def path(self) -> str:
+        return self.name
+
+    # -- weights --------------------------------------------------------------------------
+    def add_weight(
+        self,
+        shape=None,
+        initializer=None,
+        dtype=None,
+        trainable=True,
+        autocast=True,
+        regularizer=None,
+        constraint=None,
+        aggregation="none",
+        overwrite_with_gradient=False,
+        name=None,
+    ) -> Variable:
+        """Create a Variable owned by this layer (Keras' argument names and defaults)."""
+        shape = () if shape is None else tuple(shape)
+        dtype = standardize_dtype(dtype or self.dtype)
+        if initializer is None:
+            initializer = "glorot_uniform" if is_float(dtype) else "zeros"
+        value = initializers.get(initializer)(shape, dtype=dtype)
+        variable = Variable(value, dtype=dtype, trainable=trainable, name=name)
+        prefix = "/".join(_paths.names) if _paths.names and _paths.names[-1] == self.name else self.path
+        variable.path = f"{prefix}/{variable.name}"
+        (self._trainable_variables if trainable else self._non_trainable_variables).append(variable)
+        return variable
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for layer in self._tracked_layers:
+            layer.trainable = value
+
+    @property
+    def weights(self) -> list[Variable]:
+        out, seen = [], set()
+        for w in (
+            self._trainable_variables
+            + self._non_trainable_variables
+            + [w for layer in self._sublayers() for w in layer.weights]
+        ):
+            if id(w) not in seen:
+                seen.add(id(w))
+                out.append(w)
+        return out
+
+    def _sublayers(self) -> list:
+        return self._tracked_layers
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        if not self.trainable:
+            return []
+        own = [w for w in self._trainable_variables if w.trainable]
+        return _dedup(own + [w for layer in self._sublayers() for w in layer.trainable_weights])
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        if not self.trainable:
+            return self.weights
+        trainable = {id(w) for w in self.trainable_weights}
+        return [w for w in self.weights if id(w) not in trainable]
+
+    variables = weights
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [w.numpy() for w in self.weights]
+
+    def set_weights(self, weights) -> None:
+        mine = self.weights
+        if len(weights) != len(mine):
+            raise ValueError(
+                f"You called `set_weights(weights)` on layer '{self.name}' with a weight list of length "
+                f"{len(weights)}, but the layer was expecting {len(mine)} weights."
+            )
+        for variable, value in zip(mine, weights):
+            value = np.asarray(value)
+            if value.shape != variable.shape:
+                raise ValueError(
+                    f"Layer {self.name} weight shape {variable.shape} is not compatible with provided weight "
+                    f"shape {value.shape}."
+                )
+        for variable, value in zip(mine, weights):
+            variable.assign(value)
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't built. "
+                "You can build it manually via: `layer.build(input_shape)`."
+            )
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+
+    # -- building and calling ---------------------------------------------------------------
+    def build(self, input_shape) -> None:
+        self.built = True
+
+    def call(self, *args, **kwargs):
+        raise NotImplementedError(f"Layer {type(self).__name__} does not have a `call()` method implemented.")
+
+    def _build_from(self, args, kwargs) -> None:
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        shapes = tree.map_structure(lambda t: tuple(t.shape) if hasattr(t, "shape") else None, first)
+        if isinstance(shapes, list) and len(shapes) == 1 and not isinstance(first, list):
+            shapes = shapes[0]
+        _paths.names.append(self.name)
+        try:
+            self.build(shapes)
+        finally:
+            _paths.names.pop()
+        self.built = True
+
+    def __call__(self, *args, **kwargs):
+        if self.autocast:
+            args, kwargs = self._autocast(args, kwargs)
+        flat = tree.flatten([args, kwargs])
+        if not self.built:
+            self._build_from(args, kwargs)
+        if not any(isinstance(x, SymbolicTensor) for x in flat):
+            return self.call(*args, **kwargs)
+        first = args[0] if args else next(iter(kwargs.values()))
+        assert_input_compatibility(
+            self.input_spec, [t for t in tree.flatten(first) if isinstance(t, SymbolicTensor)], self.name
+        )
+        try:
+            return record_call(self, self.call, args, kwargs)
+        except (ValueError, TypeError, IndexError) as error:
+            if getattr(error, "_irtool_context", False):
+                raise
+            raise _with_call_context(error, self, args, kwargs) from None
+
+    def _autocast(self, args, kwargs):
+        if not is_float(self.dtype):
+            return args, kwargs
+
+        def convert(x):
+            if isinstance(x, SymbolicTensor):
+                return cast(x, self.dtype) if is_float(x.dtype) and x.dtype != self.dtype else x
+            if isinstance(x, np.ndarray) and is_float(x.dtype.name) and x.dtype.name != self.dtype:
+                return x.astype(self.dtype)
+            return x
+
+        if args:
+            args = (tree.map_structure(convert, args[0]),) + tuple(args[1:])
+        return args, kwargs
+
+    # -- call history ----------------------------------------------------------------------
+    def _first_call(self, what: str):
+        if not self._inbound_nodes:
+            raise AttributeError(f"The layer {self.name} has never been called and thus has no defined {what}.")
+        return self._inbound_nodes[0]
+
+    @property
+    def input(self):
+        tensors = self._first_call("input").input_tensors
+        return tensors[0] if len(tensors) == 1 else tensors
+
+    @property
+    def output(self):
+        tensors = self._first_call("output").output_tensors
+        return tensors[0] if len(tensors) == 1 else tensors
+
+    # -- config ------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        config = {"name": self.name, "trainable": self.trainable, "dtype": dtype_policy_config(self.dtype)}
+        own = type(self).get_config is not Layer.get_config
+        if not own and type(self).__init__ is not Layer.__init__:
+            auto = self.__dict__.get("_auto_config")
+            if auto is None:
+                raise NotImplementedError(
+                    f"Layer {type(self).__name__} was created by passing non-serializable argument values in "
+                    "`__init__()`, and therefore the layer must override `get_config()` in order to be "
+                    "serializable."
+                )
+            config.update(auto)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = config["dtype"].get("config", {}).get("name")
+        try:
+            return cls(**config)
+        except TypeError:
+            # Guide pattern: __init__ takes only its own arguments (no **kwargs).
+            params = inspect.signature(cls.__init__).parameters
+            return cls(**{k: v for k, v in config.items() if k in params})
+
+    def __repr__(self) -> str:
+        return f"<{self.class_name} name={self.name}, built={self.built}>"
+
+
+def _dedup(weights: list) -> list:
+    seen, out = set(), []
+    for w in weights:
+        if id(w) not in seen:
+            seen.add(id(w))
+            out.append(w)
+    return out
+
+
+def _describe(x) -> str:
+    if isinstance(x, (SymbolicTensor, np.ndarray)):
+        if isinstance(x, np.ndarray):
+            return f"np.ndarray(shape={x.shape}, dtype={x.dtype})"
+        return repr(x)
+    if isinstance(x, (list, tuple)):
+        return "[" + ", ".join(_describe(i) for i in x) + "]"
+    return repr(x)
+
+
+def _with_call_context(error: Exception, layer: Layer, args, kwargs) -> Exception:
+    """Keras-style: say which layer failed and with what arguments, keep the original message."""
+    cls = layer.class_name
+    try:
+        names = list(inspect.signature(layer.call).parameters)
+    except (TypeError, ValueError):
+        names = []
+    received = [f"  • {names[i] if i < len(names) else f'arg{i}'}={_describe(a)}" for i, a in enumerate(args)]
+    received += [f"  • {k}={_describe(v)}" for k, v in kwargs.items()]
+    message = (
+        f"Exception encountered when calling {cls}.call() of layer '{layer.name}'.\n\n{error}\n\n"
+        f"Arguments received by {cls}.call():\n" + "\n".join(received)
+    )
+    new = type(error)(message)
+    new._irtool_context = True
+    return new

@@ -1,0 +1,83 @@
+"""The lowering context: what a primitive's ``to_onnx`` rule uses to emit ONNX nodes.
+
+It hands out unique node and value names scoped by the op being lowered (``dense/MatMul``),
+stores constants as initializers, knows the target opset (and hides the opset differences
+of Squeeze/Unsqueeze/Reduce*), and remembers the dtype of every value it has seen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from irtool.ir.naming import UniqueNamer
+
+
+class LoweringError(ValueError):
+    """An op cannot be lowered (unsupported attribute combination or opset too low)."""
+
+
+class LoweringContext:
+    def __init__(self, opset: int):
+        self.opset = opset
+        self.nodes: list = []
+        self.initializers: list = []
+        self.dtypes: dict = {}
+        self.scope = ""
+        self.layer = ""
+        self.unique = UniqueNamer()
+        self._node_names = UniqueNamer()
+
+    # -- emission ------------------------------------------------------------------------------
+    def node(self, op_type: str, inputs: list, outputs=1, **attrs) -> list:
+        """Emit one node; ``outputs`` is a list of names or a count of fresh names."""
+        base = f"{self.scope}/{op_type}" if self.scope else op_type
+        if isinstance(outputs, int):
+            outputs = [self.unique(base + ("" if i == 0 else f":{i}")) for i in range(outputs)]
+        node = helper.make_node(op_type, list(inputs), list(outputs), name=self._node_names(base), **attrs)
+        self.nodes.append(node)
+        return list(outputs)
+
+    def const(self, array, name: str | None = None) -> str:
+        array = np.asarray(array)
+        name = self.unique(name or (f"{self.scope}/const" if self.scope else "const"))
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.dtypes[name] = array.dtype.name
+        return name
+
+    def int64s(self, values) -> str:
+        return self.const(np.asarray(list(values), dtype=np.int64))
+
+    # -- opset-dependent helpers -------------------------------------------------------------------
+    def unsqueeze(self, x: str, axes: list, outputs=1) -> list:
+        return self.node("Unsqueeze", [x, self.int64s(axes)], outputs)
+
+    def squeeze(self, x: str, axes: list, outputs=1) -> list:
+        return self.node("Squeeze", [x, self.int64s(axes)], outputs)
+
+    def reduce(self, op_type: str, x: str, axes: list, keepdims: bool, outputs=1) -> list:
+        if not axes:
+            return self.node("Identity", [x], outputs)
+        if op_type == "ReduceSum" or self.opset >= 18:
+            return self.node(op_type, [x, self.int64s(axes)], outputs, keepdims=int(keepdims))
+        return self.node(op_type, [x], outputs, axes=list(axes), keepdims=int(keepdims))
+
+    # -- types -------------------------------------------------------------------------------------
+    def dtype_of(self, name: str) -> str:
+        try:
+            return self.dtypes[name]
+        except KeyError:
+            raise LoweringError(f"Lowering of '{self.scope}' asked for the dtype of unknown value {name!r}.") from None
+
+    @staticmethod
+    def onnx_dtype(dtype: str) -> int:
+        return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
+    def fail(self, prim, message: str):
+        raise LoweringError(f"Cannot lower '{prim.name}' in '{self.layer}' to ONNX: {message}.")
+
+
+def tensor_type(dtype: str, shape, dim_names) -> onnx.TypeProto:
+    dims = [d if d is not None else name for d, name in zip(shape, dim_names)]
+    return helper.make_tensor_type_proto(LoweringContext.onnx_dtype(dtype), dims)

@@ -1,0 +1,192 @@
+"""Lowering a model's graph to an ONNX ``ModelProto``, validating it, writing it atomically.
+
+The pipeline: name the graph inputs (Keras tensor names) and outputs (output layer names),
+store every weight once as an initializer, let each primitive's ``to_onnx`` rule emit its
+nodes in the graph's topological order, drop pass-through ``Identity`` nodes, then check
+the result with ``onnx.checker`` and strict shape inference (which also supplies the
+``value_info``). The IR version is the lowest the opset needs, so files load in older
+runtimes too.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from irtool.onnx.context import LoweringContext, LoweringError, tensor_type
+
+DEFAULT_OPSET = 21
+MIN_OPSET = 13
+
+
+class ExportError(ValueError):
+    """Export failed; the message names the stage (lowering, checker, shape inference)."""
+
+
+def default_opset() -> int:
+    """A well-supported opset: 21 (onnxruntime >= 1.20), capped by what ``onnx`` knows."""
+    return min(DEFAULT_OPSET, onnx.defs.onnx_opset_version())
+
+
+def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelProto:
+    """Lower ``model`` (a functional model) to a validated ``onnx.ModelProto``."""
+    from irtool import __version__
+
+    opset = default_opset() if opset is None else int(opset)
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"opset {opset} is not supported: choose one in [{MIN_OPSET}, {newest}].")
+    graph = model.graph
+    ctx = LoweringContext(opset)
+    names: dict = {}
+
+    input_protos = []
+    for i, v in enumerate(graph.inputs):
+        name = ctx.unique(graph.name(v))
+        names[v] = name
+        spec = graph.spec(v)
+        dims = ["batch" if j == 0 else f"dim_{i}_{j}" for j in range(len(spec.shape))]
+        input_protos.append(helper.make_value_info(name, tensor_type(spec.dtype, spec.shape, dims)))
+        ctx.dtypes[name] = spec.dtype
+
+    output_names = _output_names(model, graph)
+    final: dict = {}
+    for v, name in zip(graph.outputs, output_names):
+        if v in final or v in names:
+            continue
+        final[v] = ctx.unique(name)
+
+    for v in graph.values("weight"):
+        d = graph.nx.nodes[v]
+        name = ctx.unique(d["name"])
+        names[v] = name
+        ctx.initializers.append(numpy_helper.from_array(np.ascontiguousarray(d["payload"]._value), name))
+        ctx.dtypes[name] = d["spec"].dtype
+
+    nx_nodes = graph.nx.nodes
+    for op in graph.ops:
+        d = nx_nodes[op]
+        ins = []
+        for v in op.inputs:
+            name = names.get(v)
+            if name is None:  # a constant, stored on first use
+                vd = nx_nodes[v]
+                name = names[v] = ctx.const(vd["payload"], vd["name"])
+            ins.append(name)
+        outs = []
+        for v in op.outputs:
+            name = final.get(v) or ctx.unique(nx_nodes[v]["name"])
+            names[v] = name
+            ctx.dtypes[name] = v.dtype
+            outs.append(name)
+        ctx.scope = d["name"].rsplit("/", 1)[0] if "/" in d["name"] else d["name"]
+        ctx.layer = ctx.scope
+        try:
+            d["prim"].to_onnx(ctx, ins, outs, **d["attrs"])
+        except LoweringError as error:
+            raise ExportError(f"Lowering failed: {error}") from None
+
+    output_protos = []
+    ctx.scope = "output"
+    for i, (v, name) in enumerate(zip(graph.outputs, output_names)):
+        if final.get(v) is None or i != graph.outputs.index(v):
+            # The output is a model input or repeats an earlier output: give it its own name.
+            source = names[v]
+            name = ctx.unique(name)
+            ctx.node("Identity", [source], [name])
+        else:
+            name = final[v]
+        spec = graph.spec(v)
+        output_protos.append(
+            helper.make_value_info(name, tensor_type(spec.dtype, spec.shape, [None] * len(spec.shape)))
+        )
+
+    nodes = _drop_identities(ctx.nodes, {p.name for p in output_protos})
+    onnx_graph = helper.make_graph(
+        nodes,
+        model.name,
+        input_protos,
+        output_protos,
+        initializer=ctx.initializers,
+        doc_string=f"{model.class_name} model '{model.name}' exported by irtool {__version__}",
+    )
+    opset_import = [helper.make_opsetid("", opset)]
+    proto = helper.make_model(
+        onnx_graph,
+        opset_imports=opset_import,
+        producer_name="irtool",
+        producer_version=__version__,
+        ir_version=helper.find_min_ir_version_for(opset_import),
+        doc_string=f"irtool export of '{model.name}'",
+    )
+    helper.set_model_props(proto, {"irtool.version": __version__, "irtool.model_name": model.name})
+    if check:
+        proto = validate(proto)
+    return proto
+
+
+def validate(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``onnx.checker`` plus strict shape inference (what ``full_check=True`` does); returns the
+    model with inferred ``value_info`` and output shapes."""
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f"onnx.checker rejected the exported model: {error}") from None
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+    except onnx.shape_inference.InferenceError as error:
+        raise ExportError(f"ONNX shape inference failed on the exported model: {error}") from None
+    return inferred
+
+
+def _output_names(model, graph) -> list:
+    try:
+        names = list(model.output_names)
+    except AttributeError:
+        names = [graph.name(v) for v in graph.outputs]
+    return names
+
+
+def _drop_identities(nodes: list, keep: set) -> list:
+    """Remove Identity nodes whose output is not a graph output, rewiring their consumers."""
+    alias: dict = {}
+    out = []
+    for node in nodes:
+        inputs = [alias.get(x, x) for x in node.input]
+        if node.op_type == "Identity" and node.output[0] not in keep:
+            alias[node.output[0]] = inputs[0]
+            continue
+        if list(node.input) != inputs:
+            del node.input[:]
+            node.input.extend(inputs)
+        out.append(node)
+    return out
+
+
+def save_onnx(proto: onnx.ModelProto, path) -> None:
+    """Write ``proto`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".irtool-", suffix=".onnx.tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(proto.SerializeToString(deterministic=True))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def export_onnx(model, filepath, opset: int | None = None, check: bool = True) -> onnx.ModelProto:
+    """Lower, validate and atomically write ``model`` to ``filepath``; returns the proto.
+
+    >>> model.export("model.onnx")  # doctest: +SKIP
+    """
+    proto = to_onnx(model, opset=opset, check=check)
+    save_onnx(proto, filepath)
+    return proto

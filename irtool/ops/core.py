@@ -1,0 +1,255 @@
+"""Tracing: symbolic tensors, primitives and the records they leave behind.
+
+A **primitive** (``Primitive`` subclass, one instance per kind) declares the rules for one
+operation side by side: ``infer`` (output specs from input specs), ``forward`` (the NumPy
+kernel), ``to_onnx`` (its lowering) and, for the trainer, ``vjp``.
+
+``apply(prim, inputs, **attrs)`` is the only place where the two execution modes meet: if
+any input is symbolic it records a ``PrimNode`` and returns new ``SymbolicTensor``s whose
+``producer`` points back at the record; otherwise it runs ``forward`` on NumPy arrays. A
+model walks these back-pointers from its outputs to build its graph, so nothing global is
+needed to trace.
+
+Every record also keeps the **scope**: the tuple of layer calls (outermost first) that were
+running when it was made, so the graph knows which layer each primitive belongs to.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from irtool.ir.dtypes import standardize_dtype
+from irtool.ir.naming import uniquify
+from irtool.ir.spec import TensorSpec, format_shape
+
+
+class _ScopeStack(threading.local):
+    def __init__(self):
+        self.scope: tuple = ()
+
+
+_state = _ScopeStack()
+
+
+def current_scope() -> tuple:
+    """The layer calls running now, outermost first (empty at the top level)."""
+    return _state.scope
+
+
+class scope:
+    """Context manager that runs tracing inside ``call`` (a layer call record)."""
+
+    __slots__ = ("call", "saved")
+
+    def __init__(self, call, base: tuple | None = None):
+        self.call = call
+        self.saved = base
+
+    def __enter__(self):
+        parent = _state.scope if self.saved is None else self.saved
+        self.saved = _state.scope
+        _state.scope = parent + (self.call,)
+        return _state.scope
+
+    def __exit__(self, *exc):
+        _state.scope = self.saved
+
+
+class Primitive:
+    """One kind of primitive operation, with all of its rules in one class.
+
+    Subclasses set ``name`` (snake case, used in node names) and implement ``infer``,
+    ``forward`` and ``to_onnx``; ``vjp`` is added by the trainer.
+    """
+
+    name = "primitive"
+    num_outputs = 1
+
+    def infer(self, specs: list, **attrs) -> list:
+        raise NotImplementedError
+
+    def forward(self, *arrays, **attrs):
+        raise NotImplementedError
+
+    def kernel(self, attrs: dict):
+        """A callable ``f(*arrays) -> tuple`` for the executor's compiled schedule."""
+        forward = self.forward
+        if self.num_outputs == 1:
+            if attrs:
+                return lambda *a: (forward(*a, **attrs),)
+            return lambda *a: (forward(*a),)
+        if attrs:
+            return lambda *a: forward(*a, **attrs)
+        return forward
+
+    def to_onnx(self, ctx, ins: list, outs: list, **attrs) -> None:
+        raise NotImplementedError(f"Primitive {self.name!r} has no ONNX lowering.")
+
+    def __repr__(self) -> str:
+        return f"<Primitive {self.name}>"
+
+
+class PrimNode:
+    """The record of one primitive application on symbolic tensors."""
+
+    __slots__ = ("prim", "attrs", "inputs", "outputs", "scope")
+
+    def __init__(self, prim: Primitive, attrs: dict, inputs: list, scope_: tuple):
+        self.prim = prim
+        self.attrs = attrs
+        self.inputs = inputs
+        self.outputs: list = []
+        self.scope = scope_
+
+    def __repr__(self) -> str:
+        return f"<PrimNode {self.prim.name}>"
+
+
+class Constant:
+    """A literal array used as an operand in a traced graph (``x + 2.0``, ``ops.zeros``)."""
+
+    __slots__ = ("value", "__weakref__")
+
+    def __init__(self, value: np.ndarray):
+        self.value = value
+
+    @property
+    def shape(self) -> tuple:
+        return self.value.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.value.dtype.name
+
+    def __repr__(self) -> str:
+        return f"<Constant shape={self.value.shape} dtype={self.value.dtype.name}>"
+
+
+class SymbolicTensor:
+    """A placeholder for a value: static shape (``None`` = unknown), dtype and history.
+
+    ``producer``/``index`` point at the primitive record that computes it (``None`` for a
+    model input). ``_keras_history`` is ``(call, tensor_index)`` when the tensor is an output
+    of a layer call (or an ``Input``), which is what the layer-level view follows.
+    Operators (``+ - * / @ ** [] < > != ...``) record primitives, as in Keras.
+    """
+
+    __slots__ = ("shape", "dtype", "producer", "index", "_keras_history", "_name", "__weakref__")
+
+    def __init__(self, shape, dtype, producer=None, index=0, name=None):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+        self.producer = producer
+        self.index = index
+        self._keras_history = None
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        if self._name is None:
+            self._name = uniquify("keras_tensor")
+        return self._name
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def sparse(self) -> bool:
+        return False
+
+    @property
+    def ragged(self) -> bool:
+        return False
+
+    @property
+    def spec(self) -> TensorSpec:
+        return TensorSpec(self.shape, self.dtype)
+
+    def __repr__(self) -> str:
+        return (
+            f"<KerasTensor shape={format_shape(self.shape)}, dtype={self.dtype}, sparse=False, "
+            f"ragged=False, name={self.name}>"
+        )
+
+    def __bool__(self):
+        raise TypeError("A symbolic KerasTensor cannot be used as a boolean.")
+
+    def __iter__(self):
+        raise NotImplementedError(
+            "Iterating over a symbolic KerasTensor is not supported. Use `ops.unstack` or index it."
+        )
+
+    def __len__(self):
+        if self.shape and self.shape[0] is not None:
+            return self.shape[0]
+        raise TypeError("len() of a symbolic tensor with an unknown first dimension.")
+
+    def __array__(self, dtype=None, copy=None):
+        raise ValueError(
+            "A KerasTensor is symbolic: it's a placeholder for a shape and a dtype. It doesn't have "
+            "any actual numerical value. You cannot convert it to a NumPy array."
+        )
+
+    def __int__(self):
+        self.__array__()
+
+    __float__ = __int__
+    __hash__ = object.__hash__
+
+    # Operators are bound in irtool.ops.__init__ (they need the public op functions).
+
+
+def is_symbolic(x) -> bool:
+    return isinstance(x, SymbolicTensor)
+
+
+def spec_of(x) -> TensorSpec:
+    if isinstance(x, SymbolicTensor):
+        return TensorSpec(x.shape, x.dtype)
+    return TensorSpec(tuple(x.shape), standardize_dtype(x.dtype))
+
+
+def value_of(x) -> np.ndarray:
+    """The NumPy value of an eager operand (array, Variable, Constant or Python scalar)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if isinstance(x, Constant):
+        return x.value
+    value = getattr(x, "_value", None)
+    if value is not None:
+        return value
+    return np.asarray(x)
+
+
+def apply(prim: Primitive, inputs: list, **attrs):
+    """Apply ``prim``: record it if any input is symbolic, else compute it in NumPy.
+
+    Returns a list of outputs (symbolic tensors or arrays).
+    """
+    symbolic = False
+    for x in inputs:
+        if isinstance(x, SymbolicTensor):
+            symbolic = True
+            break
+    if not symbolic:
+        out = prim.forward(*[value_of(x) for x in inputs], **attrs)
+        return [out] if prim.num_outputs == 1 else list(out)
+    operands = [x if hasattr(x, "shape") and not isinstance(x, np.ndarray) else Constant(np.asarray(x)) for x in inputs]
+    specs = [spec_of(x) for x in operands]
+    out_specs = prim.infer(specs, **attrs)
+    node = PrimNode(prim, attrs, operands, _state.scope)
+    node.outputs = [SymbolicTensor(s.shape, s.dtype, node, i) for i, s in enumerate(out_specs)]
+    return node.outputs
+
+
+def apply_in_scope(prim: Primitive, inputs: list, attrs: dict, scope_: tuple) -> list:
+    """``apply`` with an explicit scope (used to replay a model's graph inside a call)."""
+    saved = _state.scope
+    _state.scope = scope_
+    try:
+        return apply(prim, inputs, **attrs)
+    finally:
+        _state.scope = saved

@@ -1,0 +1,100 @@
+"""Matrix products: ``matmul`` (NumPy semantics, batched and broadcast) and ``einsum``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irtool.ir.spec import TensorSpec, broadcast_shapes
+from irtool.ops.core import Primitive, apply
+from irtool.ops.elementwise import promote
+from irtool.ops.operation import top_level_op
+
+
+class Matmul(Primitive):
+    name = "matmul"
+
+    def infer(self, specs):
+        a, b = specs
+        if a.dtype != b.dtype:
+            raise ValueError(f"`matmul` needs operands of one dtype. Received: {a.dtype} and {b.dtype}.")
+        if not a.shape or not b.shape:
+            raise ValueError(f"`matmul` does not accept scalars. Received: shapes {a.shape} and {b.shape}.")
+        sa = (1,) + a.shape if len(a.shape) == 1 else a.shape
+        sb = b.shape + (1,) if len(b.shape) == 1 else b.shape
+        if None not in (sa[-1], sb[-2]) and sa[-1] != sb[-2]:
+            raise ValueError(
+                "Inner dimensions of `matmul` must match: the last axis of x1 and the second-to-last of x2. "
+                f"Received: x1.shape={a.shape}, x2.shape={b.shape}"
+            )
+        batch = broadcast_shapes(sa[:-2], sb[:-2])
+        shape = batch + (sa[-2], sb[-1])
+        if len(a.shape) == 1:
+            shape = shape[:-2] + shape[-1:]
+        if len(b.shape) == 1:
+            shape = shape[:-1]
+        return [TensorSpec(shape, a.dtype)]
+
+    def forward(self, a, b):
+        return np.matmul(a, b)
+
+    def kernel(self, attrs):
+        return lambda a, b: (np.matmul(a, b),)
+
+    def to_onnx(self, ctx, ins, outs):
+        ctx.node("MatMul", ins, outs)
+
+
+MATMUL = Matmul()
+
+
+@top_level_op("Matmul")
+def matmul(x1, x2):
+    """Matrix product with NumPy's broadcasting rules (``x1 @ x2``)."""
+    a, b, _ = promote(x1, x2)
+    return apply(MATMUL, [a, b])[0]
+
+
+class Einsum(Primitive):
+    name = "einsum"
+
+    def infer(self, specs, equation):
+        dims = {}
+        lhs, _, rhs = equation.partition("->")
+        for term, spec in zip(lhs.split(","), specs):
+            if len(term) != len(spec.shape):
+                raise ValueError(f"`einsum` term {term!r} does not match an operand of shape {spec.shape}.")
+            for letter, d in zip(term, spec.shape):
+                if d is not None and dims.get(letter) not in (None, 1) and d not in (1, dims[letter]):
+                    raise ValueError(f"`einsum` dimension {letter!r} has sizes {dims[letter]} and {d}.")
+                if dims.get(letter) in (None, 1):
+                    dims[letter] = d
+        return [TensorSpec(tuple(dims[c] for c in rhs), specs[0].dtype)]
+
+    def forward(self, *xs, equation):
+        return np.einsum(equation, *xs)
+
+    def kernel(self, attrs):
+        eq = attrs["equation"]
+        return lambda *xs: (np.einsum(eq, *xs, optimize=len(xs) > 2),)
+
+    def to_onnx(self, ctx, ins, outs, equation):
+        ctx.node("Einsum", ins, outs, equation=equation)
+
+
+EINSUM = Einsum()
+
+
+@top_level_op("Einsum")
+def einsum(subscripts: str, *operands):
+    """Einstein summation (explicit ``->`` output added when omitted, as NumPy implies it)."""
+    eq = subscripts.replace(" ", "")
+    if "..." in eq:
+        raise ValueError("`einsum` with '...' is not supported; name every axis.")
+    if "->" not in eq:
+        letters = eq.replace(",", "")
+        eq += "->" + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    ops = list(operands)
+    if len(ops) > 1:
+        first, ops[1], _ = promote(ops[0], ops[1])
+        ops[0] = first
+    return apply(EINSUM, ops, equation=eq)[0]

@@ -1,0 +1,130 @@
+"""Reductions over axes: sum, mean, max, min, prod, argmax, argmin."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irtool.ir.dtypes import is_float
+from irtool.ir.spec import TensorSpec, normalize_axis
+from irtool.ops.core import Primitive, apply
+from irtool.ops.operation import top_level_op
+
+
+def _reduced_shape(shape, axes, keepdims):
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+class Reduce(Primitive):
+    """Reduce over ``axes`` (a sorted tuple of non-negative axes) with ``keepdims``."""
+
+    def __init__(self, name: str, fn, onnx_op: str):
+        self.name = name
+        self.fn = fn
+        self.onnx_op = onnx_op
+
+    def infer(self, specs, axes, keepdims):
+        (x,) = specs
+        dtype = x.dtype
+        if self.name == "mean" and not is_float(dtype):
+            dtype = "float32"
+        return [TensorSpec(_reduced_shape(x.shape, axes, keepdims), dtype)]
+
+    def forward(self, x, axes, keepdims):
+        out = self.fn(x, axis=axes, keepdims=keepdims)
+        return np.asarray(out, dtype=x.dtype if self.name != "mean" or is_float(x.dtype.name) else "float32")
+
+    def to_onnx(self, ctx, ins, outs, axes, keepdims):
+        ctx.reduce(self.onnx_op, ins[0], list(axes), keepdims, outs)
+
+
+SUM = Reduce("sum", np.sum, "ReduceSum")
+MEAN = Reduce("mean", np.mean, "ReduceMean")
+MAX = Reduce("max", np.max, "ReduceMax")
+MIN = Reduce("min", np.min, "ReduceMin")
+PROD = Reduce("prod", np.prod, "ReduceProd")
+
+
+def _axes(x, axis) -> tuple:
+    ndim = len(x.shape)
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    return tuple(sorted({normalize_axis(a, ndim) for a in axis}))
+
+
+def _reduce(prim, x, axis, keepdims):
+    if not hasattr(x, "shape"):
+        x = np.asarray(x)
+    if prim is MEAN and not is_float(str(x.dtype)):
+        from irtool.ops.elementwise import cast
+
+        x = cast(x, "float32")
+    return apply(prim, [x], axes=_axes(x, axis), keepdims=bool(keepdims))[0]
+
+
+@top_level_op("Sum")
+def sum(x, axis=None, keepdims=False):  # noqa: A001 - Keras' name
+    return _reduce(SUM, x, axis, keepdims)
+
+
+@top_level_op("Mean")
+def mean(x, axis=None, keepdims=False):
+    return _reduce(MEAN, x, axis, keepdims)
+
+
+@top_level_op("Max")
+def max(x, axis=None, keepdims=False, initial=None):  # noqa: A001 - Keras' name
+    return _reduce(MAX, x, axis, keepdims)
+
+
+@top_level_op("Min")
+def min(x, axis=None, keepdims=False, initial=None):  # noqa: A001 - Keras' name
+    return _reduce(MIN, x, axis, keepdims)
+
+
+@top_level_op("Prod")
+def prod(x, axis=None, keepdims=False, dtype=None):
+    return _reduce(PROD, x, axis, keepdims)
+
+
+class ArgReduce(Primitive):
+    def __init__(self, name: str, fn, onnx_op: str):
+        self.name = name
+        self.fn = fn
+        self.onnx_op = onnx_op
+
+    def infer(self, specs, axis, keepdims):
+        (x,) = specs
+        return [TensorSpec(_reduced_shape(x.shape, (axis,), keepdims), "int32")]
+
+    def forward(self, x, axis, keepdims):
+        return self.fn(x, axis=axis, keepdims=keepdims).astype("int32")
+
+    def to_onnx(self, ctx, ins, outs, axis, keepdims):
+        i64 = ctx.node(self.onnx_op, ins, axis=axis, keepdims=int(keepdims), select_last_index=0)[0]
+        ctx.node("Cast", [i64], outs, to=ctx.onnx_dtype("int32"))
+
+
+ARGMAX = ArgReduce("argmax", np.argmax, "ArgMax")
+ARGMIN = ArgReduce("argmin", np.argmin, "ArgMin")
+
+
+@top_level_op("Argmax")
+def argmax(x, axis=None, keepdims=False):
+    from irtool.ops.shape import reshape
+
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    return apply(ARGMAX, [x], axis=normalize_axis(axis, len(x.shape)), keepdims=bool(keepdims))[0]
+
+
+@top_level_op("Argmin")
+def argmin(x, axis=None, keepdims=False):
+    from irtool.ops.shape import reshape
+
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    return apply(ARGMIN, [x], axis=normalize_axis(axis, len(x.shape)), keepdims=bool(keepdims))[0]
