@@ -123,7 +123,7 @@ def _bind_operators(cls) -> None:
     cls.__invert__ = logical_not
     cls.__round__ = lambda self, ndigits=None: round(self)
     cls.__getitem__ = get_item
-    cls.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)
+    cls.reshape = lambda self, *dims: reshape(self, dims[0] if len(dims) == 1 else dims)
     cls.squeeze = squeeze
     cls.numpy_dtype = property(lambda self: self.dtype)
 
