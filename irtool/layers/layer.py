@@ -229,31 +229,32 @@ class Layer(Operation):
         shapes = tree.map_structure(lambda t: tuple(t.shape) if hasattr(t, "shape") else None, first)
         if isinstance(shapes, list) and len(shapes) == 1 and not isinstance(first, list):
             shapes = shapes[0]
-        _paths.names.append(self.name)
-        try:
-            self.build(shapes)
-        finally:
-            _paths.names.pop()
+        self.build(shapes)
         self.built = True
 
     def __call__(self, *args, **kwargs):
         if self.autocast:
             args, kwargs = self._autocast(args, kwargs)
         flat = tree.flatten([args, kwargs])
-        if not self.built:
-            self._build_from(args, kwargs)
-        if not any(isinstance(x, SymbolicTensor) for x in flat):
-            return self.call(*args, **kwargs)
-        first = args[0] if args else next(iter(kwargs.values()))
-        assert_input_compatibility(
-            self.input_spec, [t for t in tree.flatten(first) if isinstance(t, SymbolicTensor)], self.name
-        )
+        # Weights created while this layer builds or runs (sublayers built lazily inside
+        # ``call``) get paths under this layer's, like ``custom_rnn/dense_1/kernel``.
+        _paths.names.append(self.name)
         try:
+            first = args[0] if args else next(iter(kwargs.values()), None)
+            error = _input_error(self, [t for t in tree.flatten(first) if hasattr(t, "shape")])
+            if error is not None:
+                raise error
+            if not self.built:
+                self._build_from(args, kwargs)
+            if not any(isinstance(x, SymbolicTensor) for x in flat):
+                return self.call(*args, **kwargs)
             return record_call(self, self.call, args, kwargs)
         except (ValueError, TypeError, IndexError) as error:
-            if getattr(error, "_irtool_context", False):
+            if getattr(error, "_irtool_context", False) or not any(isinstance(x, SymbolicTensor) for x in flat):
                 raise
             raise _with_call_context(error, self, args, kwargs) from None
+        finally:
+            _paths.names.pop()
 
     def _autocast(self, args, kwargs):
         if not is_float(self.dtype):
@@ -315,6 +316,15 @@ class Layer(Operation):
 
     def __repr__(self) -> str:
         return f"<{self.class_name} name={self.name}, built={self.built}>"
+
+
+def _input_error(layer: Layer, tensors: list):
+    try:
+        assert_input_compatibility(layer.input_spec, tensors, layer.name)
+    except ValueError as error:
+        error._irtool_context = True
+        return error
+    return None
 
 
 def _dedup(weights: list) -> list:

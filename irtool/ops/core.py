@@ -23,6 +23,7 @@ import numpy as np
 from irtool.ir.dtypes import standardize_dtype
 from irtool.ir.naming import uniquify
 from irtool.ir.spec import TensorSpec, format_shape
+from irtool.ops.variable import Variable
 
 
 class _ScopeStack(threading.local):
@@ -229,9 +230,12 @@ def apply(prim: Primitive, inputs: list, **attrs):
 
     Returns a list of outputs (symbolic tensors or arrays).
     """
+    # Inside a trace, an op reading a weight is recorded even with constant operands, so the
+    # graph reads the weight at run time instead of freezing its current value.
+    tracing = bool(_state.scope)
     symbolic = False
     for x in inputs:
-        if isinstance(x, SymbolicTensor):
+        if isinstance(x, SymbolicTensor) or (tracing and isinstance(x, Variable)):
             symbolic = True
             break
     if not symbolic:

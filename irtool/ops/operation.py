@@ -96,6 +96,8 @@ def record_call(operation: Operation, fn, args: tuple, kwargs: dict, scope_base:
             fresh.append(t)
     for i, t in enumerate(fresh):
         t._keras_history = (call, i)
+        if t._name is None:
+            t._name = naming.uniquify("keras_tensor")
     call.outputs = tree.pack_like(outputs, fresh)
     call.output_tensors = fresh
     operation._inbound_nodes.append(call)
