@@ -129,18 +129,54 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
     return proto
 
 
+SKELETON_MAX_BYTES = 1024
+
+
 def validate(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """``onnx.checker`` plus strict shape inference (what ``full_check=True`` does); returns the
-    model with inferred ``value_info`` and output shapes."""
+    """Run ``onnx.checker`` and strict shape inference (together what ``full_check=True``
+    does); return ``proto`` with the inferred ``value_info`` and output shapes added.
+
+    Both run on a *skeleton* of the model in which large initializers are replaced by typed
+    graph inputs: the checks look at types, shapes and wiring, not at weight bytes, so this
+    keeps validation cost independent of model size (a 16 MB model would otherwise be
+    serialized and parsed several times). Small initializers (shape tensors, axes) stay, so
+    data propagation still sees their values.
+    """
+    skeleton = _skeleton(proto)
+    blob = skeleton.SerializeToString()
     try:
-        onnx.checker.check_model(proto)
+        onnx.checker.check_model(blob)
     except onnx.checker.ValidationError as error:
         raise ExportError(f"onnx.checker rejected the exported model: {error}") from None
     try:
-        inferred = onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(blob, check_type=True, strict_mode=True, data_prop=True)
     except onnx.shape_inference.InferenceError as error:
         raise ExportError(f"ONNX shape inference failed on the exported model: {error}") from None
-    return inferred
+    if isinstance(inferred, bytes):
+        inferred = onnx.ModelProto.FromString(inferred)
+    weight_names = {i.name for i in proto.graph.initializer}
+    proto.graph.value_info.extend(v for v in inferred.graph.value_info if v.name not in weight_names)
+    del proto.graph.output[:]
+    proto.graph.output.extend(inferred.graph.output)
+    return proto
+
+
+def _skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
+    graph = proto.graph
+    small = [t for t in graph.initializer if _nbytes(t) <= SKELETON_MAX_BYTES]
+    large = [t for t in graph.initializer if _nbytes(t) > SKELETON_MAX_BYTES]
+    weight_inputs = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in large]
+    skeleton_graph = helper.make_graph(
+        graph.node, graph.name, list(graph.input) + weight_inputs, graph.output, initializer=small
+    )
+    skeleton = helper.make_model(
+        skeleton_graph, opset_imports=proto.opset_import, ir_version=proto.ir_version, producer_name="irtool"
+    )
+    return skeleton
+
+
+def _nbytes(tensor: onnx.TensorProto) -> int:
+    return len(tensor.raw_data) if tensor.HasField("raw_data") else 0
 
 
 def _output_names(model, graph) -> list:

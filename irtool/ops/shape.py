@@ -52,46 +52,30 @@ class Reshape(Primitive):
 
     def infer(self, specs, shape):
         (x,) = specs
-        known = [d for d in x.shape if d is not None]
-        total = int(np.prod(known)) if len(known) == len(x.shape) else None
-        out = []
         for i, d in enumerate(shape):
-            if d is None:
-                if i >= len(x.shape):
-                    raise ValueError(f"Cannot reshape a tensor of shape {x.shape} to {shape}: no dim {i} to keep.")
-                out.append(x.shape[i])
-            else:
-                out.append(d)
-        if out.count(-1) > 1:
+            if d is None and i >= len(x.shape):
+                raise ValueError(f"Cannot reshape a tensor of shape {x.shape} to {shape}: no dim {i} to keep.")
+        if list(shape).count(-1) > 1:
             raise ValueError(f"Only one dimension of the target shape can be -1. Received: shape={shape}")
-        rest = [d for d in out if d != -1]
-        if -1 in out:
-            if total is not None and None not in rest:
-                size = int(np.prod(rest))
-                if size == 0 or total % size:
+        kept = {i for i, d in enumerate(shape) if d is None}
+        out = [x.shape[i] if i in kept else d for i, d in enumerate(shape)]
+        rest_in = [d for i, d in enumerate(x.shape) if i not in kept]
+        rest_out = [d for i, d in enumerate(shape) if i not in kept and d != -1]
+        size_in = None if None in rest_in else int(np.prod(rest_in, dtype=np.int64))
+        size_out = int(np.prod(rest_out, dtype=np.int64))
+        if -1 in shape:
+            if size_in is not None:
+                if size_out == 0 or size_in % size_out:
                     raise ValueError(f"Cannot reshape a tensor of shape {x.shape} to {tuple(shape)}.")
-                out[out.index(-1)] = total // size
+                out[list(shape).index(-1)] = size_in // size_out
             else:
-                out[out.index(-1)] = self._infer_minus_one(x.shape, shape, out)
-        elif total is not None and None not in out and int(np.prod(out)) != total:
+                out[list(shape).index(-1)] = None
+        elif size_in is not None and size_in != size_out:
             raise ValueError(
-                f"Cannot reshape a tensor of shape {x.shape} ({total} elements) to {tuple(shape)} "
-                f"({int(np.prod(out))} elements)."
+                f"Cannot reshape a tensor of shape {x.shape} ({size_in} elements) to {tuple(shape)} "
+                f"({size_out} elements)."
             )
         return [TensorSpec(tuple(out), x.dtype)]
-
-    @staticmethod
-    def _infer_minus_one(in_shape, shape, out):
-        # With unknown dims, -1 is known only when the unknown dims are all kept in place.
-        unknown_in = [i for i, d in enumerate(in_shape) if d is None]
-        kept = [i for i in unknown_in if i < len(shape) and shape[i] is None]
-        if len(kept) != len(unknown_in):
-            return None
-        known_in = int(np.prod([d for d in in_shape if d is not None]))
-        known_out = int(np.prod([d for d in out if d not in (-1, None)]))
-        if known_out == 0 or known_in % known_out:
-            raise ValueError(f"Cannot reshape a tensor of shape {in_shape} to {tuple(shape)}.")
-        return known_in // known_out
 
     def forward(self, x, shape):
         return x.reshape([x.shape[i] if d is None else d for i, d in enumerate(shape)])
@@ -343,7 +327,7 @@ class GetItem(Primitive):
             axis += 1
         x = ins[0]
         stages = [bool(axes), bool(squeeze_axes), bool(new_axes)]
-        last = max(i for i, s in enumerate(stages + [True]) if s) if any(stages) else -1
+        last = max((i for i, s in enumerate(stages) if s), default=-1)
         if last == -1:
             ctx.node("Identity", [x], outs)
             return
