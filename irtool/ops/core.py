@@ -75,12 +75,9 @@ class Primitive:
         raise NotImplementedError
 
     def kernel(self, attrs: dict):
-        """A callable ``f(*arrays) -> tuple`` for the executor's compiled schedule."""
+        """A callable ``f(*arrays)`` for the executor's compiled schedule, returning the output
+        (or a tuple of outputs when ``num_outputs > 1``), with ``attrs`` bound."""
         forward = self.forward
-        if self.num_outputs == 1:
-            if attrs:
-                return lambda *a: (forward(*a, **attrs),)
-            return lambda *a: (forward(*a),)
         if attrs:
             return lambda *a: forward(*a, **attrs)
         return forward

@@ -45,8 +45,9 @@ class Binary(Primitive):
         return out
 
     def kernel(self, attrs):
-        fn = self.forward
-        return lambda a, b: (fn(a, b),)
+        if self.boolean or self.name in ("add", "subtract", "multiply", "maximum", "minimum"):
+            return self.fn  # the ufunc itself: operands already share one dtype
+        return self.forward
 
     def to_onnx(self, ctx, ins, outs):
         ctx.node(self.onnx_op, ins, outs)
@@ -338,6 +339,15 @@ def _relu6_onnx(ctx, ins, outs):
     ctx.node("Clip", [ins[0], ctx.const(np.asarray(0, dt)), ctx.const(np.asarray(6, dt))], outs)
 
 
+def _relu_onnx(ctx, ins, outs):
+    dt = ctx.dtype_of(ins[0])
+    if is_float(dt) or dt in ("int8", "int32"):
+        ctx.node("Relu", ins, outs)
+    else:
+        # ONNX Runtime has no Relu kernel for the other integer types.
+        ctx.node("Max", [ins[0], ctx.const(np.asarray(0, dt))], outs)
+
+
 def _leaky_relu(x, negative_slope):
     return np.where(x >= 0, x, x * np.asarray(negative_slope, x.dtype))
 
@@ -366,7 +376,7 @@ EXP = Unary("exp", np.exp, "Exp", float_only=True)
 LOG = Unary("log", np.log, "Log", float_only=True)
 TANH = Unary("tanh", np.tanh, "Tanh", float_only=True)
 SIGMOID = Unary("sigmoid", _sigmoid, "Sigmoid", float_only=True)
-RELU = Unary("relu", lambda x: np.maximum(x, np.asarray(0, x.dtype)), "Relu")
+RELU = Unary("relu", lambda x: np.maximum(x, np.asarray(0, x.dtype)), _relu_onnx)
 RELU6 = Unary("relu6", lambda x: np.clip(x, np.asarray(0, x.dtype), np.asarray(6, x.dtype)), _relu6_onnx)
 SOFTPLUS = Unary("softplus", _softplus, "Softplus", float_only=True)
 SOFTSIGN = Unary("softsign", lambda x: x / (np.asarray(1, x.dtype) + np.abs(x)), "Softsign", float_only=True)

@@ -26,7 +26,13 @@ class Matmul(Primitive):
                 "Inner dimensions of `matmul` must match: the last axis of x1 and the second-to-last of x2. "
                 f"Received: x1.shape={a.shape}, x2.shape={b.shape}"
             )
-        batch = broadcast_shapes(sa[:-2], sb[:-2])
+        try:
+            batch = broadcast_shapes(sa[:-2], sb[:-2])
+        except ValueError:
+            raise ValueError(
+                "The batch dimensions of `matmul` operands could not be broadcast together. "
+                f"Received: x1.shape={a.shape}, x2.shape={b.shape}"
+            ) from None
         shape = batch + (sa[-2], sb[-1])
         if len(a.shape) == 1:
             shape = shape[:-2] + shape[-1:]
@@ -38,7 +44,7 @@ class Matmul(Primitive):
         return np.matmul(a, b)
 
     def kernel(self, attrs):
-        return lambda a, b: (np.matmul(a, b),)
+        return np.matmul
 
     def to_onnx(self, ctx, ins, outs):
         ctx.node("MatMul", ins, outs)
@@ -75,7 +81,7 @@ class Einsum(Primitive):
 
     def kernel(self, attrs):
         eq = attrs["equation"]
-        return lambda *xs: (np.einsum(eq, *xs, optimize=len(xs) > 2),)
+        return lambda *xs: np.einsum(eq, *xs, optimize=len(xs) > 2)
 
     def to_onnx(self, ctx, ins, outs, equation):
         ctx.node("Einsum", ins, outs, equation=equation)

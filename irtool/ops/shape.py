@@ -224,7 +224,7 @@ class Concatenate(Primitive):
 
     def kernel(self, attrs):
         axis = attrs["axis"]
-        return lambda *xs: (np.concatenate(xs, axis=axis),)
+        return lambda *xs: np.concatenate(xs, axis=axis)
 
     def to_onnx(self, ctx, ins, outs, axis):
         ctx.node("Concat", ins, outs, axis=axis)

@@ -1,9 +1,11 @@
-"""The NumPy executor: a graph compiled once into a flat schedule of kernels and slots.
+"""The NumPy executor: a graph compiled once into straight-line Python code.
 
-networkx is for building and viewing; running goes through ``CompiledGraph.run``, a loop
-over ``(kernel, input_slots, output_slots)`` tuples with no graph lookups. Weights are
-read through the Variables' arrays, which ``assign`` updates in place, so a compiled graph
-always sees current weights.
+networkx is for building and viewing; running goes through ``CompiledGraph.run``. At compile
+time every value gets a local variable and every op one line ``v7 = k3(v2, w0)``, and the
+resulting function is created with ``exec`` from that generated source (our own text, never
+read from a file). So the inner loop has no graph lookups, no list indexing and exactly one
+Python call per primitive. Weights are bound as the Variables' arrays, which ``assign``
+updates in place, so a compiled graph always sees current weights.
 """
 
 from __future__ import annotations
@@ -14,46 +16,43 @@ from irtool.ir.graph import Graph
 
 
 class CompiledGraph:
-    """A graph ready to run: ``run([x0, x1, ...]) -> [y0, y1, ...]`` on NumPy arrays."""
+    """A graph ready to run: ``run([x0, x1, ...]) -> [y0, y1, ...]`` on NumPy arrays.
+
+    ``source`` holds the generated code, readable for debugging.
+    """
 
     def __init__(self, graph: Graph):
-        slot = {}
-        template = []
-        for v in graph.inputs:
-            slot.setdefault(v, len(template))
-            template.append(None)
-        for op in graph.ops:
-            for v in graph.op_inputs(op):
-                if v in slot:
-                    continue
-                d = graph.nx.nodes[v]
-                slot[v] = len(template)
-                template.append(d["payload"]._value if d["kind"] == "weight" else d["payload"])
-            for v in graph.op_outputs(op):
-                slot[v] = len(template)
-                template.append(None)
-        self.input_slots = [slot[v] for v in graph.inputs]
-        self.output_slots = [slot[v] for v in graph.outputs]
-        steps = []
-        for op in graph.ops:
+        local: dict = {}
+        bound: dict = {}
+        for i, v in enumerate(graph.inputs):
+            local.setdefault(v, f"x{i}")
+        lines = []
+        for k, op in enumerate(graph.ops):
             d = graph.nx.nodes[op]
-            kernel = d["prim"].kernel(d["attrs"])
-            steps.append(
-                (kernel, tuple(slot[v] for v in graph.op_inputs(op)), tuple(slot[v] for v in graph.op_outputs(op)))
-            )
-        self.steps = steps
-        self.template = template
-        self.single_input = len(self.input_slots) == 1 and self.input_slots[0] == 0
+            args = []
+            for v in graph.op_inputs(op):
+                name = local.get(v)
+                if name is None:
+                    vd = graph.nx.nodes[v]
+                    name = local[v] = f"c{len(bound)}"
+                    bound[name] = vd["payload"]._value if vd["kind"] == "weight" else vd["payload"]
+                args.append(name)
+            outs = []
+            for v in graph.op_outputs(op):
+                outs.append(local.setdefault(v, f"v{len(local)}"))
+            kernel = f"k{k}"
+            bound[kernel] = d["prim"].kernel(d["attrs"])
+            target = outs[0] if d["prim"].num_outputs == 1 else ", ".join(outs) + ","
+            lines.append(f"    {target} = {kernel}({', '.join(args)})")
+        params = ", ".join(f"x{i}" for i in range(len(graph.inputs)))
+        returns = ", ".join(local[v] for v in graph.outputs)
+        self.source = f"def run({params}):\n" + "\n".join(lines) + f"\n    return [{returns}]\n"
+        namespace = dict(bound)
+        exec(compile(self.source, f"<irtool compiled {len(graph.ops)} ops>", "exec"), namespace)
+        self._run = namespace["run"]
 
     def run(self, feeds: list) -> list:
-        env = self.template.copy()
-        for s, x in zip(self.input_slots, feeds):
-            env[s] = x
-        for kernel, ins, outs in self.steps:
-            results = kernel(*[env[i] for i in ins])
-            for o, r in zip(outs, results):
-                env[o] = r
-        return [env[s] for s in self.output_slots]
+        return self._run(*feeds)
 
 
 def as_array(x, dtype: str) -> np.ndarray:
