@@ -40,9 +40,10 @@ class LoweringContext:
         return list(outputs)
 
     def const(self, array, name: str | None = None) -> str:
-        array = np.asarray(array)
+        # order="C" keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
+        array = np.asarray(array, order="C")
         name = self.unique(name or (f"{self.scope}/const" if self.scope else "const"))
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(array, name))
         self.dtypes[name] = array.dtype.name
         return name
 
@@ -51,9 +52,14 @@ class LoweringContext:
 
     # -- opset-dependent helpers -------------------------------------------------------------------
     def unsqueeze(self, x: str, axes: list, outputs=1) -> list:
+        if not axes:
+            return self.node("Identity", [x], outputs)
         return self.node("Unsqueeze", [x, self.int64s(axes)], outputs)
 
     def squeeze(self, x: str, axes: list, outputs=1) -> list:
+        if not axes:
+            # An empty `axes` means "every size-1 dim" to ONNX (a batch of 1 too): keep all.
+            return self.node("Identity", [x], outputs)
         return self.node("Squeeze", [x, self.int64s(axes)], outputs)
 
     def reduce(self, op_type: str, x: str, axes: list, keepdims: bool, outputs=1) -> list:

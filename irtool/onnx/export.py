@@ -40,7 +40,12 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ExportError(f"opset {opset} is not supported: choose one in [{MIN_OPSET}, {newest}].")
-    graph = model.graph
+    graph = getattr(model, "_graph", None)
+    if graph is None:
+        raise ExportError(
+            f"Model '{model.name}' has no graph to export: build it first (give it an Input, or call it on data), "
+            "or use a functional model."
+        )
     ctx = LoweringContext(opset)
     names: dict = {}
 
@@ -89,6 +94,8 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
             d["prim"].to_onnx(ctx, ins, outs, **d["attrs"])
         except LoweringError as error:
             raise ExportError(f"Lowering failed: {error}") from None
+        except NotImplementedError as error:
+            raise ExportError(f"Lowering failed: op '{d['name']}' of layer '{ctx.layer}': {error}") from None
 
     output_protos = []
     ctx.scope = "output"
@@ -211,6 +218,9 @@ def save_onnx(proto: onnx.ModelProto, path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(proto.SerializeToString(deterministic=True))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -101,7 +101,8 @@ class ArgReduce(Primitive):
         return [TensorSpec(_reduced_shape(x.shape, (axis,), keepdims), "int32")]
 
     def forward(self, x, axis, keepdims):
-        return self.fn(x, axis=axis, keepdims=keepdims).astype("int32")
+        # np.asarray: a full reduction gives a NumPy scalar; keep it an array like `Reduce`.
+        return np.asarray(self.fn(x, axis=axis, keepdims=keepdims), dtype="int32")
 
     def to_onnx(self, ctx, ins, outs, axis, keepdims):
         i64 = ctx.node(self.onnx_op, ins, axis=axis, keepdims=int(keepdims), select_last_index=0)[0]

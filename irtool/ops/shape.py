@@ -461,7 +461,14 @@ class Where(Primitive):
         return np.where(c, a, b)
 
     def to_onnx(self, ctx, ins, outs):
-        ctx.node("Where", ins, outs)
+        if ctx.dtype_of(ins[1]) == "bool":
+            # ONNX Runtime has no bool Where kernel: (c and a) or (not c and b).
+            c, a, b = ins
+            picked = ctx.node("And", [c, a])[0]
+            other = ctx.node("And", [ctx.node("Not", [c])[0], b])[0]
+            ctx.node("Or", [picked, other], outs)
+        else:
+            ctx.node("Where", ins, outs)
 
 
 WHERE = Where()
@@ -533,15 +540,16 @@ def ones_like(x, dtype=None):
 
 
 def _full_like(x, value, dtype):
-    from irtool.ops.elementwise import add, cast, multiply
+    from irtool.ops.elementwise import cast
 
     x = _tensor(x)
+    dtype = standardize_dtype(dtype or x.dtype)
     if not isinstance(x, SymbolicTensor):
-        return np.full(x.shape, value, dtype=standardize_dtype(dtype or x.dtype))
-    out = multiply(x, 0)
-    if value:
-        out = add(out, value)
-    return cast(out, dtype) if dtype else out
+        return np.full(x.shape, value, dtype=dtype)
+    # A `where` on x's shape with a constant in both branches: unlike `x * 0 + value` it does
+    # not turn inf or NaN entries of x into NaN.
+    fill = np.asarray(value, dtype)
+    return where(cast(x, "bool"), fill, fill)
 
 
 def arange(start, stop=None, step=1, dtype=None):

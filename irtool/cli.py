@@ -1,0 +1,347 @@
+"""The ``irtool`` command line: export a model defined in a Python file to ONNX, or summarize it.
+
+    irtool export examples/mnist_mlp.py -o out/mnist.onnx --check
+    irtool summary examples/mnist_mlp.py --show-trainable
+
+The file is run (as module ``__irtool_model__``, so its ``if __name__ == "__main__":`` block
+is skipped) and the model is picked from its globals: ``--object NAME`` (a model or a
+zero-argument function returning one), else ``model``, else ``build_model()`` or
+``get_model()``, else the only model instance defined. Errors print one line,
+``irtool: error: ...``, and exit with 1 (2 for usage errors); ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import runpy
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+#: Model-loading entry points tried, in order, when ``--object`` is not given.
+FACTORY_NAMES = ("build_model", "get_model")
+#: Saved-model formats recognised (and refused, for now) by suffix.
+SAVED_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".pb", ".tflite", ".npz")
+
+
+class CLIError(Exception):
+    """A failure reported as one ``irtool: error:`` line; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors raise ``CLIError(code=2)`` instead of printing usage."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise CLIError(f"{message} (see '{self.prog} --help')", code=2)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _describe(error: BaseException) -> str:
+    message = _one_line(str(error))
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+# -- loading a model from a Python file ------------------------------------------------------------
+def run_model_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Run the Python file at ``path`` with its folder on ``sys.path``; returns its globals."""
+    from irtool import backend
+
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix in SAVED_MODEL_SUFFIXES:
+        raise CLIError(
+            f"loading saved models ({suffix} files) is not supported yet; pass the Python file that builds the model"
+        )
+    if not file.exists():
+        raise CLIError(f"no such file: {path}")
+    if file.is_dir():
+        raise CLIError(f"{path} is a directory; pass the Python file that builds the model")
+    filename = os.path.abspath(file)
+    folder = os.path.dirname(filename)
+    backend.clear_session()  # the file's layers get the names they get in a fresh process
+    sys.path.insert(0, folder)
+    try:
+        return runpy.run_path(filename, run_name="__irtool_model__")
+    except SyntaxError as error:
+        where = f"{error.filename}, line {error.lineno}" if error.filename else str(path)
+        raise CLIError(f"syntax error in {where}: {error.msg}") from error
+    except SystemExit as error:
+        raise CLIError(f"{path} called sys.exit({error.code!r}) while being loaded") from error
+    except Exception as error:
+        lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == filename]
+        where = f"{path}, line {lines[-1]}" if lines else str(path)
+        raise CLIError(f"running {where} raised {_describe(error)}") from error
+    finally:
+        if sys.path and sys.path[0] == folder:
+            del sys.path[0]
+        elif folder in sys.path:
+            sys.path.remove(folder)
+
+
+def _as_model(obj: Any, name: str, path: str):
+    """``obj`` if it is a model, else the model returned by calling it with no arguments."""
+    from irtool.models.model import Model
+
+    if isinstance(obj, Model):
+        return obj
+    if not callable(obj):
+        raise CLIError(f"{name} in {path} is a {type(obj).__name__}, not a model or a function returning one")
+    try:
+        inspect.signature(obj).bind()
+    except TypeError:
+        raise CLIError(f"{name}{inspect.signature(obj)} in {path} cannot be called without arguments") from None
+    except ValueError:  # no signature available (a builtin): just try it
+        pass
+    try:
+        result = obj()
+    except Exception as error:
+        raise CLIError(f"{name}() in {path} raised {_describe(error)}") from error
+    if not isinstance(result, Model):
+        raise CLIError(f"{name}() in {path} returned a {type(result).__name__}, not a model")
+    return result
+
+
+def pick_model(namespace: dict[str, Any], object_name: str | None = None, path: str = "the file"):
+    """The model among a file's globals (see the module docstring for the order of choices)."""
+    from irtool.models.model import Model
+
+    models: dict[int, list[str]] = {}
+    for name, value in namespace.items():
+        if isinstance(value, Model) and not name.startswith("__"):
+            models.setdefault(id(value), []).append(name)
+    found = ", ".join(names[0] for names in models.values())
+    if object_name is not None:
+        if object_name not in namespace:
+            hint = f" (models defined: {found})" if found else ""
+            raise CLIError(f"{path} defines no object named {object_name!r}{hint}")
+        return _as_model(namespace[object_name], object_name, path)
+    if isinstance(namespace.get("model"), Model):
+        return namespace["model"]
+    for name in FACTORY_NAMES:
+        if callable(namespace.get(name)):
+            return _as_model(namespace[name], name, path)
+    if len(models) == 1:
+        return namespace[next(iter(models.values()))[0]]
+    if models:
+        raise CLIError(f"{path} defines several models ({found}); choose one with --object NAME")
+    raise CLIError(
+        f"no model found in {path}: define a variable `model`, a function `build_model()`, or pass --object NAME"
+    )
+
+
+def load_model(path: str, object_name: str | None = None):
+    """Run the model file at ``path`` and pick its model."""
+    return pick_model(run_model_file(path), object_name, str(path))
+
+
+# -- export ----------------------------------------------------------------------------------------
+def _check_exportable(model) -> None:
+    from irtool.models.functional import Functional
+
+    if not isinstance(model, Functional):
+        raise CLIError(
+            f"model '{model.name}' is a subclassed {type(model).__name__}; only functional and Sequential "
+            "models can be exported"
+        )
+    if getattr(model, "_graph", None) is None:
+        raise CLIError(
+            f"model '{model.name}' is not built yet: start the Sequential model with an Input "
+            "(or give its first layer input_shape=...)"
+        )
+
+
+def _output_path(output: str | None, source: str) -> Path:
+    stem = Path(source).stem
+    if output is None:
+        return Path(f"{stem}.onnx")
+    out = Path(output)
+    if out.is_dir() or output.endswith(("/", os.sep)):
+        return out / f"{stem}.onnx"
+    return out
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns those created, deepest first."""
+    created = []
+    current = folder.absolute()
+    while not current.exists():
+        created.append(current)
+        current = current.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CLIError(f"cannot create the folder {folder}: {_describe(error)}") from error
+    return created
+
+
+def _parity_line(report: dict, batch_sizes: Sequence[int]) -> str:
+    verdict = "ok" if report["ok"] else "FAILED"
+    if "error" in report:
+        return f"output {report['name']}: {verdict}: {report['error']}"
+    sizes = ", ".join(str(b) for b in batch_sizes)
+    return (
+        f"output {report['name']}: max |diff| {report['max_abs_diff']:.2g}, max rel {report['max_rel_diff']:.2g} "
+        f"({report['dtype']}, batch sizes {sizes}): {verdict}"
+    )
+
+
+def _check(model, path: str, out: Path, args: argparse.Namespace) -> None:
+    from irtool.runtime.ort import check_parity
+
+    batch_sizes = (2, 3)
+    try:
+        reports = check_parity(model, path, batch_sizes=batch_sizes, atol=args.atol, rtol=args.rtol)
+    except Exception as error:
+        raise CLIError(f"ONNX Runtime could not run the export: {_describe(error)}; {out} was not written") from error
+    for report in reports:
+        print(_parity_line(report, batch_sizes))
+    failed = [r["name"] for r in reports if not r["ok"]]
+    if failed:
+        raise CLIError(
+            f"ONNX Runtime disagrees with NumPy on {', '.join(failed)} (atol {args.atol:g}, rtol {args.rtol:g}); "
+            f"{out} was not written"
+        )
+    n = len(reports)
+    print(
+        f"check: ONNX Runtime agrees with NumPy on {n} output{'s' * (n != 1)} (atol {args.atol:g}, rtol {args.rtol:g})"
+    )
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``irtool export``: write the model as ONNX (atomically; nothing is left on failure)."""
+    import onnx
+
+    from irtool.onnx import ExportError
+
+    model = load_model(args.file, args.object)
+    _check_exportable(model)
+    out = _output_path(args.output, args.file)
+    if out.is_dir():
+        raise CLIError(f"the output {out} is a directory")
+    created = _make_folders(out.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".irtool-{out.stem}-", suffix=".onnx.tmp", dir=out.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    done = False
+    try:
+        try:
+            proto = model.export(tmp, opset=args.opset)
+        except ExportError as error:
+            raise CLIError(f"export of model '{model.name}' failed: {_one_line(str(error))}") from error
+        except Exception as error:
+            raise CLIError(f"export of model '{model.name}' failed: {_describe(error)}") from error
+        if not isinstance(proto, onnx.ModelProto):
+            proto = onnx.load(tmp)
+        if args.check:
+            _check(model, tmp, out, args)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp files are private; the export gets the usual mode
+        os.replace(tmp, out)
+        done = True
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if not done:
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    print(
+        f"exported {model.name} -> {out} (opset {opset}, {len(proto.graph.node)} nodes, "
+        f"{model.count_params():,} params)"
+    )
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """``irtool summary``: print ``model.summary()``."""
+    model = load_model(args.file, args.object)
+    try:
+        model.summary(
+            line_length=args.line_length,
+            expand_nested=args.expand_nested,
+            show_trainable=args.show_trainable,
+        )
+    except Exception as error:
+        raise CLIError(f"summary of model '{model.name}' failed: {_describe(error)}") from error
+    return 0
+
+
+# -- the parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from irtool import __version__
+
+    parser = _Parser(prog="irtool", description="Export and inspect irtool models defined in Python files.")
+    parser.add_argument("--version", action="version", version=f"irtool {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("file", help="a Python file that builds the model")
+    common.add_argument(
+        "--object",
+        metavar="NAME",
+        help="the model to use: a global of the file holding a model, or a zero-argument function returning one",
+    )
+    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    commands = parser.add_subparsers(dest="command", metavar="{export,summary}", parser_class=_Parser)
+    commands.required = True
+
+    export = commands.add_parser(
+        "export", parents=[common], help="export the model to ONNX", description="Export the model to an ONNX file."
+    )
+    export.add_argument("-o", "--output", metavar="PATH", help="the ONNX file to write (default: ./<file stem>.onnx)")
+    export.add_argument("--opset", type=int, metavar="N", help="the ONNX opset (default: 21, or the newest onnx knows)")
+    export.add_argument(
+        "--check", action="store_true", help="compare ONNX Runtime with the NumPy executor on random inputs"
+    )
+    export.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of --check (default 1e-5)")
+    export.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of --check (default 1e-5)")
+    export.set_defaults(func=cmd_export)
+
+    summary = commands.add_parser(
+        "summary", parents=[common], help="print the model's summary", description="Print model.summary()."
+    )
+    summary.add_argument("--line-length", type=int, metavar="N", help="the table width")
+    summary.add_argument("--expand-nested", action="store_true", help="expand nested models")
+    summary.add_argument("--show-trainable", action="store_true", help="add a 'Trainable' column")
+    summary.set_defaults(func=cmd_summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line (``argv`` defaults to ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except CLIError as error:
+        print(f"irtool: error: {error}", file=sys.stderr)
+        return error.code
+    except SystemExit as exit_:  # --help, --version
+        return exit_.code if isinstance(exit_.code, int) else 0
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("irtool: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            shown = error.__cause__ if isinstance(error, CLIError) and error.__cause__ is not None else error
+            traceback.print_exception(shown)
+        message = str(error) if isinstance(error, CLIError) else f"unexpected {_describe(error)}"
+        print(f"irtool: error: {_one_line(message)}", file=sys.stderr)
+        return error.code if isinstance(error, CLIError) else 1
+
+
+__all__ = ["CLIError", "build_parser", "load_model", "main", "pick_model", "run_model_file"]

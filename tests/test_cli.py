@@ -1,0 +1,380 @@
+"""The ``irtool`` command line (``irtool.cli.main``), mostly run in-process."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import onnx
+import pytest
+
+import irtool.runtime.ort
+from irtool.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+TINY = """
+import irtool as keras
+from irtool import layers
+
+inputs = keras.Input((4,), name="x")
+model = keras.Model(inputs, layers.Dense(3, name="out")(inputs), name="tiny")
+"""
+
+TWO_MODELS = """
+import irtool as keras
+from irtool import layers
+
+inputs = keras.Input((4,))
+first = keras.Model(inputs, layers.Dense(3)(inputs), name="first")
+second = keras.Model(inputs, layers.Dense(2)(inputs), name="second")
+alias = second
+count = 3
+
+
+def make(units=5):
+    return keras.Model(inputs, layers.Dense(units)(inputs), name="made")
+
+
+def needs_args(units):
+    return make(units)
+
+
+def not_a_model():
+    return 42
+"""
+
+UNLOWERABLE = """
+import irtool as keras
+from irtool import layers
+from irtool.ops import core
+
+
+class Twice(core.Primitive):
+    name = "twice"
+
+    def infer(self, specs):
+        return [specs[0]]
+
+    def forward(self, x):
+        return 2 * x
+
+    def to_onnx(self, ctx, ins, outs):
+        ctx.fail(self, "there is no ONNX rule for it")
+
+
+class TwiceLayer(layers.Layer):
+    def call(self, x):
+        return core.apply(Twice(), [x])[0]
+
+
+inputs = keras.Input((4,))
+model = keras.Model(inputs, TwiceLayer()(inputs), name="twice_model")
+"""
+
+
+def write(folder: Path, name: str, source: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    return write(tmp_path, "tiny.py", TINY)
+
+
+# -- export: success paths -----------------------------------------------------------------------------
+def test_export_defaults_to_stem_onnx_in_the_current_folder(tiny, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["export", str(tiny)]) == 0
+    out = capsys.readouterr()
+    assert out.out == "exported tiny -> tiny.onnx (opset 21, 2 nodes, 15 params)\n"
+    assert out.err == ""
+    proto = onnx.load(work / "tiny.onnx")
+    assert [i.name for i in proto.graph.input] == ["x"]
+    assert [o.name for o in proto.graph.output] == ["out"]
+    assert files_under(work) == ["tiny.onnx"]
+    umask = os.umask(0)
+    os.umask(umask)
+    if os.name == "posix":  # the usual file mode, not mkstemp's private 0o600
+        assert (work / "tiny.onnx").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_export_to_a_new_folder_with_opset(tiny, tmp_path, capsys):
+    out = tmp_path / "out" / "nested" / "t.onnx"
+    assert main(["export", str(tiny), "-o", str(out), "--opset", "17"]) == 0
+    assert f"-> {out} (opset 17," in capsys.readouterr().out
+    assert [o.version for o in onnx.load(out).opset_import] == [17]
+    assert files_under(tmp_path / "out") == ["nested/t.onnx"]
+
+
+def test_export_into_an_existing_folder(tiny, tmp_path, capsys):
+    (tmp_path / "dist").mkdir()
+    assert main(["export", str(tiny), "-o", str(tmp_path / "dist")]) == 0
+    assert files_under(tmp_path / "dist") == ["tiny.onnx"]
+
+
+def test_export_overwrites_an_existing_file(tiny, tmp_path, capsys):
+    out = tmp_path / "t.onnx"
+    out.write_bytes(b"old")
+    assert main(["export", str(tiny), "-o", str(out)]) == 0
+    assert onnx.load(out).graph.name == "tiny"
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["--object", "first"], "first"),
+        (["--object", "alias"], "second"),
+        (["--object", "make"], "made"),
+    ],
+)
+def test_export_object(argv, name, tmp_path, capsys):
+    source = write(tmp_path, "two.py", TWO_MODELS)
+    assert main(["export", str(source), "-o", str(tmp_path / "m.onnx"), *argv]) == 0
+    assert capsys.readouterr().out.startswith(f"exported {name} -> ")
+    assert onnx.load(tmp_path / "m.onnx").graph.name == name
+
+
+@pytest.mark.parametrize("factory", ["build_model", "get_model"])
+def test_export_factory_function(factory, tmp_path, capsys):
+    source = write(
+        tmp_path,
+        "factory.py",
+        f"""
+        import irtool as keras
+        from irtool import layers
+
+        def {factory}():
+            inputs = keras.Input((4,))
+            return keras.Model(inputs, layers.Dense(2)(inputs), name="built")
+        """,
+    )
+    assert main(["export", str(source), "-o", str(tmp_path / "m.onnx")]) == 0
+    assert capsys.readouterr().out.startswith("exported built -> ")
+
+
+def test_export_finds_the_only_model_and_prefers_model(tmp_path, capsys):
+    only = write(tmp_path, "only.py", TINY.replace("model = ", "net = "))
+    assert main(["export", str(only), "-o", str(tmp_path / "a.onnx")]) == 0
+    assert capsys.readouterr().out.startswith("exported tiny -> ")
+    both = write(tmp_path, "both.py", TINY + 'other = keras.Model(inputs, inputs, name="other")\n')
+    assert main(["export", str(both), "-o", str(tmp_path / "b.onnx")]) == 0
+    assert capsys.readouterr().out.startswith("exported tiny -> ")
+
+
+def test_model_file_imports_its_neighbours_and_skips_main(tmp_path, capsys):
+    write(tmp_path, "blocks.py", "UNITS = 7\n")
+    source = write(
+        tmp_path,
+        "uses.py",
+        TINY.replace("Dense(3", "Dense(blocks.UNITS")
+        + 'import blocks\nif __name__ == "__main__":\n    raise SystemExit("main block ran")\n',
+    )
+    source.write_text("import blocks\n" + source.read_text())
+    path_before = list(sys.path)
+    assert main(["export", str(source), "-o", str(tmp_path / "m.onnx")]) == 0
+    assert "35 params" in capsys.readouterr().out
+    assert sys.path == path_before
+
+
+def test_export_check_passes(tiny, tmp_path, capsys):
+    assert main(["export", str(tiny), "-o", str(tmp_path / "t.onnx"), "--check"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("output out: max |diff| ")
+    assert lines[0].endswith(": ok")
+    assert lines[1].startswith("check: ONNX Runtime agrees with NumPy on 1 output")
+    assert lines[2].startswith("exported tiny -> ")
+
+
+def test_export_check_failure_writes_nothing(tiny, tmp_path, capsys, monkeypatch):
+    def disagree(model, path, **kwargs):
+        return [
+            {
+                "name": "out",
+                "shape": (None, 3),
+                "dtype": "float32",
+                "max_abs_diff": 0.5,
+                "max_rel_diff": 1.0,
+                "ok": False,
+            }
+        ]
+
+    monkeypatch.setattr(irtool.runtime.ort, "check_parity", disagree)
+    out = tmp_path / "out" / "t.onnx"
+    assert main(["export", str(tiny), "-o", str(out), "--check"]) == 1
+    captured = capsys.readouterr()
+    assert "output out: max |diff| 0.5, max rel 1 (float32, batch sizes 2, 3): FAILED" in captured.out
+    assert captured.err.startswith("irtool: error: ONNX Runtime disagrees with NumPy on out")
+    assert captured.err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+    assert files_under(tmp_path) == ["tiny.py"]
+
+
+@pytest.mark.parametrize("example", ["mnist_mlp", "multi_io", "custom_layer"])
+def test_examples_export_and_check(example, tmp_path, capsys):
+    out = tmp_path / "out" / f"{example}.onnx"
+    assert main(["export", str(EXAMPLES / f"{example}.py"), "-o", str(out), "--check"]) == 0
+    text = capsys.readouterr().out
+    assert "FAILED" not in text and ": ok" in text
+    onnx.checker.check_model(onnx.load(out), full_check=True)
+
+
+def test_the_readme_command_output(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export", str(EXAMPLES / "mnist_mlp.py"), "-o", "out/mnist.onnx", "--check"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("output dense_2: max |diff| ") and lines[0].endswith(": ok")
+    assert lines[-1] == "exported mnist_model -> out/mnist.onnx (opset 21, 8 nodes, 55,050 params)"
+
+
+@pytest.mark.parametrize("example", ["mnist_mlp", "multi_io", "custom_layer"])
+def test_examples_run_as_scripts(example, capsys):
+    runpy.run_path(str(EXAMPLES / f"{example}.py"), run_name="__main__")
+    assert capsys.readouterr().out.strip()
+
+
+def test_python_dash_m_irtool(tiny, tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "irtool", "export", str(tiny), "-o", "t.onnx"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("exported tiny -> t.onnx (opset 21")
+    assert (tmp_path / "t.onnx").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "irtool", "export", "missing.py"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1
+    assert done.stderr == "irtool: error: no such file: missing.py\n"
+
+
+# -- summary -------------------------------------------------------------------------------------------
+def test_summary(tiny, capsys):
+    assert main(["summary", str(tiny), "--show-trainable", "--line-length", "90"]) == 0
+    text = capsys.readouterr().out
+    assert 'Model: "tiny"' in text
+    assert "Trainable" in text
+    assert "15" in text
+
+
+def test_summary_passes_its_options(tiny, capsys, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(irtool.Model, "summary", lambda self, **kwargs: seen.update(kwargs, name=self.name))
+    assert main(["summary", str(tiny), "--expand-nested", "--line-length", "70"]) == 0
+    assert seen == {"name": "tiny", "line_length": 70, "expand_nested": True, "show_trainable": False}
+
+
+# -- errors --------------------------------------------------------------------------------------------
+FAILURES = {
+    "missing": ("missing.py", [], "no such file: "),
+    "keras": ("saved.keras", [], "loading saved models (.keras files) is not supported yet"),
+    "syntax": ("def broken(:\n", [], "syntax error in "),
+    "raises": ("import irtool\nx = 1\ny = x / 0\n", [], ", line 3 raised ZeroDivisionError: division by zero"),
+    "exits": ("import sys\nsys.exit(3)\n", [], "called sys.exit(3) while being loaded"),
+    "no_model": ("x = 1\n", [], "no model found in "),
+    "ambiguous": (TWO_MODELS, [], "defines several models (first, second); choose one with --object NAME"),
+    "bad_object": (
+        TWO_MODELS,
+        ["--object", "third"],
+        "defines no object named 'third' (models defined: first, second)",
+    ),
+    "not_a_model": (TWO_MODELS, ["--object", "count"], "count in "),
+    "returns_other": (TWO_MODELS, ["--object", "not_a_model"], "not_a_model() in "),
+    "needs_args": (TWO_MODELS, ["--object", "needs_args"], "needs_args(units) in "),
+    "factory_raises": ("def build_model():\n    raise RuntimeError('no data')\n", [], "raised RuntimeError: no data"),
+    "unlowerable": (UNLOWERABLE, [], "export of model 'twice_model' failed: Lowering failed: Cannot lower 'twice'"),
+    "bad_opset": (TINY, ["--opset", "5"], "export of model 'tiny' failed: opset 5 is not supported"),
+    "subclassed": (
+        "import irtool\nclass M(irtool.Model):\n    def call(self, x):\n        return x\nmodel = M()\n",
+        [],
+        "only functional and Sequential models can be exported",
+    ),
+    "unbuilt": (
+        "import irtool\nmodel = irtool.Sequential([irtool.layers.Dense(2)])\n",
+        [],
+        "is not built yet",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAILURES))
+def test_export_errors_are_one_clean_line(case, tmp_path, capsys):
+    source, extra, message = FAILURES[case]
+    if source.endswith((".py", ".keras")):
+        path = tmp_path / source
+    else:
+        path = write(tmp_path, "model.py", source)
+    out = tmp_path / "out" / "sub" / "m.onnx"
+    assert main(["export", str(path), "-o", str(out), *extra]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("irtool: error: ")
+    assert captured.err.count("\n") == 1
+    assert "Traceback" not in captured.err + captured.out
+    assert message in captured.err
+    assert not (tmp_path / "out").exists()
+    assert [f for f in files_under(tmp_path) if f != "model.py"] == []
+
+
+def test_export_error_leaves_no_file_in_an_existing_folder(tmp_path, capsys):
+    source = write(tmp_path, "model.py", UNLOWERABLE)
+    (tmp_path / "dist").mkdir()
+    assert main(["export", str(source), "-o", str(tmp_path / "dist" / "m.onnx")]) == 1
+    assert "Lowering failed" in capsys.readouterr().err
+    assert files_under(tmp_path / "dist") == []
+
+
+def test_summary_errors_are_clean(tmp_path, capsys):
+    assert main(["summary", str(tmp_path / "nope.py")]) == 1
+    assert capsys.readouterr().err == f"irtool: error: no such file: {tmp_path / 'nope.py'}\n"
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["export"], ["frobnicate", "x.py"], ["export", "x.py", "--opset", "abc"], ["export", "x.py", "--nope"]]
+)
+def test_usage_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("irtool: error: ") and err.count("\n") == 1
+
+
+def test_help_and_version_exit_0(capsys):
+    assert main(["--help"]) == 0
+    assert "export" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("irtool ")
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys):
+    source = write(tmp_path, "model.py", "import irtool\nx = 1\ny = x / 0\n")
+    assert main(["export", str(source), "--debug", "-o", str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert 'model.py", line 3' in err
+    assert err.splitlines()[-1].startswith("irtool: error: running ")
+    assert files_under(tmp_path) == ["model.py"]
+
+
+def test_debug_shows_the_export_traceback(tmp_path, capsys):
+    source = write(tmp_path, "model.py", UNLOWERABLE)
+    assert main(["export", str(source), "--debug", "-o", str(tmp_path / "m.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "ExportError" in err
+    assert files_under(tmp_path) == ["model.py"]
