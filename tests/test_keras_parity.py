@@ -11,6 +11,7 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 real = pytest.importorskip("keras")
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 import irtool  # noqa: E402
 

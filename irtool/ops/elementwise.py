@@ -307,14 +307,69 @@ class Unary(Primitive):
         return out if out.dtype == dtype else out.astype(dtype)
 
     def to_onnx(self, ctx, ins, outs, **attrs):
-        if callable(self.onnx):
+        fallback = _FLOAT64_LOWERINGS.get(self.name)
+        if fallback is not None and ctx.dtype_of(ins[0]) == "float64":
+            fallback(ctx, ins[0], outs, **attrs)
+        elif callable(self.onnx):
             self.onnx(ctx, ins, outs, **attrs)
         else:
             ctx.node(self.onnx, ins, outs, **self.onnx_attrs, **attrs)
 
 
+# ONNX Runtime's CPU provider has no float64 kernels for Erf, Elu, Selu, LeakyRelu, Softplus,
+# Softsign and HardSigmoid: float64 inputs are lowered with ops that have them.
+
+
+def _erf_node(ctx, x, outs=1, dtype=None):
+    if (dtype or ctx.dtype_of(x)) != "float64":
+        return ctx.node("Erf", [x], outs)
+    erf = ctx.node("Erf", ctx.node("Cast", [x], to=ctx.onnx_dtype("float32")))
+    return ctx.node("Cast", erf, outs, to=ctx.onnx_dtype("float64"))
+
+
+def _c(ctx, x, value):
+    return ctx.const(np.asarray(value, ctx.dtype_of(x)))
+
+
+def _elu_f64(ctx, x, outs, alpha=1.0, scale=None):
+    expm1 = ctx.node("Sub", [ctx.node("Exp", [ctx.node("Min", [x, _c(ctx, x, 0)])[0]])[0], _c(ctx, x, 1)])[0]
+    neg = ctx.node("Mul", [expm1, _c(ctx, x, alpha)])[0]
+    positive = ctx.node("Greater", [x, _c(ctx, x, 0)])[0]
+    if scale is None:
+        return ctx.node("Where", [positive, x, neg], outs)
+    return ctx.node("Mul", [ctx.node("Where", [positive, x, neg])[0], _c(ctx, x, scale)], outs)
+
+
+def _softplus_f64(ctx, x, outs):
+    # max(x, 0) + log(1 + exp(-|x|))
+    e = ctx.node("Exp", [ctx.node("Neg", [ctx.node("Abs", [x])[0]])[0]])[0]
+    log = ctx.node("Log", [ctx.node("Add", [e, _c(ctx, x, 1)])[0]])[0]
+    return ctx.node("Add", [ctx.node("Max", [x, _c(ctx, x, 0)])[0], log], outs)
+
+
+_FLOAT64_LOWERINGS = {
+    "erf": lambda ctx, x, outs: _erf_node(ctx, x, outs),
+    "elu": lambda ctx, x, outs, alpha: _elu_f64(ctx, x, outs, alpha),
+    "selu": lambda ctx, x, outs: _elu_f64(ctx, x, outs, SELU_ALPHA, SELU_SCALE),
+    "leaky_relu": lambda ctx, x, outs, negative_slope: ctx.node(
+        "Where",
+        [ctx.node("Less", [x, _c(ctx, x, 0)])[0], ctx.node("Mul", [x, _c(ctx, x, negative_slope)])[0], x],
+        outs,
+    ),
+    "softplus": _softplus_f64,
+    "softsign": lambda ctx, x, outs: ctx.node(
+        "Div", [x, ctx.node("Add", [ctx.node("Abs", [x])[0], _c(ctx, x, 1)])[0]], outs
+    ),
+    "hard_sigmoid": lambda ctx, x, outs: ctx.node(
+        "Clip",
+        [ctx.node("Add", [ctx.node("Div", [x, _c(ctx, x, 6)])[0], _c(ctx, x, 0.5)])[0], _c(ctx, x, 0), _c(ctx, x, 1)],
+        outs,
+    ),
+}
+
+
 def _gelu_onnx(ctx, ins, outs, approximate):
-    if ctx.opset >= 20:
+    if ctx.opset >= 20 and ctx.dtype_of(ins[0]) != "float64":  # ORT expands a float64 Gelu to Erf
         ctx.node("Gelu", ins, outs, approximate="tanh" if approximate else "none")
         return
     x = ins[0]
@@ -325,7 +380,7 @@ def _gelu_onnx(ctx, ins, outs, approximate):
         inner = ctx.node("Add", [x, ctx.node("Mul", [cube, ctx.const(np.asarray(0.044715, dt))])[0]])[0]
         t = ctx.node("Tanh", [ctx.node("Mul", [inner, ctx.const(np.asarray(math.sqrt(2 / math.pi), dt))])[0]])[0]
     else:
-        t = ctx.node("Erf", [ctx.node("Div", [x, ctx.const(np.asarray(math.sqrt(2.0), dt))])[0]])[0]
+        t = _erf_node(ctx, ctx.node("Div", [x, ctx.const(np.asarray(math.sqrt(2.0), dt))])[0], dtype=dt)[0]
     one_plus = ctx.node("Add", [t, ctx.const(np.asarray(1.0, dt))])[0]
     ctx.node("Mul", [ctx.node("Mul", [x, half])[0], one_plus], outs)
 

@@ -23,6 +23,17 @@ def f32(x):
     return np.asarray(x, dtype="float32")
 
 
+def _ref64(ref, a):
+    """Run a float32 reference in float64 (``f32`` is the identity meanwhile) and cast to a's dtype."""
+    global f32
+    saved = f32
+    f32 = np.asarray
+    try:
+        return np.asarray(ref(a.astype("float64"))).astype(a.dtype)
+    finally:
+        f32 = saved
+
+
 def _erf_ref(x):
     return f32(np.vectorize(math.erf)(x.astype("float64")))
 
@@ -267,6 +278,25 @@ def test_unary_float(name):
 def test_unary_static_shape(name):
     op, ref, low, high = UNARY[name]
     check_op(op, [rand(2, 7, low=low, high=high)], ref, dynamic=False)
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+@pytest.mark.parametrize("dtype", ["float64", "float16"])
+def test_unary_other_float_dtypes(name, dtype):
+    # Regression (float64): ONNX Runtime has no double kernel for Erf, Elu, Selu, LeakyRelu,
+    # Softplus, Softsign or HardSigmoid; those are lowered with other ops for float64.
+    op, ref, low, high = UNARY[name]
+    tol = 1e-6 if dtype == "float64" else 2e-2
+    x = rand(3, 2, 5, low=low, high=high).astype(dtype)
+    check_op(op, [x], lambda a: _ref64(ref, a), atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("opset", [17, 21])
+@pytest.mark.parametrize("approximate", [True, False])
+def test_gelu_float64(opset, approximate):
+    x = rand(3, 6, low=-4, high=4).astype("float64")
+    ref = _gelu_tanh_ref if approximate else _gelu_erf_ref
+    check_op(lambda t: ops.gelu(t, approximate=approximate), [x], lambda a: _ref64(ref, a), atol=1e-6, opset=opset)
 
 
 @pytest.mark.parametrize("name", ["negative", "abs", "square", "relu", "relu6", "sign"])
