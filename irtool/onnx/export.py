@@ -69,7 +69,7 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
         d = graph.nx.nodes[v]
         name = ctx.unique(d["name"])
         names[v] = name
-        ctx.initializers.append(numpy_helper.from_array(np.ascontiguousarray(d["payload"]._value), name))
+        ctx.initializers.append(numpy_helper.from_array(np.asarray(d["payload"]._value, order="C"), name))
         ctx.dtypes[name] = d["spec"].dtype
 
     nx_nodes = graph.nx.nodes

@@ -77,16 +77,30 @@ def mean(x, axis=None, keepdims=False):
 
 @top_level_op("Max")
 def max(x, axis=None, keepdims=False, initial=None):  # noqa: A001 - Keras' name
-    return _reduce(MAX, x, axis, keepdims)
+    out = _reduce(MAX, x, axis, keepdims)
+    if initial is None:
+        return out
+    from irtool.ops.elementwise import maximum
+
+    return maximum(out, initial)
 
 
 @top_level_op("Min")
 def min(x, axis=None, keepdims=False, initial=None):  # noqa: A001 - Keras' name
-    return _reduce(MIN, x, axis, keepdims)
+    out = _reduce(MIN, x, axis, keepdims)
+    if initial is None:
+        return out
+    from irtool.ops.elementwise import minimum
+
+    return minimum(out, initial)
 
 
 @top_level_op("Prod")
 def prod(x, axis=None, keepdims=False, dtype=None):
+    if dtype is not None:
+        from irtool.ops.elementwise import cast
+
+        x = cast(x, dtype)
     return _reduce(PROD, x, axis, keepdims)
 
 
@@ -113,19 +127,24 @@ ARGMAX = ArgReduce("argmax", np.argmax, "ArgMax")
 ARGMIN = ArgReduce("argmin", np.argmin, "ArgMin")
 
 
-@top_level_op("Argmax")
-def argmax(x, axis=None, keepdims=False):
+def _arg_reduce(prim, x, axis, keepdims):
     from irtool.ops.shape import reshape
 
+    if not hasattr(x, "shape"):
+        x = np.asarray(x)
     if axis is None:
-        x, axis = reshape(x, (-1,)), 0
-    return apply(ARGMAX, [x], axis=normalize_axis(axis, len(x.shape)), keepdims=bool(keepdims))[0]
+        # Over the flattened tensor; keepdims keeps every axis (size 1), as NumPy and Keras do.
+        ndim = len(x.shape)
+        out = apply(prim, [reshape(x, (-1,))], axis=0, keepdims=False)[0]
+        return reshape(out, (1,) * ndim) if keepdims else out
+    return apply(prim, [x], axis=normalize_axis(axis, len(x.shape)), keepdims=bool(keepdims))[0]
+
+
+@top_level_op("Argmax")
+def argmax(x, axis=None, keepdims=False):
+    return _arg_reduce(ARGMAX, x, axis, keepdims)
 
 
 @top_level_op("Argmin")
 def argmin(x, axis=None, keepdims=False):
-    from irtool.ops.shape import reshape
-
-    if axis is None:
-        x, axis = reshape(x, (-1,)), 0
-    return apply(ARGMIN, [x], axis=normalize_axis(axis, len(x.shape)), keepdims=bool(keepdims))[0]
+    return _arg_reduce(ARGMIN, x, axis, keepdims)

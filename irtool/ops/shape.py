@@ -455,7 +455,14 @@ class Where(Primitive):
             raise ValueError(f"`where` needs a bool condition. Received: dtype={c.dtype}")
         if a.dtype != b.dtype:
             raise ValueError(f"`where` needs branches of one dtype. Received: {a.dtype} and {b.dtype}")
-        return [TensorSpec(broadcast_shapes(broadcast_shapes(c.shape, a.shape), b.shape), a.dtype)]
+        try:
+            shape = broadcast_shapes(broadcast_shapes(c.shape, a.shape), b.shape)
+        except ValueError:
+            raise ValueError(
+                "The condition and branches of `where` could not be broadcast together. "
+                f"Received: shapes {c.shape}, {a.shape} and {b.shape}."
+            ) from None
+        return [TensorSpec(shape, a.dtype)]
 
     def forward(self, c, a, b):
         return np.where(c, a, b)

@@ -288,3 +288,20 @@ def test_outputs_that_are_inputs_or_repeated_get_their_own_names():
 def test_export_rejects_unknown_format(model, tmp_path):
     with pytest.raises(ValueError):
         model.export(tmp_path / "m.tf", format="tf_saved_model")
+
+
+def test_scalar_variable_keeps_rank_zero():
+    scale = keras.Variable(np.float32(2.0), name="scale")
+    x = keras.Input(shape=(3,))
+    model = keras.Model(x, ops.sum(x, axis=1) * scale)
+    proto = assert_onnx_parity(model, np.ones((2, 3), "float32"))
+    assert list(next(t for t in proto.graph.initializer if t.name == "scale").dims) == []
+
+
+def test_scalar_constants_keep_rank_zero():
+    # Regression: LoweringContext.const made 0-d constants 1-d (np.ascontiguousarray).
+    x = keras.Input(shape=(4, 3))
+    model = keras.Model(x, ops.take(x, np.array(1, "int32"), axis=1) + ops.sum(x))
+    proto = assert_onnx_parity(model, np.arange(24, dtype="float32").reshape(2, 4, 3))
+    scalars = [t for t in proto.graph.initializer if not t.dims]
+    assert scalars

@@ -101,6 +101,23 @@ def test_einsum(equation, shapes):
         check_op(lambda *ts: ops.einsum(equation, *ts), arrays, lambda *a: np.einsum(equation, *a), dynamic=dynamic)
 
 
+@pytest.mark.parametrize(
+    "equation, shapes",
+    [
+        ("bii->bi", [(3, 4, 4)]),
+        ("bii->b", [(3, 4, 4)]),
+        ("bi,bi->bi", [(3, 4), (3, 4)]),
+        ("bij,bij->b", [(3, 2, 4), (3, 2, 4)]),
+        ("bij->ij", [(3, 2, 4)]),
+        ("bi,bj->bij", [(3, 2), (3, 4)]),
+        ("bij,bj->bi", [(3, 2, 4), (3, 4)]),
+        ("bij,bjk->bik", [(3, 2, 1), (3, 4, 5)]),  # a size-1 label broadcasts, as in NumPy
+    ],
+)
+def test_einsum_two_dynamic_operands(equation, shapes):
+    check_op(lambda *ts: ops.einsum(equation, *ts), [rand(*s) for s in shapes], lambda *a: np.einsum(equation, *a))
+
+
 def test_einsum_implicit_output():
     a, b = rand(2, 3), rand(3, 4)
     check_op(lambda s, t: ops.einsum("ij,jk", s, t), [a, b], lambda p, q: np.einsum("ij,jk", p, q), dynamic=False)
@@ -142,3 +159,15 @@ def test_eager_linalg_returns_numpy():
     assert_same(out, a @ b)
     assert_same(ops.einsum("ij,jk->ik", a, b), a @ b)
     assert_same(ops.matmul(rand(3), rand(3)).shape, ())
+
+
+def test_matmul_with_variables_on_either_side():
+    w = keras.Variable(rand(4, 3), name="w")
+    v = keras.Variable(rand(2, 5), name="v")
+    model = check_op(lambda t: v @ (t @ w), [rand(3, 5, 4)], lambda a: v.numpy() @ (a @ w.numpy()))
+    proto = keras.onnx.to_onnx(model)
+    assert sorted(t.name for t in proto.graph.initializer if t.name in ("w", "v")) == ["v", "w"]
+    # The graph reads the variables when it runs.
+    w.assign(np.ones((4, 3), "float32"))
+    x = rand(2, 5, 4)
+    assert_same(model.predict(x, verbose=0), v.numpy() @ (x @ np.ones((4, 3), "float32")))

@@ -87,10 +87,9 @@ ARG = {"argmax": (ops.argmax, np.argmax), "argmin": (ops.argmin, np.argmin)}
 @pytest.mark.parametrize("axis", [None, 0, 1, 2, -1, -2])
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_arg_reduce(name, axis, keepdims):
+    # Regression (axis=None, keepdims=True): the result kept one axis instead of all of them.
     op, np_fn = ARG[name]
     x = rand(3, 4, 5)
-    if axis is None and keepdims:
-        pytest.skip("NumPy keeps every axis with axis=None, keepdims=True; Keras flattens first")
     check_op(
         lambda t: op(t, axis=axis, keepdims=keepdims),
         [x],
@@ -105,6 +104,17 @@ def test_arg_reduce_ties_pick_first(name, dtype):
     x = np.array([[1, 3, 3, 0, 0], [2, 2, 2, 2, 2], [0, 5, 1, 5, 0]], dtype)
     check_op(lambda t: op(t, axis=-1), [x], lambda a: np_fn(a, axis=-1).astype("int32"))
     check_op(lambda t: op(t, axis=0), [x], lambda a: np_fn(a, axis=0).astype("int32"))
+
+
+def test_max_min_initial_and_prod_dtype():
+    # Regression: `initial` and `dtype` were accepted and ignored.
+    x = rand(3, 4, 5)
+    check_op(lambda t: ops.max(t, axis=1, initial=0.5), [x], lambda a: np.max(a, axis=1, initial=0.5))
+    check_op(lambda t: ops.min(t, axis=(1, 2), initial=-0.25), [x], lambda a: np.min(a, axis=(1, 2), initial=-0.25))
+    i = rand(3, 4, low=1, high=4, dtype="int32")
+    check_op(lambda t: ops.prod(t, axis=1, dtype="float32"), [i], lambda a: np.prod(a, axis=1, dtype="float32"))
+    check_op(lambda t: ops.prod(t, axis=1, dtype="int64"), [i], lambda a: np.prod(a, axis=1, dtype="int64"))
+    assert_same(ops.max(x, initial=10.0), np.float32(10.0))
 
 
 def test_eager_reductions_return_numpy():

@@ -237,9 +237,10 @@ def test_where():
 
 def test_where_broadcast_error():
     a = keras.Input(shape=(3,))
-    b = keras.Input(shape=(4,))
-    with pytest.raises(ValueError):
+    b = keras.Input(shape=(2, 4))
+    with pytest.raises(ValueError) as info:
         ops.where(a > 0, a, b)
+    assert "(None, 3)" in str(info.value) and "(None, 2, 4)" in str(info.value)
 
 
 @pytest.mark.parametrize("low, high", [(-1.0, 1.0), (0, 6), (-0.5, 10.0)])
