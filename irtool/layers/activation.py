@@ -9,6 +9,8 @@ from irtool.layers.layer import Layer
 class Activation(Layer):
     """``Activation("relu")`` and friends (every name in ``irtool.activations``)."""
 
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)

@@ -15,6 +15,8 @@ class Dense(Layer):
     (2, 3)
     """
 
+    supports_masking = True
+
     def __init__(
         self,
         units,

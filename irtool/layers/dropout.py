@@ -31,6 +31,8 @@ DROPOUT = DropoutPrim()
 class Dropout(Layer):
     """Randomly sets inputs to 0 with frequency ``rate`` during training (scaling the rest)."""
 
+    supports_masking = True
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         if not 0 <= rate <= 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import warnings
 
 import numpy as np
 
@@ -104,7 +105,10 @@ class Layer(Operation):
             self._batch_input_shape = (batch_size, input_dim)
         else:
             self._batch_input_shape = None
-        self._call_has_training = "training" in inspect.signature(self.call).parameters
+        parameters = inspect.signature(self.call).parameters
+        self._call_has_training = "training" in parameters
+        self._call_has_mask = "mask" in parameters
+        self.supports_masking = getattr(self, "supports_masking", False)
 
     # -- attribute tracking -------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -248,13 +252,38 @@ class Layer(Operation):
                 self._build_from(args, kwargs)
             if not any(isinstance(x, SymbolicTensor) for x in flat):
                 return self.call(*args, **kwargs)
-            return record_call(self, self.call, args, kwargs)
+            return self._symbolic_call(first, args, kwargs)
         except (ValueError, TypeError, IndexError) as error:
             if getattr(error, "_irtool_context", False) or not any(isinstance(x, SymbolicTensor) for x in flat):
                 raise
             raise _with_call_context(error, self, args, kwargs) from None
         finally:
             _paths.names.pop()
+
+    # -- masking ----------------------------------------------------------------------------
+    def compute_mask(self, inputs, previous_mask):
+        """The mask of this layer's output (default: pass the input's mask through if supported)."""
+        if not self.supports_masking:
+            return None
+        return previous_mask
+
+    def _symbolic_call(self, first, args, kwargs):
+        previous_mask = tree.map_structure(lambda t: getattr(t, "_keras_mask", None), first)
+        has_mask = any(m is not None for m in tree.flatten(previous_mask))
+        if has_mask and self._call_has_mask and "mask" not in kwargs:
+            kwargs = dict(kwargs, mask=previous_mask)
+        if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
+            return record_call(
+                self, self.call, args, kwargs, compute_masks=lambda _: self.compute_mask(first, previous_mask)
+            )
+        if has_mask:
+            warnings.warn(
+                f"Layer '{self.name}' (of type {type(self).__name__}) was passed an input with a mask attached to "
+                "it. However, this layer does not support masking and will therefore destroy the mask "
+                "information. Downstream layers will not see the mask.",
+                stacklevel=3,
+            )
+        return record_call(self, self.call, args, kwargs)
 
     def _autocast(self, args, kwargs):
         if not is_float(self.dtype):

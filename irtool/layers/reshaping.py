@@ -56,6 +56,8 @@ class Reshape(Layer):
 class Identity(Layer):
     """Returns its input unchanged (a placeholder layer)."""
 
+    supports_masking = True
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.built = True

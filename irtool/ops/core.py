@@ -134,7 +134,7 @@ class SymbolicTensor:
     Operators (``+ - * / @ ** [] < > != ...``) record primitives, as in Keras.
     """
 
-    __slots__ = ("shape", "dtype", "producer", "index", "_keras_history", "_name", "__weakref__")
+    __slots__ = ("shape", "dtype", "producer", "index", "_keras_history", "_keras_mask", "_name", "__weakref__")
 
     def __init__(self, shape, dtype, producer=None, index=0, name=None):
         self.shape = tuple(shape)
@@ -142,6 +142,7 @@ class SymbolicTensor:
         self.producer = producer
         self.index = index
         self._keras_history = None
+        self._keras_mask = None
         self._name = name
 
     @property

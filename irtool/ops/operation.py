@@ -71,34 +71,48 @@ class LayerCall:
         return f"<LayerCall {self.operation.name}[{self.index}]>"
 
 
-def record_call(operation: Operation, fn, args: tuple, kwargs: dict, scope_base: tuple | None = None):
+def record_call(
+    operation: Operation, fn, args: tuple, kwargs: dict, scope_base: tuple | None = None, compute_masks=None
+):
     """Run ``fn(*args, **kwargs)`` on symbolic tensors as a call of ``operation``.
 
     Primitives recorded inside get this call in their scope. Outputs become fresh tensors
-    owned by the call (an output that is an input or another call's output gets an
-    ``identity`` primitive so each tensor has exactly one history).
+    owned by the call (an output that is an input, another call's output or repeated gets an
+    ``identity`` primitive so each tensor has exactly one history). ``compute_masks(outputs)``,
+    if given, runs in the same scope and returns the output masks (Keras' ``_keras_mask``).
     """
     call = LayerCall(operation, args, kwargs)
     with core.scope(call, scope_base):
         outputs = fn(*args, **kwargs)
         flat = tree.flatten(outputs)
         fresh = []
+        seen = set()
         for i, t in enumerate(flat):
             if not isinstance(t, SymbolicTensor):
                 raise TypeError(
                     f"`{operation.class_name}.call()` of '{operation.name}' must return tensors computed from "
                     f"its inputs. Received output {i} of type {type(t).__name__}."
                 )
-            if t._keras_history is not None or t.producer is None:
+            if t._keras_history is not None or t.producer is None or id(t) in seen:
                 from irtool.ops.shape import identity
 
                 t = identity(t)
+            seen.add(id(t))
             fresh.append(t)
+        outputs = tree.pack_like(outputs, fresh)
+        if compute_masks is not None:
+            masks = compute_masks(outputs)
+            if masks is not None:
+                flat_masks = tree.flatten(masks) if isinstance(masks, (list, tuple, dict)) else [masks]
+                if len(flat_masks) == 1 and len(fresh) > 1:
+                    flat_masks = flat_masks * len(fresh)
+                for t, m in zip(fresh, flat_masks):
+                    t._keras_mask = m
     for i, t in enumerate(fresh):
         t._keras_history = (call, i)
         if t._name is None:
             t._name = naming.uniquify("keras_tensor")
-    call.outputs = tree.pack_like(outputs, fresh)
+    call.outputs = outputs
     call.output_tensors = fresh
     operation._inbound_nodes.append(call)
     return call.outputs
