@@ -23,6 +23,7 @@ class MaskedMean(layers.Layer):
         return ops.sum(inputs * weights, axis=1) / ops.sum(weights, axis=1)
 
 
+@pytest.mark.filterwarnings("ignore:.*does not support masking")
 def test_mask_flows_through_supporting_layers_into_mask_argument():
     inputs = keras.Input((4, 3))
     masked = MakeMask()(inputs)
