@@ -28,6 +28,7 @@ class LoweringContext:
         self.layer = ""
         self.unique = UniqueNamer()
         self._node_names = UniqueNamer()
+        self.constants: dict = {}  # initializer name -> NumPy value (for folding at lowering)
 
     # -- emission ------------------------------------------------------------------------------
     def node(self, op_type: str, inputs: list, outputs=1, **attrs) -> list:
@@ -43,9 +44,40 @@ class LoweringContext:
         # order="C" keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
         array = np.asarray(array, order="C")
         name = self.unique(name or (f"{self.scope}/const" if self.scope else "const"))
-        self.initializers.append(numpy_helper.from_array(array, name))
-        self.dtypes[name] = array.dtype.name
+        self.add_initializer(name, array)
         return name
+
+    def add_initializer(self, name: str, array: np.ndarray) -> None:
+        """Store ``array`` under an already-unique ``name``."""
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
+        self.constants[name] = array
+        self.dtypes[name] = array.dtype.name
+
+    def constant_value(self, name: str):
+        """The NumPy value of ``name`` if it is an initializer (a weight or constant), else None."""
+        return self.constants.get(name)
+
+    def permuted(self, x: str, perm: list) -> str:
+        """``x`` transposed by ``perm``: a new initializer when ``x`` is one (folded now, no
+        node), else a ``Transpose`` node. Use it for weights in Keras layout (Conv kernels)."""
+        perm = list(perm)
+        if perm == list(range(len(perm))):
+            return x
+        value = self.constant_value(x)
+        if value is not None:
+            return self.const(np.transpose(value, perm), f"{x}__T")
+        out = self.node("Transpose", [x], perm=perm)[0]
+        self.dtypes[out] = self.dtypes.get(x)
+        return out
+
+    def reshaped(self, x: str, shape: list) -> str:
+        """``x`` reshaped to ``shape`` (folded when ``x`` is an initializer)."""
+        value = self.constant_value(x)
+        if value is not None:
+            return self.const(np.reshape(value, shape), f"{x}__R")
+        out = self.node("Reshape", [x, self.int64s(shape)])[0]
+        self.dtypes[out] = self.dtypes.get(x)
+        return out
 
     def int64s(self, values) -> str:
         return self.const(np.asarray(list(values), dtype=np.int64))

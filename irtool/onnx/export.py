@@ -13,9 +13,8 @@ from __future__ import annotations
 import os
 import tempfile
 
-import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from irtool.onnx.context import LoweringContext, LoweringError, tensor_type
 
@@ -69,8 +68,7 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
         d = graph.nx.nodes[v]
         name = ctx.unique(d["name"])
         names[v] = name
-        ctx.initializers.append(numpy_helper.from_array(np.asarray(d["payload"]._value, order="C"), name))
-        ctx.dtypes[name] = d["spec"].dtype
+        ctx.add_initializer(name, d["payload"]._value)
 
     nx_nodes = graph.nx.nodes
     for op in graph.ops:
