@@ -13,6 +13,8 @@ from irtool.ops.core import Primitive, SymbolicTensor, apply
 class DropoutPrim(Primitive):
     """Inference-time dropout: the identity (lowered to nothing). Training comes with the trainer."""
 
+    elementwise = True
+
     name = "dropout"
 
     def infer(self, specs, rate, noise_shape, seed):

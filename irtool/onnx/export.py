@@ -17,6 +17,7 @@ import onnx
 from onnx import helper
 
 from irtool.onnx.context import LoweringContext, LoweringError, tensor_type
+from irtool.onnx.layout import channels_first, has_channels_last_ops
 
 DEFAULT_OPSET = 21
 MIN_OPSET = 13
@@ -45,6 +46,8 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
             f"Model '{model.name}' has no graph to export: build it first (give it an Input, or call it on data), "
             "or use a functional model."
         )
+    if has_channels_last_ops(graph):
+        graph = channels_first(graph)
     ctx = LoweringContext(opset)
     names: dict = {}
 

@@ -67,6 +67,12 @@ class Primitive:
 
     name = "primitive"
     num_outputs = 1
+    # Hints for layout passes: ``elementwise`` ops commute with transposes of their
+    # (broadcast) operands; ``layout_sensitive`` ops take ``data_format`` and read the
+    # inputs at ``layout_inputs`` in that layout.
+    elementwise = False
+    layout_sensitive = False
+    layout_inputs = (0,)
 
     def infer(self, specs: list, **attrs) -> list:
         raise NotImplementedError

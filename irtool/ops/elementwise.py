@@ -20,6 +20,8 @@ from irtool.ops.operation import top_level_op
 class Binary(Primitive):
     """``out = fn(a, b)`` with NumPy broadcasting; ``boolean`` ops return bool."""
 
+    elementwise = True
+
     def __init__(self, name: str, fn, onnx_op: str, boolean: bool = False):
         self.name = name
         self.fn = fn
@@ -287,6 +289,8 @@ SELU_SCALE = 1.0507009873554804934193349852946
 class Unary(Primitive):
     """``out = fn(x)``; ``onnx`` is the op type (with ``onnx_attrs``) or a lowering function."""
 
+    elementwise = True
+
     def __init__(self, name: str, fn, onnx, float_only: bool = False, out_dtype: str | None = None, **onnx_attrs):
         self.name = name
         self.fn = fn
@@ -543,6 +547,7 @@ swish = silu
 
 
 class Cast(Primitive):
+    elementwise = True
     name = "cast"
 
     def infer(self, specs, dtype):

@@ -26,6 +26,8 @@ def _shape(x) -> tuple:
 class Identity(Primitive):
     """``out = x``. Also gives each layer output its own tensor; the lowering drops it."""
 
+    elementwise = True
+
     name = "identity"
 
     def infer(self, specs):
@@ -81,6 +83,10 @@ class Reshape(Primitive):
         return x.reshape([x.shape[i] if d is None else d for i, d in enumerate(shape)])
 
     def to_onnx(self, ctx, ins, outs, shape):
+        value = ctx.constant_value(ins[0])
+        if value is not None:  # a weight or constant: fold now, no node
+            ctx.add_initializer(outs[0], self.forward(value, shape))
+            return
         if 0 in shape:
             target = [d if d is not None else ctx.fail(self, "literal 0 dims with kept dims") for d in shape]
             ctx.node("Reshape", [ins[0], ctx.int64s(target)], outs, allowzero=1)
@@ -119,6 +125,10 @@ class Transpose(Primitive):
         return np.transpose(x, perm)
 
     def to_onnx(self, ctx, ins, outs, perm):
+        value = ctx.constant_value(ins[0])
+        if value is not None:  # a weight or constant: fold now, no node
+            ctx.add_initializer(outs[0], np.transpose(value, perm))
+            return
         ctx.node("Transpose", ins, outs, perm=list(perm))
 
 
@@ -447,6 +457,7 @@ def take(x, indices, axis=None):
 
 
 class Where(Primitive):
+    elementwise = True
     name = "where"
 
     def infer(self, specs):
@@ -490,6 +501,7 @@ def where(condition, x1, x2):
 
 
 class Clip(Primitive):
+    elementwise = True
     name = "clip"
 
     def infer(self, specs, low, high):
