@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Foundation benchmark: irtool side by side with its peers, in one process.
 
-    python tools/bench_foundation.py            # full run (~1-2 minutes on 2 cores)
-    python tools/bench_foundation.py --quick    # fewer repeats (~40 s)
-    python tools/bench_foundation.py --markdown # also print the result table as Markdown
+    python tools/bench_foundation.py             # full run (~2.5 minutes on 2 cores, all peers)
+    python tools/bench_foundation.py --quick     # fewer repeats (~1 minute)
+    python tools/bench_foundation.py --markdown  # also print the result table as Markdown
+    python tools/bench_foundation.py --threads 1 # pin NumPy/OpenBLAS, torch and ORT to 1 thread
+    python tools/bench_foundation.py --only predict --no-profile  # one section
 
 What it measures (medians of several repeats after warm-up runs, ``time.perf_counter``):
 
@@ -47,9 +49,26 @@ import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # must be set before keras is imported
 
+
+def _early_threads(argv) -> int | None:
+    """``--threads N`` has to reach OpenBLAS and OpenMP before numpy or torch is imported."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+        if arg == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+    return None
+
+
+THREADS = _early_threads(sys.argv[1:])
+if THREADS:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(THREADS)
+
 DEFAULT_RECURSION_LIMIT = sys.getrecursionlimit()
 KERAS_RECURSION_LIMIT = 20_000
 DYNAMO_LIMIT_S = 60.0
+LINEAR_BAND = 1.3  # per-layer cost at 4k may be at most this much above 1k to count as linear
 
 import numpy as np  # noqa: E402
 
@@ -120,8 +139,18 @@ def interleaved(fns: dict, repeats: int, warmup: int = 1, collect: bool = True) 
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def per_call(fns: dict, repeats: int, budget_s: float = 0.08) -> dict:
-    """Median seconds per call for fast functions: each repeat loops for about ``budget_s``."""
+SETTLE_S = 0.2
+
+
+def per_call(fns: dict, repeats: int, budget_s: float = 0.05) -> tuple[dict, dict]:
+    """(median, min) seconds per call for fast functions; each repeat loops for ``budget_s``.
+
+    Repeats go round the functions, so a burst of background load hits one round, not all of
+    one function's samples. Every block starts after a pause: OpenBLAS' worker threads (used by
+    NumPy's matmul) and ONNX Runtime's intra-op threads busy-wait for a while after their last
+    call, and on a 2-core machine the spinning threads of one slow the other down several
+    times over; back-to-back blocks would measure that interference, not either runtime.
+    """
     loops = {}
     for name, fn in fns.items():
         for _ in range(3):
@@ -131,17 +160,21 @@ def per_call(fns: dict, repeats: int, budget_s: float = 0.08) -> dict:
             n *= 2
             t = timed(lambda fn=fn, n=n: [fn() for _ in range(n)], collect=False)
         loops[name] = max(1, int(n * budget_s / max(t, 1e-9)))
-    names = list(fns)
-    samples = {name: [] for name in names}
-    for r in range(repeats):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for name in order:
-            fn, n = fns[name], loops[name]
+    samples: dict = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            time.sleep(SETTLE_S)
+            for _ in range(max(1, loops[name] // 20)):  # wake the thread pools up
+                fn()
+            n = loops[name]
             start = time.perf_counter()
             for _ in range(n):
                 fn()
             samples[name].append((time.perf_counter() - start) / n)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return (
+        {name: statistics.median(s) for name, s in samples.items()},
+        {name: min(s) for name, s in samples.items()},
+    )
 
 
 def fmt_s(seconds) -> str:
@@ -283,18 +316,20 @@ def section_build(repeats: int) -> None:
 def section_scaling(repeats: int) -> None:
     print("\n[1b] Linear growth: build and export at 1k, 2k, 4k layers; 10k at the default recursion limit")
     assert_default_limit()
+    held: dict = {}  # the model just built, for the export that follows
+
+    def build(n):
+        held["model"] = irtool_chain(n)
+
+    def export():
+        irtool.onnx.to_onnx(held["model"])
+
     per_layer = {}
     for n in (1000, 2000, 4000):
         builds, exports = [], []
         for _ in range(repeats):
-            model = None
-
-            def build(n=n):
-                nonlocal model
-                model = irtool_chain(n)
-
-            builds.append(timed(build))
-            exports.append(timed(lambda: irtool.onnx.to_onnx(model)))
+            builds.append(timed(lambda n=n: build(n)))
+            exports.append(timed(export))
         b, e = statistics.median(builds), statistics.median(exports)
         per_layer[n] = (b / n, e / n)
         print(
@@ -302,6 +337,21 @@ def section_scaling(repeats: int) -> None:
             f"export {fmt_s(e)} ({e / n * 1e6:.0f} µs/layer)",
             flush=True,
         )
+
+    # The same at 4k with the cyclic garbage collector paused: what is left is the algorithm.
+    gc.collect()
+    gc.disable()
+    try:
+        b_nogc = timed(lambda: build(4000), collect=False)
+        e_nogc = timed(export, collect=False)
+    finally:
+        gc.enable()
+    print(
+        f"   4000 layers, gc disabled: build {fmt_s(b_nogc)} ({b_nogc / 4000 * 1e6:.0f} µs/layer), "
+        f"export {fmt_s(e_nogc)} ({e_nogc / 4000 * 1e6:.0f} µs/layer)"
+    )
+    nogc = {"build": b_nogc / 4000, "export": e_nogc / 4000}
+    model4k = held["model"]
     for i, what in enumerate(("build", "export")):
         growth = per_layer[4000][i] / per_layer[1000][i]
         record(
@@ -309,35 +359,35 @@ def section_scaling(repeats: int) -> None:
             per_layer[4000][i],
             "irtool at 1k",
             per_layer[1000][i],
-            "ratio <= 1.5 (linear)",
-            growth <= 1.5,
-            extra=f"{per_layer[1000][i] * 1e6:.0f} → {per_layer[4000][i] * 1e6:.0f} µs/layer",
+            f"ratio <= {LINEAR_BAND} (linear)",
+            growth <= LINEAR_BAND,
+            profile=(lambda: irtool_chain(4000)) if what == "build" else (lambda: irtool.onnx.to_onnx(model4k)),
+            extra=f"{per_layer[1000][i] * 1e6:.0f} → {per_layer[4000][i] * 1e6:.0f} µs/layer; "
+            f"4k with gc disabled {nogc[what] * 1e6:.0f} µs/layer",
         )
+    held.clear()
 
     # 10,000 layers, Python's default recursion limit, one pass (it is the slowest item).
     assert_default_limit()
-    model = None
-
-    def build10k():
-        nonlocal model
-        model = irtool_chain(10_000)
-
-    text = []
-    b = timed(build10k)
+    text: list = []
+    b = timed(lambda: build(10_000))
+    model = held.pop("model")
     s = timed(lambda: model.summary(print_fn=text.append))
     with tempfile.TemporaryDirectory() as tmp:
-        e = timed(lambda: model.export(os.path.join(tmp, "chain10k.onnx")))
-        size = os.path.getsize(os.path.join(tmp, "chain10k.onnx"))
-    total = b + s + e
+        path = os.path.join(tmp, "chain10k.onnx")
+        e = timed(lambda: model.export(path))
+        size = os.path.getsize(path)
     record(
         "10k-layer chain: build+summary+export",
-        total,
+        b + s + e,
         target=f"runs at recursion limit {DEFAULT_RECURSION_LIMIT}",
-        met=True,
-        extra=f"build {fmt_s(b)}, summary {fmt_s(s)} ({text[0].count(chr(10))} lines), "
-        f"export to file {fmt_s(e)} ({size / 2**20:.0f} MiB)",
+        met=sys.getrecursionlimit() == DEFAULT_RECURSION_LIMIT,
+        extra=f"build {fmt_s(b)} ({b / 10_000 * 1e6:.0f} µs/layer vs {per_layer[1000][0] * 1e6:.0f} at 1k), "
+        f"summary {fmt_s(s)} "
+        f"({text[0].count(chr(10))} lines), export to file {fmt_s(e)} ({e / 10_000 * 1e6:.0f} µs/layer, "
+        f"{size / 2**20:.0f} MiB)",
     )
-    del model
+    model = None
     gc.collect()
 
 
@@ -461,20 +511,31 @@ def section_predict(repeats: int) -> None:
         }
         check = ""
         if available(ort):
+            options = ort.SessionOptions()  # defaults, unless --threads pins the pools
+            if THREADS:
+                options.intra_op_num_threads = THREADS
+                options.inter_op_num_threads = THREADS
             session = ort.InferenceSession(
-                irtool.onnx.to_onnx(model).SerializeToString(), providers=["CPUExecutionProvider"]
+                irtool.onnx.to_onnx(model).SerializeToString(), options, providers=["CPUExecutionProvider"]
             )
             feed = {session.get_inputs()[0].name: x}
             fns["ort"] = lambda s=session, f=feed: s.run(None, f)
+            n_nodes = len(onnx_nodes(model))
             ours, theirs = model.predict(x, verbose=0), session.run(None, feed)[0]
             scale = float(np.max(np.abs(theirs))) or 1.0
             check = f"max |irtool-ORT| / max|y| = {float(np.max(np.abs(ours - theirs))) / scale:.1e}"
-        t = per_call(fns, repeats)
+        t, best = per_call(fns, repeats)
         print(
-            f"  {label}: predict {fmt_s(t['predict'])}, model(x) {fmt_s(t['call'])}, "
-            f"_run_flat {fmt_s(t['run'])}" + (f", ORT {fmt_s(t['ort'])}; {check}" if "ort" in t else ""),
+            f"  {label}: median (min) predict {fmt_s(t['predict'])} ({fmt_s(best['predict'])}), "
+            f"model(x) {fmt_s(t['call'])} ({fmt_s(best['call'])}), _run_flat {fmt_s(t['run'])} ({fmt_s(best['run'])})"
+            + (f", ORT {fmt_s(t['ort'])} ({fmt_s(best['ort'])}); {check}" if "ort" in t else ""),
             flush=True,
         )
+        n_ops = len(model.graph.ops)
+        line = f"    {n_ops} primitives in the NumPy schedule: {t['run'] / n_ops * 1e6:.2f} µs per primitive"
+        if "ort" in t:
+            line += f"; {n_nodes} exported ONNX nodes: {t['ort'] / n_nodes * 1e6:.2f} µs per node in ORT"
+        print(line)
         peer = t.get("ort")
         peer_name = f"ORT {ort.__version__} session.run" if peer else None
         record(
@@ -484,11 +545,15 @@ def section_predict(repeats: int) -> None:
             peer,
             "<= 2x ORT" if peer else None,
             (t["predict"] / peer <= 2.0) if peer else None,
-            profile=lambda m=model, x=x: [m.predict(x, verbose=0) for _ in range(2000 if width == 784 else 50)],
+            profile=lambda m=model, x=x, k=2000 if width == 784 else 50: [m.predict(x, verbose=0) for _ in range(k)],
         )
         if peer:
             record(f"model(x) b=1, {label}", t["call"], peer_name, peer)
             record(f"_run_flat b=1, {label}", t["run"], peer_name, peer)
+
+
+def onnx_nodes(model) -> list:
+    return list(irtool.onnx.to_onnx(model).graph.node)
 
 
 def section_profiles(top: int) -> None:
@@ -531,7 +596,14 @@ def versions() -> list[str]:
     peers.append(f"onnxscript {onnxscript.__version__}" if available(onnxscript) else "onnxscript not installed")
     lines.append(", ".join(peers))
     if available(torch):
+        if THREADS:
+            torch.set_num_threads(THREADS)
         lines.append(f"torch threads {torch.get_num_threads()}")
+    blas = os.environ.get("OPENBLAS_NUM_THREADS")
+    lines.append(
+        f"threads: {'--threads ' + str(THREADS) if THREADS else 'library defaults'}"
+        f" (OPENBLAS_NUM_THREADS={blas or 'unset'}, ORT intra-op {THREADS or 'default'})"
+    )
     return lines
 
 
@@ -579,6 +651,11 @@ def main(argv=None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="do not profile missed targets")
     parser.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     parser.add_argument("--only", choices=["build", "scaling", "export", "predict"], action="append")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="pin OpenBLAS/OpenMP, torch and ONNX Runtime to N threads (default: each library's own default)",
+    )
     args = parser.parse_args(argv)
     big, small, fast = (3, 1, 5) if args.quick else (7, 3, 9)
     only = set(args.only or ["build", "scaling", "export", "predict"])

@@ -1,10 +1,39 @@
 """``irtool.layers``: Keras layers written in ``irtool.ops``."""
 
 from irtool.layers.activation import Activation
+from irtool.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from irtool.layers.bidirectional import Bidirectional
+from irtool.layers.convolutional import (
+    Conv1D,
+    Conv1DTranspose,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
+    Convolution1D,
+    Convolution1DTranspose,
+    Convolution2D,
+    Convolution2DTranspose,
+    Convolution3D,
+    Convolution3DTranspose,
+)
+from irtool.layers.convolutional_depthwise import (
+    DepthwiseConv1D,
+    DepthwiseConv2D,
+    SeparableConv1D,
+    SeparableConv2D,
+    SeparableConvolution1D,
+    SeparableConvolution2D,
+)
 from irtool.layers.dense import Dense
+from irtool.layers.dot import Dot, dot
 from irtool.layers.dropout import Dropout
+from irtool.layers.einsum_dense import EinsumDense
+from irtool.layers.embedding import Embedding
 from irtool.layers.input_layer import Input, InputLayer
 from irtool.layers.input_spec import InputSpec
+from irtool.layers.lambda_layer import Lambda
 from irtool.layers.layer import Layer
 from irtool.layers.merging import (
     Add,
@@ -22,6 +51,63 @@ from irtool.layers.merging import (
     multiply,
     subtract,
 )
+from irtool.layers.normalization import (
+    BatchNormalization,
+    GroupNormalization,
+    LayerNormalization,
+    UnitNormalization,
+)
+from irtool.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    AvgPool1D,
+    AvgPool2D,
+    AvgPool3D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAveragePooling3D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalAvgPool3D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    GlobalMaxPool3D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    GlobalMaxPooling3D,
+    MaxPool1D,
+    MaxPool2D,
+    MaxPool3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
+)
+from irtool.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
+from irtool.layers.regularization import (
+    ActivityRegularization,
+    AlphaDropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+    SpatialDropout3D,
+)
 from irtool.layers.reshaping import Flatten, Identity, Reshape
+from irtool.layers.reshaping_extra import (
+    Cropping1D,
+    Cropping2D,
+    Cropping3D,
+    Permute,
+    RepeatVector,
+    UpSampling1D,
+    UpSampling2D,
+    UpSampling3D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+    ZeroPadding3D,
+)
+from irtool.layers.rnn import GRU, LSTM, SimpleRNN
+from irtool.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -6,7 +6,9 @@ becomes a named node of its own (``add``, ``matmul``, ``get_item``...) that show
 ``model.operations`` and ``summary()`` but not in ``model.layers``, as in Keras 3.
 """
 
-from irtool.ops import nn
+from irtool.ops import image, nn
+from irtool.ops.arrays import pad, repeat
+from irtool.ops.conv import conv, conv_transpose, depthwise_conv, separable_conv
 from irtool.ops.core import Constant, Primitive, SymbolicTensor, apply, is_symbolic
 from irtool.ops.elementwise import (
     abs,
@@ -59,9 +61,12 @@ from irtool.ops.elementwise import (
     tanh,
     true_divide,
 )
-from irtool.ops.linalg import einsum, matmul
+from irtool.ops.linalg import einsum, matmul, tril, triu
 from irtool.ops.nn import log_softmax, softmax
+from irtool.ops.normalization import batch_normalization, layer_normalization, moments, normalize
+from irtool.ops.pooling import average_pool, max_pool
 from irtool.ops.reduce import argmax, argmin, max, mean, min, prod, sum
+from irtool.ops.rnn import gru, lstm, simple_rnn
 from irtool.ops.shape import (
     arange,
     clip,

@@ -104,3 +104,44 @@ def einsum(subscripts: str, *operands):
         first, ops[1], _ = promote(ops[0], ops[1])
         ops[0] = first
     return apply(EINSUM, ops, equation=eq)[0]
+
+
+class Trilu(Primitive):
+    """The lower (``tril``) or upper (``triu``) triangle of the last two axes; ``k`` shifts the diagonal."""
+
+    name = "trilu"
+
+    def infer(self, specs, k, upper):
+        (x,) = specs
+        if len(x.shape) < 2:
+            raise ValueError(f"`{'triu' if upper else 'tril'}` needs a tensor of rank >= 2. Received: shape={x.shape}")
+        return [x]
+
+    def forward(self, x, k, upper):
+        return np.triu(x, k) if upper else np.tril(x, k)
+
+    def to_onnx(self, ctx, ins, outs, k, upper):
+        if ctx.opset < 14:
+            ctx.fail(self, f"ONNX Trilu needs opset >= 14 (target opset {ctx.opset})")
+        ctx.node("Trilu", [ins[0], ctx.const(np.asarray(k, np.int64))], outs, upper=int(upper))
+
+
+TRILU = Trilu()
+
+
+def _trilu(x, k, upper):
+    if not hasattr(x, "shape"):
+        x = np.asarray(x)
+    return apply(TRILU, [x], k=int(k), upper=upper)[0]
+
+
+@top_level_op("Tril")
+def tril(x, k=0):
+    """Zero the entries above the ``k``-th diagonal of the last two axes."""
+    return _trilu(x, k, False)
+
+
+@top_level_op("Triu")
+def triu(x, k=0):
+    """Zero the entries below the ``k``-th diagonal of the last two axes."""
+    return _trilu(x, k, True)

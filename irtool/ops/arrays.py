@@ -1,0 +1,153 @@
+"""Layout-agnostic array primitives used by the reshaping layers: ``pad`` and ``repeat``.
+
+Neither reads a ``data_format``: both act on explicit axes, so they work in any layout
+(ZeroPadding pads the spatial axes, UpSampling repeats them, RepeatVector repeats a new axis).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irtool.ir.dtypes import is_float
+from irtool.ir.spec import TensorSpec, normalize_axis
+from irtool.ops.core import Primitive, apply
+from irtool.ops.operation import top_level_op
+
+PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "symmetric": None, "wrap": "wrap"}
+
+
+def _tensor(x):
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return x
+    return np.asarray(x, dtype="float32" if isinstance(x, float) else None)
+
+
+class Pad(Primitive):
+    """``np.pad`` with ``pads = ((before, after), ...)`` (one pair per axis, all >= 0)."""
+
+    name = "pad"
+
+    def infer(self, specs, pads, mode, value):
+        (x,) = specs
+        if len(pads) != len(x.shape):
+            raise ValueError(
+                f"`pad` needs one (before, after) pair per axis. Received pad_width={pads} for shape {x.shape}"
+            )
+        shape = []
+        for d, (lo, hi) in zip(x.shape, pads):
+            if mode in ("reflect", "symmetric", "wrap") and d is not None and max(lo, hi) > (d - (mode == "reflect")):
+                raise ValueError(f"`pad` in mode {mode!r} cannot pad an axis of size {d} by {(lo, hi)}.")
+            shape.append(None if d is None else d + lo + hi)
+        return [TensorSpec(tuple(shape), x.dtype)]
+
+    def forward(self, x, pads, mode, value):
+        if mode != "constant":
+            return np.pad(x, pads, mode=mode)
+        out = np.full([d + lo + hi for d, (lo, hi) in zip(x.shape, pads)], value, dtype=x.dtype)
+        out[tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape, pads))] = x
+        return out
+
+    def to_onnx(self, ctx, ins, outs, pads, mode, value):
+        onnx_mode = PAD_MODES[mode]
+        if onnx_mode is None or (onnx_mode == "wrap" and ctx.opset < 19):
+            ctx.fail(self, f"ONNX Pad has no mode {mode!r} at opset {ctx.opset}")
+        if not any(lo or hi for lo, hi in pads):
+            ctx.node("Identity", ins, outs)
+            return
+        args = [ins[0], ctx.int64s([lo for lo, _ in pads] + [hi for _, hi in pads])]
+        if mode == "constant":
+            args.append(ctx.const(np.asarray(value, dtype=ctx.dtype_of(ins[0]))))
+        ctx.node("Pad", args, outs, mode=onnx_mode)
+
+
+PAD = Pad()
+
+
+def _pad_width(pad_width, ndim: int) -> tuple:
+    try:
+        width = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (ndim, 2))
+    except ValueError:
+        raise ValueError(f"`pad_width` {pad_width!r} cannot be broadcast to shape ({ndim}, 2).") from None
+    if (width < 0).any():
+        raise ValueError(f"`pad_width` cannot hold negative values. Received: pad_width={pad_width}")
+    return tuple((int(lo), int(hi)) for lo, hi in width)
+
+
+@top_level_op("Pad")
+def pad(x, pad_width, mode="constant", constant_values=None):
+    """Pad ``x`` (Keras' ``ops.pad``): ``pad_width`` is an int, one pair, or one pair per axis."""
+    x = _tensor(x)
+    mode = str(mode).lower()
+    if mode not in PAD_MODES:
+        raise ValueError(f"`mode` must be one of {sorted(PAD_MODES)}. Received: mode={mode}")
+    if constant_values is not None and mode != "constant":
+        raise ValueError(
+            "Argument `constant_values` can only be provided when `mode == 'constant'`. "
+            f"Received: mode={mode}, constant_values={constant_values}"
+        )
+    value = 0 if constant_values is None else constant_values
+    value = float(value) if is_float(str(x.dtype)) else int(value)
+    return apply(PAD, [x], pads=_pad_width(pad_width, len(x.shape)), mode=mode, value=value)[0]
+
+
+class Repeat(Primitive):
+    """``np.repeat(x, repeats, axis)`` with an int ``repeats``: each entry ``repeats`` times in a row."""
+
+    name = "repeat"
+
+    def infer(self, specs, repeats, axis):
+        (x,) = specs
+        if not 0 <= axis < len(x.shape):
+            raise ValueError(f"`repeat` axis {axis} is out of range for shape {x.shape}.")
+        shape = list(x.shape)
+        shape[axis] = None if shape[axis] is None else shape[axis] * repeats
+        return [TensorSpec(tuple(shape), x.dtype)]
+
+    def forward(self, x, repeats, axis):
+        return np.repeat(x, repeats, axis=axis)
+
+    def to_onnx(self, ctx, ins, outs, repeats, axis):
+        from irtool.ops.image import static_dim
+
+        if repeats == 1:
+            ctx.node("Identity", ins, outs)
+            return
+        size = static_dim(ctx, ins[0], axis)
+        if size is not None:
+            # Static size: one Gather with constant indices (exact, any dtype and layout).
+            indices = np.arange(size * repeats, dtype=np.int64) // repeats
+            ctx.node("Gather", [ins[0], ctx.const(indices)], outs, axis=axis)
+            return
+        # Unknown size: a new axis after `axis`, expanded to `repeats`, merged with `axis`.
+        big = np.iinfo(np.int64).max
+        shape = ctx.node("Shape", ins)[0]
+        head = ctx.node("Slice", [shape, ctx.int64s([0]), ctx.int64s([axis])])[0]
+        dim = ctx.node("Slice", [shape, ctx.int64s([axis]), ctx.int64s([axis + 1])])[0]
+        tail = ctx.node("Slice", [shape, ctx.int64s([axis + 1]), ctx.int64s([big])])[0]
+        expanded_shape = ctx.node("Concat", [head, dim, ctx.int64s([repeats]), tail], axis=0)[0]
+        expanded = ctx.node("Expand", [ctx.unsqueeze(ins[0], [axis + 1])[0], expanded_shape])[0]
+        merged = ctx.node("Mul", [dim, ctx.int64s([repeats])])[0]
+        target = ctx.node("Concat", [head, merged, tail], axis=0)[0]
+        ctx.node("Reshape", [expanded, target], outs)
+
+
+REPEAT = Repeat()
+
+
+@top_level_op("Repeat")
+def repeat(x, repeats, axis=None):
+    """Repeat each element ``repeats`` times along ``axis`` (flattened first when ``axis`` is None)."""
+    from irtool.ops.shape import reshape
+
+    x = _tensor(x)
+    if isinstance(repeats, (list, tuple, np.ndarray)) or hasattr(repeats, "shape"):
+        values = np.asarray(repeats).reshape(-1)
+        if values.size != 1:
+            raise ValueError(f"irtool's `repeat` takes one integer `repeats`. Received: repeats={repeats}")
+        repeats = values[0]
+    if isinstance(repeats, bool) or not isinstance(repeats, (int, np.integer)) or repeats < 0:
+        raise ValueError(f"`repeats` must be a non-negative integer. Received: repeats={repeats}")
+    if axis is None:
+        x = reshape(x, (-1,))
+        axis = 0
+    return apply(REPEAT, [x], repeats=int(repeats), axis=normalize_axis(axis, len(x.shape)))[0]

@@ -1,0 +1,263 @@
+"""Shared pieces of the convolution primitives: Keras' argument checks, the padding and
+output-length arithmetic of ``conv`` and ``conv_transpose``, the NumPy kernels and the
+ONNX emission helpers (channels-first node between NHWC transposes, runtime ``same`` pads).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from irtool import backend
+from irtool.ir.dtypes import is_float
+
+# -- argument helpers (Keras' messages) --------------------------------------------------------
+
+
+def standardize_data_format(data_format) -> str:
+    if data_format is None:
+        return backend.image_data_format()
+    data_format = str(data_format).lower()
+    if data_format not in ("channels_first", "channels_last"):
+        raise ValueError(
+            "The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
+            f"Received: data_format={data_format}"
+        )
+    return data_format
+
+
+def standardize_tuple(value, n: int, name: str, allow_zero: bool = False) -> tuple:
+    message = f"The `{name}` argument must be a tuple of {n} integers. Received {name}={value}"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        values = (int(value),) * n
+    else:
+        try:
+            values = tuple(value)
+        except TypeError:
+            raise ValueError(message) from None
+        if len(values) != n:
+            raise ValueError(message)
+        try:
+            values = tuple(int(v) for v in values)
+        except (TypeError, ValueError):
+            raise ValueError(message) from None
+    bad = {v for v in values if (v < 0 if allow_zero else v <= 0)}
+    if bad:
+        raise ValueError(
+            f"{message}, including values {bad} that do not satisfy `value {'>= 0' if allow_zero else '> 0'}`"
+        )
+    return values
+
+
+def standardize_padding(value, allow_causal: bool = False) -> str:
+    padding = str(value).lower()
+    allowed = {"valid", "same", "causal"} if allow_causal else {"valid", "same"}
+    if padding not in allowed:
+        raise ValueError(f"The `padding` argument must be a list/tuple or one of {allowed}. Received: {padding}")
+    return padding
+
+
+# -- shape arithmetic -------------------------------------------------------------------------
+
+
+def conv_pads(n: int, k: int, s: int, d: int, padding: str) -> tuple:
+    """(begin, end) padding of one spatial dim of length ``n``."""
+    eff = (k - 1) * d + 1
+    if padding == "valid":
+        return 0, 0
+    if padding == "causal":
+        return eff - 1, 0
+    need = max((-(-n // s) - 1) * s + eff - n, 0)
+    return need // 2, need - need // 2
+
+
+def conv_output_length(n, k: int, s: int, d: int, padding: str):
+    if n is None:
+        return None
+    if padding == "valid":
+        return (n - (k - 1) * d - 1) // s + 1
+    return -(-n // s)
+
+
+def conv_transpose_crops(k: int, s: int, d: int, padding: str, output_padding) -> tuple:
+    """(P, R): crop at the start and end of the full scatter of length ``(n-1)*s + K``."""
+    eff = (k - 1) * d + 1
+    if padding == "valid":
+        extra = max(eff, s) - eff if output_padding is None else output_padding
+        return 0, -extra
+    pad_len = s + eff - 2 if output_padding is None else eff + eff % 2 - 2 + output_padding
+    left = min(pad_len // 2 + pad_len % 2, eff - 1)
+    return eff - 1 - left, eff - 1 - (pad_len - left)
+
+
+def conv_transpose_output_length(n, k: int, s: int, d: int, padding: str, output_padding):
+    if n is None:
+        return None
+    begin, end = conv_transpose_crops(k, s, d, padding, output_padding)
+    return (n - 1) * s + (k - 1) * d + 1 - begin - end
+
+
+def _channel_axis(data_format: str, rank: int) -> int:
+    return rank - 1 if data_format == "channels_last" else 1
+
+
+def _spatial(shape, data_format: str) -> tuple:
+    return tuple(shape[1:-1] if data_format == "channels_last" else shape[2:])
+
+
+def _with_spatial(batch, channels, spatial, data_format: str) -> tuple:
+    if data_format == "channels_last":
+        return (batch, *spatial, channels)
+    return (batch, channels, *spatial)
+
+
+def _check_operands(name: str, specs: list, data_format: str) -> tuple:
+    x, kernel = specs[0], specs[1]
+    rank = len(x.shape)
+    if rank < 3:
+        raise ValueError(
+            f"`{name}` needs inputs of rank >= 3 (batch, spatial dims, channels). Received input shape {x.shape}."
+        )
+    if len(kernel.shape) != rank:
+        raise ValueError(
+            f"Kernel shape must have the same length as input, but received kernel of shape {kernel.shape} and "
+            f"input of shape {x.shape}."
+        )
+    if None in kernel.shape:
+        raise ValueError(f"`{name}` needs a kernel of known shape. Received kernel shape {kernel.shape}.")
+    if not is_float(x.dtype) or kernel.dtype != x.dtype:
+        raise ValueError(
+            f"`{name}` needs floating-point inputs and kernel of one dtype. Received: {x.dtype} and {kernel.dtype}."
+        )
+    channels = x.shape[_channel_axis(data_format, rank)]
+    if channels is None:
+        raise ValueError(f"The channel dimension of the inputs to `{name}` should be defined. Received: {x.shape}.")
+    return rank, channels
+
+
+def _check_bias(name: str, specs: list, out: int) -> None:
+    if len(specs) > 2 and (tuple(specs[2].shape) != (out,) or specs[2].dtype != specs[0].dtype):
+        raise ValueError(
+            f"`{name}` needs a bias of shape ({out},) and dtype {specs[0].dtype}. Received: {specs[2].shape}, "
+            f"{specs[2].dtype}."
+        )
+
+
+def _positive(name: str, spatial, out_spatial, x_shape, kernel_shape, attrs) -> None:
+    for n, o in zip(spatial, out_spatial):
+        if n is not None and o <= 0:
+            raise ValueError(
+                f"Computed output size of `{name}` would be zero or negative. Received inputs shape={x_shape}, "
+                f"kernel shape={kernel_shape}, " + ", ".join(f"{k}={v}" for k, v in attrs.items()) + "."
+            )
+
+
+# -- NumPy kernels --------------------------------------------------------------------------------
+
+
+def _windows(x, ksize, strides, dilation, out_spatial, group_first: int = 0):
+    """Strided view of channels-last ``x``: ``(N, o..., k..., C)`` (or ``(G, N, o..., k..., C/G)``)."""
+    st = x.strides
+    nd = len(ksize)
+    shape = (x.shape[0], *out_spatial, *ksize)
+    strides = (st[0], *(st[1 + i] * strides[i] for i in range(nd)), *(st[1 + i] * dilation[i] for i in range(nd)))
+    if group_first:
+        cg = x.shape[-1] // group_first
+        return as_strided(x, (group_first, *shape, cg), (st[-1] * cg, *strides, st[-1]), writeable=False)
+    return as_strided(x, (*shape, x.shape[-1]), (*strides, st[-1]), writeable=False)
+
+
+def _conv_nhwc(x, kernel, strides, padding, dilation, groups):
+    nd = kernel.ndim - 2
+    ksize = kernel.shape[:nd]
+    pads = [conv_pads(x.shape[1 + i], ksize[i], strides[i], dilation[i], padding) for i in range(nd)]
+    if any(p != (0, 0) for p in pads):
+        x = np.pad(x, [(0, 0), *pads, (0, 0)])
+    out_spatial = [(x.shape[1 + i] - (ksize[i] - 1) * dilation[i] - 1) // strides[i] + 1 for i in range(nd)]
+    n, channels, out = x.shape[0], x.shape[-1], kernel.shape[-1]
+    taps = int(np.prod(ksize))
+    if groups == 1:
+        cols = _windows(x, ksize, strides, dilation, out_spatial).reshape(-1, taps * channels)
+        return (cols @ kernel.reshape(taps * channels, out)).reshape(n, *out_spatial, out)
+    cg, og = channels // groups, out // groups
+    if cg == 1:  # depthwise: accumulate over the kernel taps, vectorized over pixels and channels
+        win = _windows(x, ksize, strides, dilation, out_spatial)
+        win = win.reshape(n, *out_spatial, taps, channels)
+        w = kernel.reshape(taps, groups, og)
+        acc = np.zeros((n, *out_spatial, groups, og), dtype=np.result_type(x, kernel))
+        for t in range(taps):
+            acc += win[..., t, :, None] * w[t]
+        return acc.reshape(n, *out_spatial, out)
+    cols = _windows(x, ksize, strides, dilation, out_spatial, group_first=groups).reshape(groups, -1, taps * cg)
+    w = kernel.reshape(taps, cg, groups, og).transpose(2, 0, 1, 3).reshape(groups, taps * cg, og)
+    y = np.matmul(cols, w)  # (G, M, og)
+    return y.transpose(1, 0, 2).reshape(n, *out_spatial, out)
+
+
+def _to_last(x, data_format):
+    return x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
+
+
+def _from_last(y, data_format):
+    return y if data_format == "channels_last" else np.ascontiguousarray(np.moveaxis(y, -1, 1))
+
+
+def _finish(y, bias, dtype, data_format):
+    if bias is not None:
+        y = y + bias
+    return _from_last(y.astype(dtype, copy=False), data_format)
+
+
+# -- ONNX helpers -----------------------------------------------------------------------------------
+
+
+def _to_first(ctx, x: str, data_format: str, nd: int) -> str:
+    if data_format == "channels_first":
+        return x
+    out = ctx.node("Transpose", [x], perm=[0, nd + 1, *range(1, nd + 1)])[0]
+    ctx.dtypes[out] = ctx.dtypes.get(x)
+    return out
+
+
+def _emit_first(ctx, op_type: str, x: str, inputs: list, outs: list, data_format: str, nd: int, **attrs) -> None:
+    """Emit ``op_type`` on channels-first ``x`` and write ``outs`` in ``data_format``."""
+    if data_format == "channels_first":
+        ctx.node(op_type, [x, *inputs], outs, **attrs)
+        return
+    y = ctx.node(op_type, [x, *inputs], **attrs)[0]
+    ctx.node("Transpose", [y], outs, perm=[0, *range(2, nd + 2), 1])
+
+
+def _dynamic_same_pad(ctx, x, nd, ksize, strides, dilation) -> str:
+    """Pad channels-first ``x`` for ``same`` from its runtime shape (no static ONNX attribute can)."""
+    eff = [(k - 1) * d + 1 for k, d in zip(ksize, dilation)]
+    n = ctx.node("Slice", [ctx.node("Shape", [x])[0], ctx.int64s([2]), ctx.int64s([2 + nd])])[0]
+    s = ctx.int64s(strides)
+    out = ctx.node("Div", [ctx.node("Add", [n, ctx.int64s([st - 1 for st in strides])])[0], s])[0]
+    span = ctx.node("Add", [ctx.node("Mul", [ctx.node("Sub", [out, ctx.int64s([1] * nd)])[0], s])[0], ctx.int64s(eff)])
+    need = ctx.node("Max", [ctx.node("Sub", [span[0], n])[0], ctx.int64s([0] * nd)])[0]
+    begin = ctx.node("Div", [need, ctx.int64s([2] * nd)])[0]
+    end = ctx.node("Sub", [need, begin])[0]
+    pads = ctx.node("Concat", [ctx.int64s([0, 0]), begin, ctx.int64s([0, 0]), end], axis=0)[0]
+    out = ctx.node("Pad", [x, pads])[0]
+    ctx.dtypes[out] = ctx.dtypes.get(x)
+    return out
+
+
+def _lower_conv(ctx, x, w, bias, outs, ksize, groups, strides, padding, data_format, dilation) -> None:
+    nd = len(strides)
+    attrs = {"strides": list(strides), "dilations": list(dilation)}
+    if groups > 1:
+        attrs["group"] = groups
+    eff = [(k - 1) * d + 1 for k, d in zip(ksize, dilation)]
+    x = _to_first(ctx, x, data_format, nd)
+    if padding != "same" or all(s == 1 or e == 1 for s, e in zip(strides, eff)):
+        pads = [conv_pads(1, k, s, d, padding) for k, s, d in zip(ksize, strides, dilation)]
+        attrs["pads"] = [p[0] for p in pads] + [p[1] for p in pads]
+    elif all(d == 1 for d in dilation) and all(s == 1 or e >= s for s, e in zip(strides, eff)):
+        # The pads depend on the input size. ORT's SAME_UPPER is Keras' rule here (it refuses
+        # dilations, and mis-pads a kernel smaller than its stride).
+        attrs["auto_pad"] = "SAME_UPPER"
+    else:
+        x = _dynamic_same_pad(ctx, x, nd, ksize, strides, dilation)
+    _emit_first(ctx, "Conv", x, [w] + ([bias] if bias is not None else []), outs, data_format, nd, **attrs)

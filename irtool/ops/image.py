@@ -1,0 +1,321 @@
+"""Image primitives: ``resize`` (nearest, bilinear) and ``center_crop``; ``irtool.ops.image``.
+
+``resize`` follows Keras 3 on its torch backend (``antialias=False``):
+
+- ``bilinear`` is half-pixel bilinear (``align_corners=False``; source coordinates clamped to the
+  image). The NumPy kernel computes the coordinates and weights in float32 exactly as ONNX
+  Runtime's ``Resize(mode="linear", coordinate_transformation_mode="half_pixel")`` does, so the
+  two agree to float32 rounding; torch computes the same quantities in float32 by another
+  formula, which differs from both by up to ~1e-6 * size.
+- ``nearest`` is torch's ``nearest-exact``: source index ``floor((i + 0.5) * (in / out))`` in
+  float32. It lowers to ``Gather`` with those indices (constants when the size is static,
+  else computed with the same float32 operations), so NumPy and ONNX Runtime agree exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irtool.ir.dtypes import is_float
+from irtool.ir.spec import TensorSpec
+from irtool.ops.core import Primitive, apply
+from irtool.ops.operation import top_level_op
+from irtool.ops.pooling import lower_nchw, spatial_axes, standardize_data_format
+
+INTERPOLATIONS = ("bilinear", "nearest")
+
+
+def static_dim(ctx, name: str, axis: int):
+    """The static size of ``name``'s ``axis`` if the lowering context knows it, else None."""
+    value = ctx.constant_value(name)
+    if value is not None:
+        return value.shape[axis]
+    shape = getattr(ctx, "shapes", {}).get(name)
+    return None if shape is None else shape[axis]
+
+
+def nearest_indices(size: int, out: int) -> np.ndarray:
+    """torch's ``nearest-exact`` source indices, in float32 like torch and the ONNX lowering."""
+    scale = np.float32(size) / np.float32(out)
+    pos = (np.arange(out, dtype=np.float32) + np.float32(0.5)) * scale
+    return np.minimum(np.floor(pos).astype(np.int64), size - 1)
+
+
+def bilinear_weights(size: int, out: int, scale=None):
+    """ONNX Runtime's half-pixel bilinear taps: ``(i1, i2, w1, w2)`` with ``x[i1]*w2 + x[i2]*w1``."""
+    scale = np.float32(out) / np.float32(size) if scale is None else np.float32(scale)
+    if scale == 1:
+        coord = np.arange(out, dtype=np.float32)
+    else:
+        coord = (np.arange(out, dtype=np.float32) + np.float32(0.5)) / scale - np.float32(0.5)
+    coord = np.clip(coord, np.float32(0), np.float32(size - 1))
+    i1 = np.minimum(coord.astype(np.int64), size - 1)
+    i2 = np.minimum(i1 + 1, size - 1)
+    w1 = np.abs(coord - i1.astype(np.float32))
+    w2 = np.abs(coord - i2.astype(np.float32))
+    same = i1 == i2
+    w1[same] = 0.5
+    w2[same] = 0.5
+    return i1, i2, w1, w2
+
+
+class Resize(Primitive):
+    """Resize the two spatial axes of a rank-4 image batch to ``size`` (or by integer ``factors``)."""
+
+    name = "resize"
+    layout_sensitive = True
+    layout_inputs = (0,)
+
+    def infer(self, specs, size, factors, interpolation, data_format):
+        (x,) = specs
+        if len(x.shape) != 4:
+            raise ValueError(f"`resize` expects a rank-4 batch of images. Received input shape: {x.shape}")
+        if not is_float(x.dtype):
+            raise ValueError(f"`resize` needs a float input. Received dtype={x.dtype}")
+        shape = list(x.shape)
+        for i, axis in enumerate(spatial_axes(4, data_format)):
+            if size is not None:
+                shape[axis] = size[i]
+            elif shape[axis] is not None:
+                shape[axis] *= factors[i]
+        return [TensorSpec(tuple(shape), x.dtype)]
+
+    def forward(self, x, size, factors, interpolation, data_format):
+        out = x
+        for i, axis in enumerate(spatial_axes(4, data_format)):
+            n = x.shape[axis]
+            m = size[i] if size is not None else n * factors[i]
+            if interpolation == "nearest":
+                out = np.take(out, nearest_indices(n, m), axis=axis)
+                continue
+            i1, i2, w1, w2 = bilinear_weights(n, m, None if size is not None else factors[i])
+            shape = [1] * 4
+            shape[axis] = m
+            a = np.take(out, i1, axis=axis)
+            b = np.take(out, i2, axis=axis)
+            out = a * w2.reshape(shape).astype(x.dtype) + b * w1.reshape(shape).astype(x.dtype)
+        return out.astype(x.dtype, copy=False)
+
+    def to_onnx(self, ctx, ins, outs, size, factors, interpolation, data_format):
+        axes = spatial_axes(4, data_format)
+        if interpolation == "nearest":
+            x = ins[0]
+            for i, axis in enumerate(axes):
+                if factors is not None:
+                    n = static_dim(ctx, ins[0], axis)
+                    if n is None:
+                        idx = self._dynamic_indices(ctx, ins[0], axis, None, factors[i])
+                    else:
+                        idx = ctx.const(nearest_indices(n, n * factors[i]))
+                else:
+                    idx = self._nearest(ctx, ins[0], axis, size[i])
+                x = ctx.node("Gather", [x, idx], outs if i == len(axes) - 1 else 1, axis=axis)[0]
+            return
+        attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+        if factors is not None:
+            scales = ctx.const(np.asarray([1, 1, *factors], dtype=np.float32))
+            lower_nchw(ctx, "Resize", [ins[0], "", scales], outs, data_format, 4, **attrs)
+        else:
+            # Full-rank sizes (the input's shape with the spatial dims replaced), not `axes`: ONNX
+            # Runtime's transpose optimizer mishandles Resize's `axes` attribute.
+            x = ins[0]
+            if data_format == "channels_last":
+                x = ctx.node("Transpose", [x], perm=[0, 3, 1, 2])[0]
+            shape = ctx.node("Shape", [x])[0]
+            keep = ctx.node("Mul", [shape, ctx.int64s([1, 1, 0, 0])])[0]
+            sizes = ctx.node("Add", [keep, ctx.int64s([0, 0, *size])])[0]
+            if data_format == "channels_last":
+                y = ctx.node("Resize", [x, "", "", sizes], **attrs)[0]
+                ctx.node("Transpose", [y], outs, perm=[0, 2, 3, 1])
+            else:
+                ctx.node("Resize", [x, "", "", sizes], outs, **attrs)
+
+    def _nearest(self, ctx, x, axis, out):
+        n = static_dim(ctx, x, axis)
+        if n is not None:
+            return ctx.const(nearest_indices(n, out))
+        return self._dynamic_indices(ctx, x, axis, out, None)
+
+    @staticmethod
+    def _dynamic_indices(ctx, x, axis, out, factor):
+        """``nearest_indices`` computed at run time from ``x``'s size on ``axis`` (float32 ops)."""
+        n = ctx.node("Gather", [ctx.node("Shape", [x])[0], ctx.int64s([axis])], axis=0)[0]
+        nf = ctx.node("Cast", [n], to=ctx.onnx_dtype("float32"))[0]
+        if factor is not None:
+            # out = n * factor: index = floor((i + 0.5) / factor) over i < out, i.e. i // factor.
+            total = ctx.node("Mul", [n, ctx.int64s([factor])])[0]
+            steps = ctx.node("Range", [ctx.const(np.int64(0)), ctx.squeeze(total, [0])[0], ctx.const(np.int64(1))])[0]
+            return ctx.node("Div", [steps, ctx.const(np.int64(factor))])[0]
+        scale = ctx.node("Div", [nf, ctx.const(np.asarray([out], np.float32))])[0]
+        pos = ctx.node("Mul", [ctx.const(np.arange(out, dtype=np.float32) + np.float32(0.5)), scale])[0]
+        idx = ctx.node("Cast", [ctx.node("Floor", [pos])[0]], to=ctx.onnx_dtype("int64"))[0]
+        last = ctx.node("Sub", [n, ctx.int64s([1])])[0]
+        return ctx.node("Min", [idx, last])[0]
+
+
+RESIZE = Resize()
+
+
+class CenterCrop(Primitive):
+    """Crop ``axes`` to ``size`` around the center (start ``(n - size) // 2``); any layout."""
+
+    name = "center_crop"
+
+    def infer(self, specs, axes, size):
+        (x,) = specs
+        shape = list(x.shape)
+        for a, s in zip(axes, size):
+            if not 0 <= a < len(shape):
+                raise ValueError(f"`center_crop` axis {a} is out of range for shape {x.shape}.")
+            if shape[a] is not None and shape[a] < s:
+                raise ValueError(f"`center_crop` cannot crop axis {a} of size {shape[a]} to {s}.")
+            shape[a] = s
+        return [TensorSpec(tuple(shape), x.dtype)]
+
+    def forward(self, x, axes, size):
+        key = [slice(None)] * x.ndim
+        for a, s in zip(axes, size):
+            if x.shape[a] < s:
+                raise ValueError(f"`center_crop` cannot crop axis {a} of an input of shape {x.shape} to {s}.")
+            start = (x.shape[a] - s) // 2
+            key[a] = slice(start, start + s)
+        return x[tuple(key)]
+
+    def to_onnx(self, ctx, ins, outs, axes, size):
+        sizes = [static_dim(ctx, ins[0], a) for a in axes]
+        if None not in sizes:
+            starts = [(n - s) // 2 for n, s in zip(sizes, size)]
+            ends = [b + s for b, s in zip(starts, size)]
+        else:
+            dims = ctx.node("Gather", [ctx.node("Shape", [ins[0]])[0], ctx.int64s(axes)], axis=0)[0]
+            extra = ctx.node("Sub", [dims, ctx.int64s(size)])[0]
+            starts = ctx.node("Div", [extra, ctx.int64s([2] * len(axes))])[0]
+            ends = ctx.node("Add", [starts, ctx.int64s(size)])[0]
+            ctx.node("Slice", [ins[0], starts, ends, ctx.int64s(axes)], outs)
+            return
+        ctx.node("Slice", [ins[0], ctx.int64s(starts), ctx.int64s(ends), ctx.int64s(axes)], outs)
+
+
+CENTER_CROP = CenterCrop()
+
+
+def _image_batch(images, data_format):
+    """``images`` as a rank-4 batch (adding a batch axis to one image), and whether it was added."""
+    from irtool.ops.elementwise import cast
+    from irtool.ops.shape import expand_dims
+
+    if not hasattr(images, "shape"):
+        images = np.asarray(images, dtype="float32")
+    if len(images.shape) not in (3, 4):
+        raise ValueError(
+            "Invalid images rank: expected rank 3 (single image) or rank 4 (batch of images). Received input "
+            f"with shape: images.shape={tuple(images.shape)}"
+        )
+    if not is_float(str(images.dtype)):
+        images = cast(images, "float32")
+    if len(images.shape) == 3:
+        return expand_dims(images, 0), True
+    return images, False
+
+
+def _unbatch(x, added):
+    from irtool.ops.shape import squeeze
+
+    return squeeze(x, 0) if added else x
+
+
+@top_level_op("Resize")
+def resize(
+    images,
+    size,
+    interpolation="bilinear",
+    antialias=False,
+    crop_to_aspect_ratio=False,
+    pad_to_aspect_ratio=False,
+    fill_mode="constant",
+    fill_value=0.0,
+    data_format=None,
+):
+    """Resize images to ``size = (height, width)`` (Keras' ``ops.image.resize``, torch numerics).
+
+    ``crop_to_aspect_ratio``/``pad_to_aspect_ratio`` need static height and width. Integer
+    images are resized as float32 (the result stays float32).
+    """
+    from irtool.ops.arrays import pad
+    from irtool.ops.shape import get_item
+
+    data_format = standardize_data_format(data_format)
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(
+            f"Invalid value for argument `interpolation`. irtool supports {INTERPOLATIONS}. "
+            f"Received: interpolation={interpolation}"
+        )
+    if antialias:
+        raise ValueError("irtool's `resize` supports only `antialias=False` (the Keras default).")
+    if fill_mode != "constant":
+        raise ValueError(
+            f"Invalid value for argument `fill_mode`. Only `'constant'` is supported. Received: fill_mode={fill_mode}"
+        )
+    if pad_to_aspect_ratio and crop_to_aspect_ratio:
+        raise ValueError("Only one of `pad_to_aspect_ratio` & `crop_to_aspect_ratio` can be `True`.")
+    if len(size) != 2:
+        raise ValueError(f"Argument `size` must be a tuple of two elements (height, width). Received: size={size}")
+    size = tuple(int(s) for s in size)
+    x, added = _image_batch(images, data_format)
+    h_axis, w_axis = spatial_axes(4, data_format)
+    if crop_to_aspect_ratio or pad_to_aspect_ratio:
+        height, width = x.shape[h_axis], x.shape[w_axis]
+        if height is None or width is None:
+            raise ValueError(
+                "irtool's `resize` needs static height and width for crop_to_aspect_ratio/pad_to_aspect_ratio. "
+                f"Received: images.shape={tuple(images.shape)}"
+            )
+        th, tw = size
+        if crop_to_aspect_ratio:
+            crop_h = max(min(height, int(float(width * th) / tw)), 1)
+            crop_w = max(min(width, int(float(height * tw) / th)), 1)
+            h0, w0 = int(float(height - crop_h) / 2), int(float(width - crop_w) / 2)
+            key = [slice(None)] * 4
+            key[h_axis] = slice(h0, h0 + crop_h)
+            key[w_axis] = slice(w0, w0 + crop_w)
+            if (crop_h, crop_w) != (height, width):
+                x = get_item(x, tuple(key))
+        else:
+            pad_h = int(float(max(height, int(float(width * th) / tw)) - height) / 2)
+            pad_w = int(float(max(width, int(float(height * tw) / th)) - width) / 2)
+            widths = [(0, 0)] * 4
+            widths[h_axis] = (pad_h, pad_h)
+            widths[w_axis] = (pad_w, pad_w)
+            if pad_h or pad_w:
+                x = pad(x, widths, constant_values=fill_value)
+    out = apply(RESIZE, [x], size=size, factors=None, interpolation=interpolation, data_format=data_format)[0]
+    return _unbatch(out, added)
+
+
+@top_level_op("Upsample")
+def upsample(images, factors, interpolation="bilinear", data_format=None):
+    """Resize by integer ``factors = (fh, fw)``: ``resize`` to ``(h * fh, w * fw)`` for any (even
+    unknown) ``h, w`` (irtool extension, used by UpSampling2D)."""
+    data_format = standardize_data_format(data_format)
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}. Received: interpolation={interpolation}")
+    factors = tuple(int(f) for f in factors)
+    if len(factors) != 2 or min(factors) < 1:
+        raise ValueError(f"`factors` must be two positive integers. Received: factors={factors}")
+    x, added = _image_batch(images, data_format)
+    out = apply(RESIZE, [x], size=None, factors=factors, interpolation=interpolation, data_format=data_format)[0]
+    return _unbatch(out, added)
+
+
+@top_level_op("CenterCrop")
+def center_crop(images, height, width, data_format=None):
+    """Crop the center ``height x width`` of images of any (even unknown) size at least that big
+    (irtool extension, used by the CenterCrop layer)."""
+    data_format = standardize_data_format(data_format)
+    if not hasattr(images, "shape"):
+        images = np.asarray(images)
+    rank = len(images.shape)
+    if rank not in (3, 4):
+        raise ValueError(f"`center_crop` expects a rank 3 or 4 input. Received: images.shape={tuple(images.shape)}")
+    axes = spatial_axes(4, data_format) if rank == 4 else [a - 1 for a in spatial_axes(4, data_format)]
+    return apply(CENTER_CROP, [images], axes=tuple(axes), size=(int(height), int(width)))[0]

@@ -1,0 +1,409 @@
+"""Recurrent primitives: one fused op per SimpleRNN, LSTM or GRU layer (or Bidirectional pair).
+
+Each primitive takes the sequence ``x`` in Keras layout ``(batch, time, features)``, the
+Keras-layout weights of one or two directions (``kernel (F, G*H)``, ``recurrent_kernel
+(H, G*H)``, ``bias``; Keras gate blocks: LSTM ``i, f, c, o``, GRU ``z, r, h``), optional initial
+states and an optional boolean mask ``(batch, time)``. Its outputs are the layer's output (or
+the two direction outputs of a Bidirectional with ``merge_mode=None``) followed, when asked
+for, by the final states (``h`` / ``h, c`` per direction, forward first).
+
+* **NumPy** runs Keras' exact recurrence (``keras.src.backend.*.rnn``) vectorized over the
+  batch with a loop over time. A masked step keeps the previous states; its output is the
+  previous step's output (zeros before the first unmasked step), or zeros with
+  ``zero_output_for_mask`` (which Keras' Bidirectional forces when returning sequences). With
+  ``go_backwards`` the steps run from the last to the first and the returned sequence is in
+  processing order, as in Keras (``flip_output`` reverses it, for Bidirectional).
+* **ONNX** is one native ``RNN`` / ``GRU`` / ``LSTM`` node (``direction="bidirectional"`` for a
+  pair) with ``W``/``R``/``B`` packed from the weights at export (LSTM gates reordered to ONNX's
+  ``i, o, f, c``; GRU ``reset_after=True`` is ``linear_before_reset=1``). ``x`` is transposed to
+  ``(time, batch, features)`` (``layout=0``: ONNX Runtime's CPU kernels reject ``layout=1``), so
+  the time axis stays dynamic. A mask becomes ``sequence_lens = sum(mask, time)``: this is exact
+  for **right-padded** masks (``[1, 1, 1, 0, 0]``, what ``Embedding(mask_zero=True)`` gives on
+  zero-padded sequences) and wrong for any other mask pattern, which only NumPy honours. A row
+  whose mask is all False ends with zero states in ONNX Runtime, where Keras keeps the initial
+  states (the same unless initial states are given).
+"""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+import numpy as np
+
+from irtool.ir.dtypes import is_float
+from irtool.ir.spec import TensorSpec
+from irtool.ops import elementwise as ew
+from irtool.ops.core import Primitive, apply, spec_of
+from irtool.ops.operation import top_level_op
+from irtool.ops.rnn_lowering import bidirectional_outputs, onnx_activations, pack_weights, single_outputs
+
+# kind -> (gate blocks, number of states, ONNX op)
+KINDS = {"simple_rnn": (1, 1, "RNN"), "gru": (3, 1, "GRU"), "lstm": (4, 2, "LSTM")}
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+# NumPy forms of the named activations an RNN accepts by name (others are passed as callables).
+_NUMPY_ACTIVATIONS = {
+    "tanh": np.tanh,
+    "sigmoid": ew._sigmoid,
+    "relu": ew.RELU.fn,
+    "linear": lambda x: x,
+    "hard_sigmoid": ew.HARD_SIGMOID.fn,
+    "softsign": ew.SOFTSIGN.fn,
+    "softplus": ew._softplus,
+    "elu": lambda x: ew._elu(x, 1.0),
+    "leaky_relu": lambda x: ew._leaky_relu(x, 0.2),
+    "relu6": ew.RELU6.fn,
+    "selu": ew.SELU.fn,
+    "exponential": np.exp,
+    "gelu": lambda x: ew._gelu(x, False),
+}
+
+
+def activation_attr(activation):
+    """The attr for an activation: its name when it is one we know, else the callable itself."""
+    if activation is None:
+        return "linear"
+    if isinstance(activation, str):
+        if activation not in _NUMPY_ACTIVATIONS:
+            raise ValueError(f"Unknown RNN activation {activation!r}: pass a callable written in `irtool.ops`.")
+        return activation
+    name = getattr(activation, "__name__", None)
+    if name in _NUMPY_ACTIVATIONS and getattr(activation, "__module__", "").startswith("irtool."):
+        return name
+    if not callable(activation):
+        raise ValueError(f"Could not interpret RNN activation {activation!r}.")
+    return activation
+
+
+def _numpy_activation(activation):
+    return _NUMPY_ACTIVATIONS[activation] if isinstance(activation, str) else activation
+
+
+_DEFAULTS = dict(
+    units=None,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    use_bias=True,
+    reset_after=False,
+    has_initial_state=False,
+    has_mask=False,
+    return_sequences=False,
+    go_backwards=False,
+    flip_output=False,
+    zero_output_for_mask=False,
+    merge_mode=None,
+)
+
+
+class Recurrent(Primitive):
+    """A fused recurrent layer. Inputs: ``x``, then per direction ``kernel, recurrent_kernel[,
+    bias]``, then per direction its initial states (if ``has_initial_state``), then the mask (if
+    ``has_mask``). Attributes: ``_DEFAULTS``. See the module docstring for the semantics."""
+
+    def __init__(self, kind: str, bidirectional: bool, split: bool, with_states: bool):
+        self.kind = self.name = kind
+        self.gates, self.n_states, self.onnx_op = KINDS[kind]
+        self.directions = 2 if bidirectional else 1
+        self.split = split
+        self.with_states = with_states
+        self.num_outputs = (2 if split else 1) + (self.n_states * self.directions if with_states else 0)
+
+    def _unpack(self, items, a):
+        """``(x, [[kernel, recurrent, bias|None]] per direction, [states|None] per direction, mask|None)``."""
+        per = 3 if a.use_bias else 2
+        weights = [list(items[1 + per * d : 1 + per * (d + 1)]) + [None] * (3 - per) for d in range(self.directions)]
+        i = 1 + per * self.directions
+        states = [None] * self.directions
+        if a.has_initial_state:
+            for d in range(self.directions):
+                states[d], i = list(items[i : i + self.n_states]), i + self.n_states
+        if len(items) != i + int(a.has_mask):
+            raise ValueError(f"`{self.name}` got {len(items)} inputs, expected {i + int(a.has_mask)}.")
+        return items[0], weights, states, (items[i] if a.has_mask else None)
+
+    # -- shapes ----------------------------------------------------------------------------------
+    def infer(self, specs, **attrs):
+        a = _config(attrs)
+        x, weights, states, mask = self._unpack(specs, a)
+        what, units = f"`{self.kind}`", a.units
+        if len(x.shape) != 3:
+            raise ValueError(f"{what} expects inputs of rank 3 (batch, timesteps, features). Received: shape={x.shape}")
+        if not is_float(x.dtype):
+            raise ValueError(f"{what} needs floating-point inputs. Received: dtype={x.dtype}")
+        batch, time, features = x.shape
+        width = self.gates * units
+        bias_shape = (2, width) if self.kind == "gru" and a.reset_after else (width,)
+        for kernel, recurrent, bias in weights:
+            expected = [(kernel, (features, width), "kernel"), (recurrent, (units, width), "recurrent_kernel")]
+            expected += [(bias, bias_shape, "bias")] if bias is not None else []
+            for spec, shape, name in expected:
+                if len(spec.shape) != len(shape) or any(d is not None and d != e for d, e in zip(spec.shape, shape)):
+                    raise ValueError(
+                        f"{what} with {units} units on inputs of shape {x.shape} expects `{name}` of shape "
+                        f"{shape}. Received: shape={spec.shape}"
+                    )
+                if spec.dtype != x.dtype:
+                    raise ValueError(f"{what}: `{name}` has dtype {spec.dtype}, the inputs {x.dtype}.")
+        for s in (s for direction in states for s in direction or ()):
+            if len(s.shape) != 2 or s.shape[1] not in (None, units) or s.dtype != x.dtype:
+                raise ValueError(
+                    f"{what} expects each initial state of shape (batch, {units}) and dtype {x.dtype}. "
+                    f"Received: shape={s.shape}, dtype={s.dtype}"
+                )
+            batch = batch if batch is not None else s.shape[0]
+        if mask is not None and (len(mask.shape) != 2 or mask.dtype != "bool"):
+            raise ValueError(
+                f"{what} expects a boolean mask of shape (batch, timesteps). Received: shape={mask.shape}, "
+                f"dtype={mask.dtype}"
+            )
+        out_units = units * 2 if self.directions == 2 and a.merge_mode == "concat" else units
+        out = TensorSpec((batch, time, out_units) if a.return_sequences else (batch, out_units), x.dtype)
+        states_out = [TensorSpec((batch, units), x.dtype)] * (self.n_states * self.directions)
+        return [out] * (2 if self.split else 1) + (states_out if self.with_states else [])
+
+    # -- NumPy -----------------------------------------------------------------------------------
+    def forward(self, *arrays, **attrs):
+        a = _config(attrs)
+        x, weights, states, mask = self._unpack(arrays, a)
+        results = []
+        for d in range(self.directions):
+            backwards = d == 1 if self.directions == 2 else a.go_backwards
+            seq, last, final = _run(self.kind, x, *weights[d], states[d], mask, backwards, a)
+            flip = d == 1 if self.directions == 2 else a.flip_output
+            out = (seq[:, ::-1] if flip else seq) if a.return_sequences else last
+            results.append((np.ascontiguousarray(out), final))
+        if self.directions == 1 or self.split:
+            outputs = [out for out, _ in results]
+        else:
+            outputs = [_merge(results[0][0], results[1][0], a.merge_mode)]
+        if self.with_states:
+            outputs += [s for _, final in results for s in final]
+        return outputs[0] if self.num_outputs == 1 else tuple(outputs)
+
+    # -- ONNX ------------------------------------------------------------------------------------
+    def to_onnx(self, ctx, ins, outs, **attrs):
+        a = _config(attrs)
+        x, weights, states, mask = self._unpack(ins, a)
+        dtype = ctx.dtype_of(x)
+        acts = {"simple_rnn": [a.activation], "gru": [a.recurrent_activation, a.activation]}.get(
+            self.kind, [a.recurrent_activation, a.activation, a.activation]
+        )
+        node_attrs = onnx_activations(ctx, self, acts * self.directions)
+        node_attrs["hidden_size"] = a.units
+        if self.kind == "gru":
+            node_attrs["linear_before_reset"] = int(a.reset_after)
+        node_attrs["direction"] = (
+            "bidirectional" if self.directions == 2 else ("reverse" if a.go_backwards else "forward")
+        )
+        w, r, b = pack_weights(ctx, self, weights, a.units, a.reset_after, dtype)
+        seq_lens = ""
+        if mask is not None:
+            as_int = ctx.node("Cast", [mask], to=ctx.onnx_dtype("int32"))[0]
+            seq_lens = ctx.reduce("ReduceSum", as_int, [1], keepdims=False)[0]
+        node_ins = [ctx.node("Transpose", [x], perm=[1, 0, 2])[0], w, r, b, seq_lens]
+        if states[0] is not None:
+            for k in range(self.n_states):
+                parts = [ctx.unsqueeze(states[d][k], [0])[0] for d in range(self.directions)]
+                node_ins.append(parts[0] if len(parts) == 1 else ctx.node("Concat", parts, axis=0)[0])
+        while node_ins[-1] == "":
+            node_ins.pop()
+        y = ctx.unique(f"{ctx.scope}/Y") if a.return_sequences else ""
+        finals = [ctx.unique(f"{ctx.scope}/Y_{s}") for s in ("h", "c")[: self.n_states]]
+        ctx.node(self.onnx_op, node_ins, [y, *finals], **node_attrs)
+        for name in [y, *finals]:
+            ctx.dtypes[name] = dtype
+        n_out = 2 if self.split else 1
+        if self.directions == 1:
+            single_outputs(ctx, outs[0], y, finals, outs[n_out:], mask, a)
+        else:
+            bidirectional_outputs(ctx, outs[:n_out], y, finals, outs[n_out:], a)
+
+
+def _config(attrs):
+    unknown = set(attrs) - set(_DEFAULTS)
+    if unknown:
+        raise TypeError(f"Unknown recurrent attributes: {sorted(unknown)}")
+    return SimpleNamespace(**{**_DEFAULTS, **attrs})
+
+
+@functools.cache
+def recurrent_primitive(kind: str, bidirectional: bool = False, split: bool = False, with_states: bool = False):
+    """The (shared) primitive for one configuration of outputs."""
+    return Recurrent(kind, bidirectional, split, with_states)
+
+
+# -- the NumPy recurrence ------------------------------------------------------------------------
+def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a):
+    """One direction: returns (outputs in processing order (B, T, H), last output, final states)."""
+    units, reset_after, zero_output = a.units, a.reset_after, a.zero_output_for_mask
+    act, rec_act = _numpy_activation(a.activation), _numpy_activation(a.recurrent_activation)
+    batch, time = x.shape[0], x.shape[1]
+    dtype = x.dtype
+    n_states = KINDS[kind][1]
+    if states is None:
+        states = [np.zeros((batch, units), dtype) for _ in range(n_states)]
+    states = [np.asarray(s, dtype) for s in states]
+    input_bias = recurrent_bias = None
+    if bias is not None:
+        input_bias, recurrent_bias = (bias[0], bias[1]) if kind == "gru" and reset_after else (bias, None)
+    projected = x @ kernel
+    if input_bias is not None:
+        projected = projected + input_bias
+    one = np.asarray(1, dtype)
+    prev_out = np.zeros((batch, units), dtype)
+    outputs = []
+    for t in range(time - 1, -1, -1) if backwards else range(time):
+        xt = projected[:, t]
+        if kind == "simple_rnn":
+            new = [act(xt + states[0] @ recurrent)]
+        elif kind == "lstm":
+            h, c = states
+            z = xt + h @ recurrent
+            i, f, g, o = (z[:, k * units : (k + 1) * units] for k in range(4))
+            c = rec_act(f) * c + rec_act(i) * act(g)
+            new = [rec_act(o) * act(c), c]
+        else:
+            h = states[0]
+            xz, xr, xh = (xt[:, k * units : (k + 1) * units] for k in range(3))
+            if reset_after:
+                inner = h @ recurrent
+                if recurrent_bias is not None:
+                    inner = inner + recurrent_bias
+                z = rec_act(xz + inner[:, :units])
+                r = rec_act(xr + inner[:, units : 2 * units])
+                hh = act(xh + r * inner[:, 2 * units :])
+            else:
+                inner = h @ recurrent[:, : 2 * units]
+                z = rec_act(xz + inner[:, :units])
+                r = rec_act(xr + inner[:, units:])
+                hh = act(xh + (r * h) @ recurrent[:, 2 * units :])
+            new = [z * h + (one - z) * hh]
+        out = new[0]
+        if mask is not None:
+            m = mask[:, t, None].astype(bool)
+            out = np.where(m, out, np.zeros_like(out) if zero_output else prev_out)
+            new = [np.where(m, n, s) for n, s in zip(new, states)]
+        states = [np.asarray(s, dtype) for s in new]
+        prev_out = np.asarray(out, dtype)
+        outputs.append(prev_out)
+    seq = np.stack(outputs, axis=1) if outputs else np.zeros((batch, 0, units), dtype)
+    return seq, prev_out, states
+
+
+def _merge(a, b, mode):
+    if mode == "concat":
+        return np.concatenate([a, b], axis=-1)
+    if mode == "sum":
+        return a + b
+    if mode == "mul":
+        return a * b
+    return ((a + b) / np.asarray(2, a.dtype)).astype(a.dtype)
+
+
+# -- public functions -----------------------------------------------------------------------------
+@top_level_op("RecurrentOp")
+def recurrent(
+    kind,
+    inputs,
+    kernel,
+    recurrent_kernel,
+    bias=None,
+    initial_state=None,
+    mask=None,
+    *,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    reset_after=False,
+    return_sequences=False,
+    return_state=False,
+    go_backwards=False,
+    flip_output=False,
+    zero_output_for_mask=False,
+    backward=None,
+    merge_mode="concat",
+):
+    """Run a ``kind`` ("simple_rnn", "lstm", "gru") recurrent layer over ``inputs (B, T, F)``.
+
+    ``backward=(kernel, recurrent_kernel, bias)`` makes it bidirectional: the backward direction
+    runs from the last step, its outputs are aligned with the inputs' time order and merged with
+    ``merge_mode`` (None returns both); ``zero_output_for_mask`` is then ``return_sequences``, as
+    Keras' Bidirectional forces. ``initial_state`` is a list of ``(B, units)`` tensors (forward
+    first). Returns the output, or ``[output(s)..., states...]`` with ``return_state``.
+    """
+    from irtool.ops.elementwise import cast
+
+    if kind not in KINDS:
+        raise ValueError(f"Unknown recurrent kind {kind!r}: expected one of {sorted(KINDS)}.")
+    if merge_mode not in MERGE_MODES:
+        raise ValueError(f"Invalid merge mode. Received: {merge_mode}. Merge mode should be one of {MERGE_MODES}")
+    units = int(recurrent_kernel.shape[0])
+    use_bias = bias is not None
+    items = [inputs, kernel, recurrent_kernel] + ([bias] if use_bias else [])
+    bidirectional = backward is not None
+    if bidirectional:
+        b_kernel, b_recurrent, b_bias = (list(backward) + [None])[:3]
+        if (b_bias is not None) != use_bias:
+            raise ValueError("Both directions of a bidirectional RNN must have a bias, or neither.")
+        items += [b_kernel, b_recurrent] + ([b_bias] if use_bias else [])
+        zero_output_for_mask = bool(return_sequences)
+    if initial_state is not None:
+        if not isinstance(initial_state, (list, tuple)):
+            initial_state = [initial_state]
+        expected = KINDS[kind][1] * (2 if bidirectional else 1)
+        if len(initial_state) != expected:
+            raise ValueError(
+                f"A {'bidirectional ' if bidirectional else ''}{kind} expects {expected} initial state tensor(s). "
+                f"Received: {len(initial_state)}"
+            )
+        items += list(initial_state)
+    if mask is not None:
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if not hasattr(mask, "shape"):
+            mask = np.asarray(mask)
+        if spec_of(mask).dtype != "bool":
+            mask = cast(mask, "bool")
+        items.append(mask)
+    attrs = dict(
+        units=units,
+        activation=activation_attr(activation),
+        recurrent_activation=activation_attr(recurrent_activation) if kind != "simple_rnn" else None,
+        use_bias=use_bias,
+        reset_after=bool(reset_after) if kind == "gru" else False,
+        has_initial_state=initial_state is not None,
+        has_mask=mask is not None,
+        return_sequences=bool(return_sequences),
+        go_backwards=bool(go_backwards) if not bidirectional else False,
+        flip_output=bool(flip_output) if not bidirectional else False,
+        zero_output_for_mask=bool(zero_output_for_mask),
+        merge_mode=merge_mode if bidirectional else None,
+    )
+    split = bidirectional and merge_mode is None
+    prim = recurrent_primitive(kind, bidirectional, split, bool(return_state))
+    items = [x if hasattr(x, "shape") else np.asarray(x, "float32") for x in items]
+    prim.infer([spec_of(x) for x in items], **attrs)  # clear shape errors for eager calls too
+    outputs = apply(prim, items, **attrs)
+    if not return_state:
+        return outputs if split else outputs[0]
+    return outputs
+
+
+@top_level_op("SimpleRnnOp")
+def simple_rnn(inputs, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, **kwargs):
+    """Keras' SimpleRNN recurrence ``h = activation(x @ kernel + h @ recurrent_kernel + bias)``."""
+    return recurrent("simple_rnn", inputs, kernel, recurrent_kernel, bias, initial_state, mask, **kwargs)
+
+
+@top_level_op("LstmOp")
+def lstm(inputs, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, **kwargs):
+    """Keras' LSTM recurrence (gate blocks i, f, c, o); states ``[h, c]``."""
+    return recurrent("lstm", inputs, kernel, recurrent_kernel, bias, initial_state, mask, **kwargs)
+
+
+@top_level_op("GruOp")
+def gru(inputs, kernel, recurrent_kernel, bias=None, initial_state=None, mask=None, reset_after=True, **kwargs):
+    """Keras' GRU recurrence (gate blocks z, r, h); bias ``(2, 3u)`` with ``reset_after``, else ``(3u,)``."""
+    return recurrent(
+        "gru", inputs, kernel, recurrent_kernel, bias, initial_state, mask, reset_after=reset_after, **kwargs
+    )
