@@ -35,9 +35,9 @@ def assert_onnx_parity(model, feeds, atol=1e-5, rtol=1e-5, opset=None):
     names = [i.name for i in proto.graph.input]
     got = run_onnx(proto, dict(zip(names, feeds)))
     want = model.predict(list(feeds) if len(feeds) > 1 else feeds[0], verbose=0)
-    want = want if isinstance(want, (list, tuple)) else [want]
     if isinstance(want, dict):
         want = [want[k] for k in sorted(want)]
+    want = want if isinstance(want, (list, tuple)) else [want]
     assert len(got) == len(want)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, atol=atol, rtol=rtol)

@@ -50,6 +50,7 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
         graph = channels_first(graph)
     ctx = LoweringContext(opset)
     names: dict = {}
+    ranks: dict = {}
 
     input_protos = []
     for i, v in enumerate(graph.inputs):
@@ -59,6 +60,7 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
         dims = ["batch" if j == 0 else f"dim_{i}_{j}" for j in range(len(spec.shape))]
         input_protos.append(helper.make_value_info(name, tensor_type(spec.dtype, spec.shape, dims)))
         ctx.dtypes[name] = spec.dtype
+        ranks[name] = len(spec.shape)
 
     output_names = _output_names(model, graph)
     final: dict = {}
@@ -88,6 +90,7 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
             name = final.get(v) or ctx.unique(nx_nodes[v]["name"])
             names[v] = name
             ctx.dtypes[name] = v.dtype
+            ranks[name] = len(v.shape)
             outs.append(name)
         ctx.scope = d["name"].rsplit("/", 1)[0] if "/" in d["name"] else d["name"]
         ctx.layer = ctx.scope
@@ -113,7 +116,8 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
             helper.make_value_info(name, tensor_type(spec.dtype, spec.shape, [None] * len(spec.shape)))
         )
 
-    nodes = _drop_identities(ctx.nodes, {p.name for p in output_protos})
+    keep = {p.name for p in output_protos}
+    nodes = _fuse_gemm(_drop_identities(ctx.nodes, keep), ctx, ranks, keep)
     onnx_graph = helper.make_graph(
         nodes,
         model.name,
@@ -193,6 +197,38 @@ def _output_names(model, graph) -> list:
     except AttributeError:
         names = [graph.name(v) for v in graph.outputs]
     return names
+
+
+def _fuse_gemm(nodes: list, ctx: LoweringContext, ranks: dict, keep: set) -> list:
+    """``MatMul(a, W) -> Add(., b)`` on a 2-D ``a`` with constant ``W`` (2-D) and ``b`` (1-D)
+    becomes one ``Gemm`` (what a Dense layer on flat features is)."""
+    consumers: dict = {}
+    for node in nodes:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    producers = {node.output[0]: node for node in nodes if node.op_type == "MatMul"}
+    fused, out = set(), []
+    for node in nodes:
+        if node.op_type == "Add" and len(node.input) == 2:
+            for a, b in (node.input, reversed(node.input)):
+                matmul = producers.get(a)
+                if matmul is None or consumers.get(a) != 1 or a in keep or ranks.get(matmul.input[0]) != 2:
+                    continue
+                weight, bias = ctx.constant_value(matmul.input[1]), ctx.constant_value(b)
+                if weight is None or bias is None or weight.ndim != 2 or bias.shape != (weight.shape[1],):
+                    continue
+                if ctx.dtypes.get(matmul.input[0]) not in ("float32", "float64", "float16"):
+                    continue
+                name = matmul.name[: -len("MatMul")] + "Gemm" if matmul.name.endswith("MatMul") else matmul.name
+                gemm = helper.make_node("Gemm", [matmul.input[0], matmul.input[1], b], list(node.output), name=name)
+                fused.add(id(matmul))
+                out.append(gemm)
+                break
+            else:
+                out.append(node)
+            continue
+        out.append(node)
+    return [n for n in out if id(n) not in fused]
 
 
 def _drop_identities(nodes: list, keep: set) -> list:
