@@ -44,6 +44,10 @@ class _Parser(argparse.ArgumentParser):
         raise CLIError(f"{message} (see '{self.prog} --help')", code=2)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _one_line(text: str) -> str:
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
@@ -261,7 +265,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                     break
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     print(
-        f"exported {model.name} -> {out} (opset {opset}, {len(proto.graph.node)} nodes, "
+        f"exported {model.name} -> {out} (opset {opset}, {_count(len(proto.graph.node), 'node')}, "
         f"{model.count_params():,} params)"
     )
     return 0

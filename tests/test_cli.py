@@ -100,7 +100,7 @@ def test_export_defaults_to_stem_onnx_in_the_current_folder(tiny, tmp_path, monk
     monkeypatch.chdir(work)
     assert main(["export", str(tiny)]) == 0
     out = capsys.readouterr()
-    assert out.out == "exported tiny -> tiny.onnx (opset 21, 2 nodes, 15 params)\n"
+    assert out.out == "exported tiny -> tiny.onnx (opset 21, 1 node, 15 params)\n"
     assert out.err == ""
     proto = onnx.load(work / "tiny.onnx")
     assert [i.name for i in proto.graph.input] == ["x"]
@@ -237,7 +237,7 @@ def test_the_readme_command_output(tmp_path, capsys, monkeypatch):
     assert main(["export", str(EXAMPLES / "mnist_mlp.py"), "-o", "out/mnist.onnx", "--check"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("output dense_2: max |diff| ") and lines[0].endswith(": ok")
-    assert lines[-1] == "exported mnist_model -> out/mnist.onnx (opset 21, 8 nodes, 55,050 params)"
+    assert lines[-1] == "exported mnist_model -> out/mnist.onnx (opset 21, 5 nodes, 55,050 params)"
 
 
 @pytest.mark.parametrize("example", ["mnist_mlp", "multi_io", "custom_layer"])

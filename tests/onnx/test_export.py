@@ -156,7 +156,7 @@ def test_node_names_carry_the_layer_name(proto):
     assert {n.split("/")[0] for n in shared} >= {"shared"}
     assert any(n.startswith("head/") for n in names)
     assert any(n.startswith("concat/") for n in names)
-    dense = next(n for n in proto.graph.node if n.op_type == "MatMul" and "head/kernel" in n.input)
+    dense = next(n for n in proto.graph.node if n.op_type in ("MatMul", "Gemm") and "head/kernel" in n.input)
     assert dense.name.startswith("head/")
 
 
