@@ -578,6 +578,35 @@ def section_profiles(top: int) -> None:
 # report
 
 
+def calibrate() -> float:
+    """Seconds for a fixed pure-Python workload (best of 5): compared at start and end to
+    tell whether other processes took the CPU while the benchmark ran."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        total = 0
+        for i in range(200_000):
+            total += i * i
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def busy_warning(cal_start: float, cal_end: float, cpu_s: float, wall_s: float) -> str | None:
+    load = os.getloadavg()[0]
+    reasons = []
+    if load > 1.5:
+        reasons.append(f"1-minute load average {load:.2f} on {os.cpu_count()} CPUs")
+    if cal_end > 1.2 * cal_start:
+        reasons.append(f"the calibration loop ran {cal_end / cal_start:.2f}x slower at the end")
+    if reasons:
+        return (
+            "WARNING: other work competed for the CPU during this run ("
+            + "; ".join(reasons)
+            + f"; this process used {cpu_s:.0f} s CPU in {wall_s:.0f} s wall): rerun on a quiet machine."
+        )
+    return None
+
+
 def versions() -> list[str]:
     import networkx
     import onnx
@@ -661,6 +690,8 @@ def main(argv=None) -> int:
     only = set(args.only or ["build", "scaling", "export", "predict"])
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
+    cal_start = calibrate()
     print("irtool foundation benchmark" + (" (--quick)" if args.quick else ""))
     for line in versions():
         print("  " + line)
@@ -692,8 +723,14 @@ def main(argv=None) -> int:
         print("\nNotes:")
         for text in NOTES:
             print(f"- {text}")
+    cal_end = calibrate()
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     print(f"\nload average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print(f"total time: {time.perf_counter() - started:.0f} s")
+    print(f"calibration loop: {cal_start * 1e3:.1f} ms at start, {cal_end * 1e3:.1f} ms at end")
+    print(f"total time: {wall:.0f} s (process CPU time {cpu:.0f} s)")
+    warning = busy_warning(cal_start, cal_end, cpu, wall)
+    if warning:
+        print(warning)
     return 0
 
 

@@ -292,9 +292,7 @@ class EinsumDense(Layer):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        return tuple(
-            analyze_einsum_string(self.equation, self.bias_axes, input_shape, self.partial_output_shape)[2]
-        )
+        return tuple(analyze_einsum_string(self.equation, self.bias_axes, input_shape, self.partial_output_shape)[2])
 
     def call(self, inputs, training=None):
         equation = self._equation

@@ -22,7 +22,12 @@ def _serialize_function(fn) -> dict:
         return {"class_name": "__lambda__", "config": {"code": code, "defaults": fn.__defaults__, "closure": closure}}
     if callable(fn):
         name = getattr(fn, "__name__", type(fn).__name__)
-        return {"module": getattr(fn, "__module__", None), "class_name": "function", "config": name, "registered_name": name}
+        return {
+            "module": getattr(fn, "__module__", None),
+            "class_name": "function",
+            "config": name,
+            "registered_name": name,
+        }
     raise ValueError(f"Invalid input type for serialization. Received: {fn} of type {type(fn)}.")
 
 
@@ -66,7 +71,7 @@ class Lambda(Layer):
                 f"Layer '{self.name}' (of type Lambda) was passed an input with a mask attached to it. However, this "
                 "layer does not support masking and will therefore destroy the mask information. Downstream layers "
                 "will not see the mask.",
-                stacklevel=4,
+                stacklevel=5,
             )
         try:
             outputs = self.function(inputs, **kwargs)

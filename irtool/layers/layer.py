@@ -144,7 +144,14 @@ class Layer(Operation):
             initializer = "glorot_uniform" if is_float(dtype) else "zeros"
         value = initializers.get(initializer)(shape, dtype=dtype)
         variable = Variable(value, dtype=dtype, trainable=trainable, name=name)
-        prefix = "/".join(_paths.names) if _paths.names and _paths.names[-1] == self.name else self.path
+        # Under the layers being built or called (a sublayer built in its parent's build or call).
+        stack = _paths.names
+        if stack and stack[-1] == self.name:
+            prefix = "/".join(stack)
+        elif stack:
+            prefix = "/".join(stack) + "/" + self.name
+        else:
+            prefix = self.path
         variable.path = f"{prefix}/{variable.name}"
         (self._trainable_variables if trainable else self._non_trainable_variables).append(variable)
         return variable
@@ -229,16 +236,29 @@ class Layer(Operation):
         raise NotImplementedError(f"Layer {type(self).__name__} does not have a `call()` method implemented.")
 
     def _build_from(self, args, kwargs) -> None:
-        first = args[0] if args else next(iter(kwargs.values()), None)
-        shapes = tree.map_structure(lambda t: tuple(t.shape) if hasattr(t, "shape") else None, first)
-        if isinstance(shapes, list) and len(shapes) == 1 and not isinstance(first, list):
-            shapes = shapes[0]
-        self.build(shapes)
+        """Build from the call's tensor arguments, as Keras does: ``build(input_shape)`` for one
+        tensor argument, ``build(query_shape=..., value_shape=...)`` when ``build`` names them."""
+        shapes = {}
+        try:
+            bound = inspect.signature(self.call).bind(*args, **kwargs).arguments
+        except TypeError:
+            bound = {"inputs": args[0] if args else next(iter(kwargs.values()), None)}
+        for name, value in bound.items():
+            if name in ("mask", "training") or not any(hasattr(t, "shape") for t in tree.flatten(value)):
+                continue
+            shapes[f"{name}_shape"] = tree.map_structure(lambda t: tuple(t.shape) if hasattr(t, "shape") else None, value)
+        build_params = [n for n in inspect.signature(self.build).parameters if n not in ("self", "args", "kwargs")]
+        named = {k: v for k, v in shapes.items() if k in build_params}
+        if len(shapes) > 1 and named and len(build_params) > 1:
+            self.build(**named)
+        else:
+            first = next(iter(shapes.values()), None)
+            if isinstance(first, list) and len(first) == 1 and not isinstance(args[0] if args else None, list):
+                first = first[0]
+            self.build(first)
         self.built = True
 
     def __call__(self, *args, **kwargs):
-        if self.autocast:
-            args, kwargs = self._autocast(args, kwargs)
         flat = tree.flatten([args, kwargs])
         # Weights created while this layer builds or runs (sublayers built lazily inside
         # ``call``) get paths under this layer's, like ``custom_rnn/dense_1/kernel``.
@@ -251,6 +271,8 @@ class Layer(Operation):
             if not self.built:
                 self._build_from(args, kwargs)
             if not any(isinstance(x, SymbolicTensor) for x in flat):
+                if self.autocast:
+                    args, kwargs = self._autocast(args, kwargs)
                 return self.call(*args, **kwargs)
             return self._symbolic_call(first, args, kwargs)
         except (ValueError, TypeError, IndexError) as error:
@@ -272,9 +294,10 @@ class Layer(Operation):
         has_mask = any(m is not None for m in tree.flatten(previous_mask))
         if has_mask and self._call_has_mask and "mask" not in kwargs:
             kwargs = dict(kwargs, mask=previous_mask)
+        call = self._autocast_call if self.autocast and is_float(self.dtype) else self.call
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
             return record_call(
-                self, self.call, args, kwargs, compute_masks=lambda _: self.compute_mask(first, previous_mask)
+                self, call, args, kwargs, compute_masks=lambda _: self.compute_mask(first, previous_mask)
             )
         if has_mask:
             warnings.warn(
@@ -283,21 +306,31 @@ class Layer(Operation):
                 "information. Downstream layers will not see the mask.",
                 stacklevel=3,
             )
-        return record_call(self, self.call, args, kwargs)
+        return record_call(self, call, args, kwargs)
+
+    def _autocast_call(self, *args, **kwargs):
+        # Runs inside the call's scope, so the casts belong to this layer in the graph.
+        args, kwargs = self._autocast(args, kwargs)
+        return self.call(*args, **kwargs)
 
     def _autocast(self, args, kwargs):
+        """Cast floating-point tensor arguments to the layer's dtype (masks travel along)."""
         if not is_float(self.dtype):
             return args, kwargs
 
         def convert(x):
             if isinstance(x, SymbolicTensor):
-                return cast(x, self.dtype) if is_float(x.dtype) and x.dtype != self.dtype else x
+                if not is_float(x.dtype) or x.dtype == self.dtype:
+                    return x
+                out = cast(x, self.dtype)
+                out._keras_mask = x._keras_mask
+                return out
             if isinstance(x, np.ndarray) and is_float(x.dtype.name) and x.dtype.name != self.dtype:
                 return x.astype(self.dtype)
             return x
 
-        if args:
-            args = (tree.map_structure(convert, args[0]),) + tuple(args[1:])
+        args = tuple(tree.map_structure(convert, a) for a in args)
+        kwargs = {k: v if k == "mask" else tree.map_structure(convert, v) for k, v in kwargs.items()}
         return args, kwargs
 
     # -- call history ----------------------------------------------------------------------

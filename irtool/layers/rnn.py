@@ -224,6 +224,11 @@ class SimpleRNN(_RNN):
             **kwargs,
         )
 
+    def get_config(self):
+        config = super().get_config()
+        del config["seed"]  # as Keras' SimpleRNN
+        return config
+
 
 class LSTM(_RNN):
     """Long Short-Term Memory (Hochreiter 1997): weights ``lstm_cell/kernel (F, 4u)``,

@@ -118,6 +118,10 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
 
     keep = {p.name for p in output_protos}
     nodes = _fuse_gemm(_drop_identities(ctx.nodes, keep), ctx, ranks, keep)
+    # Weights folded at lowering (a Conv kernel permuted to ONNX's layout) leave their Keras-layout
+    # originals unused: store only what some node or output reads.
+    used = {name for node in nodes for name in node.input} | keep
+    ctx.initializers = [t for t in ctx.initializers if t.name in used]
     onnx_graph = helper.make_graph(
         nodes,
         model.name,

@@ -78,35 +78,29 @@ class Conv(Primitive):
         _positive(self.name, spatial, out, x, kernel, attrs)
         return [TensorSpec(_with_spatial(x[0], out_channels, out, data_format), specs[0].dtype)]
 
-    def _dense_kernel(self, kernel, channels):
-        return kernel, 1
+    def _grouped(self, kernel, groups):
+        """The kernel as a grouped conv's ``(k..., C/groups, out)`` and its number of groups."""
+        return kernel, groups
 
     def forward(self, x, kernel, bias=None, *, strides, padding, data_format, dilation_rate, groups=1):
-        xl = _to_last(x, data_format)
-        kernel, g = self._dense_kernel(kernel, xl.shape[-1])
-        y = _conv_nhwc(xl, kernel, strides, padding, dilation_rate, max(groups, g))
+        kernel, groups = self._grouped(kernel, groups)
+        y = _conv_nhwc(_to_last(x, data_format), kernel, strides, padding, dilation_rate, groups)
         return _finish(y, bias, x.dtype, data_format)
-
-    def _onnx_weight(self, value):
-        nd = value.ndim - 2
-        return np.transpose(value, (nd + 1, nd, *range(nd)))
 
     def to_onnx(self, ctx, ins, outs, strides, padding, data_format, dilation_rate, groups=1):
         x, kernel, *bias = ins
         nd = len(strides)
         value = ctx.constant_value(kernel)
-        if value is not None:  # a weight: fold it into ONNX's layout now
-            w = ctx.const(self._onnx_weight(value), f"{kernel}__onnx")
-            ksize, groups = value.shape[:nd], max(groups, self._groups(value))
+        if value is not None:  # a weight: fold it into ONNX's (out, C/groups, k...) layout now
+            value, groups = self._grouped(value, groups)
+            w = ctx.const(np.transpose(value, (nd + 1, nd, *range(nd))), f"{kernel}__onnx")
+            ksize = value.shape[:nd]
         elif self.name == "conv" and padding == "valid":
             w, ksize = ctx.permuted(kernel, [nd + 1, nd, *range(nd)]), (1,) * nd  # valid pads need no sizes
         else:
             ctx.fail(self, f"padding={padding!r} needs the kernel's size: pass the kernel as a weight or constant")
         b = bias[0] if bias else None
         _lower_conv(ctx, x, w, b, outs, ksize, groups, strides, padding, data_format, dilation_rate)
-
-    def _groups(self, value):
-        return 1
 
 
 class DepthwiseConv(Conv):
@@ -122,14 +116,9 @@ class DepthwiseConv(Conv):
             )
         return kernel[-2] * kernel[-1]
 
-    def _dense_kernel(self, kernel, channels):
+    def _grouped(self, kernel, groups):
+        # (k..., C, dm) -> (k..., 1, C*dm): output channel c*dm + m reads input channel c.
         return kernel.reshape(*kernel.shape[:-2], 1, -1), kernel.shape[-2]
-
-    def _onnx_weight(self, value):
-        return super()._onnx_weight(self._dense_kernel(value, None)[0])
-
-    def _groups(self, value):
-        return value.shape[-2]
 
 
 class ConvTranspose(Primitive):

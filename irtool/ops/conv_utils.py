@@ -181,12 +181,12 @@ def _conv_nhwc(x, kernel, strides, padding, dilation, groups):
         return (cols @ kernel.reshape(taps * channels, out)).reshape(n, *out_spatial, out)
     cg, og = channels // groups, out // groups
     if cg == 1:  # depthwise: accumulate over the kernel taps, vectorized over pixels and channels
-        win = _windows(x, ksize, strides, dilation, out_spatial)
-        win = win.reshape(n, *out_spatial, taps, channels)
-        w = kernel.reshape(taps, groups, og)
+        win = _windows(x, ksize, strides, dilation, out_spatial)  # a view: no im2col copy here
+        w = kernel.reshape(*ksize, groups, og)
         acc = np.zeros((n, *out_spatial, groups, og), dtype=np.result_type(x, kernel))
-        for t in range(taps):
-            acc += win[..., t, :, None] * w[t]
+        lead = (slice(None),) * (1 + nd)
+        for tap in np.ndindex(*ksize):
+            acc += win[lead + tap][..., None] * w[tap]
         return acc.reshape(n, *out_spatial, out)
     cols = _windows(x, ksize, strides, dilation, out_spatial, group_first=groups).reshape(groups, -1, taps * cg)
     w = kernel.reshape(taps, cg, groups, og).transpose(2, 0, 1, 3).reshape(groups, taps * cg, og)

@@ -18,7 +18,9 @@ from irtool.ops.elementwise import SELU_ALPHA, SELU_SCALE
 
 
 class InferenceIdentity(Primitive):
-    """A primitive that is the identity at inference."""
+    """A primitive that is the identity at inference (and elementwise, for layout passes)."""
+
+    elementwise = True
 
     def __init__(self, name: str):
         self.name = name

@@ -2,9 +2,10 @@
 normalization, and ``normalize`` / ``moments`` composed from elementwise and reduce ops.
 
 * ``batch_norm`` computes ``x * inv + res`` with ``inv = scale / sqrt(variance + eps)`` and
-  ``res = offset - mean * inv`` (Keras' own formula). Its lowering folds ``inv`` and ``res`` into
-  two per-channel constants when the statistics are initializers (always, for a layer's
-  weights): one ``Mul`` and one ``Add`` broadcast over the channel axis, no transposes.
+  ``res = offset - mean * inv`` (Keras' own formula), the statistics in broadcast shape, so it
+  is elementwise (the layout pass sinks transposes through it). Its lowering folds ``inv`` and
+  ``res`` into two per-channel constants when the statistics are initializers (always, for a
+  layer's weights): one ``Mul`` and one ``Add``.
 * ``layer_norm`` normalizes over a set of axes (stored negative, so the rule does not need the
   rank). It lowers to ONNX ``LayerNormalization`` (opset >= 17) when the axes are the trailing
   ones, and to ``ReduceMean``/``Sub``/``Mul``/``Sqrt``/``Div`` otherwise.
@@ -40,29 +41,31 @@ def _check_float(name: str, x: TensorSpec) -> None:
 
 
 class BatchNorm(Primitive):
-    """``(x - mean) / sqrt(variance + epsilon) * scale + offset`` per channel of ``axis``.
+    """``(x - mean) / sqrt(variance + epsilon) * scale + offset``, statistics broadcast against ``x``.
 
     Inputs: ``x, mean, variance`` then ``scale`` if ``has_scale`` and ``offset`` if
-    ``has_offset``; the statistics have shape ``(C,)`` with ``C = x.shape[axis]``. ``axis`` is
-    negative (counted from the end), so the lowering knows the broadcast shape without the rank.
+    ``has_offset``. The statistics already have their broadcast shape (``(C,)`` for the last
+    axis, ``(C, 1, 1)`` for channels-first images...), so the primitive is elementwise: the
+    layout pass can move it past transposes by permuting the statistics (folded at export).
     """
 
     name = "batch_norm"
+    elementwise = True
 
-    def infer(self, specs, axis, epsilon, has_scale, has_offset):
+    def infer(self, specs, epsilon, has_scale, has_offset):
         x = specs[0]
         _check_float(self.name, x)
-        if not -len(x.shape) <= axis < 0:
-            raise ValueError(f"`batch_norm` axis {axis} is out of bounds for an input of shape {x.shape}.")
         names = ["mean", "variance"] + ["scale"] * has_scale + ["offset"] * has_offset
         if len(specs) != 1 + len(names):
             raise ValueError(f"`batch_norm` expects {1 + len(names)} inputs. Received: {len(specs)}.")
-        channels = x.shape[axis]
         for name, spec in zip(names, specs[1:]):
-            if len(spec.shape) != 1 or None not in (channels, spec.shape[0]) and spec.shape[0] != channels:
+            fits = len(spec.shape) <= len(x.shape) and all(
+                p in (1, None) or d in (p, None) for p, d in zip(spec.shape[::-1], x.shape[::-1])
+            )
+            if not fits:
                 raise ValueError(
-                    f"`batch_norm` needs `{name}` of shape ({channels},) for an input of shape {x.shape} and "
-                    f"axis={axis}. Received: {name}.shape={spec.shape}"
+                    f"`batch_norm` needs `{name}` broadcastable to the input without changing its shape. "
+                    f"Received: input shape {x.shape}, {name}.shape={spec.shape}"
                 )
             if spec.dtype != x.dtype:
                 raise ValueError(f"`batch_norm` needs `{name}` of dtype {x.dtype}. Received: {spec.dtype}")
@@ -70,7 +73,7 @@ class BatchNorm(Primitive):
 
     @staticmethod
     def fold(mean, variance, scale, offset, epsilon):
-        """The per-channel ``(inv, res)`` such that the output is ``x * inv + res``."""
+        """``(inv, res)`` such that the output is ``x * inv + res`` (Keras' own formula)."""
         inv = np.asarray(1, variance.dtype) / np.sqrt(variance + np.asarray(epsilon, variance.dtype))
         if scale is not None:
             inv = inv * scale
@@ -79,24 +82,21 @@ class BatchNorm(Primitive):
             res = res + offset
         return inv, res
 
-    def forward(self, x, *params, axis, epsilon, has_scale, has_offset):
+    def forward(self, x, *params, epsilon, has_scale, has_offset):
         scale = params[2] if has_scale else None
         offset = params[2 + has_scale] if has_offset else None
         inv, res = self.fold(params[0], params[1], scale, offset, epsilon)
-        shape = (-1,) + (1,) * (-axis - 1)
-        return x * inv.reshape(shape) + res.reshape(shape)
+        return x * inv + res
 
-    def to_onnx(self, ctx, ins, outs, axis, epsilon, has_scale, has_offset):
+    def to_onnx(self, ctx, ins, outs, epsilon, has_scale, has_offset):
         x, params = ins[0], ins[1:]
-        trailing = -axis - 1  # axes after the channel axis: the statistics get that many 1s
         values = [ctx.constant_value(p) for p in params]
-        if all(v is not None for v in values):
+        if all(v is not None for v in values):  # weights: fold into one scale and one shift
             scale = values[2] if has_scale else None
             offset = values[2 + has_scale] if has_offset else None
             inv, res = self.fold(values[0], values[1], scale, offset, epsilon)
-            shape = (-1,) + (1,) * trailing
-            y = ctx.node("Mul", [x, ctx.const(inv.reshape(shape), f"{ctx.scope}/scale")])[0]
-            ctx.node("Add", [y, ctx.const(res.reshape(shape), f"{ctx.scope}/shift")], outs)
+            y = ctx.node("Mul", [x, ctx.const(inv, f"{ctx.scope}/scale")])[0]
+            ctx.node("Add", [y, ctx.const(res, f"{ctx.scope}/shift")], outs)
             return
         dt = ctx.dtype_of(x)
         mean, variance = params[0], params[1]
@@ -107,9 +107,6 @@ class BatchNorm(Primitive):
         res = ctx.node("Neg", [ctx.node("Mul", [mean, inv])[0]])[0]
         if has_offset:
             res = ctx.node("Add", [res, params[2 + has_scale]])[0]
-        if trailing:
-            inv = ctx.unsqueeze(inv, list(range(1, trailing + 1)))[0]
-            res = ctx.unsqueeze(res, list(range(1, trailing + 1)))[0]
         ctx.node("Add", [ctx.node("Mul", [x, inv])[0], res], outs)
 
 
@@ -124,19 +121,25 @@ def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilo
         x = cast(x, "float32")
     dtype = str(x.dtype)
     ndim = len(x.shape)
-    axis = normalize_axis(axis, ndim) - ndim
-    inputs = [x, _as_tensor(mean, dtype), _as_tensor(variance, dtype)]
-    if scale is not None:
-        inputs.append(_as_tensor(scale, dtype))
-    if offset is not None:
-        inputs.append(_as_tensor(offset, dtype))
+    axis = normalize_axis(axis, ndim)
+    channels = x.shape[axis]
+    inputs = [x]
+    for name, param in (("mean", mean), ("variance", variance), ("scale", scale), ("offset", offset)):
+        if param is None:
+            continue
+        param = _as_tensor(param, dtype)
+        if len(param.shape) != 1 or None not in (channels, param.shape[0]) and param.shape[0] != channels:
+            raise ValueError(
+                f"`batch_normalization` needs `{name}` of shape ({channels},) for an input of shape "
+                f"{tuple(x.shape)} and axis={axis}. Received: {name}.shape={tuple(param.shape)}"
+            )
+        if axis != ndim - 1:  # (C,) -> (C, 1, ..., 1): broadcasts along the channel axis
+            from irtool.ops.shape import reshape
+
+            param = reshape(param, (-1,) + (1,) * (ndim - 1 - axis))
+        inputs.append(param)
     return apply(
-        BATCH_NORM,
-        inputs,
-        axis=axis,
-        epsilon=float(epsilon),
-        has_scale=scale is not None,
-        has_offset=offset is not None,
+        BATCH_NORM, inputs, epsilon=float(epsilon), has_scale=scale is not None, has_offset=offset is not None
     )[0]
 
 

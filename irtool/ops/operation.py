@@ -103,9 +103,8 @@ def record_call(
         if compute_masks is not None:
             masks = compute_masks(outputs)
             if masks is not None:
+                # Paired one to one, as Keras does: a single mask goes to the first output only.
                 flat_masks = tree.flatten(masks) if isinstance(masks, (list, tuple, dict)) else [masks]
-                if len(flat_masks) == 1 and len(fresh) > 1:
-                    flat_masks = flat_masks * len(fresh)
                 for t, m in zip(fresh, flat_masks):
                     t._keras_mask = m
     for i, t in enumerate(fresh):

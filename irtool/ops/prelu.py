@@ -13,6 +13,7 @@ from irtool.ops.elementwise import cast
 
 class PRelu(Primitive):
     name = "prelu"
+    elementwise = True  # alpha broadcasts like an elementwise operand (layout passes permute it)
 
     def infer(self, specs):
         x, alpha = specs

@@ -21,7 +21,10 @@ for, by the final states (``h`` / ``h, c`` per direction, forward first).
   for **right-padded** masks (``[1, 1, 1, 0, 0]``, what ``Embedding(mask_zero=True)`` gives on
   zero-padded sequences) and wrong for any other mask pattern, which only NumPy honours. A row
   whose mask is all False ends with zero states in ONNX Runtime, where Keras keeps the initial
-  states (the same unless initial states are given).
+  states (the same unless initial states are given). Activations ONNX accepts: tanh, sigmoid,
+  relu, linear, hard_sigmoid, softsign, softplus, elu, leaky_relu; any other (a name or a
+  callable written in ops) runs in NumPy and fails to lower with a clear error. The lowering
+  helpers are in ``irtool.ops.rnn_lowering``.
 """
 
 from __future__ import annotations
@@ -331,8 +334,6 @@ def recurrent(
     Keras' Bidirectional forces. ``initial_state`` is a list of ``(B, units)`` tensors (forward
     first). Returns the output, or ``[output(s)..., states...]`` with ``return_state``.
     """
-    from irtool.ops.elementwise import cast
-
     if kind not in KINDS:
         raise ValueError(f"Unknown recurrent kind {kind!r}: expected one of {sorted(KINDS)}.")
     if merge_mode not in MERGE_MODES:
@@ -363,7 +364,7 @@ def recurrent(
         if not hasattr(mask, "shape"):
             mask = np.asarray(mask)
         if spec_of(mask).dtype != "bool":
-            mask = cast(mask, "bool")
+            mask = ew.cast(mask, "bool")
         items.append(mask)
     attrs = dict(
         units=units,

@@ -172,7 +172,13 @@ def test_mha_value_dim_output_shape_no_bias_and_gate():
     assert_onnx_parity(model, [q, v])
 
     gated, gate_layer = mha_model(use_gate=True)
-    assert [w.path.split("/")[1] for w in gate_layer.weights][::2] == ["query", "key", "gate", "value", "attention_output"]
+    assert [w.path.split("/")[1] for w in gate_layer.weights][::2] == [
+        "query",
+        "key",
+        "gate",
+        "value",
+        "attention_output",
+    ]
     randomize(gate_layer)
     q, v = rand(2, 3, 8), rand(2, 4, 6)
     weights = gate_layer.get_weights()
@@ -231,6 +237,21 @@ def test_causal_mask_needs_opset_14():
     model, _ = mha_model(call_kwargs={"use_causal_mask": True})
     with pytest.raises(ExportError, match="opset >= 14"):
         keras.onnx.to_onnx(model, opset=13)
+
+
+def test_mha_on_embedding_with_mask_zero():
+    tokens = keras.Input((None,), dtype="int32")
+    embedded = layers.Embedding(10, 6, mask_zero=True)(tokens)
+    mha = layers.MultiHeadAttention(2, 3)
+    model = keras.Model(tokens, mha(embedded, embedded))
+    randomize(mha)
+    ids = np.array([[1, 4, 2, 0, 0], [3, 3, 3, 3, 3]], "int32")
+    x = model.layers[1].get_weights()[0][ids]
+    keep = ids != 0
+    want, _ = reference_mha(mha.get_weights(), x, x, mask=keep[:, :, None] & keep[:, None, :])
+    np.testing.assert_allclose(model.predict(ids, verbose=0), want, rtol=1e-5, atol=1e-5)
+    assert_onnx_parity(model, ids)
+    assert_onnx_parity(model, ids[:1, :2])
 
 
 def test_mha_eager_self_attention_and_shared_call():
@@ -301,7 +322,9 @@ def test_mha_errors():
     with pytest.raises(ValueError, match="broadcastable"):
         layers.MultiHeadAttention(2, 2)(q, v, attention_mask=keras.Input((5, 6), dtype="bool"))
     with pytest.raises(ValueError, match="single axis"):
-        layers.MultiHeadAttention(2, 2, attention_axes=(1, 2))(keras.Input((3, 4, 8)), use_causal_mask=True, value=keras.Input((3, 4, 8)))
+        layers.MultiHeadAttention(2, 2, attention_axes=(1, 2))(
+            keras.Input((3, 4, 8)), use_causal_mask=True, value=keras.Input((3, 4, 8))
+        )
     mha = layers.MultiHeadAttention(2, 2)
     mha(q, v)
     with pytest.raises(ValueError, match="einsum_dense|query"):

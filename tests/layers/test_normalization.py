@@ -253,3 +253,24 @@ def test_normalization_layers_pass_masks():
     ):
         x = layer(x)
         assert x._keras_mask is not None and x._keras_mask.shape == (None, 4)
+
+
+def test_conv_stack_with_batchnorm_prelu_and_noise_keeps_two_transposes():
+    """BatchNorm, PReLU and the noise layers are elementwise: the layout pass moves the NHWC->NCHW
+    transposes through them, and the folded statistics come out per channel (C, 1, 1)."""
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same")(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.PReLU(shared_axes=[1, 2])(x)
+    x = layers.SpatialDropout2D(0.2)(layers.GaussianNoise(0.1)(x))
+    x = layers.Conv2D(4, 3)(x)
+    x = layers.BatchNormalization(center=False)(x)
+    model = keras.Model(inputs, layers.PReLU()(x))
+    for layer in model.layers:
+        if layer.weights:
+            randomize(layer)
+    # Outputs reach ~100 (random gammas over small variances): compare at 1e-4 absolute.
+    proto = assert_onnx_parity(model, RNG.random((2, 8, 8, 3)).astype("float32"), atol=1e-4)
+    ops_used = [n.op_type for n in proto.graph.node]
+    assert ops_used.count("Transpose") == 2
+    assert ops_used == ["Transpose", "Conv", "Mul", "Add", "PRelu", "Conv", "Mul", "Add", "PRelu", "Transpose"]
