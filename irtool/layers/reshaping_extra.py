@@ -1,12 +1,13 @@
 """Permute, RepeatVector, UpSampling1D/2D/3D, ZeroPadding1D/2D/3D and Cropping1D/2D/3D.
 
-All but bilinear UpSampling2D are layout-agnostic array ops on explicit axes (transpose,
-repeat, pad, slicing), so they need no Transpose in any layout.
+Permute, RepeatVector, padding and cropping are layout-agnostic array ops on explicit axes
+(transpose, repeat, pad, slicing). UpSampling uses the layout-aware ``resize`` primitive.
 """
 
 from __future__ import annotations
 
 from irtool import ops
+from irtool.ir.dtypes import is_float
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.layer import Layer
 from irtool.ops.pooling import spatial_axes, standardize_data_format, standardize_tuple
@@ -59,6 +60,17 @@ class RepeatVector(Layer):
         return config
 
 
+def _upsample_nearest(x, factors, data_format):
+    """Repeat each pixel ``factors[i]`` times along spatial axis ``i`` (Keras' ``ops.repeat`` per
+    axis). Float tensors use one layout-aware ``resize`` primitive, so the layout pass can move
+    it to channels_first with its neighbours; others repeat axis by axis."""
+    if is_float(str(x.dtype)):
+        return ops.image.upsample(x, factors, interpolation="nearest", data_format=data_format)
+    for axis, factor in zip(spatial_axes(len(x.shape), data_format), factors):
+        x = ops.repeat(x, factor, axis=axis)
+    return x
+
+
 class UpSampling1D(Layer):
     """Repeats each step ``size`` times along the steps axis."""
 
@@ -73,7 +85,7 @@ class UpSampling1D(Layer):
         self.built = True
 
     def call(self, inputs):
-        return ops.repeat(inputs, self.size, axis=1)
+        return _upsample_nearest(inputs, (self.size,), "channels_last")
 
     def get_config(self):
         config = super().get_config()
@@ -95,10 +107,7 @@ class UpSampling2D(Layer):
 
     def call(self, inputs):
         if self.interpolation == "nearest":
-            x = inputs
-            for axis, factor in zip(spatial_axes(4, self.data_format), self.size):
-                x = ops.repeat(x, factor, axis=axis)
-            return x
+            return _upsample_nearest(inputs, self.size, self.data_format)
         return ops.image.upsample(inputs, self.size, interpolation=self.interpolation, data_format=self.data_format)
 
     def get_config(self):
@@ -118,10 +127,7 @@ class UpSampling3D(Layer):
         self.built = True
 
     def call(self, inputs):
-        x = inputs
-        for axis, factor in zip(spatial_axes(5, self.data_format), self.size):
-            x = ops.repeat(x, factor, axis=axis)
-        return x
+        return _upsample_nearest(inputs, self.size, self.data_format)
 
     def get_config(self):
         config = super().get_config()

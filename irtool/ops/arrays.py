@@ -59,6 +59,13 @@ class Pad(Primitive):
             args.append(ctx.const(np.asarray(value, dtype=ctx.dtype_of(ins[0]))))
         ctx.node("Pad", args, outs, mode=onnx_mode)
 
+    def sink_transpose(self, attrs: dict, perm: tuple):
+        """For layout passes: with ``x == transpose(x2, perm)``, ``pad(x) == transpose(pad(x2, attrs'), perm)``."""
+        pads = [None] * len(perm)
+        for i, p in enumerate(perm):
+            pads[p] = attrs["pads"][i]
+        return dict(attrs, pads=tuple(pads)), perm
+
 
 PAD = Pad()
 
@@ -129,6 +136,10 @@ class Repeat(Primitive):
         merged = ctx.node("Mul", [dim, ctx.int64s([repeats])])[0]
         target = ctx.node("Concat", [head, merged, tail], axis=0)[0]
         ctx.node("Reshape", [expanded, target], outs)
+
+    def sink_transpose(self, attrs: dict, perm: tuple):
+        """For layout passes: with ``x == transpose(x2, perm)``, ``repeat(x) == transpose(repeat(x2, attrs'), perm)``."""
+        return dict(attrs, axis=perm[attrs["axis"]]), perm
 
 
 REPEAT = Repeat()

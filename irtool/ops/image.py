@@ -60,7 +60,9 @@ def bilinear_weights(size: int, out: int, scale=None):
 
 
 class Resize(Primitive):
-    """Resize the two spatial axes of a rank-4 image batch to ``size`` (or by integer ``factors``)."""
+    """Resize the spatial axes of a batch to ``size``, or by integer ``factors`` (``size=None``).
+
+    Bilinear needs two spatial axes; nearest by ``factors`` works on 1, 2 or 3 (UpSampling)."""
 
     name = "resize"
     layout_sensitive = True
@@ -68,12 +70,18 @@ class Resize(Primitive):
 
     def infer(self, specs, size, factors, interpolation, data_format):
         (x,) = specs
-        if len(x.shape) != 4:
-            raise ValueError(f"`resize` expects a rank-4 batch of images. Received input shape: {x.shape}")
+        spatial = len(size if size is not None else factors)
+        if len(x.shape) != spatial + 2:
+            raise ValueError(
+                f"`resize` to {size if size is not None else f'factors {factors}'} expects a batch of rank "
+                f"{spatial + 2}. Received input shape: {x.shape}"
+            )
+        if interpolation != "nearest" and spatial != 2:
+            raise ValueError(f"`resize` with {interpolation!r} interpolation needs 2 spatial axes. Received: {x.shape}")
         if not is_float(x.dtype):
             raise ValueError(f"`resize` needs a float input. Received dtype={x.dtype}")
         shape = list(x.shape)
-        for i, axis in enumerate(spatial_axes(4, data_format)):
+        for i, axis in enumerate(spatial_axes(len(shape), data_format)):
             if size is not None:
                 shape[axis] = size[i]
             elif shape[axis] is not None:
@@ -82,14 +90,17 @@ class Resize(Primitive):
 
     def forward(self, x, size, factors, interpolation, data_format):
         out = x
-        for i, axis in enumerate(spatial_axes(4, data_format)):
+        for i, axis in enumerate(spatial_axes(x.ndim, data_format)):
             n = x.shape[axis]
+            if size is None and interpolation == "nearest":
+                out = np.repeat(out, factors[i], axis=axis)  # what nearest-exact gives for integer factors
+                continue
             m = size[i] if size is not None else n * factors[i]
             if interpolation == "nearest":
                 out = np.take(out, nearest_indices(n, m), axis=axis)
                 continue
             i1, i2, w1, w2 = bilinear_weights(n, m, None if size is not None else factors[i])
-            shape = [1] * 4
+            shape = [1] * x.ndim
             shape[axis] = m
             a = np.take(out, i1, axis=axis)
             b = np.take(out, i2, axis=axis)
@@ -97,55 +108,47 @@ class Resize(Primitive):
         return out.astype(x.dtype, copy=False)
 
     def to_onnx(self, ctx, ins, outs, size, factors, interpolation, data_format):
-        axes = spatial_axes(4, data_format)
+        rank = len(size if size is not None else factors) + 2
+        axes = spatial_axes(rank, data_format)
+        if interpolation == "nearest" and factors is not None:
+            # Integer factors: floor(i / f) in any layout (ONNX Runtime's nearest Resize takes NHWC too).
+            scales = np.ones(rank, np.float32)
+            scales[axes] = factors
+            attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+            ctx.node("Resize", [ins[0], "", ctx.const(scales)], outs, **attrs)
+            return
         if interpolation == "nearest":
             x = ins[0]
             for i, axis in enumerate(axes):
-                if factors is not None:
-                    n = static_dim(ctx, ins[0], axis)
-                    if n is None:
-                        idx = self._dynamic_indices(ctx, ins[0], axis, None, factors[i])
-                    else:
-                        idx = ctx.const(nearest_indices(n, n * factors[i]))
-                else:
-                    idx = self._nearest(ctx, ins[0], axis, size[i])
+                idx = self._nearest(ctx, ins[0], axis, size[i])
                 x = ctx.node("Gather", [x, idx], outs if i == len(axes) - 1 else 1, axis=axis)[0]
             return
         attrs = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
         if factors is not None:
             scales = ctx.const(np.asarray([1, 1, *factors], dtype=np.float32))
             lower_nchw(ctx, "Resize", [ins[0], "", scales], outs, data_format, 4, **attrs)
-        else:
-            # Full-rank sizes (the input's shape with the spatial dims replaced), not `axes`: ONNX
-            # Runtime's transpose optimizer mishandles Resize's `axes` attribute.
-            x = ins[0]
-            if data_format == "channels_last":
-                x = ctx.node("Transpose", [x], perm=[0, 3, 1, 2])[0]
-            shape = ctx.node("Shape", [x])[0]
-            keep = ctx.node("Mul", [shape, ctx.int64s([1, 1, 0, 0])])[0]
+            return
+
+        # Full-rank sizes (the input's shape with the spatial dims replaced), not `axes`: ONNX
+        # Runtime's transpose optimizer mishandles Resize's `axes` attribute.
+        def emit(x, outputs):
+            keep = ctx.node("Mul", [ctx.node("Shape", [x])[0], ctx.int64s([1, 1, 0, 0])])[0]
             sizes = ctx.node("Add", [keep, ctx.int64s([0, 0, *size])])[0]
-            if data_format == "channels_last":
-                y = ctx.node("Resize", [x, "", "", sizes], **attrs)[0]
-                ctx.node("Transpose", [y], outs, perm=[0, 2, 3, 1])
-            else:
-                ctx.node("Resize", [x, "", "", sizes], outs, **attrs)
+            return ctx.node("Resize", [x, "", "", sizes], outputs, **attrs)
+
+        lower_nchw(ctx, emit, ins, outs, data_format, 4)
 
     def _nearest(self, ctx, x, axis, out):
         n = static_dim(ctx, x, axis)
         if n is not None:
             return ctx.const(nearest_indices(n, out))
-        return self._dynamic_indices(ctx, x, axis, out, None)
+        return self._dynamic_indices(ctx, x, axis, out)
 
     @staticmethod
-    def _dynamic_indices(ctx, x, axis, out, factor):
+    def _dynamic_indices(ctx, x, axis, out):
         """``nearest_indices`` computed at run time from ``x``'s size on ``axis`` (float32 ops)."""
         n = ctx.node("Gather", [ctx.node("Shape", [x])[0], ctx.int64s([axis])], axis=0)[0]
         nf = ctx.node("Cast", [n], to=ctx.onnx_dtype("float32"))[0]
-        if factor is not None:
-            # out = n * factor: index = floor((i + 0.5) / factor) over i < out, i.e. i // factor.
-            total = ctx.node("Mul", [n, ctx.int64s([factor])])[0]
-            steps = ctx.node("Range", [ctx.const(np.int64(0)), ctx.squeeze(total, [0])[0], ctx.const(np.int64(1))])[0]
-            return ctx.node("Div", [steps, ctx.const(np.int64(factor))])[0]
         scale = ctx.node("Div", [nf, ctx.const(np.asarray([out], np.float32))])[0]
         pos = ctx.node("Mul", [ctx.const(np.arange(out, dtype=np.float32) + np.float32(0.5)), scale])[0]
         idx = ctx.node("Cast", [ctx.node("Floor", [pos])[0]], to=ctx.onnx_dtype("int64"))[0]
@@ -194,6 +197,10 @@ class CenterCrop(Primitive):
             ctx.node("Slice", [ins[0], starts, ends, ctx.int64s(axes)], outs)
             return
         ctx.node("Slice", [ins[0], ctx.int64s(starts), ctx.int64s(ends), ctx.int64s(axes)], outs)
+
+    def sink_transpose(self, attrs: dict, perm: tuple):
+        """For layout passes: with ``x == transpose(x2, perm)``, the crop commutes (axes remapped)."""
+        return dict(attrs, axes=tuple(perm[a] for a in attrs["axes"])), perm
 
 
 CENTER_CROP = CenterCrop()
@@ -294,17 +301,20 @@ def resize(
 
 @top_level_op("Upsample")
 def upsample(images, factors, interpolation="bilinear", data_format=None):
-    """Resize by integer ``factors = (fh, fw)``: ``resize`` to ``(h * fh, w * fw)`` for any (even
-    unknown) ``h, w`` (irtool extension, used by UpSampling2D)."""
+    """Resize a batch by integer ``factors`` (one per spatial axis): to ``(h * fh, w * fw)`` for any,
+    even unknown, ``h, w`` (irtool extension, used by UpSampling1D/2D/3D; bilinear needs 2 axes)."""
     data_format = standardize_data_format(data_format)
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"`interpolation` must be one of {INTERPOLATIONS}. Received: interpolation={interpolation}")
     factors = tuple(int(f) for f in factors)
-    if len(factors) != 2 or min(factors) < 1:
-        raise ValueError(f"`factors` must be two positive integers. Received: factors={factors}")
-    x, added = _image_batch(images, data_format)
-    out = apply(RESIZE, [x], size=None, factors=factors, interpolation=interpolation, data_format=data_format)[0]
-    return _unbatch(out, added)
+    if not hasattr(images, "shape"):
+        images = np.asarray(images, dtype="float32")
+    if min(factors) < 1 or len(factors) != len(images.shape) - 2:
+        raise ValueError(
+            f"`factors` must be one positive integer per spatial axis of a batch of shape {tuple(images.shape)}. "
+            f"Received: factors={factors}"
+        )
+    return apply(RESIZE, [images], size=None, factors=factors, interpolation=interpolation, data_format=data_format)[0]
 
 
 @top_level_op("CenterCrop")

@@ -106,6 +106,29 @@ def test_upsampling2d_bilinear(data_format):
     )
 
 
+def test_upsampling_lowers_to_one_resize_and_keeps_int_inputs():
+    proto = check(
+        model_of(layers.UpSampling2D((2, 3)), (None, None, 2)),
+        [rand(1, 3, 4, 2)],
+        lambda a: a.repeat(2, 1).repeat(3, 2),
+    )
+    assert op_types(proto).count("Resize") == 1 and len(op_types(proto)) <= 3  # (+ the NHWC<->NCHW transposes)
+    proto = check(model_of(layers.UpSampling1D(2), (5, 2)), [rand(1, 5, 2)], lambda a: a.repeat(2, 1))
+    assert op_types(proto).count("Resize") == 1 and len(op_types(proto)) <= 3
+    # Integer images repeat axis by axis (a Resize only takes floats here).
+    ints = RNG.integers(0, 9, (2, 3, 4, 1)).astype("int64")
+    model = model_of(layers.UpSampling2D(2), (3, 4, 1), dtype="int64")
+    assert model.output.dtype == "int64"
+    check(model, [ints], lambda a: a.repeat(2, 1).repeat(2, 2))
+    # In a channels-last conv stack the upsampling runs in NCHW: no Transpose of its own.
+    inputs = keras.Input((6, 6, 2))
+    x = layers.Conv2D(3, 3, padding="same")(inputs)
+    x = layers.UpSampling2D(2)(x)
+    x = layers.Conv2D(2, 3)(x)
+    proto = check(keras.Model(inputs, x), [rand(2, 6, 6, 2)], lambda a: keras.Model(inputs, x).predict(a, verbose=0))
+    assert op_types(proto) == ["Transpose", "Conv", "Resize", "Conv", "Transpose"]
+
+
 def test_upsampling3d_and_errors():
     model = model_of(layers.UpSampling3D((1, 2, 3)), (2, 3, 2, 1))
     assert model.output.shape == (None, 2, 6, 6, 1)

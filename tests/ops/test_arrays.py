@@ -83,3 +83,21 @@ def test_repeat_flattens_without_axis_and_checks_repeats():
     inputs = keras.Input((3,))
     model = keras.Model(inputs, ops.repeat(inputs, 1, axis=1))
     assert op_types(check(model, [x.astype("float32")], lambda a: a)) == ["Identity"]
+
+
+def test_sink_transpose_rules_commute_with_transposes():
+    """``prim(transpose(x2, perm)) == transpose(prim(x2, attrs'), perm')`` for the layout pass."""
+    from irtool.ops.arrays import PAD, REPEAT
+    from irtool.ops.image import CENTER_CROP
+
+    x2 = RNG.standard_normal((2, 3, 5, 6)).astype("float32")
+    perm = (0, 2, 3, 1)
+    x = np.transpose(x2, perm)
+    cases = [
+        (PAD, {"pads": ((0, 0), (1, 2), (0, 1), (3, 0)), "mode": "constant", "value": 0.0}),
+        (REPEAT, {"repeats": 2, "axis": 1}),
+        (CENTER_CROP, {"axes": (1, 2), "size": (3, 4)}),
+    ]
+    for prim, attrs in cases:
+        new_attrs, out_perm = prim.sink_transpose(attrs, perm)
+        np.testing.assert_array_equal(prim.forward(x, **attrs), np.transpose(prim.forward(x2, **new_attrs), out_perm))
