@@ -138,14 +138,16 @@ def main() -> None:
         print(f"same weights, same outputs: max |diff| = {np.abs(got - want).max():.2e}")
         ours_nodes, theirs_nodes = len(ours.graph.node), len(theirs.graph.node)
         theirs_compute = sum(n.op_type != "Constant" for n in theirs.graph.node)
-        print(f"nodes: irtool {ours_nodes} (incl. 1 NHWC->NCHW Transpose), torch {theirs_nodes} ({theirs_compute} without Constant)")
+        print(
+            f"nodes: irtool {ours_nodes} (incl. 1 NHWC->NCHW Transpose), torch {theirs_nodes} ({theirs_compute} without Constant)"
+        )
         for batch in (1, 32):
             x = np.random.default_rng(1).random((batch, 32, 32, 3), dtype="float32")
             xt = x.transpose(0, 3, 1, 2).copy()
             s_ours, s_theirs = session(ours_blob), session(theirs_blob)
             n = repeats * (20 if batch == 1 else 2)
-            t1 = median_time(lambda: s_ours.run(None, {"img": x}), n)
-            t2 = median_time(lambda: s_theirs.run(None, {"img": xt}), n)
+            t1 = median_time(lambda s=s_ours, x=x: s.run(None, {"img": x}), n)
+            t2 = median_time(lambda s=s_theirs, x=xt: s.run(None, {"img": x}), n)
             rows.append((f"ORT latency batch {batch} (s)", t1, t2, "<= torch"))
     else:
         rows.append(("export (s)", t_ours, None, "<= 0.03 s"))
