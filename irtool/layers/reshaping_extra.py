@@ -52,7 +52,8 @@ class RepeatVector(Layer):
         self.built = True
 
     def call(self, inputs):
-        return ops.repeat(ops.expand_dims(inputs, 1), self.n, axis=1)
+        # Keras repeats the new axis; tiling it is the same and needs no static sizes to lower.
+        return ops.tile(ops.expand_dims(inputs, 1), (1, self.n, 1))
 
     def get_config(self):
         config = super().get_config()

@@ -117,7 +117,7 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
         )
 
     keep = {p.name for p in output_protos}
-    nodes = _fuse_gemm(_drop_identities(ctx.nodes, keep), ctx, ranks, keep)
+    nodes = _fuse_gemm(_drop_identities(_merge_transposes(ctx.nodes, keep), keep), ctx, ranks, keep)
     # Weights folded at lowering (a Conv kernel permuted to ONNX's layout) leave their Keras-layout
     # originals unused: store only what some node or output reads.
     used = {name for node in nodes for name in node.input} | keep
@@ -233,6 +233,32 @@ def _fuse_gemm(nodes: list, ctx: LoweringContext, ranks: dict, keep: set) -> lis
             continue
         out.append(node)
     return [n for n in out if id(n) not in fused]
+
+
+def _merge_transposes(nodes: list, keep: set) -> list:
+    """``Transpose(p2)`` of a single-use ``Transpose(p1)`` becomes one Transpose (or an Identity,
+    dropped later, when they cancel): where a layout boundary meets an op's own transpose."""
+    consumers: dict = {}
+    for node in nodes:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    producer = {}
+    out, dropped = [], set()
+    for node in nodes:
+        if node.op_type == "Transpose":
+            first = producer.get(node.input[0])
+            if first is not None and consumers.get(node.input[0]) == 1 and node.input[0] not in keep:
+                p1 = list(helper.get_attribute_value(first.attribute[0]))
+                p2 = list(helper.get_attribute_value(node.attribute[0]))
+                perm = [p1[i] for i in p2]
+                dropped.add(id(first))
+                if perm == list(range(len(perm))):
+                    node = helper.make_node("Identity", [first.input[0]], list(node.output), name=node.name)
+                else:
+                    node = helper.make_node("Transpose", [first.input[0]], list(node.output), name=node.name, perm=perm)
+            producer[node.output[0]] = node if node.op_type == "Transpose" else None
+        out.append(node)
+    return [n for n in out if id(n) not in dropped]
 
 
 def _drop_identities(nodes: list, keep: set) -> list:

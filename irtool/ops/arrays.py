@@ -162,3 +162,51 @@ def repeat(x, repeats, axis=None):
         x = reshape(x, (-1,))
         axis = 0
     return apply(REPEAT, [x], repeats=int(repeats), axis=normalize_axis(axis, len(x.shape)))[0]
+
+
+class Tile(Primitive):
+    """``np.tile(x, repeats)`` with one repeat count per axis (ONNX ``Tile``)."""
+
+    name = "tile"
+
+    def infer(self, specs, repeats):
+        (x,) = specs
+        if len(repeats) != len(x.shape):
+            raise ValueError(f"`tile` needs one repeat count per axis. Received repeats={repeats} for shape {x.shape}")
+        return [TensorSpec(tuple(None if d is None else d * r for d, r in zip(x.shape, repeats)), x.dtype)]
+
+    def forward(self, x, repeats):
+        return np.tile(x, repeats)
+
+    def to_onnx(self, ctx, ins, outs, repeats):
+        if all(r == 1 for r in repeats):
+            ctx.node("Identity", ins, outs)
+        else:
+            ctx.node("Tile", [ins[0], ctx.int64s(repeats)], outs)
+
+    def sink_transpose(self, attrs: dict, perm: tuple):
+        """For layout passes: with ``x == transpose(x2, perm)``, ``tile(x) == transpose(tile(x2, attrs'), perm)``."""
+        repeats = [1] * len(perm)
+        for i, p in enumerate(perm):
+            repeats[p] = attrs["repeats"][i]
+        return dict(attrs, repeats=tuple(repeats)), perm
+
+
+TILE = Tile()
+
+
+@top_level_op("Tile")
+def tile(x, repeats):
+    """Repeat the whole of ``x`` ``repeats`` times (NumPy's ``tile``: missing leading counts are 1,
+    and a longer ``repeats`` adds leading axes)."""
+    from irtool.ops.shape import expand_dims
+
+    x = _tensor(x)
+    repeats = (repeats,) if isinstance(repeats, (int, np.integer)) else tuple(repeats)
+    if any(isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0 for r in repeats):
+        raise ValueError(f"`repeats` must hold non-negative integers. Received: repeats={repeats}")
+    ndim = len(x.shape)
+    if len(repeats) > ndim:
+        x = expand_dims(x, tuple(range(len(repeats) - ndim)))
+    repeats = (1,) * (len(x.shape) - len(repeats)) + tuple(int(r) for r in repeats)
+    return apply(TILE, [x], repeats=repeats)[0]

@@ -101,3 +101,18 @@ def test_sink_transpose_rules_commute_with_transposes():
     for prim, attrs in cases:
         new_attrs, out_perm = prim.sink_transpose(attrs, perm)
         np.testing.assert_array_equal(prim.forward(x, **attrs), np.transpose(prim.forward(x2, **new_attrs), out_perm))
+
+
+def test_tile():
+    x = RNG.standard_normal((2, 3, 1)).astype("float32")
+    for reps in [(1, 2, 3), (2, 1), 2, (2, 1, 1, 2)]:
+        np.testing.assert_array_equal(ops.tile(x, reps), np.tile(x, reps))
+    for shape in [(3, 1), (None, None)]:
+        inputs = keras.Input(shape)
+        out = ops.tile(inputs, (1, 2, 4))
+        assert out.shape == ((None, 6, 4) if shape[0] else (None, None, None))
+        xs = [x] if shape[0] else [x, RNG.standard_normal((1, 2, 3)).astype("float32")]
+        proto = check(keras.Model(inputs, out), xs, functools.partial(np.tile, reps=(1, 2, 4)))
+        assert op_types(proto) == ["Tile"]
+    with pytest.raises(ValueError, match="non-negative"):
+        ops.tile(x, (1, -1, 1))
