@@ -274,7 +274,24 @@ def _drop_identities(nodes: list, keep: set) -> list:
             del node.input[:]
             node.input.extend(inputs)
         out.append(node)
-    return out
+    # An Identity that only renames a node's single-use result to a graph output: let the
+    # producer write the output directly.
+    consumers: dict = {}
+    for node in out:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    producer = {name: node for node in out for name in node.output}
+    final = []
+    for node in out:
+        source = node.input[0] if node.op_type == "Identity" else None
+        maker = producer.get(source)
+        if maker is not None and consumers.get(source) == 1 and source not in keep and node.output[0] in keep:
+            outputs = [node.output[0] if name == source else name for name in maker.output]
+            del maker.output[:]
+            maker.output.extend(outputs)
+            continue
+        final.append(node)
+    return final
 
 
 def save_onnx(proto: onnx.ModelProto, path) -> None:

@@ -103,8 +103,11 @@ class Resize(Primitive):
             shape = [1] * x.ndim
             shape[axis] = m
             a = np.take(out, i1, axis=axis)
+            a *= w2.reshape(shape).astype(x.dtype)
             b = np.take(out, i2, axis=axis)
-            out = a * w2.reshape(shape).astype(x.dtype) + b * w1.reshape(shape).astype(x.dtype)
+            b *= w1.reshape(shape).astype(x.dtype)
+            a += b
+            out = a
         return out.astype(x.dtype, copy=False)
 
     def to_onnx(self, ctx, ins, outs, size, factors, interpolation, data_format):
