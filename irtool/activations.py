@@ -15,7 +15,7 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
         return ops.relu(x)
     if threshold == 0.0 and max_value is None:
         return ops.leaky_relu(x, negative_slope)
-    y = ops.where(ops.greater_equal(x, threshold), x, ops.multiply(ops.subtract(x, threshold), negative_slope))
+    y = ops.where(ops.greater(x, threshold), x, ops.multiply(ops.subtract(x, threshold), negative_slope))
     return ops.minimum(y, max_value) if max_value is not None else y
 
 

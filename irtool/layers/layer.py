@@ -295,7 +295,7 @@ class Layer(Operation):
         if has_mask and self._call_has_mask and "mask" not in kwargs:
             kwargs = dict(kwargs, mask=previous_mask)
         call = self._autocast_call if self.autocast and is_float(self.dtype) else self.call
-        if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
+        if self.supports_masking:
             return record_call(
                 self, call, args, kwargs, compute_masks=lambda _: self.compute_mask(first, previous_mask)
             )

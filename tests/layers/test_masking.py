@@ -8,6 +8,8 @@ from irtool import layers, ops
 
 
 class MakeMask(layers.Layer):
+    supports_masking = True
+
     def call(self, inputs):
         return inputs
 

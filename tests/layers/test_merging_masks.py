@@ -89,6 +89,8 @@ def test_concatenate_masks(axis, mask_b):
 
 def test_concatenate_full_rank_mask_and_unmasked_inputs():
     class FullMask(layers.Layer):
+        supports_masking = True
+
         def call(self, inputs):
             return inputs
 

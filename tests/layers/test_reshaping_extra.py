@@ -203,12 +203,13 @@ CROPPINGS = {
 }
 
 
-@pytest.mark.parametrize("rank", [1, 2, 3])
-@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize(
+    "rank, data_format",
+    # Cropping1D has no data_format, as in Keras.
+    [(1, "channels_last"), (2, "channels_last"), (2, "channels_first"), (3, "channels_last"), (3, "channels_first")],
+)
 def test_cropping(rank, data_format):
     cls = {1: layers.Cropping1D, 2: layers.Cropping2D, 3: layers.Cropping3D}[rank]
-    if rank == 1 and data_format == "channels_first":
-        pytest.skip("Cropping1D has no data_format (as in Keras)")
     kwargs = {} if rank == 1 else {"data_format": data_format}
     spatial = (7, 6, 5)[:rank]
     shape = (*spatial, 2) if data_format == "channels_last" else (2, *spatial)

@@ -18,6 +18,8 @@ KIND = {layers.SimpleRNN: "simple_rnn", layers.LSTM: "lstm", layers.GRU: "gru"}
 class MakeMask(layers.Layer):
     """Passes its input through with the mask ``sum(x, -1) != 0`` (zero rows are padding)."""
 
+    supports_masking = True
+
     def call(self, inputs):
         return inputs
 
