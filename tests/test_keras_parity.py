@@ -72,6 +72,7 @@ def test_dense_activations_match_keras(activation):
 
 def test_mnist_model_and_summary_match_keras(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # rich crops Keras' table to the terminal otherwise
+
     def builder(k):
         inputs = k.Input(shape=(784,), name="img")
         x = k.layers.Dense(64, activation="relu")(inputs)

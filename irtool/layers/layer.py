@@ -246,7 +246,9 @@ class Layer(Operation):
         for name, value in bound.items():
             if name in ("mask", "training") or not any(hasattr(t, "shape") for t in tree.flatten(value)):
                 continue
-            shapes[f"{name}_shape"] = tree.map_structure(lambda t: tuple(t.shape) if hasattr(t, "shape") else None, value)
+            shapes[f"{name}_shape"] = tree.map_structure(
+                lambda t: tuple(t.shape) if hasattr(t, "shape") else None, value
+            )
         build_params = [n for n in inspect.signature(self.build).parameters if n not in ("self", "args", "kwargs")]
         named = {k: v for k, v in shapes.items() if k in build_params}
         if len(shapes) > 1 and named and len(build_params) > 1:
