@@ -29,6 +29,7 @@ class LoweringContext:
         self.unique = UniqueNamer()
         self._node_names = UniqueNamer()
         self.constants: dict = {}  # initializer name -> NumPy value (for folding at lowering)
+        self.shapes: dict = {}  # value name -> static shape (None for unknown dims), where known
 
     # -- emission ------------------------------------------------------------------------------
     def node(self, op_type: str, inputs: list, outputs=1, **attrs) -> list:
@@ -52,6 +53,7 @@ class LoweringContext:
         self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         self.constants[name] = array
         self.dtypes[name] = array.dtype.name
+        self.shapes[name] = tuple(np.shape(array))
 
     def constant_value(self, name: str):
         """The NumPy value of ``name`` if it is an initializer (a weight or constant), else None."""

@@ -60,6 +60,7 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
         dims = ["batch" if j == 0 else f"dim_{i}_{j}" for j in range(len(spec.shape))]
         input_protos.append(helper.make_value_info(name, tensor_type(spec.dtype, spec.shape, dims)))
         ctx.dtypes[name] = spec.dtype
+        ctx.shapes[name] = tuple(spec.shape)
         ranks[name] = len(spec.shape)
 
     output_names = _output_names(model, graph)
@@ -90,6 +91,7 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
             name = final.get(v) or ctx.unique(nx_nodes[v]["name"])
             names[v] = name
             ctx.dtypes[name] = v.dtype
+            ctx.shapes[name] = tuple(v.shape)
             ranks[name] = len(v.shape)
             outs.append(name)
         ctx.scope = d["name"].rsplit("/", 1)[0] if "/" in d["name"] else d["name"]

@@ -10,7 +10,8 @@ every layer. This pass instead rewrites the graph so that:
   original value equals ``transpose(value, perm)``) through ops that commute with a
   transpose — elementwise ops (constants and other operands are permuted to match, folded
   at export when they are weights), reductions and softmax (axes remapped), concatenation
-  (axis remapped) and explicit transposes (perms composed, often cancelling to nothing);
+  (axis remapped), ops that define ``sink_transpose(attrs, perm)`` (pad, tile, repeat,
+  slicing: attrs remapped) and explicit transposes (perms composed, often cancelling);
 - a real ``transpose`` primitive is emitted only where an op needs the original layout
   (a Flatten/Reshape, a Dense on the channel axis, a graph output), once per value.
 
@@ -142,11 +143,26 @@ class _LayoutRewriter:
             self.mapping[op.outputs[0]] = (new, None if _is_identity(combined) else combined)
         elif prim.elementwise:
             self._rewrite_elementwise(op, name, base, scope)
+        elif self._sinkable(op):
+            new, perm = self._lookup(op.inputs[0])
+            sunk = prim.sink_transpose(attrs, perm)
+            if sunk is None:
+                self._copy(op, name, scope, [self._original(x, base, scope) for x in op.inputs])
+                return
+            new_attrs, out_perm = sunk
+            ins = [new] + [self._original(x, base, scope) for x in op.inputs[1:]]
+            self._copy(op, name, scope, ins, attrs=new_attrs, perm=None if _is_identity(out_perm) else out_perm)
         elif isinstance(prim, (Reduce, Softmax, Concatenate)) and self._permuted_input(op) is not None:
             self._rewrite_axes(op, name, base, scope)
         else:
             ins = [self._original(x, base, scope) for x in op.inputs]
             self._copy(op, name, scope, ins)
+
+    def _sinkable(self, op) -> bool:
+        """Ops that say how to commute with a transpose of their first input (pad, tile, slices...)."""
+        if not hasattr(op.prim, "sink_transpose") or self._lookup(op.inputs[0])[1] is None:
+            return False
+        return all(self._lookup(x)[1] is None for x in op.inputs[1:])
 
     def _copy(self, op, name, scope, ins, attrs=None, perm=None):
         outs = self._emit(op.prim, op.attrs if attrs is None else attrs, ins, name, scope, self._names_of(op))

@@ -305,6 +305,16 @@ class GetItem(Primitive):
     def forward(self, x, key):
         return x[tuple(k if k is None or isinstance(k, int) else slice(*k) for k in key)]
 
+    def sink_transpose(self, attrs: dict, perm: tuple):
+        """For layout passes: slices only (no int/None entries) commute with a transpose."""
+        key = attrs["key"]
+        if len(key) != len(perm) or any(k is None or isinstance(k, int) for k in key):
+            return None
+        new_key = [None] * len(perm)
+        for i, p in enumerate(perm):
+            new_key[p] = key[i]
+        return dict(attrs, key=tuple(new_key)), perm
+
     def to_onnx(self, ctx, ins, outs, key):
         starts, ends, axes, steps, squeeze_axes, new_axes = [], [], [], [], [], []
         axis = 0

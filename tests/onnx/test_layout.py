@@ -87,3 +87,24 @@ def test_graph_without_spatial_ops_is_untouched():
     inputs = keras.Input((4,))
     model = keras.Model(inputs, layers.Dense(2)(inputs))
     assert not has_channels_last_ops(model.graph)
+
+
+def test_real_conv_stack_with_padding_cropping_upsampling_and_norms():
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.ZeroPadding2D(1)(x)
+    x = layers.Cropping2D(((1, 0), (0, 1)))(x)
+    x = layers.UpSampling2D(2)(x)
+    x = layers.MaxPooling2D(2)(x)
+    skip = layers.Conv2D(4, 1)(x)
+    x = layers.add([layers.Conv2D(4, 3, padding="same")(x), skip])
+    x = layers.concatenate([x, skip])
+    model = keras.Model(inputs, [x, layers.GlobalAveragePooling2D()(x)])
+    data = np.random.default_rng(2).standard_normal((2, 8, 8, 3)).astype("float32")
+    rewritten = channels_first(model.graph)
+    rewritten.lint()
+    for got, want in zip(CompiledGraph(rewritten).run([data]), model.predict(data, verbose=0)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    proto = assert_onnx_parity(model, data, atol=1e-5)
+    assert [n.op_type for n in proto.graph.node].count("Transpose") == 2  # image in, image out
