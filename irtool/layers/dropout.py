@@ -8,6 +8,7 @@ from irtool import random
 from irtool.ir.spec import TensorSpec
 from irtool.layers.layer import Layer
 from irtool.ops.core import Primitive, SymbolicTensor, apply
+from irtool.ops.gradients import unbroadcast
 
 
 class DropoutPrim(Primitive):
@@ -22,6 +23,28 @@ class DropoutPrim(Primitive):
 
     def forward(self, x, rate, noise_shape, seed):
         return x
+
+    def vjp(self, cotangents, inputs, outputs, rate, noise_shape, seed):
+        return [cotangents[0]]
+
+    returns_aux = True
+
+    def training_kernel(self, attrs, rng):
+        rate, noise_shape = attrs["rate"], attrs["noise_shape"]
+
+        def run(x):
+            if rate <= 0:
+                return x, None
+            shape = noise_shape or x.shape
+            shape = tuple(x.shape[i] if d is None else d for i, d in enumerate(shape))
+            scale = (rng.random(shape) >= rate) / np.asarray(1 - rate, x.dtype)
+            scale = scale.astype(x.dtype)
+            return x * scale, scale
+
+        return run
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, rate, noise_shape, seed):
+        return [cotangents[0] if aux is None else unbroadcast(cotangents[0] * aux, inputs[0].shape)]
 
     def to_onnx(self, ctx, ins, outs, rate, noise_shape, seed):
         ctx.node("Identity", ins, outs)

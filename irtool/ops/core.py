@@ -91,6 +91,23 @@ class Primitive:
     def to_onnx(self, ctx, ins: list, outs: list, **attrs) -> None:
         raise NotImplementedError(f"Primitive {self.name!r} has no ONNX lowering.")
 
+    def vjp(self, cotangents: list, inputs: list, outputs: list, **attrs) -> list:
+        """Gradients of the loss for each input, from those of the outputs (see ``ops.gradients``)."""
+        raise NotImplementedError(f"Primitive {self.name!r} has no gradient rule (vjp) yet.")
+
+    def training_kernel(self, attrs: dict, rng):
+        """The kernel used when training (dropout noise, batch statistics); default: ``kernel``.
+
+        A training kernel may return ``(outputs, aux)`` if it sets ``returns_aux``; ``aux`` is
+        then passed to ``training_vjp``.
+        """
+        return self.kernel(attrs)
+
+    returns_aux = False
+
+    def training_vjp(self, cotangents: list, inputs: list, outputs: list, aux, **attrs) -> list:
+        return self.vjp(cotangents, inputs, outputs, **attrs)
+
     def __repr__(self) -> str:
         return f"<Primitive {self.name}>"
 

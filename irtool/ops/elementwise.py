@@ -14,6 +14,7 @@ import numpy as np
 from irtool.ir.dtypes import is_float, result_dtype, standardize_dtype
 from irtool.ir.spec import TensorSpec, broadcast_shapes
 from irtool.ops.core import Primitive, SymbolicTensor, apply
+from irtool.ops.gradients import is_differentiable, unbroadcast
 from irtool.ops.operation import top_level_op
 
 
@@ -53,6 +54,34 @@ class Binary(Primitive):
 
     def to_onnx(self, ctx, ins, outs):
         ctx.node(self.onnx_op, ins, outs)
+
+    def vjp(self, cotangents, inputs, outputs):
+        (g,), (a, b), (y,) = cotangents, inputs, outputs
+        rule = _BINARY_GRADS.get(self.name)
+        if rule is None or self.boolean or not is_differentiable(a):
+            return [None, None]
+        ga, gb = rule(g, a, b, y)
+        return [None if ga is None else unbroadcast(ga, a.shape), None if gb is None else unbroadcast(gb, b.shape)]
+
+
+def _power_grads(g, a, b, y):
+    safe_log = np.log(np.where(a > 0, a, 1)).astype(a.dtype)
+    return g * b * np.power(a, b - 1), g * y * safe_log
+
+
+# d(out)/d(operand) rules, as (grad_a, grad_b) from (g, a, b, y). Ties in maximum/minimum send
+# the gradient to the first operand, as TensorFlow/Keras do.
+_BINARY_GRADS = {
+    "add": lambda g, a, b, y: (g, g),
+    "subtract": lambda g, a, b, y: (g, -g),
+    "multiply": lambda g, a, b, y: (g * b, g * a),
+    "divide": lambda g, a, b, y: (g / b, -g * a / (b * b)),
+    "power": _power_grads,
+    "maximum": lambda g, a, b, y: (g * (a >= b), g * (a < b)),
+    "minimum": lambda g, a, b, y: (g * (a <= b), g * (a > b)),
+    "mod": lambda g, a, b, y: (g, -g * np.floor_divide(a, b)),
+    "floor_divide": lambda g, a, b, y: (np.zeros_like(g), np.zeros_like(g)),
+}
 
 
 class FloorMod(Binary):
@@ -282,6 +311,16 @@ def _gelu(x, approximate):
     return (0.5 * x * (1.0 + _erf(x / np.asarray(math.sqrt(2.0), x.dtype)))).astype(x.dtype)
 
 
+def _gelu_grad(x, y, approximate):
+    if approximate:
+        c = math.sqrt(2.0 / math.pi)
+        inner = c * (x + 0.044715 * x**3)
+        t = np.tanh(inner)
+        return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
+    cdf = 0.5 * (1.0 + _erf(x / np.asarray(math.sqrt(2.0), x.dtype)))
+    return cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
@@ -309,6 +348,13 @@ class Unary(Primitive):
         out = self.fn(x, **attrs)
         dtype = self.out_dtype or x.dtype
         return out if out.dtype == dtype else out.astype(dtype)
+
+    def vjp(self, cotangents, inputs, outputs, **attrs):
+        (g,), (x,), (y,) = cotangents, inputs, outputs
+        rule = _UNARY_GRADS.get(self.name)
+        if rule is None or not is_differentiable(x) or not is_differentiable(y):
+            return [None]
+        return [(g * rule(x, y, **attrs)).astype(x.dtype, copy=False)]
 
     def to_onnx(self, ctx, ins, outs, **attrs):
         fallback = _FLOAT64_LOWERINGS.get(self.name)
@@ -468,6 +514,35 @@ SIN = Unary("sin", np.sin, "Sin", float_only=True)
 COS = Unary("cos", np.cos, "Cos", float_only=True)
 LOGICAL_NOT = Unary("logical_not", np.logical_not, "Not", out_dtype="bool")
 
+# dy/dx from (x, y, **attrs) for each differentiable unary primitive.
+_UNARY_GRADS = {
+    "negative": lambda x, y: -np.ones_like(x),
+    "abs": lambda x, y: np.sign(x),
+    "square": lambda x, y: 2 * x,
+    "sqrt": lambda x, y: 0.5 / y,
+    "exp": lambda x, y: y,
+    "log": lambda x, y: 1 / x,
+    "tanh": lambda x, y: 1 - y * y,
+    "sigmoid": lambda x, y: y * (1 - y),
+    "relu": lambda x, y: (x > 0).astype(x.dtype),
+    "relu6": lambda x, y: ((x > 0) & (x < 6)).astype(x.dtype),
+    "softplus": lambda x, y: _sigmoid(x),
+    "softsign": lambda x, y: 1 / np.square(1 + np.abs(x)),
+    "selu": lambda x, y: np.where(x > 0, SELU_SCALE, SELU_SCALE * SELU_ALPHA * np.exp(np.minimum(x, 0))),
+    "hard_sigmoid": lambda x, y: ((x > -3) & (x < 3)) / np.asarray(6, x.dtype),
+    "erf": lambda x, y: 2 / math.sqrt(math.pi) * np.exp(-x * x),
+    "gelu": _gelu_grad,
+    "leaky_relu": lambda x, y, negative_slope: np.where(x >= 0, 1, negative_slope).astype(x.dtype),
+    "elu": lambda x, y, alpha: np.where(x > 0, 1, alpha * np.exp(np.minimum(x, 0))),
+    "floor": lambda x, y: np.zeros_like(x),
+    "ceil": lambda x, y: np.zeros_like(x),
+    "round": lambda x, y: np.zeros_like(x),
+    "sign": lambda x, y: np.zeros_like(x),
+    "reciprocal": lambda x, y: -y * y,
+    "sin": lambda x, y: np.cos(x),
+    "cos": lambda x, y: -np.sin(x),
+}
+
 
 def _unary(prim: Unary, x, **attrs):
     if not _is_tensorlike(x):
@@ -555,6 +630,12 @@ class Cast(Primitive):
 
     def forward(self, x, dtype):
         return x.astype(dtype)
+
+    def vjp(self, cotangents, inputs, outputs, dtype):
+        (g,), (x,) = cotangents, inputs
+        if not is_differentiable(x) or not is_differentiable(outputs[0]):
+            return [None]
+        return [g.astype(x.dtype)]
 
     def to_onnx(self, ctx, ins, outs, dtype):
         ctx.node("Cast", ins, outs, to=ctx.onnx_dtype(dtype))

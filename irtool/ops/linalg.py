@@ -7,6 +7,7 @@ import numpy as np
 from irtool.ir.spec import TensorSpec, broadcast_shapes
 from irtool.ops.core import Primitive, apply
 from irtool.ops.elementwise import promote
+from irtool.ops.gradients import unbroadcast
 from irtool.ops.operation import top_level_op
 
 
@@ -46,6 +47,21 @@ class Matmul(Primitive):
     def kernel(self, attrs):
         return np.matmul
 
+    def vjp(self, cotangents, inputs, outputs):
+        (g,), (a, b) = cotangents, inputs
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = g
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        ga = np.matmul(g2, np.swapaxes(b2, -1, -2))
+        gb = np.matmul(np.swapaxes(a2, -1, -2), g2)
+        ga = unbroadcast(ga, a2.shape).reshape(a.shape)
+        gb = unbroadcast(gb, b2.shape).reshape(b.shape)
+        return [ga, gb]
+
     def to_onnx(self, ctx, ins, outs):
         ctx.node("MatMul", ins, outs)
 
@@ -83,6 +99,23 @@ class Einsum(Primitive):
         eq = attrs["equation"]
         return lambda *xs: np.einsum(eq, *xs, optimize=len(xs) > 2)
 
+    def vjp(self, cotangents, inputs, outputs, equation):
+        lhs, out = equation.split("->")
+        terms = lhs.split(",")
+        grads = []
+        for i, term in enumerate(terms):
+            if len(set(term)) != len(term):
+                raise NotImplementedError(f"einsum gradient with a repeated index ({term!r}) is not supported.")
+            others = [t for j, t in enumerate(terms) if j != i]
+            present = "".join(c for c in term if c in out or any(c in t for t in others))
+            spec = ",".join([out, *others]) + "->" + present
+            grad = np.einsum(spec, cotangents[0], *[x for j, x in enumerate(inputs) if j != i])
+            if present != term:  # letters summed only in this operand: broadcast back
+                grad = np.expand_dims(grad, [k for k, c in enumerate(term) if c not in present])
+                grad = np.broadcast_to(grad, inputs[i].shape)
+            grads.append(np.ascontiguousarray(grad))
+        return grads
+
     def to_onnx(self, ctx, ins, outs, equation):
         ctx.node("Einsum", ins, outs, equation=equation)
 
@@ -119,6 +152,9 @@ class Trilu(Primitive):
 
     def forward(self, x, k, upper):
         return np.triu(x, k) if upper else np.tril(x, k)
+
+    def vjp(self, cotangents, inputs, outputs, k, upper):
+        return [self.forward(cotangents[0], k=k, upper=upper)] + [None] * (len(inputs) - 1)
 
     def to_onnx(self, ctx, ins, outs, k, upper):
         if ctx.opset < 14:

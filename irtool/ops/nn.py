@@ -46,6 +46,12 @@ class Softmax(Primitive):
         e = np.exp(shifted)
         return e / np.sum(e, axis=axis, keepdims=True)
 
+    def vjp(self, cotangents, inputs, outputs, axis):
+        (g,), (y,) = cotangents, outputs
+        if self.log:
+            return [g - np.exp(y) * g.sum(axis=axis, keepdims=True)]
+        return [y * (g - (g * y).sum(axis=axis, keepdims=True))]
+
     def to_onnx(self, ctx, ins, outs, axis):
         ctx.node("LogSoftmax" if self.log else "Softmax", ins, outs, axis=axis)
 

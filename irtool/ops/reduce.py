@@ -35,6 +35,23 @@ class Reduce(Primitive):
         out = self.fn(x, axis=axes, keepdims=keepdims)
         return np.asarray(out, dtype=x.dtype if self.name != "mean" or is_float(x.dtype.name) else "float32")
 
+    def vjp(self, cotangents, inputs, outputs, axes, keepdims):
+        (g,), (x,), (y,) = cotangents, inputs, outputs
+        if not np.issubdtype(x.dtype, np.floating):
+            return [None]
+        if not keepdims:
+            g, y = np.expand_dims(g, axes), np.expand_dims(y, axes)
+        if self.name == "sum":
+            return [np.broadcast_to(g, x.shape).astype(x.dtype)]
+        if self.name == "mean":
+            count = np.prod([x.shape[a] for a in axes]) if axes else 1
+            return [np.broadcast_to(g / np.asarray(count, x.dtype), x.shape).astype(x.dtype)]
+        if self.name in ("max", "min"):
+            # Ties share the gradient equally (as TensorFlow and PyTorch's amax do).
+            hit = (x == y).astype(x.dtype)
+            return [g * hit / hit.sum(axis=axes, keepdims=True)]
+        return [g * _prod_without(x, axes)]
+
     def to_onnx(self, ctx, ins, outs, axes, keepdims):
         ctx.reduce(self.onnx_op, ins[0], list(axes), keepdims, outs)
 
@@ -104,6 +121,17 @@ def prod(x, axis=None, keepdims=False, dtype=None):
     return _reduce(PROD, x, axis, keepdims)
 
 
+def _prod_without(x, axes):
+    """For each element, the product of the *other* elements reduced with it (exact with zeros)."""
+    rest = [i for i in range(x.ndim) if i not in axes]
+    moved = np.transpose(x, rest + list(axes))
+    flat = moved.reshape(moved.shape[: len(rest)] + (-1,))
+    ones = np.ones(flat.shape[:-1] + (1,), x.dtype)
+    left = np.concatenate([ones, np.cumprod(flat, -1)[..., :-1]], -1)
+    right = np.concatenate([np.cumprod(flat[..., ::-1], -1)[..., :-1][..., ::-1], ones], -1)
+    return np.transpose((left * right).reshape(moved.shape), np.argsort(rest + list(axes)))
+
+
 class ArgReduce(Primitive):
     def __init__(self, name: str, fn, onnx_op: str):
         self.name = name
@@ -117,6 +145,9 @@ class ArgReduce(Primitive):
     def forward(self, x, axis, keepdims):
         # np.asarray: a full reduction gives a NumPy scalar; keep it an array like `Reduce`.
         return np.asarray(self.fn(x, axis=axis, keepdims=keepdims), dtype="int32")
+
+    def vjp(self, cotangents, inputs, outputs, axis, keepdims):
+        return [None]
 
     def to_onnx(self, ctx, ins, outs, axis, keepdims):
         i64 = ctx.node(self.onnx_op, ins, axis=axis, keepdims=int(keepdims), select_last_index=0)[0]

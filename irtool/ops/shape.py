@@ -10,6 +10,7 @@ import numpy as np
 from irtool.ir.dtypes import standardize_dtype
 from irtool.ir.spec import TensorSpec, broadcast_shapes, normalize_axis
 from irtool.ops.core import Primitive, SymbolicTensor, apply
+from irtool.ops.gradients import is_differentiable, unbroadcast
 from irtool.ops.operation import top_level_op
 
 
@@ -35,6 +36,9 @@ class Identity(Primitive):
 
     def forward(self, x):
         return x
+
+    def vjp(self, cotangents, inputs, outputs):
+        return [cotangents[0]]
 
     def to_onnx(self, ctx, ins, outs):
         ctx.node("Identity", ins, outs)
@@ -82,6 +86,9 @@ class Reshape(Primitive):
     def forward(self, x, shape):
         return x.reshape([x.shape[i] if d is None else d for i, d in enumerate(shape)])
 
+    def vjp(self, cotangents, inputs, outputs, shape):
+        return [cotangents[0].reshape(inputs[0].shape)]
+
     def to_onnx(self, ctx, ins, outs, shape):
         value = ctx.constant_value(ins[0])
         if value is not None:  # a weight or constant: fold now, no node
@@ -124,6 +131,9 @@ class Transpose(Primitive):
     def forward(self, x, perm):
         return np.transpose(x, perm)
 
+    def vjp(self, cotangents, inputs, outputs, perm):
+        return [np.transpose(cotangents[0], np.argsort(perm))]
+
     def to_onnx(self, ctx, ins, outs, perm):
         value = ctx.constant_value(ins[0])
         if value is not None:  # a weight or constant: fold now, no node
@@ -155,6 +165,9 @@ class ExpandDims(Primitive):
     def forward(self, x, axes):
         return np.expand_dims(x, axes)
 
+    def vjp(self, cotangents, inputs, outputs, axes):
+        return [cotangents[0].reshape(inputs[0].shape)]
+
     def to_onnx(self, ctx, ins, outs, axes):
         ctx.unsqueeze(ins[0], list(axes), outs)
 
@@ -183,6 +196,9 @@ class Squeeze(Primitive):
 
     def forward(self, x, axes):
         return np.squeeze(x, axes)
+
+    def vjp(self, cotangents, inputs, outputs, axes):
+        return [cotangents[0].reshape(inputs[0].shape)]
 
     def to_onnx(self, ctx, ins, outs, axes):
         ctx.squeeze(ins[0], list(axes), outs)
@@ -235,6 +251,10 @@ class Concatenate(Primitive):
     def kernel(self, attrs):
         axis = attrs["axis"]
         return lambda *xs: np.concatenate(xs, axis=axis)
+
+    def vjp(self, cotangents, inputs, outputs, axis):
+        bounds = np.cumsum([x.shape[axis] for x in inputs])[:-1]
+        return list(np.split(cotangents[0], bounds, axis=axis))
 
     def to_onnx(self, ctx, ins, outs, axis):
         ctx.node("Concat", ins, outs, axis=axis)
@@ -314,6 +334,14 @@ class GetItem(Primitive):
         for i, p in enumerate(perm):
             new_key[p] = key[i]
         return dict(attrs, key=tuple(new_key)), perm
+
+    def vjp(self, cotangents, inputs, outputs, key):
+        # Basic indexing never repeats an element, so assignment scatters exactly; new axes
+        # (None entries) only reshape.
+        real = tuple(k if isinstance(k, int) else slice(*k) for k in key if k is not None)
+        grad = np.zeros_like(inputs[0])
+        grad[real] = cotangents[0].reshape(np.shape(grad[real]))
+        return [grad]
 
     def to_onnx(self, ctx, ins, outs, key):
         starts, ends, axes, steps, squeeze_axes, new_axes = [], [], [], [], [], []
@@ -449,6 +477,14 @@ class Take(Primitive):
     def forward(self, x, idx, axis):
         return np.take(x, idx, axis=axis)
 
+    def vjp(self, cotangents, inputs, outputs, axis):
+        x, idx = inputs
+        grad = np.zeros_like(x)
+        moved = np.moveaxis(grad, axis, 0)
+        g = np.moveaxis(cotangents[0], list(range(axis, axis + idx.ndim)), list(range(idx.ndim)))
+        np.add.at(moved, np.where(idx < 0, idx + x.shape[axis], idx), g)
+        return [grad, None]
+
     def to_onnx(self, ctx, ins, outs, axis):
         ctx.node("Gather", ins, outs, axis=axis)
 
@@ -488,6 +524,13 @@ class Where(Primitive):
     def forward(self, c, a, b):
         return np.where(c, a, b)
 
+    def vjp(self, cotangents, inputs, outputs):
+        (g,), (c, a, b) = cotangents, inputs
+        if not is_differentiable(a):
+            return [None, None, None]
+        zero = np.zeros((), g.dtype)
+        return [None, unbroadcast(np.where(c, g, zero), a.shape), unbroadcast(np.where(c, zero, g), b.shape)]
+
     def to_onnx(self, ctx, ins, outs):
         if ctx.dtype_of(ins[1]) == "bool":
             # ONNX Runtime has no bool Where kernel: (c and a) or (not c and b).
@@ -519,6 +562,12 @@ class Clip(Primitive):
 
     def forward(self, x, low, high):
         return np.clip(x, np.asarray(low, x.dtype), np.asarray(high, x.dtype))
+
+    def vjp(self, cotangents, inputs, outputs, low, high):
+        (g,), (x,) = cotangents, inputs
+        if not is_differentiable(x):
+            return [None]
+        return [g * ((x >= low) & (x <= high))]
 
     def to_onnx(self, ctx, ins, outs, low, high):
         dt = ctx.dtype_of(ins[0])
