@@ -38,6 +38,23 @@ def dtype_policy_config(dtype: str) -> dict:
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
 
 
+_SIGNATURES: dict = {}
+
+
+def _signature(fn) -> inspect.Signature:
+    """``inspect.signature(fn)``, cached per underlying function (a bound method's signature
+    depends only on its ``__func__``), since every layer construction and first call asks."""
+    func = getattr(fn, "__func__", None)
+    key = (func, True) if func is not None else (fn, False)
+    try:
+        sig = _SIGNATURES.get(key)
+    except TypeError:  # an unhashable callable object
+        return inspect.signature(fn)
+    if sig is None:
+        sig = _SIGNATURES[key] = inspect.signature(fn)
+    return sig
+
+
 class Layer(Operation):
     """Base class of all layers. Subclass it and implement ``build`` and ``call``.
 
@@ -61,7 +78,7 @@ class Layer(Operation):
         obj = super().__new__(cls)
         # Keras builds a config from __init__ arguments when a class doesn't define one.
         try:
-            bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+            bound = _signature(cls.__init__).bind(None, *args, **kwargs)
             bound.apply_defaults()
             arguments = dict(bound.arguments)
             arguments.pop(next(iter(arguments)))
@@ -105,7 +122,7 @@ class Layer(Operation):
             self._batch_input_shape = (batch_size, input_dim)
         else:
             self._batch_input_shape = None
-        parameters = inspect.signature(self.call).parameters
+        parameters = _signature(self.call).parameters
         self._call_has_training = "training" in parameters
         self._call_has_mask = "mask" in parameters
         self.supports_masking = getattr(self, "supports_masking", False)
@@ -114,9 +131,14 @@ class Layer(Operation):
     def __setattr__(self, name, value):
         tracked = self.__dict__.get("_tracked_layers")
         if tracked is not None and name != "_tracked_layers":
+            seen = None
             for item in value if isinstance(value, (list, tuple)) else (value,):
-                if isinstance(item, Layer) and item is not self and item not in tracked:
-                    tracked.append(item)
+                if isinstance(item, Layer) and item is not self:
+                    if seen is None:
+                        seen = {id(t) for t in tracked}
+                    if id(item) not in seen:
+                        seen.add(id(item))
+                        tracked.append(item)
         object.__setattr__(self, name, value)
 
     @property
@@ -240,7 +262,7 @@ class Layer(Operation):
         tensor argument, ``build(query_shape=..., value_shape=...)`` when ``build`` names them."""
         shapes = {}
         try:
-            bound = inspect.signature(self.call).bind(*args, **kwargs).arguments
+            bound = _signature(self.call).bind(*args, **kwargs).arguments
         except TypeError:
             bound = {"inputs": args[0] if args else next(iter(kwargs.values()), None)}
         for name, value in bound.items():
@@ -249,7 +271,7 @@ class Layer(Operation):
             shapes[f"{name}_shape"] = tree.map_structure(
                 lambda t: tuple(t.shape) if hasattr(t, "shape") else None, value
             )
-        build_params = [n for n in inspect.signature(self.build).parameters if n not in ("self", "args", "kwargs")]
+        build_params = [n for n in _signature(self.build).parameters if n not in ("self", "args", "kwargs")]
         named = {k: v for k, v in shapes.items() if k in build_params}
         if len(shapes) > 1 and named and len(build_params) > 1:
             self.build(**named)

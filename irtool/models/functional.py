@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from irtool.ir import tree
+from irtool.ir.gc import gc_paused
 from irtool.layers.input_layer import InputLayer
 from irtool.layers.layer import Layer
 from irtool.models.graph_builder import build_graph, clone_input_layer_name, map_layers
@@ -61,6 +62,10 @@ class Functional(Model):
         self._init_graph(inputs, outputs)
 
     def _init_graph(self, inputs, outputs) -> None:
+        with gc_paused():
+            self._init_graph_unpaused(inputs, outputs)
+
+    def _init_graph_unpaused(self, inputs, outputs) -> None:
         self._inputs_struct = inputs
         self._outputs_struct = outputs
         self._inputs = tree.flatten(inputs)

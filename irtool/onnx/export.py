@@ -34,6 +34,13 @@ def default_opset() -> int:
 
 def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelProto:
     """Lower ``model`` (a functional model) to a validated ``onnx.ModelProto``."""
+    from irtool.ir.gc import gc_paused
+
+    with gc_paused():
+        return _to_onnx(model, opset, check)
+
+
+def _to_onnx(model, opset, check):
     from irtool import __version__
 
     opset = default_opset() if opset is None else int(opset)

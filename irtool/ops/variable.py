@@ -35,7 +35,7 @@ class Variable:
 
     @property
     def dtype(self) -> str:
-        return self._value.dtype.name
+        return _dtype_name(self._value.dtype)
 
     @property
     def ndim(self) -> int:
@@ -65,3 +65,14 @@ class Variable:
         return f"<Variable path={self.path}, shape={self.shape}, dtype={self.dtype}, value={self._value!r}>"
 
     __hash__ = object.__hash__
+
+
+_DTYPE_NAMES: dict = {}
+
+
+def _dtype_name(dtype) -> str:
+    """``dtype.name`` is computed in Python by NumPy 2 on every access; cache it."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = dtype.name
+    return name

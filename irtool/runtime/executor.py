@@ -27,8 +27,23 @@ class CompiledGraph:
         for i, v in enumerate(graph.inputs):
             local.setdefault(v, f"x{i}")
         lines = []
+        fused = _dense_pairs(graph)
+        absorbed = set(fused.values())
         for k, op in enumerate(graph.ops):
+            if op in absorbed:
+                continue
             d = graph.nx.nodes[op]
+            if op in fused:  # y = x @ w + b as two C calls and no temporary: x.dot(w), then y += b
+                add = fused[op]
+                x, w = (_operand(graph, v, local, bound) for v in graph.op_inputs(op))
+                (product,) = graph.op_outputs(op)
+                (bias,) = [v for v in graph.op_inputs(add) if v is not product]
+                b = _operand(graph, bias, local, bound)
+                (out,) = graph.op_outputs(add)
+                y = local.setdefault(out, f"v{len(local)}")
+                lines.append(f"    {y} = {x}.dot({w})")
+                lines.append(f"    {y} += {b}")
+                continue
             args = []
             for v in graph.op_inputs(op):
                 name = local.get(v)
@@ -60,3 +75,53 @@ def as_array(x, dtype: str) -> np.ndarray:
     if isinstance(x, np.ndarray) and x.dtype == dtype:
         return x
     return np.asarray(x, dtype=dtype)
+
+
+def _operand(graph, v, local: dict, bound: dict) -> str:
+    name = local.get(v)
+    if name is None:
+        vd = graph.nx.nodes[v]
+        name = local[v] = f"c{len(bound)}"
+        bound[name] = vd["payload"]._value if vd["kind"] == "weight" else vd["payload"]
+    return name
+
+
+def _dense_pairs(graph) -> dict:
+    """``{matmul op: add op}`` for ``add(matmul(x, w), b)`` that ``y = x.dot(w); y += b``
+    computes exactly: x and w 2-D of one float dtype (``ndarray.dot`` is ``matmul`` there,
+    with less call overhead), the product read only by the add and not a graph output (it is
+    updated in place), and b a 1-D weight or constant of the same dtype and the product's
+    static last dimension (so the in-place add broadcasts only b)."""
+    nodes = graph.nx.nodes
+    outputs = {id(v) for v in graph.outputs}
+    pairs = {}
+    for op in graph.ops:
+        if nodes[op]["prim"].name != "matmul":
+            continue
+        ins = graph.op_inputs(op)
+        (product,) = graph.op_outputs(op)
+        spec = nodes[product]["spec"]
+        if id(product) in outputs or spec.dtype not in ("float32", "float64"):
+            continue
+        if len(ins) != 2 or any(len(nodes[v]["spec"].shape) != 2 for v in ins):
+            continue
+        consumers = list(graph.nx.successors(product))
+        if len(consumers) != 1 or graph.nx.number_of_edges(product, consumers[0]) != 1:
+            continue
+        add = consumers[0]
+        if nodes[add]["prim"].name != "add":
+            continue
+        (bias,) = [v for v in graph.op_inputs(add) if v is not product]
+        (out,) = graph.op_outputs(add)
+        bspec = nodes[bias]["spec"]
+        if (
+            nodes[bias]["kind"] not in ("weight", "const")
+            or bspec.dtype != spec.dtype
+            or nodes[out]["spec"].dtype != spec.dtype
+            or len(bspec.shape) != 1
+            or bspec.shape[0] is None
+            or bspec.shape[0] != spec.shape[-1]
+        ):
+            continue
+        pairs[op] = add
+    return pairs

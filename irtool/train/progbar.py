@@ -99,7 +99,9 @@ class Progbar:
         self._time_fn = time_fn
         self.ansi = _is_tty() if ansi is None else bool(ansi)
         # Keras redraws in place whenever it runs on a POSIX system (always true on Linux and macOS).
-        self._dynamic_display = _is_tty() or "ipykernel" in sys.modules or os.name == "posix" or "PYCHARM_HOSTED" in os.environ
+        self._dynamic_display = (
+            _is_tty() or "ipykernel" in sys.modules or os.name == "posix" or "PYCHARM_HOSTED" in os.environ
+        )
         self._seen_so_far = 0
         self._values = {}
         self._values_order = []
@@ -164,7 +166,7 @@ class Progbar:
                     bar += self._style("\33[32m", BAR_CHAR * prog_width)
                 bar += self._style("\33[37m", BAR_CHAR * (self.width - prog_width))
             else:
-                bar = "%7d/Unknown" % current
+                bar = f"{int(current):7d}/Unknown"
             message += bar
 
             if self.target is not None and self.target > 0 and not finalize:
@@ -231,10 +233,10 @@ class Progbar:
 def format_eta(eta: float) -> str:
     """``1:02:03`` above an hour, ``1:05`` above a minute, else ``42s`` (truncated, like Keras)."""
     if eta > 3600:
-        return "%d:%02d:%02d" % (eta // 3600, (eta % 3600) // 60, eta % 60)
+        return f"{int(eta // 3600)}:{int((eta % 3600) // 60):02d}:{int(eta % 60):02d}"
     if eta > 60:
-        return "%d:%02d" % (eta // 60, eta % 60)
-    return "%ds" % eta
+        return f"{int(eta // 60)}:{int(eta % 60):02d}"
+    return f"{int(eta)}s"
 
 
 def _format_value(avg, signed: bool) -> str:
