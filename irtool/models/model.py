@@ -13,9 +13,10 @@ import time
 import numpy as np
 
 from irtool.layers.layer import Layer
+from irtool.train.loop import Trainer
 
 
-class Model(Layer):
+class Model(Trainer, Layer):
     """A layer with training and inference features. ``Model(inputs, outputs)`` builds a graph.
 
     >>> import irtool as keras

@@ -47,6 +47,27 @@ class Pad(Primitive):
         out[tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape, pads))] = x
         return out
 
+    def vjp(self, cotangents, inputs, outputs, pads, mode, value):
+        """The interior slice of the cotangent, plus (non-constant modes) each padded entry's
+        gradient folded back onto its source: axis by axis in reverse (``np.pad`` pads the axes
+        in order, each reading the previous ones' padding), one slice add per padded position."""
+        (x,) = inputs
+        g = np.asarray(cotangents[0], dtype=x.dtype)
+        if mode == "constant":
+            return [g[tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape, pads))]]
+        for axis in reversed(range(x.ndim)):
+            lo, hi = pads[axis]
+            if not (lo or hi):
+                continue
+            n = x.shape[axis]
+            sources = np.pad(np.arange(n), (lo, hi), mode=mode)  # the source index of each position
+            lead = (slice(None),) * axis
+            folded = g[lead + (slice(lo, lo + n),)].copy()
+            for p in (*range(lo), *range(lo + n, lo + n + hi)):
+                folded[lead + (sources[p],)] += g[lead + (p,)]
+            g = folded
+        return [g]
+
     def to_onnx(self, ctx, ins, outs, pads, mode, value):
         onnx_mode = PAD_MODES[mode]
         if onnx_mode is None or (onnx_mode == "wrap" and ctx.opset < 19):
@@ -113,6 +134,11 @@ class Repeat(Primitive):
     def forward(self, x, repeats, axis):
         return np.repeat(x, repeats, axis=axis)
 
+    def vjp(self, cotangents, inputs, outputs, repeats, axis):
+        (x,), g = inputs, cotangents[0]
+        shape = x.shape[:axis] + (x.shape[axis], repeats) + x.shape[axis + 1 :]
+        return [g.reshape(shape).sum(axis=axis + 1).astype(x.dtype, copy=False)]
+
     def to_onnx(self, ctx, ins, outs, repeats, axis):
         from irtool.ops.image import static_dim
 
@@ -177,6 +203,12 @@ class Tile(Primitive):
 
     def forward(self, x, repeats):
         return np.tile(x, repeats)
+
+    def vjp(self, cotangents, inputs, outputs, repeats):
+        (x,), g = inputs, cotangents[0]
+        # out.reshape(r0, d0, r1, d1, ...): sum over the copies (the even axes).
+        split = [v for r, d in zip(repeats, x.shape) for v in (r, d)]
+        return [g.reshape(split).sum(axis=tuple(range(0, 2 * x.ndim, 2))).astype(x.dtype, copy=False)]
 
     def to_onnx(self, ctx, ins, outs, repeats):
         if all(r == 1 for r in repeats):

@@ -23,13 +23,16 @@ from irtool.ops.conv_utils import (
     _check_bias,
     _check_operands,
     _conv_nhwc,
+    _conv_nhwc_vjp,
     _emit_first,
     _finish,
+    _from_last,
     _lower_conv,
     _positive,
     _spatial,
     _to_first,
     _to_last,
+    _windows,
     _with_spatial,
     conv_output_length,
     conv_transpose_crops,
@@ -86,6 +89,18 @@ class Conv(Primitive):
         kernel, groups = self._grouped(kernel, groups)
         y = _conv_nhwc(_to_last(x, data_format), kernel, strides, padding, dilation_rate, groups)
         return _finish(y, bias, x.dtype, data_format)
+
+    def vjp(self, cotangents, inputs, outputs, *, strides, padding, data_format, dilation_rate, groups=1):
+        x, kernel = inputs[0], inputs[1]
+        g = cotangents[0]
+        grouped, groups = self._grouped(kernel, groups)
+        gx, gk = _conv_nhwc_vjp(
+            _to_last(x, data_format), grouped, _to_last(g, data_format), strides, padding, dilation_rate, groups
+        )
+        grads = [_from_last(gx.astype(x.dtype, copy=False), data_format), gk.reshape(kernel.shape).astype(kernel.dtype)]
+        if len(inputs) > 2:
+            grads.append(_bias_grad(g, data_format, inputs[2].dtype))
+        return grads
 
     def to_onnx(self, ctx, ins, outs, strides, padding, data_format, dilation_rate, groups=1):
         x, kernel, *bias = ins
@@ -171,6 +186,31 @@ class ConvTranspose(Primitive):
         y = buf[(slice(None), *(slice(p, b - max(r, 0)) for (p, r), b in zip(crops, buf.shape[1:-1])))]
         return _finish(y, bias, x.dtype, data_format)
 
+    def vjp(self, cotangents, inputs, outputs, *, strides, padding, output_padding, data_format, dilation_rate):
+        # The forward is col2im(x @ kernel^T) then a crop, so its adjoint pads the cotangent back
+        # to the scatter buffer and reads it with im2col windows: a strided convolution of it.
+        x, kernel = inputs[0], inputs[1]
+        g = cotangents[0]
+        xl, gl = _to_last(x, data_format), _to_last(g, data_format)
+        nd = kernel.ndim - 2
+        ksize, out_ch, channels = kernel.shape[:nd], kernel.shape[-2], kernel.shape[-1]
+        n, spatial = xl.shape[0], xl.shape[1:-1]
+        taps, m = int(np.prod(ksize)), xl.shape[0] * int(np.prod(spatial))
+        crops = [
+            conv_transpose_crops(ksize[i], strides[i], dilation_rate[i], padding, (output_padding or (None,) * nd)[i])
+            for i in range(nd)
+        ]
+        dtype = np.result_type(x, kernel)
+        gbuf = np.pad(gl.astype(dtype, copy=False), [(0, 0), *((p, max(r, 0)) for p, r in crops), (0, 0)])
+        cols = _windows(gbuf, ksize, strides, dilation_rate, spatial).reshape(m, taps * out_ch)
+        kflat = kernel.reshape(taps * out_ch, channels)
+        gx = (cols @ kflat).reshape(n, *spatial, channels)
+        gk = (cols.T @ xl.reshape(m, channels)).reshape(kernel.shape)
+        grads = [_from_last(gx.astype(x.dtype, copy=False), data_format), gk.astype(kernel.dtype, copy=False)]
+        if len(inputs) > 2:
+            grads.append(_bias_grad(g, data_format, inputs[2].dtype))
+        return grads
+
     def to_onnx(self, ctx, ins, outs, strides, padding, output_padding, data_format, dilation_rate):
         x, kernel, *bias = ins
         nd = len(strides)
@@ -191,6 +231,11 @@ class ConvTranspose(Primitive):
         }
         x = _to_first(ctx, x, data_format, nd)
         _emit_first(ctx, "ConvTranspose", x, [w, *bias], outs, data_format, nd, **attrs)
+
+
+def _bias_grad(g, data_format, dtype):
+    channel = g.ndim - 1 if data_format == "channels_last" else 1
+    return g.sum(axis=tuple(a for a in range(g.ndim) if a != channel)).astype(dtype, copy=False)
 
 
 CONV = Conv()

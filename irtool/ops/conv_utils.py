@@ -194,6 +194,87 @@ def _conv_nhwc(x, kernel, strides, padding, dilation, groups):
     return y.transpose(1, 0, 2).reshape(n, *out_spatial, out)
 
 
+def _tap_slices(tap, dilation, out_spatial, strides) -> tuple:
+    """The strided slices of a padded input read by kernel tap ``tap`` (one per spatial dim)."""
+    return tuple(slice(j * d, j * d + (m - 1) * s + 1, s) for j, d, m, s in zip(tap, dilation, out_spatial, strides))
+
+
+def _col2im(dcols, shape, ksize, strides, dilation):
+    """Adjoint of im2col: scatter-add ``dcols (N, o..., taps, C)`` into a zero array of ``shape``
+    (channels-last, padded). One strided add per kernel tap, vectorized over pixels and channels."""
+    out_spatial = dcols.shape[1:-2]
+    buf = np.zeros(shape, dtype=dcols.dtype)
+    for t, tap in enumerate(np.ndindex(*ksize)):
+        buf[(slice(None), *_tap_slices(tap, dilation, out_spatial, strides))] += dcols[..., t, :]
+    return buf
+
+
+def _conv_nhwc_vjp(x, kernel, gy, strides, padding, dilation, groups):
+    """Gradients ``(gx, gkernel)`` of ``_conv_nhwc(x, kernel, ...)`` given ``gy`` (channels-last).
+
+    Dense and grouped: ``gkernel = im2col(x)^T @ gy`` (one BLAS matmul per group). ``gx``: with
+    unit strides, a valid convolution of the zero-padded ``gy`` with the flipped, transposed
+    kernel (im2col + one matmul); with larger strides, ``col2im(gy @ kernel^T)`` (one strided add
+    per tap). Depthwise: per-tap products, like the forward.
+    """
+    nd = kernel.ndim - 2
+    ksize = kernel.shape[:nd]
+    pads = [conv_pads(x.shape[1 + i], ksize[i], strides[i], dilation[i], padding) for i in range(nd)]
+    padded = any(p != (0, 0) for p in pads)
+    xp = np.pad(x, [(0, 0), *pads, (0, 0)]) if padded else x
+    out_spatial = gy.shape[1:-1]
+    n, channels, out = x.shape[0], x.shape[-1], kernel.shape[-1]
+    taps = int(np.prod(ksize))
+    m = n * int(np.prod(out_spatial))
+    dtype = np.result_type(x, kernel)
+    gy = np.ascontiguousarray(gy, dtype=dtype)
+    cg, og = channels // groups, out // groups
+    crop = (slice(None), *(slice(lo, lo + x.shape[1 + i]) for i, (lo, _) in enumerate(pads)))
+    if cg == 1 and groups > 1:  # depthwise: per-tap products, vectorized over pixels and channels
+        win = _windows(xp, ksize, strides, dilation, out_spatial)
+        w = kernel.reshape(*ksize, groups, og)
+        g3 = gy.reshape(n, *out_spatial, groups, og)
+        gk = np.empty((*ksize, groups, og), dtype=dtype)
+        gxp = np.zeros(xp.shape, dtype=dtype)
+        lead = (slice(None),) * (1 + nd)
+        for tap in np.ndindex(*ksize):
+            xt = win[lead + tap]  # (N, o..., C), a strided view
+            where = (slice(None), *_tap_slices(tap, dilation, out_spatial, strides))
+            if og == 1:
+                g1 = g3[..., 0]
+                gk[tap][:, 0] = (xt * g1).reshape(-1, groups).sum(0)
+                gxp[where] += g1 * w[tap][:, 0]
+            else:
+                gk[tap] = (xt[..., None] * g3).reshape(-1, groups, og).sum(0)
+                gxp[where] += (g3 * w[tap]).sum(-1)
+        return (gxp[crop] if padded else gxp), gk.reshape(kernel.shape)
+    if groups == 1:
+        cols = _windows(xp, ksize, strides, dilation, out_spatial).reshape(m, taps * channels)
+        gk = (cols.T @ gy.reshape(m, out)).reshape(kernel.shape)
+    else:
+        cols = _windows(xp, ksize, strides, dilation, out_spatial, group_first=groups).reshape(groups, m, taps * cg)
+        g3 = gy.reshape(m, groups, og).transpose(1, 0, 2)  # (G, M, og)
+        gw = np.matmul(cols.transpose(0, 2, 1), g3)  # (G, taps*cg, og)
+        gk = gw.reshape(groups, taps, cg, og).transpose(1, 2, 0, 3).reshape(kernel.shape)
+    del cols
+    if all(s == 1 for s in strides):
+        # gx[p] = sum_j gy[p + lo - j*d] k[j]: a valid conv of gy padded by (eff-1-lo, eff-1-hi)
+        # with the spatially flipped kernel, input and output channels swapped within each group.
+        eff = [(k - 1) * d + 1 for k, d in zip(ksize, dilation)]
+        gyp = np.pad(gy, [(0, 0), *((e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(eff, pads)), (0, 0)])
+        flipped = kernel[(slice(None, None, -1),) * nd].reshape(*ksize, cg, groups, og)
+        flipped = flipped.transpose(*range(nd), nd + 2, nd + 1, nd).reshape(*ksize, og, channels)
+        return _conv_nhwc(gyp, flipped, strides, "valid", dilation, groups), gk
+    if groups == 1:
+        dcols = gy.reshape(m, out) @ kernel.reshape(taps * channels, out).T
+    else:
+        w = kernel.reshape(taps, cg, groups, og).transpose(2, 0, 1, 3).reshape(groups, taps * cg, og)
+        dcols = np.matmul(g3, w.transpose(0, 2, 1))  # (G, M, taps*cg)
+        dcols = dcols.reshape(groups, m, taps, cg).transpose(1, 2, 0, 3)
+    gxp = _col2im(dcols.reshape(n, *out_spatial, taps, channels), xp.shape, ksize, strides, dilation)
+    return (gxp[crop] if padded else gxp), gk
+
+
 def _to_last(x, data_format):
     return x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
 

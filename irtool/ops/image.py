@@ -110,6 +110,30 @@ class Resize(Primitive):
             out = a
         return out.astype(x.dtype, copy=False)
 
+    def vjp(self, cotangents, inputs, outputs, size, factors, interpolation, data_format):
+        """The adjoint of the interpolation: per spatial axis, in reverse order, each output's
+        gradient goes back to its source pixel(s) with the forward's weights (sums over runs of
+        equal, sorted indices, so no ``np.add.at``)."""
+        (x,) = inputs
+        g = np.asarray(cotangents[0], dtype=x.dtype)
+        for i, axis in reversed(list(enumerate(spatial_axes(x.ndim, data_format)))):
+            n = x.shape[axis]
+            if size is None and interpolation == "nearest":
+                f = factors[i]
+                g = g.reshape(*g.shape[:axis], n, f, *g.shape[axis + 1 :]).sum(axis=axis + 1)
+                continue
+            m = size[i] if size is not None else n * factors[i]
+            if interpolation == "nearest":
+                g = _take_adjoint(g, nearest_indices(n, m), n, axis)
+                continue
+            i1, i2, w1, w2 = bilinear_weights(n, m, None if size is not None else factors[i])
+            shape = [1] * x.ndim
+            shape[axis] = m
+            a = _take_adjoint(g * w2.reshape(shape).astype(x.dtype), i1, n, axis)
+            a += _take_adjoint(g * w1.reshape(shape).astype(x.dtype), i2, n, axis)
+            g = a
+        return [g]
+
     def to_onnx(self, ctx, ins, outs, size, factors, interpolation, data_format):
         rank = len(size if size is not None else factors) + 2
         axes = spatial_axes(rank, data_format)
@@ -162,6 +186,22 @@ class Resize(Primitive):
 RESIZE = Resize()
 
 
+def _take_adjoint(g, indices, n: int, axis: int) -> np.ndarray:
+    """Adjoint of ``np.take(x, indices, axis)`` for nondecreasing ``indices`` into an axis of size ``n``."""
+    starts = np.flatnonzero(np.r_[True, indices[1:] != indices[:-1]])
+    sums = np.add.reduceat(g, starts, axis=axis)
+    targets = indices[starts]
+    if len(targets) == n:  # every source pixel is used (upsampling): already in place
+        return sums
+    shape = list(g.shape)
+    shape[axis] = n
+    out = np.zeros(shape, dtype=g.dtype)
+    key = [slice(None)] * g.ndim
+    key[axis] = targets
+    out[tuple(key)] = sums
+    return out
+
+
 class CenterCrop(Primitive):
     """Crop ``axes`` to ``size`` around the center (start ``(n - size) // 2``); any layout."""
 
@@ -186,6 +226,16 @@ class CenterCrop(Primitive):
             start = (x.shape[a] - s) // 2
             key[a] = slice(start, start + s)
         return x[tuple(key)]
+
+    def vjp(self, cotangents, inputs, outputs, axes, size):
+        (x,) = inputs
+        key = [slice(None)] * x.ndim
+        for a, s in zip(axes, size):
+            start = (x.shape[a] - s) // 2
+            key[a] = slice(start, start + s)
+        grad = np.zeros(x.shape, dtype=x.dtype)
+        grad[tuple(key)] = cotangents[0]
+        return [grad]
 
     def to_onnx(self, ctx, ins, outs, axes, size):
         sizes = [static_dim(ctx, ins[0], a) for a in axes]

@@ -20,6 +20,7 @@ from irtool.ir.spec import TensorSpec, normalize_axis
 from irtool.ops.core import Primitive, apply
 from irtool.ops.elementwise import abs as _abs
 from irtool.ops.elementwise import cast, divide, maximum, power, sqrt, square, subtract
+from irtool.ops.gradients import unbroadcast
 from irtool.ops.operation import top_level_op
 from irtool.ops.reduce import mean as _mean
 from irtool.ops.reduce import sum as _sum
@@ -37,27 +38,45 @@ def _check_float(name: str, x: TensorSpec) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Batch normalization (inference: given statistics)
+# Batch normalization (inference: given statistics; training: batch statistics)
 
 
 class BatchNorm(Primitive):
     """``(x - mean) / sqrt(variance + epsilon) * scale + offset``, statistics broadcast against ``x``.
 
-    Inputs: ``x, mean, variance`` then ``scale`` if ``has_scale`` and ``offset`` if
-    ``has_offset``. The statistics already have their broadcast shape (``(C,)`` for the last
-    axis, ``(C, 1, 1)`` for channels-first images...), so the primitive is elementwise: the
-    layout pass can move it past transposes by permuting the statistics (folded at export).
+    Inputs: ``x, mean, variance`` then ``scale`` if ``has_scale``, ``offset`` if ``has_offset``
+    and a boolean ``mask`` of ``x.shape[:-1]`` if ``has_mask``. The statistics already have their
+    broadcast shape (``(C,)`` for the last axis, ``(C, 1, 1)`` for channels-first images...), so
+    the primitive is elementwise: the layout pass can move it past transposes by permuting the
+    statistics (folded at export).
+
+    A ``BatchNormalization`` layer also records its training attributes: ``layer`` (the layer:
+    its ``trainable`` flag is read when the kernel runs, and its ``moving_mean`` /
+    ``moving_variance`` are updated), ``momentum``, the reduction ``axes`` and ``training``
+    (``True`` when the layer was called with ``training=True``: batch statistics in every mode;
+    ``None``: batch statistics when the program trains). Keras' training step: normalize with
+    the batch's mean and biased variance (masked positions excluded), and update
+    ``moving = moving * momentum + batch * (1 - momentum)`` in place.
     """
 
     name = "batch_norm"
     elementwise = True
+    returns_aux = True
 
-    def infer(self, specs, epsilon, has_scale, has_offset):
+    @staticmethod
+    def _split(params, has_scale, has_offset, has_mask=False):
+        """``(mean, variance, scale|None, offset|None, mask|None)`` from the inputs after ``x``."""
+        scale = params[2] if has_scale else None
+        offset = params[2 + has_scale] if has_offset else None
+        mask = params[2 + has_scale + has_offset] if has_mask else None
+        return params[0], params[1], scale, offset, mask
+
+    def infer(self, specs, epsilon, has_scale, has_offset, has_mask=False, **training):
         x = specs[0]
         _check_float(self.name, x)
         names = ["mean", "variance"] + ["scale"] * has_scale + ["offset"] * has_offset
-        if len(specs) != 1 + len(names):
-            raise ValueError(f"`batch_norm` expects {1 + len(names)} inputs. Received: {len(specs)}.")
+        if len(specs) != 1 + len(names) + has_mask:
+            raise ValueError(f"`batch_norm` expects {1 + len(names) + has_mask} inputs. Received: {len(specs)}.")
         for name, spec in zip(names, specs[1:]):
             fits = len(spec.shape) <= len(x.shape) and all(
                 p in (1, None) or d in (p, None) for p, d in zip(spec.shape[::-1], x.shape[::-1])
@@ -69,6 +88,13 @@ class BatchNorm(Primitive):
                 )
             if spec.dtype != x.dtype:
                 raise ValueError(f"`batch_norm` needs `{name}` of dtype {x.dtype}. Received: {spec.dtype}")
+        if has_mask:
+            mask = specs[-1]
+            if mask.dtype != "bool" or len(mask.shape) != len(x.shape) - 1:
+                raise ValueError(
+                    f"`batch_norm` needs a boolean mask of rank {len(x.shape) - 1}. Received: shape={mask.shape}, "
+                    f"dtype={mask.dtype}"
+                )
         return [TensorSpec(x.shape, x.dtype)]
 
     @staticmethod
@@ -82,14 +108,112 @@ class BatchNorm(Primitive):
             res = res + offset
         return inv, res
 
-    def forward(self, x, *params, epsilon, has_scale, has_offset):
-        scale = params[2] if has_scale else None
-        offset = params[2 + has_scale] if has_offset else None
-        inv, res = self.fold(params[0], params[1], scale, offset, epsilon)
+    def forward(self, x, *params, epsilon, has_scale, has_offset, has_mask=False, **training):
+        mean, variance, scale, offset, _ = self._split(params, has_scale, has_offset, has_mask)
+        inv, res = self.fold(mean, variance, scale, offset, epsilon)
         return x * inv + res
 
-    def to_onnx(self, ctx, ins, outs, epsilon, has_scale, has_offset):
-        x, params = ins[0], ins[1:]
+    def vjp(self, cotangents, inputs, outputs, epsilon, has_scale, has_offset, has_mask=False, **training):
+        (g,), x = cotangents, inputs[0]
+        mean, variance, scale, offset, _ = self._split(inputs[1:], has_scale, has_offset, has_mask)
+        eps = np.asarray(epsilon, variance.dtype)
+        rstd = np.asarray(1, variance.dtype) / np.sqrt(variance + eps)
+        inv = rstd if scale is None else rstd * scale
+        shape = np.broadcast_shapes(*[p.shape for p in (mean, variance, scale, offset) if p is not None])
+        g_sum = unbroadcast(g, shape)
+        d_inv = unbroadcast(g * (x - mean), shape)  # y = (x - mean) * inv + offset
+        grads = [g * inv, unbroadcast(-inv * g_sum, mean.shape)]
+        d_rstd = d_inv if scale is None else d_inv * scale
+        grads.append(unbroadcast(d_rstd * np.asarray(-0.5, x.dtype) * rstd / (variance + eps), variance.shape))
+        if has_scale:
+            grads.append(unbroadcast(d_inv * rstd, scale.shape))
+        if has_offset:
+            grads.append(unbroadcast(g_sum, offset.shape))
+        return grads + [None] * has_mask
+
+    # -- training ------------------------------------------------------------------------------
+    def kernel(self, attrs):
+        if attrs.get("training") is True and attrs.get("layer") is not None:
+            run = self.training_kernel(attrs, None)
+            return lambda *arrays: run(*arrays)[0]
+        return super().kernel(attrs)
+
+    def training_kernel(self, attrs, rng):
+        layer = attrs.get("layer")
+        if layer is None or attrs.get("training") is False:
+            forward = super().kernel(attrs)
+            return lambda *arrays: (forward(*arrays), None)
+        epsilon, has_scale, has_offset = attrs["epsilon"], attrs["has_scale"], attrs["has_offset"]
+        has_mask, axes, momentum = attrs.get("has_mask", False), tuple(attrs["axes"]), attrs["momentum"]
+        forward = super().kernel(attrs)
+
+        def run(x, *params):
+            if not layer.trainable:  # Keras: a frozen BatchNormalization stays in inference mode
+                return forward(x, *params), None
+            if getattr(layer, "renorm", False):
+                raise NotImplementedError(
+                    f"BatchNormalization '{layer.name}': training with renorm=True is not supported."
+                )
+            moving_mean, moving_variance, scale, offset, mask = self._split(params, has_scale, has_offset, has_mask)
+            dtype = x.dtype
+            if mask is None:
+                weights, total = None, None
+                mean = x.mean(axis=axes, keepdims=True)
+                centered = x - mean
+                variance = np.square(centered).mean(axis=axes, keepdims=True)
+            else:
+                weights = np.broadcast_to(mask[..., None], x.shape).astype(dtype)
+                total = weights.sum(axis=axes, keepdims=True) + np.asarray(1e-7, dtype)  # Keras' epsilon()
+                mean = (x * weights).sum(axis=axes, keepdims=True) / total
+                centered = x - mean
+                variance = (np.square(centered) * weights).sum(axis=axes, keepdims=True) / total
+            rstd = np.asarray(1, dtype) / np.sqrt(variance + np.asarray(epsilon, dtype))
+            normalized = centered * rstd
+            y = normalized if scale is None else normalized * scale
+            if offset is not None:
+                y = y + offset
+            m = np.asarray(momentum, dtype)
+            one_minus = np.asarray(1.0 - momentum, dtype)
+            for variable, moving, batch in (
+                (layer.moving_mean, moving_mean, mean),
+                (layer.moving_variance, moving_variance, variance),
+            ):
+                # In place: the executor and the gradient program hold these very arrays.
+                target = variable._value
+                target[...] = (moving * m + batch.reshape(moving.shape) * one_minus).reshape(target.shape)
+            return y.astype(dtype, copy=False), (normalized, rstd, centered, weights, total)
+
+        return run
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, epsilon, has_scale, has_offset, has_mask=False, **training):
+        if aux is None:
+            return self.vjp(cotangents, inputs, outputs, epsilon, has_scale, has_offset, has_mask, **training)
+        (g,), x = cotangents, inputs[0]
+        _, _, scale, offset, _ = self._split(inputs[1:], has_scale, has_offset, has_mask)
+        normalized, rstd, centered, weights, total = aux
+        axes = tuple(training["axes"])
+        d_norm = g if scale is None else g * scale
+        if weights is None:  # the classic form: dx = rstd * (d - mean(d) - xhat * mean(d * xhat))
+            dx = rstd * (
+                d_norm
+                - d_norm.mean(axis=axes, keepdims=True)
+                - normalized * (d_norm * normalized).mean(axis=axes, keepdims=True)
+            )
+        else:  # mean and variance weighted by the mask, over `total` (which includes Keras' epsilon)
+            d_var = np.asarray(-0.5, x.dtype) * rstd**3 * (d_norm * centered).sum(axis=axes, keepdims=True)
+            d_mean = -rstd * d_norm.sum(axis=axes, keepdims=True) - np.asarray(2, x.dtype) * d_var * (
+                weights * centered
+            ).sum(axis=axes, keepdims=True) / total
+            dx = d_norm * rstd + weights * (d_mean + np.asarray(2, x.dtype) * d_var * centered) / total
+        grads = [dx.astype(x.dtype, copy=False), None, None]
+        if has_scale:
+            grads.append(unbroadcast(g * normalized, scale.shape))
+        if has_offset:
+            grads.append(unbroadcast(g, offset.shape))
+        return grads + [None] * has_mask
+
+    def to_onnx(self, ctx, ins, outs, epsilon, has_scale, has_offset, has_mask=False, **training):
+        x, params = ins[0], ins[1 : 3 + has_scale + has_offset]  # the mask only matters when training
         values = [ctx.constant_value(p) for p in params]
         if all(v is not None for v in values):  # weights: fold into one scale and one shift
             scale = values[2] if has_scale else None
@@ -113,9 +237,7 @@ class BatchNorm(Primitive):
 BATCH_NORM = BatchNorm()
 
 
-@top_level_op("BatchNorm")
-def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
-    """Normalize ``x`` with given ``mean``/``variance`` of shape ``(C,)`` along ``axis`` (Keras' ops)."""
+def _batch_norm_inputs(x, mean, variance, axis, offset, scale):
     x = _as_tensor(x)
     if not is_float(str(x.dtype)):
         x = cast(x, "float32")
@@ -138,9 +260,41 @@ def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilo
 
             param = reshape(param, (-1,) + (1,) * (ndim - 1 - axis))
         inputs.append(param)
+    return inputs, axis
+
+
+@top_level_op("BatchNorm")
+def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+    """Normalize ``x`` with given ``mean``/``variance`` of shape ``(C,)`` along ``axis`` (Keras' ops)."""
+    inputs, _ = _batch_norm_inputs(x, mean, variance, axis, offset, scale)
     return apply(
         BATCH_NORM, inputs, epsilon=float(epsilon), has_scale=scale is not None, has_offset=offset is not None
     )[0]
+
+
+def batch_normalization_layer(x, layer, axis, offset=None, scale=None, epsilon=1e-3, mask=None, training=None):
+    """The op of a ``BatchNormalization`` layer: its moving statistics at inference, batch
+    statistics (updating the moving ones with ``layer.momentum``) when training (see ``BatchNorm``).
+
+    ``layer.moving_mean``/``moving_variance`` are passed as they are when their dtype is the
+    input's, so the graph reads the variables themselves.
+    """
+    inputs, axis = _batch_norm_inputs(x, layer.moving_mean, layer.moving_variance, axis, offset, scale)
+    ndim = len(inputs[0].shape)
+    attrs = dict(epsilon=float(epsilon), has_scale=scale is not None, has_offset=offset is not None)
+    if mask is not None:
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        mask = cast(mask if hasattr(mask, "shape") else np.asarray(mask), "bool")
+        inputs.append(mask)
+    attrs.update(
+        has_mask=mask is not None,
+        layer=layer,
+        momentum=float(layer.momentum),
+        axes=tuple(a for a in range(ndim) if a != axis),
+        training=True if training else None,
+    )
+    return apply(BATCH_NORM, inputs, **attrs)[0]
 
 
 # ---------------------------------------------------------------------------------------

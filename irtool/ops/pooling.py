@@ -155,31 +155,62 @@ class Pool(Primitive):
             shape[axis] = out
         return [TensorSpec(tuple(shape), x.dtype)]
 
-    def forward(self, x, pool_size, strides, padding, data_format):
+    def _geometry(self, x, pool_size, strides, padding, data_format):
+        """Spatial axes, their sizes, the pooled sizes and the ``(before, after)`` pads."""
         axes = spatial_axes(x.ndim, data_format)
         sizes = [x.shape[a] for a in axes]
         outs = [pooled_size(n, k, s, padding) for n, k, s in zip(sizes, pool_size, strides)]
         if min(outs) <= 0:
             raise ValueError(f"`{self.name}` of an input of shape {x.shape} with pool_size={pool_size} is empty.")
         pads = [same_pads(n, k, s) if padding == "same" else (0, 0) for n, k, s in zip(sizes, pool_size, strides)]
-        if any(p != (0, 0) for p in pads):
-            shape = list(x.shape)
-            inner = [slice(None)] * x.ndim
-            for a, (lo, hi), n in zip(axes, pads, sizes):
-                shape[a] = n + lo + hi
-                inner[a] = slice(lo, lo + n)
+        return axes, sizes, outs, pads
+
+    @staticmethod
+    def _padded_layout(x, axes, sizes, pads):
+        """The padded shape and the index of ``x`` inside it (None when nothing is padded)."""
+        if all(p == (0, 0) for p in pads):
+            return x.shape, None
+        shape = list(x.shape)
+        inner = [slice(None)] * x.ndim
+        for a, (lo, hi), n in zip(axes, pads, sizes):
+            shape[a] = n + lo + hi
+            inner[a] = slice(lo, lo + n)
+        return tuple(shape), tuple(inner)
+
+    @staticmethod
+    def _window_views(ndim, axes, pool_size, strides, outs):
+        """One strided index of the padded input per window offset (row-major over the window)."""
+        for offsets in itertools.product(*(range(k) for k in pool_size)):
+            key = [slice(None)] * ndim
+            for a, o, s, m in zip(axes, offsets, strides, outs):
+                key[a] = slice(o, o + s * (m - 1) + 1, s)
+            yield tuple(key)
+
+    @staticmethod
+    def _counts(x, axes, sizes, pool_size, strides, outs, pads):
+        """Window sizes without the padding (for ``average`` with ``"same"``): a product of per-axis counts."""
+        counts = np.ones((1,) * x.ndim, dtype=x.dtype)
+        for a, (lo, _), n, k, s, m in zip(axes, pads, sizes, pool_size, strides, outs):
+            start = np.arange(m) * s - lo
+            count = np.minimum(start + k, n) - np.maximum(start, 0)
+            shape = [1] * x.ndim
+            shape[a] = m
+            counts = counts * count.astype(x.dtype).reshape(shape)
+        return counts
+
+    def forward(self, x, pool_size, strides, padding, data_format):
+        axes, sizes, outs, pads = self._geometry(x, pool_size, strides, padding, data_format)
+        shape, inner = self._padded_layout(x, axes, sizes, pads)
+        if inner is not None:
             fill = -np.inf if self.mode == "max" else 0
             padded = np.full(shape, fill, dtype=x.dtype)
-            padded[tuple(inner)] = x
+            padded[inner] = x
         else:
             padded = x
         # Loop over the window offsets (not over pixels): each step is one strided view.
         acc = None
-        for offsets in itertools.product(*(range(k) for k in pool_size)):
-            key = [slice(None)] * x.ndim
-            for a, o, s, m in zip(axes, offsets, strides, outs):
-                key[a] = slice(o, o + s * (m - 1) + 1, s)
-            view = padded[tuple(key)]
+        for key in self._window_views(x.ndim, axes, pool_size, strides, outs):
+            view = padded[key]
             if acc is None:
                 acc = np.array(view)
             elif self.mode == "max":
@@ -188,17 +219,44 @@ class Pool(Primitive):
                 acc += view
         if self.mode == "max":
             return acc
-        if padding == "valid" or all(p == (0, 0) for p in pads):
+        if inner is None:
             return (acc / x.dtype.type(math.prod(pool_size))).astype(x.dtype)
-        # Window sizes without the padding: a product of per-axis counts.
-        counts = np.ones((1,) * x.ndim, dtype=x.dtype)
-        for a, (lo, _), n, k, s, m in zip(axes, pads, sizes, pool_size, strides, outs):
-            start = np.arange(m) * s - lo
-            count = np.minimum(start + k, n) - np.maximum(start, 0)
-            shape = [1] * x.ndim
-            shape[a] = m
-            counts = counts * count.astype(x.dtype).reshape(shape)
-        return (acc / counts).astype(x.dtype)
+        return (acc / self._counts(x, axes, sizes, pool_size, strides, outs, pads)).astype(x.dtype)
+
+    def vjp(self, cotangents, inputs, outputs, pool_size, strides, padding, data_format):
+        """Max: each output's gradient goes to the *first* maximum of its window in row-major order
+        (so ties, e.g. the zeros after a ReLU, send it to one input only), which is where PyTorch's
+        CPU kernel and TensorFlow's MaxPoolGrad send it. Average: spread evenly over the window's
+        real (unpadded) inputs."""
+        (g,), (x,), (y,) = cotangents, inputs, outputs
+        axes, sizes, outs, pads = self._geometry(x, pool_size, strides, padding, data_format)
+        shape, inner = self._padded_layout(x, axes, sizes, pads)
+        g = np.asarray(g, dtype=x.dtype)
+        grad = np.zeros(shape, dtype=x.dtype)
+        keys = self._window_views(x.ndim, axes, pool_size, strides, outs)
+        if self.mode == "average":
+            if inner is None:
+                g = g / x.dtype.type(math.prod(pool_size))
+            else:
+                g = g / self._counts(x, axes, sizes, pool_size, strides, outs, pads)
+            for key in keys:
+                grad[key] += g
+            return [grad if inner is None else grad[inner]]
+        if inner is not None:
+            padded = np.full(shape, -np.inf, dtype=x.dtype)
+            padded[inner] = x
+        else:
+            padded = x
+        free = None  # outputs whose maximum has not been found yet
+        for key in keys:
+            hit = padded[key] == y
+            if free is None:
+                free = ~hit
+            else:
+                hit &= free
+                free &= ~hit
+            grad[key] += np.where(hit, g, 0)
+        return [grad if inner is None else grad[inner]]
 
     def to_onnx(self, ctx, ins, outs, pool_size, strides, padding, data_format):
         attrs = {"kernel_shape": list(pool_size), "strides": list(strides)}

@@ -1,0 +1,294 @@
+"""The training and evaluation loops: ``compile``, ``fit``, ``evaluate``, ``*_on_batch``.
+
+Keras 3 semantics throughout (keras.md §4): batches of 32 by default with the last partial
+batch kept, ``validation_split`` taken from the end before shuffling, running epoch means in
+the logs (the loss averaged over samples), ``History`` returned, ``val_*`` metrics at epoch
+end, evaluate's return order, and the callback hooks in Keras' order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from irtool import random
+from irtool.runtime.executor import CompiledGraph
+from irtool.train.autodiff import GradientProgram
+from irtool.train.trainer import CompileConfig
+
+
+class _RunningMean:
+    """A sample-weighted running mean (Keras' loss trackers)."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.reset_state()
+
+    def update_state(self, value, weight) -> None:
+        self.total += float(value) * weight
+        self.count += weight
+
+    def result(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def reset_state(self) -> None:
+        self.total, self.count = 0.0, 0.0
+
+
+class Trainer:
+    """Mixed into ``Model``: everything that needs a compiled loss and optimizer."""
+
+    compiled = False
+    optimizer = None
+    stop_training = False
+    history = None
+
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        loss_weights=None,
+        metrics=None,
+        weighted_metrics=None,
+        run_eagerly=False,
+        steps_per_execution=1,
+        jit_compile="auto",
+        auto_scale_loss=True,
+    ) -> None:
+        """Configure training: optimizer, losses (one, a list by output, or a dict by name), metrics."""
+        self._compile_config = CompileConfig(self, optimizer, loss, loss_weights, metrics, weighted_metrics)
+        self.optimizer = self._compile_config.optimizer
+        self.compiled = True
+        self.stop_training = False
+        self._loss_tracker = _RunningMean("loss")
+        self._output_loss_trackers = None
+
+    # -- metrics -----------------------------------------------------------------------------------
+    @property
+    def metrics(self) -> list:
+        if not self.compiled:
+            return []
+        out = [self._loss_tracker] + list(self._output_loss_trackers or [])
+        return out + [m for _, _, m, _ in self._compile_config.metrics or []]
+
+    @property
+    def metrics_names(self) -> list:
+        if not self.compiled or self._compile_config.metrics is None:
+            return ["loss", "compile_metrics"] if self.compiled else []
+        return ["loss", "compile_metrics"] + [t.name for t in self._output_loss_trackers or []]
+
+    def reset_metrics(self) -> None:
+        for m in self.metrics:
+            m.reset_state()
+
+    def _require_compiled(self) -> CompileConfig:
+        if not self.compiled:
+            raise ValueError("You must call `compile()` before using the model.")
+        return self._compile_config
+
+    # -- one batch ---------------------------------------------------------------------------------
+    def _prepare(self, y: list) -> CompileConfig:
+        config = self._require_compiled()
+        if config.train_program is None:
+            config.build(y, self.outputs)
+            graph_model = config.training_model(y)
+            weights = [w for w in self.trainable_weights]
+            config.trainable = weights
+            config.train_program = GradientProgram(graph_model.graph, weights, training=True, rng=random.generator())
+            config.eval_program = CompiledGraph(graph_model.graph)
+            if config.multi_output:
+                self._output_loss_trackers = [_RunningMean(f"{config.names[k]}_loss") for k in config.loss_outputs]
+            self.optimizer.build(weights) if hasattr(self.optimizer, "build") else None
+        return config
+
+    def _step(self, x: list, y: list, w: list, training: bool) -> list:
+        config = self._prepare(y)
+        feeds = config.feeds(x, y, w)
+        if training:
+            outputs, grads = config.train_program.run(feeds)
+            self.optimizer.apply(grads, config.trainable)
+        else:
+            outputs = config.eval_program.run(feeds)
+        n = len(x[0])
+        self._loss_tracker.update_state(outputs[0], n)
+        k_losses = len(config.loss_outputs)
+        for tracker, value in zip(self._output_loss_trackers or [], outputs[1 : 1 + k_losses]):
+            tracker.update_state(value, n)
+        predictions = outputs[1 + k_losses :]
+        for k, _, metric, weighted in config.metrics:
+            metric.update_state(y[k], predictions[k], sample_weight=w[k] if weighted else None)
+        return outputs
+
+    def _logs(self) -> dict:
+        config = self._compile_config
+        logs = {"loss": self._loss_tracker.result()}
+        for tracker in self._output_loss_trackers or []:
+            logs[tracker.name] = tracker.result()
+        for _, name, metric, _ in config.metrics or []:
+            logs[name] = float(np.asarray(metric.result()))
+        return logs
+
+    # -- public loops ------------------------------------------------------------------------------
+    def train_on_batch(self, x=None, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One gradient step on one batch; returns the batch's loss (and metrics), like Keras."""
+        xs, ys, ws = self._arrays(x, y, sample_weight, class_weight)
+        self.reset_metrics()
+        self._step(xs, ys, ws, training=True)
+        return self._result(self._logs(), return_dict)
+
+    def test_on_batch(self, x=None, y=None, sample_weight=None, return_dict=False):
+        xs, ys, ws = self._arrays(x, y, sample_weight, None)
+        self.reset_metrics()
+        self._step(xs, ys, ws, training=False)
+        return self._result(self._logs(), return_dict)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
+    ):
+        """Train for ``epochs`` epochs; returns the ``History`` (Keras 3 semantics)."""
+        from irtool.train.callbacks import CallbackList
+
+        self._require_compiled()
+        xs, ys, ws = self._arrays(x, y, sample_weight, class_weight)
+        if validation_split and validation_data is None:
+            xs, ys, ws, val = _split(xs, ys, ws, validation_split)
+        else:
+            val = None
+            if validation_data is not None:
+                vx, vy, *vw = validation_data
+                val = self._arrays(vx, vy, vw[0] if vw else None, None)
+        n = len(xs[0])
+        batch_size = batch_size or 32
+        steps = steps_per_epoch or math.ceil(n / batch_size)
+        verbose = 1 if verbose == "auto" else verbose
+        callback_list = CallbackList(
+            callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs, steps=steps
+        )
+        self.stop_training = False
+        callback_list.on_train_begin()
+        rng = random.generator()
+        epoch_logs: dict = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            callback_list.on_epoch_begin(epoch)
+            order = rng.permutation(n) if shuffle is True else np.arange(n)
+            for step in range(steps):
+                index = order[(step * batch_size) % n : (step * batch_size) % n + batch_size]
+                if shuffle == "batch":
+                    index = rng.permutation(index)
+                callback_list.on_train_batch_begin(step)
+                self._step(_take(xs, index), _take(ys, index), _take(ws, index), training=True)
+                callback_list.on_train_batch_end(step, self._logs())
+                if self.stop_training:
+                    break
+            epoch_logs = dict(self._logs())
+            if val is not None and _validate_now(epoch, validation_freq):
+                val_logs = self._evaluate_arrays(*val, validation_batch_size or batch_size, callback_list)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callback_list.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end(logs=epoch_logs)
+        return self.history
+
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        verbose="auto",
+        sample_weight=None,
+        steps=None,
+        callbacks=None,
+        return_dict=False,
+    ):
+        """Loss and metrics on ``x``/``y`` (a scalar when there is only the loss, like Keras)."""
+        from irtool.train.callbacks import CallbackList
+
+        self._require_compiled()
+        xs, ys, ws = self._arrays(x, y, sample_weight, None)
+        batch_size = batch_size or 32
+        verbose = 1 if verbose == "auto" else verbose
+        n_steps = steps or math.ceil(len(xs[0]) / batch_size)
+        callback_list = CallbackList(
+            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_steps
+        )
+        logs = self._evaluate_arrays(xs, ys, ws, batch_size, callback_list, steps=steps)
+        return self._result(logs, return_dict)
+
+    def _evaluate_arrays(self, xs, ys, ws, batch_size, callback_list, steps=None) -> dict:
+        self.reset_metrics()
+        callback_list.on_test_begin()
+        n = len(xs[0])
+        n_steps = steps or math.ceil(n / batch_size)
+        for step in range(n_steps):
+            index = slice(step * batch_size, (step + 1) * batch_size)
+            callback_list.on_test_batch_begin(step)
+            self._step(_take(xs, index), _take(ys, index), _take(ws, index), training=False)
+            callback_list.on_test_batch_end(step, self._logs())
+        logs = self._logs()
+        callback_list.on_test_end(logs)
+        return logs
+
+    def _result(self, logs: dict, return_dict: bool):
+        if return_dict:
+            return dict(sorted(logs.items()))
+        config = self._compile_config
+        values = [logs["loss"]] + [logs[t.name] for t in self._output_loss_trackers or []]
+        metric_items = [(name, logs[name]) for _, name, _, _ in config.metrics]
+        if config.multi_output:
+            metric_items.sort()
+        values += [v for _, v in metric_items]
+        return values[0] if len(values) == 1 else values
+
+    def _arrays(self, x, y, sample_weight, class_weight):
+        from irtool.train.data import sample_weights_for, targets_of
+
+        xs = self._flatten_feeds(x)
+        ys = targets_of(self, y)
+        ws = sample_weights_for(ys, sample_weight, class_weight, len(ys))
+        sizes = {len(a) for a in xs + ys}
+        if len(sizes) != 1:
+            raise ValueError(f"Data cardinality is ambiguous: x and y have different numbers of samples {sorted(sizes)}.")
+        return xs, ys, ws
+
+
+def _take(arrays: list, index) -> list:
+    return [None if a is None else a[index] for a in arrays]
+
+
+def _split(xs, ys, ws, fraction: float):
+    n = len(xs[0])
+    split_at = int(math.floor(n * (1.0 - fraction)))
+    if split_at == 0 or split_at == n:
+        raise ValueError(
+            f"Training data contains {n} samples, which is not sufficient to split it into a validation and "
+            f"training set as specified by `validation_split={fraction}`. Either provide more data, or a "
+            "different value for the `validation_split` argument."
+        )
+    head = slice(0, split_at)
+    tail = slice(split_at, n)
+    return _take(xs, head), _take(ys, head), _take(ws, head), (_take(xs, tail), _take(ys, tail), _take(ws, tail))
+
+
+def _validate_now(epoch: int, freq) -> bool:
+    if isinstance(freq, int):
+        return (epoch + 1) % freq == 0
+    return epoch + 1 in freq

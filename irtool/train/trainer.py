@@ -1,0 +1,140 @@
+"""What ``compile`` records, and the training graph built from it.
+
+On the first training or evaluation batch the trainer builds a **training graph**: the model's
+graph extended with symbolic ``y_true`` and ``sample_weight`` placeholders per output and the
+losses traced on top (losses are written in ``irtool.ops``), whose first output is the total
+loss. A ``GradientProgram`` compiles its forward and backward schedules once; a training step
+is then one forward, one backward and one optimizer update in NumPy, and metrics are updated
+from the step's NumPy outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irtool import ops
+from irtool.layers.input_layer import Input
+
+
+class CompileConfig:
+    """The optimizer, losses, loss weights and metrics of one ``compile``, per flat output."""
+
+    def __init__(self, model, optimizer, loss, loss_weights, metrics, weighted_metrics):
+        from irtool import optimizers
+
+        self.model = model
+        self.optimizer = optimizers.get(optimizer)
+        self.names = list(model.output_names)
+        self.keys = sorted(model.output) if isinstance(model.output, dict) else self.names
+        self.loss_specs = self._spread(loss, "loss")
+        weights = self._spread(loss_weights, "loss_weights")
+        self.loss_weights = [1.0 if w is None else float(w) for w in weights]
+        self.metric_specs = self._spread_metrics(metrics, "metrics")
+        self.weighted_metric_specs = self._spread_metrics(weighted_metrics, "weighted_metrics")
+        self.losses: list | None = None  # resolved on the first batch (crossentropy by shapes)
+        self.metrics: list | None = None  # [(output index, log name, metric, weighted)]
+        self.train_program = None
+        self.eval_program = None
+        self.graph_model = None
+        self.config = {"optimizer": optimizer, "loss": loss, "loss_weights": loss_weights, "metrics": metrics}
+
+    @property
+    def multi_output(self) -> bool:
+        return len(self.names) > 1
+
+    def _spread(self, value, what: str) -> list:
+        n = len(self.names)
+        if value is None:
+            return [None] * n
+        if isinstance(value, dict):
+            self._check_keys(value, what)
+            return [value.get(key, value.get(name)) for key, name in zip(self.keys, self.names)]
+        if isinstance(value, (list, tuple)):
+            if len(value) != n:
+                raise ValueError(
+                    f"For a model with {n} output(s), `{what}` as a list should have {n} entries. "
+                    f"Received: {what}={value}"
+                )
+            return list(value)
+        return [value] * n
+
+    def _spread_metrics(self, value, what: str) -> list:
+        n = len(self.names)
+        if value is None:
+            return [[] for _ in range(n)]
+        if isinstance(value, dict):
+            self._check_keys(value, what)
+            out = [value.get(key, value.get(name)) for key, name in zip(self.keys, self.names)]
+            return [[] if v is None else list(v) if isinstance(v, (list, tuple)) else [v] for v in out]
+        if isinstance(value, (list, tuple)):
+            if any(isinstance(v, (list, tuple)) or v is None for v in value):
+                if len(value) != n:
+                    raise ValueError(f"`{what}` as a list of lists should have one list per output ({n}).")
+                return [[] if v is None else list(v) for v in value]
+            return [list(value) for _ in range(n)]
+        return [[value] for _ in range(n)]
+
+    def _check_keys(self, value: dict, what: str) -> None:
+        for key in value:
+            if key not in self.keys and key not in self.names:
+                raise ValueError(
+                    f"In the dict argument `{what}`, key '{key}' does not correspond to any model output. "
+                    f"Received:\n{what}={value}"
+                )
+
+    # -- built on the first batch -------------------------------------------------------------------
+    def build(self, y_true: list, y_pred_specs: list) -> None:
+        from irtool import losses, metrics
+
+        self.losses = [
+            losses.resolve_loss(spec, np.shape(y), pred.shape)
+            for spec, y, pred in zip(self.loss_specs, y_true, y_pred_specs)
+        ]
+        self.metrics = []
+        for k, y in enumerate(y_true):
+            for specs, weighted in ((self.metric_specs[k], False), (self.weighted_metric_specs[k], True)):
+                for spec in specs:
+                    metric = metrics.resolve_metric(spec, np.shape(y), y_pred_specs[k].shape)
+                    name = f"{self.names[k]}_{metric.name}" if self.multi_output else metric.name
+                    self.metrics.append((k, name, metric, weighted))
+
+    def training_model(self, y_true: list):
+        """The model extended with y_true/sample_weight placeholders and the traced losses:
+        outputs ``[total_loss, loss_k..., y_pred...]``."""
+        from irtool.models.functional import Functional
+
+        model = self.model
+        trues, weights, per_output, total = [], [], [], None
+        self.loss_outputs = []
+        for k, (y, output) in enumerate(zip(y_true, model.outputs)):
+            loss = self.losses[k]
+            if loss is None:
+                continue
+            y = np.asarray(y)
+            dtype = y.dtype.name if np.issubdtype(y.dtype, np.integer) else output.dtype
+            y_sym = Input(batch_shape=(None,) + tuple(y.shape[1:]), dtype=dtype, name=f"{self.names[k]}_true")
+            w_sym = Input(batch_shape=(None,), dtype=output.dtype, name=f"{self.names[k]}_sample_weight")
+            value = loss(y_sym, output, sample_weight=w_sym)
+            trues.append(y_sym)
+            weights.append(w_sym)
+            per_output.append(value)
+            self.loss_outputs.append(k)
+            weighted = value if self.loss_weights[k] == 1.0 else ops.multiply(value, self.loss_weights[k])
+            total = weighted if total is None else ops.add(total, weighted)
+        if total is None:
+            raise ValueError("No loss to optimize: pass `loss=` to `compile()`.")
+        inputs = list(model.inputs) + trues + weights
+        outputs = [total] + per_output + list(model.outputs)
+        graph_model = Functional(inputs, outputs, name=f"{model.name}_training")
+        self.graph_model = graph_model
+        return graph_model
+
+    def feeds(self, x: list, y: list, w: list) -> list:
+        """Graph inputs for one batch: x, then y_true and sample weights of the outputs with a loss."""
+        n = len(x[0]) if x else len(y[0])
+        trues = [y[k] for k in self.loss_outputs]
+        weights = []
+        for k in self.loss_outputs:
+            dtype = self.model.outputs[k].dtype
+            weights.append(np.ones(n, dtype) if w[k] is None else np.asarray(w[k], dtype))
+        return list(x) + trues + weights
