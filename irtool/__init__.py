@@ -5,7 +5,7 @@ executor and lowering to ONNX.
     from irtool import layers, ops
 """
 
-from irtool import activations, backend, initializers, layers, models, onnx, ops, utils
+from irtool import activations, backend, callbacks, initializers, layers, losses, metrics, models, onnx, ops, utils
 from irtool.layers import Input, InputLayer, Layer
 from irtool.models import Functional, Model, Sequential
 from irtool.ops.variable import Variable
@@ -22,6 +22,9 @@ __all__ = [
     "Variable",
     "activations",
     "backend",
+    "callbacks",
+    "losses",
+    "metrics",
     "initializers",
     "layers",
     "models",

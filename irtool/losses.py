@@ -37,6 +37,7 @@ from irtool.train.losses import (  # noqa: F401 - the public namespace
     mean_squared_error,
     mean_squared_logarithmic_error,
     poisson,
+    resolve_loss,
     serialize,
     sparse_categorical_crossentropy,
     squared_hinge,

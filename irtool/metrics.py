@@ -57,6 +57,7 @@ from irtool.train.metrics import (  # noqa: F401 - the public namespace
     categorical_accuracy,
     deserialize,
     get,
+    resolve_metric,
     serialize,
     sparse_categorical_accuracy,
     sparse_top_k_categorical_accuracy,

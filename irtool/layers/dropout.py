@@ -12,7 +12,8 @@ from irtool.ops.gradients import unbroadcast
 
 
 class DropoutPrim(Primitive):
-    """Inference-time dropout: the identity (lowered to nothing). Training comes with the trainer."""
+    """Dropout: the identity at inference (lowered to nothing); its training kernel zeroes
+    ``rate`` of the inputs (whole ``noise_shape`` blocks) and scales the rest by ``1 / (1 - rate)``."""
 
     elementwise = True
 
@@ -69,8 +70,10 @@ class Dropout(Layer):
         self.seed = seed
         self.built = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=None):
         if isinstance(inputs, SymbolicTensor):
+            if training is not None and not training:  # called with training=False: never active
+                return inputs
             return apply(DROPOUT, [inputs], rate=float(self.rate), noise_shape=self.noise_shape, seed=self.seed)[0]
         if training and self.rate > 0:
             shape = self.noise_shape or inputs.shape

@@ -1,9 +1,11 @@
 """Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization and
 UnitNormalization, with Keras 3's arguments, defaults, weights and configs.
 
-BatchNormalization normalizes with its moving statistics (inference); the trainer issue adds
-batch statistics for ``training=True`` in graphs. An eager call on arrays with
-``training=True`` already uses the batch statistics and updates the moving ones, as Keras does.
+BatchNormalization records one ``batch_norm`` primitive that reads the moving statistics at
+inference and, when the graph runs in training mode (the trainer), normalizes with the batch
+statistics and updates the moving ones with Keras' momentum (see ``ops.normalization.BatchNorm``);
+a layer with ``trainable=False`` stays in inference mode, and a call with ``training=False`` records
+plain inference. An eager call on arrays with ``training=True`` does the same in NumPy.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from irtool.ir.dtypes import is_float
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.layer import Layer
 from irtool.ops.core import SymbolicTensor
+from irtool.ops.normalization import batch_normalization_layer
 
 
 def _serialize(initializer):
@@ -176,14 +179,24 @@ class BatchNormalization(Layer):
             )
         inputs = _compute_dtype(inputs)
         dtype = str(inputs.dtype)
-        mean, variance = ops.cast(self.moving_mean, dtype), ops.cast(self.moving_variance, dtype)
         gamma = ops.cast(self.gamma, dtype) if self.scale else None
         beta = ops.cast(self.beta, dtype) if self.center else None
+        if isinstance(inputs, SymbolicTensor):
+            if training is not None and not training:  # called with training=False: always inference
+                mean, variance = ops.cast(self.moving_mean, dtype), ops.cast(self.moving_variance, dtype)
+                outputs = ops.batch_normalization(
+                    inputs, mean, variance, axis=self.axis, offset=beta, scale=gamma, epsilon=self.epsilon
+                )
+            else:  # mode-agnostic: batch statistics when the graph runs in training mode (or training=True)
+                outputs = batch_normalization_layer(
+                    inputs, self, self.axis, beta, gamma, self.epsilon, mask=mask, training=training
+                )
+            return ops.cast(outputs, self.dtype)
+        mean, variance = ops.cast(self.moving_mean, dtype), ops.cast(self.moving_variance, dtype)
         if training and self.trainable:
-            if isinstance(inputs, SymbolicTensor) or self.renorm:
+            if self.renorm:
                 raise NotImplementedError(
-                    f"BatchNormalization '{self.name}': training mode (batch statistics) in a traced graph, and "
-                    "renorm training, come with the trainer. Use training=None/False for inference."
+                    f"BatchNormalization '{self.name}': training with renorm=True is not supported."
                 )
             mean, variance = self._batch_moments(inputs, mask)
         outputs = ops.batch_normalization(

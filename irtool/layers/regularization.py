@@ -2,9 +2,9 @@
 GaussianNoise, GaussianDropout, AlphaDropout and ActivityRegularization.
 
 In a graph each records a primitive that is the identity at inference (no ONNX node is left
-after export); the trainer issue gives those primitives their training kernels. Called eagerly
-on arrays with ``training=True`` they already apply their noise in NumPy, like ``Dropout``.
-All pass masks through.
+after export) and applies its noise in training mode (its training kernel); a layer called with
+``training=False`` records no noise at all. Called eagerly on arrays with ``training=True`` they
+apply their noise in NumPy, like ``Dropout``. All pass masks through.
 """
 
 from __future__ import annotations
@@ -51,9 +51,11 @@ class _SpatialDropout(Dropout):
             return (shape[0], shape[1]) + (1,) * (self._ndim - 2)
         return (shape[0],) + (1,) * (self._ndim - 2) + (shape[-1],)
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=None):
         noise_shape = self._noise_shape(tuple(inputs.shape))
         if isinstance(inputs, SymbolicTensor):
+            if training is not None and not training:  # called with training=False: never active
+                return inputs
             return apply(DROPOUT, [inputs], rate=float(self.rate), noise_shape=noise_shape, seed=self.seed)[0]
         if training and self.rate > 0:
             keep = random.generator(self.seed).random(noise_shape) >= self.rate
@@ -101,8 +103,10 @@ class _Noise(Layer):
         self.supports_masking = True
         self.built = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs, training=None):
         if isinstance(inputs, SymbolicTensor):
+            if training is not None and not training:  # called with training=False: never active
+                return inputs
             return apply(self._prim, [inputs], **self._attrs())[0]
         if training and self._active():
             return self._prim.training_forward(inputs, random.generator(self.seed), **self._attrs())

@@ -185,7 +185,9 @@ class BatchNorm(Primitive):
 
         return run
 
-    def training_vjp(self, cotangents, inputs, outputs, aux, epsilon, has_scale, has_offset, has_mask=False, **training):
+    def training_vjp(
+        self, cotangents, inputs, outputs, aux, epsilon, has_scale, has_offset, has_mask=False, **training
+    ):
         if aux is None:
             return self.vjp(cotangents, inputs, outputs, epsilon, has_scale, has_offset, has_mask, **training)
         (g,), x = cotangents, inputs[0]
@@ -201,9 +203,10 @@ class BatchNorm(Primitive):
             )
         else:  # mean and variance weighted by the mask, over `total` (which includes Keras' epsilon)
             d_var = np.asarray(-0.5, x.dtype) * rstd**3 * (d_norm * centered).sum(axis=axes, keepdims=True)
-            d_mean = -rstd * d_norm.sum(axis=axes, keepdims=True) - np.asarray(2, x.dtype) * d_var * (
-                weights * centered
-            ).sum(axis=axes, keepdims=True) / total
+            d_mean = (
+                -rstd * d_norm.sum(axis=axes, keepdims=True)
+                - np.asarray(2, x.dtype) * d_var * (weights * centered).sum(axis=axes, keepdims=True) / total
+            )
             dx = d_norm * rstd + weights * (d_mean + np.asarray(2, x.dtype) * d_var * centered) / total
         grads = [dx.astype(x.dtype, copy=False), None, None]
         if has_scale:
@@ -352,6 +355,37 @@ class LayerNorm(Primitive):
             beta = params[has_gamma]
             y = y + beta.reshape(self._broadcast_shape(axes, beta.shape))
         return y
+
+    def vjp(self, cotangents, inputs, outputs, axes, epsilon, has_gamma, has_beta, rms, norm_shape):
+        (g,), x = cotangents, inputs[0]
+        dtype = x.dtype
+        mean = np.mean(x, axis=axes, keepdims=True)
+        centered = x - mean
+        variance = np.mean(centered * centered, axis=axes, keepdims=True)
+        rstd = np.asarray(1, dtype) / np.sqrt(variance + np.asarray(epsilon, dtype))
+        normalized = (x if rms else centered) * rstd
+        grads = []
+        if has_gamma:
+            gamma = inputs[1]
+            shape = self._broadcast_shape(axes, gamma.shape)
+            d_norm = g * gamma.reshape(shape)
+            grads.append(unbroadcast(g * normalized, shape).reshape(gamma.shape))
+        else:
+            d_norm = g
+        if has_beta:
+            beta = inputs[1 + has_gamma]
+            grads.append(unbroadcast(g, self._broadcast_shape(axes, beta.shape)).reshape(beta.shape))
+        if rms:
+            # y = x * rstd with the centered variance: d var / dx = 2 (x - mean) / n.
+            d_var = np.asarray(-0.5, dtype) * rstd**3 * np.mean(d_norm * x, axis=axes, keepdims=True)
+            dx = d_norm * rstd + np.asarray(2, dtype) * d_var * centered
+        else:
+            dx = rstd * (
+                d_norm
+                - np.mean(d_norm, axis=axes, keepdims=True)
+                - normalized * np.mean(d_norm * normalized, axis=axes, keepdims=True)
+            )
+        return [dx.astype(dtype, copy=False)] + grads
 
     def to_onnx(self, ctx, ins, outs, axes, epsilon, has_gamma, has_beta, rms, norm_shape):
         x = ins[0]

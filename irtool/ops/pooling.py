@@ -254,8 +254,8 @@ class Pool(Primitive):
                 free = ~hit
             else:
                 hit &= free
-                free &= ~hit
-            grad[key] += np.where(hit, g, 0)
+                free ^= hit
+            grad[key] += g * hit
         return [grad if inner is None else grad[inner]]
 
     def to_onnx(self, ctx, ins, outs, pool_size, strides, padding, data_format):

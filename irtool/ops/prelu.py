@@ -9,6 +9,7 @@ from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec
 from irtool.ops.core import Primitive, apply
 from irtool.ops.elementwise import cast
+from irtool.ops.gradients import unbroadcast
 
 
 class PRelu(Primitive):
@@ -34,6 +35,13 @@ class PRelu(Primitive):
 
     def forward(self, x, alpha):
         return np.where(x < 0, x * alpha, x)
+
+    def vjp(self, cotangents, inputs, outputs):
+        (g,), (x, alpha) = cotangents, inputs
+        negative = x < 0
+        dx = np.where(negative, g * alpha, g)
+        d_alpha = unbroadcast(np.where(negative, g * x, np.zeros((), x.dtype)), alpha.shape)
+        return [dx.astype(x.dtype, copy=False), d_alpha]
 
     def to_onnx(self, ctx, ins, outs):
         x, alpha = ins

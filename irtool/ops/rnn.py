@@ -37,7 +37,7 @@ import numpy as np
 from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec
 from irtool.ops import elementwise as ew
-from irtool.ops.core import Primitive, apply, spec_of
+from irtool.ops.core import Primitive, SymbolicTensor, apply, scope, spec_of, value_of
 from irtool.ops.operation import top_level_op
 from irtool.ops.rnn_lowering import bidirectional_outputs, onnx_activations, pack_weights, single_outputs
 
@@ -81,6 +81,91 @@ def activation_attr(activation):
 
 def _numpy_activation(activation):
     return _NUMPY_ACTIVATIONS[activation] if isinstance(activation, str) else activation
+
+
+# d activation / dx from (x, y) for the named activations (y = activation(x)).
+_ACTIVATION_GRADS = {
+    "tanh": lambda x, y: 1 - y * y,
+    "sigmoid": lambda x, y: y * (1 - y),
+    "linear": None,
+    "exponential": lambda x, y: y,
+    "elu": lambda x, y: ew._UNARY_GRADS["elu"](x, y, 1.0),
+    "leaky_relu": lambda x, y: ew._UNARY_GRADS["leaky_relu"](x, y, 0.2),
+    "gelu": lambda x, y: ew._UNARY_GRADS["gelu"](x, y, False),
+}
+
+
+def _activation_vjp(activation):
+    """``f(x, y, g) -> g * activation'(x)`` (in ``g``'s dtype), ``y = activation(x)``."""
+    if activation is None or activation == "linear":
+        return lambda x, y, g: g
+    if isinstance(activation, str):
+        grad = _ACTIVATION_GRADS.get(activation) or ew._UNARY_GRADS[activation]
+        return lambda x, y, g: (g * grad(x, y)).astype(g.dtype, copy=False)
+    return _traced_vjp(activation)
+
+
+_TRACE_SCOPE = ("rnn_activation_gradient",)
+
+
+@functools.lru_cache(maxsize=64)
+def _traced_vjp(fn):
+    """The vjp of a callable written in ``irtool.ops``: traced once per input shape into its
+    primitive records, then run forward and backward with their ``forward`` and ``vjp`` rules."""
+    traces = {}
+
+    def trace(shape, dtype):
+        x = SymbolicTensor(shape, dtype)
+        with scope(_TRACE_SCOPE):  # inside a scope: top-level ops are not recorded as layers
+            y = fn(x)
+        order, seen, stack = [], set(), [y.producer] if isinstance(y, SymbolicTensor) and y.producer else []
+        while stack:  # depth-first post-order over the producers
+            node = stack[-1]
+            pending = [
+                t.producer
+                for t in node.inputs
+                if isinstance(t, SymbolicTensor) and t.producer is not None and id(t.producer) not in seen
+            ]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            if id(node) not in seen:
+                seen.add(id(node))
+                order.append(node)
+        return x, y, order
+
+    def vjp(x_value, y_value, g):
+        key = (x_value.shape, x_value.dtype.str)
+        if key not in traces:
+            traces[key] = trace(x_value.shape, x_value.dtype.name)
+        x, y, order = traces[key]
+        if not isinstance(y, SymbolicTensor):
+            return np.zeros_like(x_value)
+        values = {id(x): x_value}
+
+        def value(t):
+            return values[id(t)] if isinstance(t, SymbolicTensor) else value_of(t)
+
+        for node in order:
+            result = node.prim.forward(*[value(t) for t in node.inputs], **node.attrs)
+            for out, r in zip(node.outputs, [result] if node.prim.num_outputs == 1 else result):
+                values[id(out)] = r
+        grads = {id(y): g}
+        for node in reversed(order):
+            cots = [grads.get(id(o)) for o in node.outputs]
+            if all(c is None for c in cots):
+                continue
+            cots = [np.zeros_like(values[id(o)]) if c is None else c for c, o in zip(cots, node.outputs)]
+            ins = [value(t) for t in node.inputs]
+            outs = [values[id(o)] for o in node.outputs]
+            for t, d in zip(node.inputs, node.prim.vjp(cots, ins, outs, **node.attrs)):
+                if d is not None and isinstance(t, SymbolicTensor):
+                    grads[id(t)] = d if id(t) not in grads else grads[id(t)] + d
+        d = grads.get(id(x))
+        return np.zeros_like(x_value) if d is None else d.astype(x_value.dtype, copy=False)
+
+    return vjp
 
 
 _DEFAULTS = dict(
@@ -166,23 +251,69 @@ class Recurrent(Primitive):
         return [out] * (2 if self.split else 1) + (states_out if self.with_states else [])
 
     # -- NumPy -----------------------------------------------------------------------------------
-    def forward(self, *arrays, **attrs):
+    def _forward(self, arrays, attrs, with_tape: bool):
+        """``(outputs, aux)``; ``aux = (each direction's output, each direction's tape|None)``."""
         a = _config(attrs)
         x, weights, states, mask = self._unpack(arrays, a)
-        results = []
+        results, tapes = [], []
         for d in range(self.directions):
             backwards = d == 1 if self.directions == 2 else a.go_backwards
-            seq, last, final = _run(self.kind, x, *weights[d], states[d], mask, backwards, a)
+            tape = [] if with_tape else None
+            seq, last, final = _run(self.kind, x, *weights[d], states[d], mask, backwards, a, tape)
             flip = d == 1 if self.directions == 2 else a.flip_output
             out = (seq[:, ::-1] if flip else seq) if a.return_sequences else last
             results.append((np.ascontiguousarray(out), final))
+            tapes.append(tape)
         if self.directions == 1 or self.split:
             outputs = [out for out, _ in results]
         else:
             outputs = [_merge(results[0][0], results[1][0], a.merge_mode)]
         if self.with_states:
             outputs += [s for _, final in results for s in final]
-        return outputs[0] if self.num_outputs == 1 else tuple(outputs)
+        return (outputs[0] if self.num_outputs == 1 else tuple(outputs)), ([out for out, _ in results], tapes)
+
+    def forward(self, *arrays, **attrs):
+        return self._forward(arrays, attrs, False)[0]
+
+    # -- gradients (backpropagation through time) --------------------------------------------------
+    returns_aux = True
+
+    def training_kernel(self, attrs, rng):
+        forward = self._forward
+        return lambda *arrays: forward(arrays, attrs, True)
+
+    def vjp(self, cotangents, inputs, outputs, **attrs):
+        return self.training_vjp(cotangents, inputs, outputs, self._forward(inputs, attrs, True)[1], **attrs)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        a = _config(attrs)
+        x, weights, _, mask = self._unpack(inputs, a)
+        direction_outputs, tapes = aux
+        n_out = 2 if self.split else 1
+        d_outs = _merge_vjp(cotangents[:n_out], direction_outputs, a.merge_mode, self.directions, self.split)
+        n_states = self.n_states
+        d_x, weight_grads, state_grads = None, [], []
+        for d in range(self.directions):
+            backwards = d == 1 if self.directions == 2 else a.go_backwards
+            flip = d == 1 if self.directions == 2 else a.flip_output
+            g = d_outs[d]
+            d_seq = d_last = None
+            if g is not None:
+                if a.return_sequences:
+                    d_seq = g[:, ::-1] if flip else g
+                else:
+                    d_last = g
+            if self.with_states:
+                d_final = list(cotangents[n_out + d * n_states : n_out + (d + 1) * n_states])
+            else:
+                d_final = [None] * n_states
+            dx, dk, dr, db, ds = _backprop(
+                self.kind, x, *weights[d], mask, backwards, a, tapes[d], d_seq, d_last, d_final
+            )
+            d_x = dx if d_x is None else d_x + dx
+            weight_grads += [dk, dr] + ([db] if a.use_bias else [])
+            state_grads += ds
+        return [d_x] + weight_grads + (state_grads if a.has_initial_state else []) + [None] * int(a.has_mask)
 
     # -- ONNX ------------------------------------------------------------------------------------
     def to_onnx(self, ctx, ins, outs, **attrs):
@@ -237,8 +368,11 @@ def recurrent_primitive(kind: str, bidirectional: bool = False, split: bool = Fa
 
 
 # -- the NumPy recurrence ------------------------------------------------------------------------
-def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a):
-    """One direction: returns (outputs in processing order (B, T, H), last output, final states)."""
+def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a, tape=None):
+    """One direction: returns (outputs in processing order (B, T, H), last output, final states).
+
+    With a ``tape`` (a list), each step appends what the backward pass (``_backprop``) reads.
+    """
     units, reset_after, zero_output = a.units, a.reset_after, a.zero_output_for_mask
     act, rec_act = _numpy_activation(a.activation), _numpy_activation(a.recurrent_activation)
     batch, time = x.shape[0], x.shape[1]
@@ -259,13 +393,18 @@ def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a):
     for t in range(time - 1, -1, -1) if backwards else range(time):
         xt = projected[:, t]
         if kind == "simple_rnn":
-            new = [act(xt + states[0] @ recurrent)]
+            pre = xt + states[0] @ recurrent
+            new = [act(pre)]
+            record = (pre,)
         elif kind == "lstm":
             h, c = states
             z = xt + h @ recurrent
             i, f, g, o = (z[:, k * units : (k + 1) * units] for k in range(4))
-            c = rec_act(f) * c + rec_act(i) * act(g)
-            new = [rec_act(o) * act(c), c]
+            i_, f_, g_, o_ = rec_act(i), rec_act(f), act(g), rec_act(o)
+            c = f_ * c + i_ * g_
+            tc = act(c)
+            new = [o_ * tc, c]
+            record = (z, i_, f_, g_, o_, c, tc)
         else:
             h = states[0]
             xz, xr, xh = (xt[:, k * units : (k + 1) * units] for k in range(3))
@@ -273,15 +412,21 @@ def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a):
                 inner = h @ recurrent
                 if recurrent_bias is not None:
                     inner = inner + recurrent_bias
-                z = rec_act(xz + inner[:, :units])
-                r = rec_act(xr + inner[:, units : 2 * units])
-                hh = act(xh + r * inner[:, 2 * units :])
+                pz, pr = xz + inner[:, :units], xr + inner[:, units : 2 * units]
+                z, r = rec_act(pz), rec_act(pr)
+                hidden = inner[:, 2 * units :]
+                ph = xh + r * hidden
             else:
                 inner = h @ recurrent[:, : 2 * units]
-                z = rec_act(xz + inner[:, :units])
-                r = rec_act(xr + inner[:, units:])
-                hh = act(xh + (r * h) @ recurrent[:, 2 * units :])
+                pz, pr = xz + inner[:, :units], xr + inner[:, units:]
+                z, r = rec_act(pz), rec_act(pr)
+                hidden = r * h
+                ph = xh + hidden @ recurrent[:, 2 * units :]
+            hh = act(ph)
             new = [z * h + (one - z) * hh]
+            record = (pz, pr, z, r, hidden, ph, hh)
+        if tape is not None:
+            tape.append((states, new, record))
         out = new[0]
         if mask is not None:
             m = mask[:, t, None].astype(bool)
@@ -292,6 +437,139 @@ def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a):
         outputs.append(prev_out)
     seq = np.stack(outputs, axis=1) if outputs else np.zeros((batch, 0, units), dtype)
     return seq, prev_out, states
+
+
+def _backprop(kind, x, kernel, recurrent, bias, mask, backwards, a, tape, d_seq, d_last, d_final):
+    """Backpropagation through time for one direction run by ``_run`` with ``tape``.
+
+    ``d_seq`` is the gradient of the outputs in processing order (or None), ``d_last`` that of
+    the last output and ``d_final`` those of the final states (None entries: no gradient).
+    Returns ``(dx, dkernel, drecurrent, dbias|None, [d initial state per state])``.
+    """
+    units, reset_after, zero_output = a.units, a.reset_after, a.zero_output_for_mask
+    act_vjp, rec_vjp = _activation_vjp(a.activation), _activation_vjp(a.recurrent_activation)
+    batch, time, _ = x.shape
+    dtype = x.dtype
+    gates = KINDS[kind][0]
+    width = gates * units
+    d_proj = np.zeros((batch, time, width), dtype)
+    # Pairs (recurrent operand, gradient of its product with the recurrent kernel) per step,
+    # multiplied out in one matmul at the end.
+    rec_in, rec_grad = [], []
+    hid_in, hid_grad = [], []  # GRU (reset_after=False): (r * h) against the candidate block
+    inner_sum = None
+    zero = np.zeros((batch, units), dtype)
+    d_out = zero if d_last is None else d_last.astype(dtype, copy=False)
+    d_states = [zero if d is None else d.astype(dtype, copy=False) for d in d_final]
+    steps = list(range(time - 1, -1, -1) if backwards else range(time))
+    for k in range(time - 1, -1, -1):
+        t = steps[k]
+        prev_states, new, record = tape[k]
+        g_out = d_out if d_seq is None else d_out + d_seq[:, k]
+        if mask is not None:
+            m = mask[:, t, None].astype(bool)
+            d_new = [np.where(m, d, zero) for d in d_states]
+            carry = [np.where(m, zero, d) for d in d_states]
+            d_new[0] = d_new[0] + np.where(m, g_out, zero)
+            d_out = zero if zero_output else np.where(m, zero, g_out)
+        else:
+            d_new = list(d_states)
+            d_new[0] = d_new[0] + g_out
+            carry = None
+            d_out = zero
+        if kind == "simple_rnn":
+            (pre,) = record
+            da = act_vjp(pre, new[0], d_new[0])
+            d_proj[:, t] = da
+            rec_in.append(prev_states[0])
+            rec_grad.append(da)
+            d_prev = [da @ recurrent.T]
+        elif kind == "lstm":
+            z, i_, f_, g_, o_, c, tc = record
+            dh, dc = d_new
+            dc = dc + act_vjp(c, tc, dh * o_)
+            dz = np.concatenate(
+                [
+                    rec_vjp(z[:, :units], i_, dc * g_),
+                    rec_vjp(z[:, units : 2 * units], f_, dc * prev_states[1]),
+                    act_vjp(z[:, 2 * units : 3 * units], g_, dc * i_),
+                    rec_vjp(z[:, 3 * units :], o_, dh * tc),
+                ],
+                axis=1,
+            )
+            d_proj[:, t] = dz
+            rec_in.append(prev_states[0])
+            rec_grad.append(dz)
+            d_prev = [dz @ recurrent.T, dc * f_]
+        else:
+            pz, pr, z, r, hidden, ph, hh = record
+            h = prev_states[0]
+            dh = d_new[0]
+            dph = act_vjp(ph, hh, dh * (1 - z))
+            dpz = rec_vjp(pz, z, dh * (h - hh))
+            dh_prev = dh * z
+            if reset_after:
+                dpr = rec_vjp(pr, r, dph * hidden)
+                d_inner = np.concatenate([dpz, dpr, dph * r], axis=1)
+                rec_in.append(h)
+                rec_grad.append(d_inner)
+                inner_sum = d_inner.sum(axis=0) if inner_sum is None else inner_sum + d_inner.sum(axis=0)
+                dh_prev = dh_prev + d_inner @ recurrent.T
+            else:
+                d_hidden = dph @ recurrent[:, 2 * units :].T
+                dpr = rec_vjp(pr, r, d_hidden * h)
+                dzr = np.concatenate([dpz, dpr], axis=1)
+                rec_in.append(h)
+                rec_grad.append(dzr)
+                hid_in.append(hidden)
+                hid_grad.append(dph)
+                dh_prev = dh_prev + d_hidden * r + dzr @ recurrent[:, : 2 * units].T
+            d_proj[:, t, :units] = dpz
+            d_proj[:, t, units : 2 * units] = dpr
+            d_proj[:, t, 2 * units :] = dph
+            d_prev = [dh_prev]
+        d_states = d_prev if carry is None else [p + c for p, c in zip(d_prev, carry)]
+
+    def outer(ins, grads):
+        return np.concatenate(ins, axis=0).T @ np.concatenate(grads, axis=0)
+
+    d_recurrent = np.zeros_like(recurrent)
+    if rec_in:
+        if kind == "gru" and not reset_after:
+            d_recurrent[:, : 2 * units] = outer(rec_in, rec_grad)
+            d_recurrent[:, 2 * units :] = outer(hid_in, hid_grad)
+        else:
+            d_recurrent = outer(rec_in, rec_grad)
+    flat = d_proj.reshape(-1, width)
+    dx = d_proj @ kernel.T
+    d_kernel = x.reshape(-1, x.shape[-1]).T @ flat
+    d_bias = None
+    if bias is not None:
+        d_input_bias = flat.sum(axis=0)
+        if kind == "gru" and reset_after:
+            d_bias = np.stack([d_input_bias, np.zeros(width, dtype) if inner_sum is None else inner_sum])
+        else:
+            d_bias = d_input_bias
+    cast = [np.asarray(g, dtype) if g is not None else None for g in (dx, d_kernel, d_recurrent, d_bias)]
+    return (*cast, [np.asarray(d, dtype) for d in d_states])
+
+
+def _merge_vjp(cotangents, outputs, mode, directions, split):
+    """The gradients of each direction's output from those of the primitive's output(s)."""
+    if directions == 1 or split:
+        return list(cotangents)
+    (g,) = cotangents
+    if g is None:
+        return [None, None]
+    if mode == "concat":
+        units = outputs[0].shape[-1]
+        return [g[..., :units], g[..., units:]]
+    if mode == "sum":
+        return [g, g]
+    if mode == "mul":
+        return [g * outputs[1], g * outputs[0]]
+    half = g * np.asarray(0.5, g.dtype)
+    return [half, half]
 
 
 def _merge(a, b, mode):

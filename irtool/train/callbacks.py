@@ -1,23 +1,42 @@
 """Keras 3's callbacks (``keras.callbacks``) for the NumPy trainer.
 
 Each class follows its namesake in ``keras/src/callbacks/`` (arguments, defaults, state, printed messages
-and warnings). The hook contract the training loops follow is Keras 3's (see ``CallbackList``)::
+and warnings). The training loops call the hooks exactly as Keras 3's trainers do::
 
-    callbacks = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
-                             verbose=verbose, epochs=epochs, steps=steps_per_epoch)
+    # fit
+    cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
+                       verbose=verbose, epochs=epochs, steps=steps_per_epoch)     # steps None if unknown
     model.stop_training = False
-    callbacks.on_train_begin()
+    cbs.on_train_begin()
     for epoch in range(initial_epoch, epochs):
-        callbacks.on_epoch_begin(epoch)
+        model.reset_metrics()
+        cbs.on_epoch_begin(epoch)
         for step, batch in enumerate(batches):
-            callbacks.on_train_batch_begin(step)
-            logs = train_step(batch)                   # running epoch means so far
-            callbacks.on_train_batch_end(step, logs)
+            cbs.on_train_batch_begin(step)
+            logs = train_step(batch)                  # running epoch results so far
+            cbs.on_train_batch_end(step, logs)
             if model.stop_training: break
-        epoch_logs = dict(metrics_result)               # + {"val_" + k: v} from evaluate(callbacks=callbacks)
-        callbacks.on_epoch_end(epoch, epoch_logs)
+        epoch_logs = dict(metric_results)
+        if validating this epoch:                     # evaluate(..., callbacks=cbs, return_dict=True)
+            val = evaluate(val_data, callbacks=cbs)   # same list: ProgbarLogger stays silent in fit
+            epoch_logs.update({"val_" + k: v for k, v in val.items()})
+        cbs.on_epoch_end(epoch, epoch_logs)
+        training_logs = epoch_logs
         if model.stop_training: break
-    callbacks.on_train_end(logs=last_epoch_logs)
+    cbs.on_train_end(logs=training_logs)
+    return model.history                              # the History (CallbackList sets model.history)
+
+    # evaluate (a CallbackList is built only when `callbacks` is not one already)
+    cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=model, verbose=verbose, epochs=1, steps=steps)
+    cbs.on_test_begin(); model.reset_metrics()
+    for step, batch: cbs.on_test_batch_begin(step); logs = test_step(batch); cbs.on_test_batch_end(step, logs)
+    cbs.on_test_end(pythonify_logs(metric_results))
+
+    # predict
+    cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=model, verbose=verbose, epochs=1, steps=steps)
+    cbs.on_predict_begin()
+    for step, batch: cbs.on_predict_batch_begin(step); out = ...; cbs.on_predict_batch_end(step, {"outputs": out})
+    cbs.on_predict_end()
 
 ``ModelCheckpoint`` writes through a temporary file in the target folder and ``os.replace``.
 """
@@ -397,51 +416,25 @@ class ProgbarLogger(Callback):
 # Metric names whose direction Keras knows from the metric object (``_direction``); used only when the
 # model's metrics do not say.
 _UP_METRICS = frozenset(
-    {
-        "accuracy",
-        "acc",
-        "binary_accuracy",
-        "categorical_accuracy",
-        "sparse_categorical_accuracy",
-        "top_k_categorical_accuracy",
-        "sparse_top_k_categorical_accuracy",
-        "auc",
-        "precision",
-        "recall",
-        "f1_score",
-        "fbeta_score",
-        "r2_score",
-        "cosine_similarity",
-    }
+    "accuracy acc binary_accuracy categorical_accuracy sparse_categorical_accuracy "
+    "top_k_categorical_accuracy sparse_top_k_categorical_accuracy auc precision recall f1_score "
+    "fbeta_score r2_score cosine_similarity".split()
 )
 _DOWN_METRICS = frozenset(
-    {
-        "mean_squared_error",
-        "mse",
-        "mean_absolute_error",
-        "mae",
-        "mean_absolute_percentage_error",
-        "mape",
-        "mean_squared_logarithmic_error",
-        "msle",
-        "root_mean_squared_error",
-        "log_cosh_error",
-        "hinge",
-        "squared_hinge",
-        "categorical_hinge",
-        "binary_crossentropy",
-        "categorical_crossentropy",
-        "sparse_categorical_crossentropy",
-        "kl_divergence",
-        "poisson",
-    }
+    "mean_squared_error mse mean_absolute_error mae mean_absolute_percentage_error mape "
+    "mean_squared_logarithmic_error msle root_mean_squared_error log_cosh_error hinge squared_hinge "
+    "categorical_hinge binary_crossentropy categorical_crossentropy sparse_categorical_crossentropy "
+    "kl_divergence poisson".split()
 )
 
 
 def _model_metrics(model) -> list:
     """The model's metric objects, looking inside containers (objects with a ``metrics`` list)."""
     found = []
-    stack = list(getattr(model, "metrics", None) or [])
+    try:
+        stack = list(getattr(model, "metrics", None) or [])
+    except Exception:  # a model whose metrics are not built yet
+        stack = []
     while stack:
         m = stack.pop(0)
         inner = getattr(m, "metrics", None)
@@ -629,7 +622,7 @@ class ReduceLROnPlateau(MonitorCallback):
     def on_epoch_end(self, epoch, logs=None):
         if self.monitor_op is None:
             self._set_monitor_op()
-        logs = logs if logs is not None else {}
+        logs = logs or {}
         optimizer = self.model.optimizer
         if hasattr(optimizer, "optimizers"):
             for opt in optimizer.optimizers:
@@ -703,7 +696,7 @@ class LearningRateScheduler(Callback):
                 print_msg(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {learning_rate}.")
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
+        logs = logs or {}
         optimizer = self.model.optimizer
         if hasattr(optimizer, "optimizers"):
             for opt in optimizer.optimizers:

@@ -260,9 +260,7 @@ class AUC(Metric):
         if thresholds is not None:
             self.num_thresholds = len(thresholds) + 2
             thresholds = sorted(thresholds)
-            self._thresholds_distributed_evenly = is_evenly_distributed_thresholds(
-                np.array([0.0] + thresholds + [1.0])
-            )
+            self._thresholds_distributed_evenly = is_evenly_distributed_thresholds(np.array([0.0] + thresholds + [1.0]))
         else:
             if num_thresholds <= 1:
                 raise ValueError(

@@ -179,7 +179,13 @@ class Trainer:
         steps = steps_per_epoch or math.ceil(n / batch_size)
         verbose = 1 if verbose == "auto" else verbose
         callback_list = CallbackList(
-            callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=epochs, steps=steps
+            callbacks,
+            add_history=True,
+            add_progbar=verbose != 0,
+            model=self,
+            verbose=verbose,
+            epochs=epochs,
+            steps=steps,
         )
         self.stop_training = False
         callback_list.on_train_begin()
@@ -266,7 +272,9 @@ class Trainer:
         ws = sample_weights_for(ys, sample_weight, class_weight, len(ys))
         sizes = {len(a) for a in xs + ys}
         if len(sizes) != 1:
-            raise ValueError(f"Data cardinality is ambiguous: x and y have different numbers of samples {sorted(sizes)}.")
+            raise ValueError(
+                f"Data cardinality is ambiguous: x and y have different numbers of samples {sorted(sizes)}."
+            )
         return xs, ys, ws
 
 

@@ -203,5 +203,3 @@ def _wrapper(class_name, fn, default_name, direction, params=(), config_keys=Non
     )
     attrs = {"__init__": __init__, "get_config": get_config, "__module__": __name__}
     return type(class_name, (base,), attrs)
-
-

@@ -145,6 +145,8 @@ MeanAbsolutePercentageError = _wrapper(
 MeanSquaredLogarithmicError = _wrapper(
     "MeanSquaredLogarithmicError", F.mean_squared_logarithmic_error, "mean_squared_logarithmic_error", "down"
 )
+
+
 def cosine_similarity(y_true, y_pred, axis=-1):
     """The cosine of the angle between ``y_true`` and ``y_pred`` (the loss is its negative)."""
     return -F.cosine_similarity(y_true, y_pred, axis=axis)

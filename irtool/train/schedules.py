@@ -1,9 +1,8 @@
 """Learning-rate schedules with Keras 3's names, arguments, defaults and formulas.
 
 A schedule maps the optimizer's step count (``optimizer.iterations`` before the update) to a
-learning rate. Keras evaluates schedules in ``floatx`` (float32) tensors; here the arithmetic is
-done in Python floats and the result returned as a ``np.float32`` scalar, which agrees with Keras
-to float32 rounding.
+learning rate. As Keras does (in ``floatx`` tensors), the arithmetic is done in float32 — here on
+NumPy scalars — and the result is a ``np.float32``.
 
 >>> s = ExponentialDecay(0.1, decay_steps=10, decay_rate=0.5)
 >>> float(s(10))
@@ -29,9 +28,12 @@ __all__ = [
 ]
 
 
-def _step(step) -> float:
-    """The step as a float: accepts ints, NumPy scalars/0-d arrays and Variables."""
-    return float(np.asarray(step))
+_f = np.float32
+
+
+def _step(step) -> np.float32:
+    """The step as a float32: accepts ints, NumPy scalars/0-d arrays and Variables."""
+    return _f(np.asarray(step))
 
 
 def _check_decay_steps(value, arg: str = "decay_steps") -> None:
@@ -71,10 +73,10 @@ class ExponentialDecay(LearningRateSchedule):
         _check_decay_steps(decay_steps)
 
     def __call__(self, step):
-        p = _step(step) / self.decay_steps
+        p = _step(step) / _f(self.decay_steps)
         if self.staircase:
-            p = math.floor(p)
-        return np.float32(float(self.initial_learning_rate) * float(self.decay_rate) ** p)
+            p = np.floor(p)
+        return _f(self.initial_learning_rate) * _f(self.decay_rate) ** p
 
     def get_config(self):
         return {
@@ -137,15 +139,14 @@ class PolynomialDecay(LearningRateSchedule):
         _check_decay_steps(decay_steps)
 
     def __call__(self, step):
-        s = _step(step)
-        decay_steps = float(self.decay_steps)
+        s, decay_steps = _step(step), _f(self.decay_steps)
         if self.cycle:
-            decay_steps *= 1.0 if s == 0 else math.ceil(s / self.decay_steps)
+            decay_steps *= _f(1) if s == 0 else np.ceil(s / decay_steps)
         else:
             s = min(s, decay_steps)
         p = s / decay_steps
-        initial, end = float(self.initial_learning_rate), float(self.end_learning_rate)
-        return np.float32((initial - end) * (1.0 - p) ** float(self.power) + end)
+        initial, end = _f(self.initial_learning_rate), _f(self.end_learning_rate)
+        return (initial - end) * (_f(1) - p) ** _f(self.power) + end
 
     def get_config(self):
         return {
@@ -171,10 +172,10 @@ class InverseTimeDecay(LearningRateSchedule):
         _check_decay_steps(decay_steps)
 
     def __call__(self, step):
-        p = _step(step) / self.decay_steps
+        p = _step(step) / _f(self.decay_steps)
         if self.staircase:
-            p = math.floor(p)
-        return np.float32(float(self.initial_learning_rate) / (1.0 + float(self.decay_rate) * p))
+            p = np.floor(p)
+        return _f(self.initial_learning_rate) / (_f(1) + _f(self.decay_rate) * p)
 
     def get_config(self):
         return {
@@ -209,21 +210,20 @@ class CosineDecay(LearningRateSchedule):
         self.warmup_target = warmup_target
         _check_decay_steps(decay_steps)
 
-    def _decay(self, step: float, decay_from: float) -> float:
-        cosine = 0.5 * (1.0 + math.cos(math.pi * step / float(self.decay_steps)))
-        alpha = float(self.alpha)
-        return decay_from * ((1.0 - alpha) * cosine + alpha)
+    def _decay(self, step, decay_from):
+        cosine = _f(0.5) * (_f(1) + np.cos(_f(math.pi) * (step / _f(self.decay_steps))))
+        return decay_from * (_f(1 - self.alpha) * cosine + _f(self.alpha))
 
     def __call__(self, step):
-        s = _step(step)
-        initial = float(self.initial_learning_rate)
+        s, decay_steps = _step(step), _f(self.decay_steps)
+        initial = _f(self.initial_learning_rate)
         if self.warmup_target is None:
-            return np.float32(self._decay(min(s, float(self.decay_steps)), initial))
-        target, warmup_steps = float(self.warmup_target), float(self.warmup_steps)
-        s = min(s, float(self.decay_steps) + warmup_steps)
+            return self._decay(min(s, decay_steps), initial)
+        target, warmup_steps = _f(self.warmup_target), _f(self.warmup_steps)
+        s = min(s, decay_steps + warmup_steps)
         if s < warmup_steps:
-            return np.float32((target - initial) * (s / warmup_steps) + initial)
-        return np.float32(self._decay(s - warmup_steps, target))
+            return (target - initial) * (s / warmup_steps) + initial
+        return self._decay(s - warmup_steps, target)
 
     def get_config(self):
         return {
@@ -250,17 +250,17 @@ class CosineDecayRestarts(LearningRateSchedule):
         _check_decay_steps(first_decay_steps, "first_decay_steps")
 
     def __call__(self, step):
-        fraction = _step(step) / float(self.first_decay_steps)
-        t_mul, m_mul, alpha = float(self._t_mul), float(self._m_mul), float(self.alpha)
-        if t_mul == 1.0:
-            i_restart = math.floor(fraction)
+        fraction = _step(step) / _f(self.first_decay_steps)
+        t_mul, m_mul, alpha = _f(self._t_mul), _f(self._m_mul), _f(self.alpha)
+        if t_mul == 1:
+            i_restart = np.floor(fraction)
             fraction -= i_restart
         else:
-            i_restart = math.floor(math.log(1.0 - fraction * (1.0 - t_mul)) / math.log(t_mul))
-            sum_r = (1.0 - t_mul**i_restart) / (1.0 - t_mul)
+            i_restart = np.floor(np.log(_f(1) - fraction * (_f(1) - t_mul)) / np.log(t_mul))
+            sum_r = (_f(1) - t_mul**i_restart) / (_f(1) - t_mul)
             fraction = (fraction - sum_r) / t_mul**i_restart
-        cosine = 0.5 * m_mul**i_restart * (1.0 + math.cos(math.pi * fraction))
-        return np.float32(float(self.initial_learning_rate) * ((1.0 - alpha) * cosine + alpha))
+        cosine = _f(0.5) * m_mul**i_restart * (_f(1) + np.cos(_f(math.pi) * fraction))
+        return _f(self.initial_learning_rate) * ((_f(1) - alpha) * cosine + alpha)
 
     def get_config(self):
         return {

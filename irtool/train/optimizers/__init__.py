@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from irtool.train import schedules
 from irtool.train.optimizers.adam import Adam, Adamax, AdamW, Nadam
-from irtool.train.optimizers.base import ArrayOptimizer, Optimizer, StateVariable
+from irtool.train.optimizers.base import ArrayOptimizer, Optimizer
 from irtool.train.optimizers.sgd import SGD, Adadelta, Adagrad, RMSprop
+from irtool.train.optimizers.utils import StateVariable
 
 ALL_OBJECTS = (Optimizer, Adam, SGD, RMSprop, Adadelta, AdamW, Adagrad, Adamax, Nadam)
 ALL_OBJECTS_DICT = {cls.__name__.lower(): cls for cls in ALL_OBJECTS}

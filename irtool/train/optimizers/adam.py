@@ -7,11 +7,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from irtool.train.optimizers.base import ArrayOptimizer, StateVariable
+from irtool.train.optimizers.base import ArrayOptimizer
+from irtool.train.optimizers.utils import StateVariable
 
 __all__ = ["Adam", "AdamW", "Nadam", "Adamax"]
 
@@ -74,10 +73,14 @@ class Adam(ArrayOptimizer):
         index, scratch = self._trainable_variables_indices, self._scratch
         b1, b2, eps = float(self.beta_1), float(self.beta_2), float(self.epsilon)
         t = self._step_count() + 1
-        alpha = lr * math.sqrt(1.0 - b2**t) / (1.0 - b1**t)
+        alphas = {}
         for g, var in zip(grads, variables):
             i = index[id(var)]
             w, (s,), m, v = var._value, scratch[i], self._m[i], self._v[i]
+            alpha = alphas.get(w.dtype)
+            if alpha is None:  # lr * sqrt(1 - b2**t) / (1 - b1**t) in the weight's dtype, as Keras computes it
+                f = w.dtype.type
+                alpha = alphas[w.dtype] = f(lr) * np.sqrt(f(1) - f(b2) ** f(t)) / (f(1) - f(b1) ** f(t))
             np.subtract(g, m, out=s)
             s *= 1.0 - b1
             m += s
@@ -201,24 +204,33 @@ class Nadam(ArrayOptimizer):
         self._variables.append(self._u_product)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        t = self._step_count() + 1
         u = self._u_product._value
-        u *= float(self.beta_1) * (1.0 - 0.5 * 0.96**t)
+        u *= self._momentum_schedule(u.dtype.type, self._step_count() + 1)
         self._update(grads, trainable_variables, learning_rate)
+
+    def _momentum_schedule(self, f, t):
+        """``u_t = beta_1 * (1 - 0.5 * 0.96**t)`` in the dtype ``f`` (Keras computes it in the weights' dtype)."""
+        return f(self.beta_1) * (f(1) - f(0.5) * f(0.96) ** f(t))
 
     def _update(self, grads, variables, lr):
         index, scratch = self._trainable_variables_indices, self._scratch
         b1, b2, eps = float(self.beta_1), float(self.beta_2), float(self.epsilon)
         t = self._step_count() + 1
-        u_t = b1 * (1.0 - 0.5 * 0.96**t)
-        u_t1 = b1 * (1.0 - 0.5 * 0.96 ** (t + 1))
-        u_product = float(self._u_product._value)
-        c_m = u_t1 / (1.0 - u_product * u_t1)
-        c_g = (1.0 - u_t) / (1.0 - u_product)
-        v_scale = 1.0 - b2**t
+        coefficients = {}
         for g, var in zip(grads, variables):
             i = index[id(var)]
             w, (s, r), m, v = var._value, scratch[i], self._m[i], self._v[i]
+            c = coefficients.get(w.dtype)
+            if c is None:  # in the weight's dtype, as Keras computes them
+                f = w.dtype.type
+                u_t, u_t1 = self._momentum_schedule(f, t), self._momentum_schedule(f, t + 1)
+                u_product = f(self._u_product._value)
+                c = coefficients[w.dtype] = (
+                    u_t1 / (f(1) - u_product * u_t1),
+                    (f(1) - u_t) / (f(1) - u_product),
+                    f(1) - f(b2) ** f(t),
+                )
+            c_m, c_g, v_scale = c
             np.subtract(g, m, out=s)
             s *= 1.0 - b1
             m += s
@@ -293,10 +305,15 @@ class Adamax(ArrayOptimizer):
     def _update(self, grads, variables, lr):
         index, scratch = self._trainable_variables_indices, self._scratch
         b1, b2, eps = float(self.beta_1), float(self.beta_2), float(self.epsilon)
-        correction = 1.0 - b1 ** (self._step_count() + 1)
+        t = self._step_count() + 1
+        corrections = {}
         for g, var in zip(grads, variables):
             i = index[id(var)]
             w, (s,), m, u = var._value, scratch[i], self._m[i], self._u[i]
+            correction = corrections.get(w.dtype)
+            if correction is None:  # 1 - b1**t in the weight's dtype, as Keras computes it
+                f = w.dtype.type
+                correction = corrections[w.dtype] = f(1) - f(b1) ** f(t)
             np.subtract(g, m, out=s)
             s *= 1.0 - b1
             m += s

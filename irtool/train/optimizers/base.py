@@ -15,12 +15,16 @@ One training step (``apply(grads, trainable_variables)``), in Keras' order:
 
 Every update is in place: the weights' ``Variable._value`` arrays (which compiled graphs hold
 references to) and the slot arrays are written with ``out=`` NumPy calls into preallocated scratch
-buffers, so a step allocates nothing but Python floats.
+buffers, so a step allocates no arrays (clipping aside).
+
+Scalar coefficients that Keras computes as tensors (Adam's ``lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``,
+the weight-decay factor, schedules) are computed in the weights' dtype too (float32 for float32
+weights), because ``1 - beta_2**t`` loses digits in float32 and matching that keeps the trajectories
+within a few float32 ulps of Keras'.
 """
 
 from __future__ import annotations
 
-import math
 import numbers
 import re
 import warnings
@@ -30,57 +34,17 @@ import numpy as np
 from irtool.ir.naming import to_snake_case, uniquify
 from irtool.ops.variable import Variable
 from irtool.train import schedules
+from irtool.train.optimizers.utils import (
+    StateVariable,
+    as_gradient,
+    check_learning_rate,
+    clip_by_global_norm,
+    filter_empty_gradients,
+    global_norm,
+    scratch_views,
+)
 
-__all__ = ["ArrayOptimizer", "Optimizer", "StateVariable", "clip_by_global_norm", "global_norm"]
-
-
-class StateVariable(Variable):
-    """An optimizer variable (``iteration``, ``learning_rate``, slots): a :class:`Variable` that also
-    converts with ``int()``/``float()`` and formats like its value, as Keras' scalar variables do."""
-
-    __slots__ = ()
-
-    def __float__(self) -> float:
-        return float(self._value)
-
-    def __int__(self) -> int:
-        return int(self._value)
-
-    def __format__(self, spec: str) -> str:
-        return format(self._value.item() if self._value.ndim == 0 else self._value, spec)
-
-
-def global_norm(arrays) -> float:
-    """``sqrt(sum of squares)`` over all the (non-None) arrays, accumulated in float64."""
-    total = 0.0
-    for a in arrays:
-        if a is not None:
-            flat = a.reshape(-1)
-            total += float(np.dot(flat, flat))
-    return math.sqrt(total)
-
-
-def clip_by_global_norm(arrays, clip_norm: float) -> list:
-    """Scale all arrays by ``clip_norm / max(global_norm, clip_norm)``; a non-finite norm gives NaNs
-    (as Keras' ``clip_by_global_norm``). Arrays are not modified in place."""
-    norm = global_norm(arrays)
-    if not math.isfinite(norm):
-        scale = math.nan
-    elif norm > clip_norm:
-        scale = clip_norm / norm
-    else:
-        return list(arrays)
-    return [a if a is None else a * np.asarray(scale, dtype=a.dtype) for a in arrays]
-
-
-def _scratch_views(variables, count: int) -> list:
-    """``count`` scratch arrays per variable (same shape/dtype), as views of shared flat buffers."""
-    sizes: dict = {}
-    for v in variables:
-        dtype = v._value.dtype
-        sizes[dtype] = max(sizes.get(dtype, 0), v._value.size)
-    buffers = {dtype: [np.empty(n, dtype) for _ in range(count)] for dtype, n in sizes.items()}
-    return [tuple(b[: v._value.size].reshape(v._value.shape) for b in buffers[v._value.dtype]) for v in variables]
+__all__ = ["ArrayOptimizer", "Optimizer"]
 
 
 class Optimizer:
@@ -151,7 +115,7 @@ class Optimizer:
             self._learning_rate = learning_rate
         else:
             self._learning_rate = self.add_variable(
-                (), initializer=_check_learning_rate(learning_rate), dtype="float32", name="learning_rate"
+                (), initializer=check_learning_rate(learning_rate), dtype="float32", name="learning_rate"
             )
 
     # -- variables ----------------------------------------------------------------------------
@@ -200,6 +164,7 @@ class Optimizer:
         if self.gradient_accumulation_steps:
             self._accumulated_gradients = self.add_optimizer_variables(variables, "gradient_accumulator")
         self._trainable_variables_indices = {id(v): i for i, v in enumerate(variables)}
+        self._constrained = {id(v) for v in variables if getattr(v, "constraint", None) is not None}
         self._trainable_variables = variables[:]
         self.built = True
 
@@ -247,7 +212,7 @@ class Optimizer:
                 self._learning_rate._value[...] = np.asarray(learning_rate)
             else:  # a callable before: make a variable again
                 self._learning_rate = self.add_variable(
-                    (), initializer=_check_learning_rate(learning_rate), dtype="float32", name="learning_rate"
+                    (), initializer=check_learning_rate(learning_rate), dtype="float32", name="learning_rate"
                 )
         if previous is not None and not isinstance(self._learning_rate, Variable):
             self._variables = [v for v in self._variables if v is not previous]
@@ -303,17 +268,17 @@ class Optimizer:
                         "optimizer instance."
                     )
         if any(g is None for g in grads):
-            grads, trainable_variables = _filter_empty_gradients(grads, trainable_variables)
-        grads = [_as_gradient(g, v) for g, v in zip(grads, trainable_variables)]
+            grads, trainable_variables = filter_empty_gradients(grads, trainable_variables)
+        grads = list(map(as_gradient, grads, trainable_variables))
         if grads:
             scale = self.loss_scale_factor
             if scale is not None:
                 grads = [g / np.asarray(scale, g.dtype) for g in grads]
             self._backend_apply_gradients(grads, trainable_variables)
-            for v in trainable_variables:
-                constraint = getattr(v, "constraint", None)
-                if constraint is not None:
-                    v.assign(constraint(v))
+            if self._constrained:
+                for v in trainable_variables:
+                    if id(v) in self._constrained:
+                        v.assign(v.constraint(v))
         self._iterations._value += 1
 
     def _backend_apply_gradients(self, grads, trainable_variables):
@@ -387,10 +352,11 @@ class Optimizer:
     def _apply_weight_decay(self, variables):
         if self.weight_decay is None:
             return
-        factor = 1.0 - float(self.weight_decay) * self._lr_float()
+        wd, lr = float(self.weight_decay), self._lr_float()
         for v in variables:
             if self._use_weight_decay(v):
-                np.multiply(v._value, factor, out=v._value)
+                f = v._value.dtype.type  # 1 - wd * lr in the weight's dtype, as Keras computes it
+                np.multiply(v._value, f(1) - f(wd) * f(lr), out=v._value)
 
     # -- EMA ----------------------------------------------------------------------------------
     def _update_model_variables_moving_average(self, trainable_variables):
@@ -499,43 +465,6 @@ class Optimizer:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
-def _check_learning_rate(value) -> float:
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(
-            "Argument `learning_rate` should be float, or an instance of LearningRateSchedule, or a callable (that "
-            "takes in the current iteration value and returns the corresponding learning rate value). "
-            f"Received instead: learning_rate={value}"
-        )
-    return float(value)
-
-
-def _as_gradient(g, v) -> np.ndarray:
-    """The gradient as an ndarray of the variable's dtype and shape (no copy when it already is one)."""
-    value = v._value
-    if type(g) is not np.ndarray or g.dtype != value.dtype:
-        g = np.asarray(g, dtype=value.dtype)
-    if g.shape != value.shape:
-        raise ValueError(
-            f"Gradient shape {g.shape} does not match the shape {value.shape} of variable {getattr(v, 'path', v)}."
-        )
-    return g
-
-
-def _filter_empty_gradients(grads, variables):
-    kept = [(g, v) for g, v in zip(grads, variables) if g is not None]
-    if not kept:
-        raise ValueError("No gradients provided for any variable.")
-    missing = [getattr(v, "path", v.name) for g, v in zip(grads, variables) if g is None]
-    warnings.warn(
-        f"Gradients do not exist for variables {missing} when minimizing the loss. If using `model.compile()`, did "
-        "you forget to provide a `loss` argument?",
-        stacklevel=3,
-    )
-    return [g for g, _ in kept], [v for _, v in kept]
-
-
 class ArrayOptimizer(Optimizer):
     """Base of the built-in rules: ``_update(grads, variables, lr)`` updates all variables at once
     with in-place NumPy calls, using ``_scratch_count`` preallocated scratch arrays per variable
@@ -545,13 +474,13 @@ class ArrayOptimizer(Optimizer):
 
     def build(self, variables):
         super().build(variables)
-        self._scratch = _scratch_views(self._trainable_variables, self._scratch_count)
+        self._scratch = scratch_views(self._trainable_variables, self._scratch_count)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         self._update(grads, trainable_variables, learning_rate)
 
     def update_step(self, gradient, variable, learning_rate):
-        self._update([_as_gradient(gradient, variable)], [variable], float(np.asarray(learning_rate)))
+        self._update([as_gradient(gradient, variable)], [variable], float(np.asarray(learning_rate)))
 
     def _update(self, grads, variables, lr: float):
         raise NotImplementedError
