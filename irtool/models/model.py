@@ -7,8 +7,7 @@ trainer) ``compile``/``fit``/``evaluate``.
 
 from __future__ import annotations
 
-import sys
-import time
+import math
 
 import numpy as np
 
@@ -38,21 +37,27 @@ class Model(Trainer, Layer):
     # -- inference -----------------------------------------------------------------------
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Run the model on ``x`` in batches (default 32); returns arrays in the output structure."""
-        started = time.perf_counter()
         flat = self._flatten_feeds(x)
         n = _num_samples(flat)
         batch_size = batch_size or 32
-        if n <= batch_size:
-            results = self._run_flat(flat)
-            total_steps = 1
-        else:
-            chunks = []
-            for start in range(0, n, batch_size):
-                chunks.append(self._run_flat([a[start : start + batch_size] for a in flat]))
-            results = [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
-            total_steps = len(chunks)
-        if verbose == "auto" or verbose:
-            _print_predict_bar(total_steps, time.perf_counter() - started)
+        if not verbose and callbacks is None and n <= batch_size:
+            return self._pack_outputs(self._run_flat(flat))  # the fast path: one call, no hooks
+        from irtool.train.callbacks import CallbackList
+
+        total = steps or max(1, math.ceil(n / batch_size))
+        hooks = (
+            callbacks
+            if isinstance(callbacks, CallbackList)
+            else CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=total)
+        )
+        hooks.on_predict_begin()
+        chunks = []
+        for step in range(total):
+            hooks.on_predict_batch_begin(step)
+            chunks.append(self._run_flat([a[step * batch_size : (step + 1) * batch_size] for a in flat]))
+            hooks.on_predict_batch_end(step, {"outputs": chunks[-1]})
+        hooks.on_predict_end()
+        results = chunks[0] if len(chunks) == 1 else [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
         return self._pack_outputs(results)
 
     def predict_on_batch(self, x):
@@ -94,15 +99,3 @@ def _num_samples(flat: list) -> int:
     if len(sizes) > 1:
         raise ValueError(f"Data cardinality is ambiguous: the inputs have different sizes {sorted(sizes)}.")
     return sizes.pop() if sizes else 1
-
-
-def _print_predict_bar(steps: int, seconds: float) -> None:
-    per_step = seconds / steps
-    unit = (
-        f"{per_step:.0f}s"
-        if per_step >= 1
-        else f"{per_step * 1e3:.0f}ms"
-        if per_step >= 1e-3
-        else f"{per_step * 1e6:.0f}us"
-    )
-    sys.stdout.write(f"{steps}/{steps} " + "━" * 20 + f" {seconds:.0f}s {unit}/step\n")

@@ -1,11 +1,13 @@
-"""Normalization primitives and ops: batch normalization (inference form), layer
-normalization, and ``normalize`` / ``moments`` composed from elementwise and reduce ops.
+"""Normalization primitives and ops: batch normalization, layer normalization, and
+``normalize`` / ``moments`` composed from elementwise and reduce ops.
 
 * ``batch_norm`` computes ``x * inv + res`` with ``inv = scale / sqrt(variance + eps)`` and
   ``res = offset - mean * inv`` (Keras' own formula), the statistics in broadcast shape, so it
   is elementwise (the layout pass sinks transposes through it). Its lowering folds ``inv`` and
   ``res`` into two per-channel constants when the statistics are initializers (always, for a
-  layer's weights): one ``Mul`` and one ``Add``.
+  layer's weights): one ``Mul`` and one ``Add``. Recorded by a ``BatchNormalization`` layer it
+  also has a training kernel (batch statistics, moving statistics updated in place) whose
+  ``training_vjp`` differentiates through the batch statistics.
 * ``layer_norm`` normalizes over a set of axes (stored negative, so the rule does not need the
   rank). It lowers to ONNX ``LayerNormalization`` (opset >= 17) when the axes are the trailing
   ones, and to ``ReduceMean``/``Sub``/``Mul``/``Sqrt``/``Div`` otherwise.
@@ -89,8 +91,9 @@ class BatchNorm(Primitive):
             if spec.dtype != x.dtype:
                 raise ValueError(f"`batch_norm` needs `{name}` of dtype {x.dtype}. Received: {spec.dtype}")
         if has_mask:
+            # (The layer checks the mask's rank, x.shape[:-1]; the layout pass may pad it to x's rank.)
             mask = specs[-1]
-            if mask.dtype != "bool" or len(mask.shape) != len(x.shape) - 1:
+            if mask.dtype != "bool" or len(mask.shape) > len(x.shape):
                 raise ValueError(
                     f"`batch_norm` needs a boolean mask of rank {len(x.shape) - 1}. Received: shape={mask.shape}, "
                     f"dtype={mask.dtype}"

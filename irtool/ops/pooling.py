@@ -247,15 +247,20 @@ class Pool(Primitive):
             padded[inner] = x
         else:
             padded = x
+        overlap = any(s < k for s, k in zip(strides, pool_size))
+        hit = np.empty(y.shape, dtype=bool)
         free = None  # outputs whose maximum has not been found yet
         for key in keys:
-            hit = padded[key] == y
+            np.equal(padded[key], y, out=hit)
             if free is None:
                 free = ~hit
             else:
                 hit &= free
                 free ^= hit
-            grad[key] += g * hit
+            if overlap:
+                grad[key] += g * hit
+            else:  # disjoint windows: each input is written at most once
+                np.multiply(g, hit, out=grad[key])
         return [grad if inner is None else grad[inner]]
 
     def to_onnx(self, ctx, ins, outs, pool_size, strides, padding, data_format):

@@ -444,20 +444,19 @@ def _backprop(kind, x, kernel, recurrent, bias, mask, backwards, a, tape, d_seq,
 
     ``d_seq`` is the gradient of the outputs in processing order (or None), ``d_last`` that of
     the last output and ``d_final`` those of the final states (None entries: no gradient).
-    Returns ``(dx, dkernel, drecurrent, dbias|None, [d initial state per state])``.
+    Returns ``(dx, dkernel, drecurrent, dbias|None, [d initial state per state])``. The per-step
+    gradients are written into time-major buffers, so the weight gradients are one matmul each.
     """
     units, reset_after, zero_output = a.units, a.reset_after, a.zero_output_for_mask
     act_vjp, rec_vjp = _activation_vjp(a.activation), _activation_vjp(a.recurrent_activation)
     batch, time, _ = x.shape
     dtype = x.dtype
-    gates = KINDS[kind][0]
-    width = gates * units
-    d_proj = np.zeros((batch, time, width), dtype)
-    # Pairs (recurrent operand, gradient of its product with the recurrent kernel) per step,
-    # multiplied out in one matmul at the end.
-    rec_in, rec_grad = [], []
-    hid_in, hid_grad = [], []  # GRU (reset_after=False): (r * h) against the candidate block
-    inner_sum = None
+    width = KINDS[kind][0] * units
+    u2 = 2 * units
+    d_proj = np.empty((time, batch, width), dtype)  # d loss / d (x @ kernel + bias), time-major
+    rec_in = np.empty((time, batch, units), dtype)  # the state each step multiplied by `recurrent`
+    d_inner = np.empty((time, batch, width), dtype) if kind == "gru" and reset_after else d_proj
+    hidden_in = np.empty((time, batch, units), dtype) if kind == "gru" and not reset_after else None
     zero = np.zeros((batch, units), dtype)
     d_out = zero if d_last is None else d_last.astype(dtype, copy=False)
     d_states = [zero if d is None else d.astype(dtype, copy=False) for d in d_final]
@@ -477,81 +476,60 @@ def _backprop(kind, x, kernel, recurrent, bias, mask, backwards, a, tape, d_seq,
             d_new[0] = d_new[0] + g_out
             carry = None
             d_out = zero
+        h = prev_states[0]
+        rec_in[t] = h
+        dz = d_proj[t]
         if kind == "simple_rnn":
             (pre,) = record
-            da = act_vjp(pre, new[0], d_new[0])
-            d_proj[:, t] = da
-            rec_in.append(prev_states[0])
-            rec_grad.append(da)
-            d_prev = [da @ recurrent.T]
+            dz[...] = act_vjp(pre, new[0], d_new[0])
+            d_prev = [dz @ recurrent.T]
         elif kind == "lstm":
             z, i_, f_, g_, o_, c, tc = record
             dh, dc = d_new
             dc = dc + act_vjp(c, tc, dh * o_)
-            dz = np.concatenate(
-                [
-                    rec_vjp(z[:, :units], i_, dc * g_),
-                    rec_vjp(z[:, units : 2 * units], f_, dc * prev_states[1]),
-                    act_vjp(z[:, 2 * units : 3 * units], g_, dc * i_),
-                    rec_vjp(z[:, 3 * units :], o_, dh * tc),
-                ],
-                axis=1,
-            )
-            d_proj[:, t] = dz
-            rec_in.append(prev_states[0])
-            rec_grad.append(dz)
+            dz[:, :units] = rec_vjp(z[:, :units], i_, dc * g_)
+            dz[:, units:u2] = rec_vjp(z[:, units:u2], f_, dc * prev_states[1])
+            dz[:, u2 : 3 * units] = act_vjp(z[:, u2 : 3 * units], g_, dc * i_)
+            dz[:, 3 * units :] = rec_vjp(z[:, 3 * units :], o_, dh * tc)
             d_prev = [dz @ recurrent.T, dc * f_]
         else:
             pz, pr, z, r, hidden, ph, hh = record
-            h = prev_states[0]
             dh = d_new[0]
             dph = act_vjp(ph, hh, dh * (1 - z))
-            dpz = rec_vjp(pz, z, dh * (h - hh))
+            dz[:, :units] = rec_vjp(pz, z, dh * (h - hh))
+            dz[:, u2:] = dph
             dh_prev = dh * z
             if reset_after:
-                dpr = rec_vjp(pr, r, dph * hidden)
-                d_inner = np.concatenate([dpz, dpr, dph * r], axis=1)
-                rec_in.append(h)
-                rec_grad.append(d_inner)
-                inner_sum = d_inner.sum(axis=0) if inner_sum is None else inner_sum + d_inner.sum(axis=0)
-                dh_prev = dh_prev + d_inner @ recurrent.T
+                dz[:, units:u2] = rec_vjp(pr, r, dph * hidden)
+                di = d_inner[t]
+                di[:, :u2] = dz[:, :u2]
+                di[:, u2:] = dph * r
+                dh_prev = dh_prev + di @ recurrent.T
             else:
-                d_hidden = dph @ recurrent[:, 2 * units :].T
-                dpr = rec_vjp(pr, r, d_hidden * h)
-                dzr = np.concatenate([dpz, dpr], axis=1)
-                rec_in.append(h)
-                rec_grad.append(dzr)
-                hid_in.append(hidden)
-                hid_grad.append(dph)
-                dh_prev = dh_prev + d_hidden * r + dzr @ recurrent[:, : 2 * units].T
-            d_proj[:, t, :units] = dpz
-            d_proj[:, t, units : 2 * units] = dpr
-            d_proj[:, t, 2 * units :] = dph
+                hidden_in[t] = hidden
+                d_hidden = dph @ recurrent[:, u2:].T
+                dz[:, units:u2] = rec_vjp(pr, r, d_hidden * h)
+                dh_prev = dh_prev + d_hidden * r + dz[:, :u2] @ recurrent[:, :u2].T
             d_prev = [dh_prev]
         d_states = d_prev if carry is None else [p + c for p, c in zip(d_prev, carry)]
 
-    def outer(ins, grads):
-        return np.concatenate(ins, axis=0).T @ np.concatenate(grads, axis=0)
-
-    d_recurrent = np.zeros_like(recurrent)
-    if rec_in:
-        if kind == "gru" and not reset_after:
-            d_recurrent[:, : 2 * units] = outer(rec_in, rec_grad)
-            d_recurrent[:, 2 * units :] = outer(hid_in, hid_grad)
-        else:
-            d_recurrent = outer(rec_in, rec_grad)
     flat = d_proj.reshape(-1, width)
-    dx = d_proj @ kernel.T
-    d_kernel = x.reshape(-1, x.shape[-1]).T @ flat
+    states_flat = rec_in.reshape(-1, units)
+    if hidden_in is not None:  # GRU, reset_after=False: the candidate block multiplies r * h
+        d_recurrent = np.concatenate(
+            [states_flat.T @ flat[:, :u2], hidden_in.reshape(-1, units).T @ flat[:, u2:]], axis=1
+        )
+    else:
+        d_recurrent = states_flat.T @ d_inner.reshape(-1, width)
+    dx = np.matmul(d_proj.transpose(1, 0, 2), kernel.T)
+    d_kernel = np.tensordot(x, d_proj, axes=([0, 1], [1, 0]))
     d_bias = None
     if bias is not None:
-        d_input_bias = flat.sum(axis=0)
+        d_bias = flat.sum(axis=0)
         if kind == "gru" and reset_after:
-            d_bias = np.stack([d_input_bias, np.zeros(width, dtype) if inner_sum is None else inner_sum])
-        else:
-            d_bias = d_input_bias
-    cast = [np.asarray(g, dtype) if g is not None else None for g in (dx, d_kernel, d_recurrent, d_bias)]
-    return (*cast, [np.asarray(d, dtype) for d in d_states])
+            d_bias = np.stack([d_bias, d_inner.reshape(-1, width).sum(axis=0)])
+    grads = [np.asarray(g, dtype) if g is not None else None for g in (dx, d_kernel, d_recurrent, d_bias)]
+    return (*grads, [np.asarray(d, dtype) for d in d_states])
 
 
 def _merge_vjp(cotangents, outputs, mode, directions, split):

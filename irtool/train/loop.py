@@ -177,15 +177,18 @@ class Trainer:
         n = len(xs[0])
         batch_size = batch_size or 32
         steps = steps_per_epoch or math.ceil(n / batch_size)
-        verbose = 1 if verbose == "auto" else verbose
-        callback_list = CallbackList(
-            callbacks,
-            add_history=True,
-            add_progbar=verbose != 0,
-            model=self,
-            verbose=verbose,
-            epochs=epochs,
-            steps=steps,
+        callback_list = (
+            callbacks
+            if isinstance(callbacks, CallbackList)
+            else CallbackList(
+                callbacks,
+                add_history=True,
+                add_progbar=verbose != 0,
+                model=self,
+                verbose=verbose,
+                epochs=epochs,
+                steps=steps,
+            )
         )
         self.stop_training = False
         callback_list.on_train_begin()
@@ -231,10 +234,11 @@ class Trainer:
         self._require_compiled()
         xs, ys, ws = self._arrays(x, y, sample_weight, None)
         batch_size = batch_size or 32
-        verbose = 1 if verbose == "auto" else verbose
         n_steps = steps or math.ceil(len(xs[0]) / batch_size)
-        callback_list = CallbackList(
-            callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_steps
+        callback_list = (
+            callbacks
+            if isinstance(callbacks, CallbackList)
+            else CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_steps)
         )
         logs = self._evaluate_arrays(xs, ys, ws, batch_size, callback_list, steps=steps)
         return self._result(logs, return_dict)

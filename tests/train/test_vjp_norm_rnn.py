@@ -483,3 +483,21 @@ def test_recurrent_gradients_match_torch():
         np.testing.assert_allclose(grads[0], xt.grad.numpy(), rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(grads[1], keras_layout(net.weight_ih_l0.grad.numpy()), rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(grads[2], keras_layout(net.weight_hh_l0.grad.numpy()), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: layers.LayerNormalization(axis=[1, 2], dtype="float64"),
+        lambda: layers.GroupNormalization(groups=2, dtype="float64"),
+        lambda: layers.UnitNormalization(axis=[1, 2], dtype="float64"),
+        lambda: layers.BatchNormalization(axis=1, dtype="float64"),
+    ],
+)
+def test_normalization_layers_weight_gradients(make):
+    inputs = keras.Input((3, 4), dtype="float64")
+    layer = make()
+    model = keras.Model(inputs, layer(inputs))
+    for w in layer.weights:
+        w.assign(RNG.uniform(0.5, 1.5, w.shape))
+    training_gradcheck(model, [r(2, 3, 4)], weights=layer.trainable_weights)
