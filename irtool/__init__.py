@@ -5,7 +5,20 @@ executor and lowering to ONNX.
     from irtool import layers, ops
 """
 
-from irtool import activations, backend, callbacks, initializers, layers, losses, metrics, models, onnx, ops, utils
+from irtool import (
+    activations,
+    backend,
+    callbacks,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    onnx,
+    ops,
+    optimizers,
+    utils,
+)
 from irtool.layers import Input, InputLayer, Layer
 from irtool.models import Functional, Model, Sequential
 from irtool.ops.variable import Variable
@@ -29,6 +42,7 @@ __all__ = [
     "layers",
     "models",
     "onnx",
+    "optimizers",
     "ops",
     "utils",
     "__version__",
