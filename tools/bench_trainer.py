@@ -1,0 +1,160 @@
+"""Trainer benchmark: irtool's NumPy training step vs PyTorch CPU, same model, batch and optimizer.
+
+Measures the median time of one training step (forward, backward, SGD update) after warm-up:
+  - MLP 784-256-256-10 (relu), batch 128, softmax cross-entropy — target: irtool <= 1.3x torch;
+  - the Keras guide's toy ResNet (32x32x3 input), batch 64 — target: irtool <= 2.5x torch;
+and the achieved GFLOP/s of the MLP step against NumPy's float32 matmul peak on this machine.
+Run:  python tools/bench_trainer.py [--quick] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__)))
+
+
+def median_time(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def irtool_step(model, x, y):
+    config = model._prepare([y])
+    feeds = config.feeds([x], [y], [None])
+    trainable = config.trainable
+
+    def step():
+        _, grads = config.train_program.run(feeds)
+        model.optimizer.apply(grads, trainable)
+
+    return step
+
+
+def mlp_irtool():
+    import irtool as keras
+    from irtool import layers
+
+    inputs = keras.Input((784,))
+    x = layers.Dense(256, activation="relu")(inputs)
+    x = layers.Dense(256, activation="relu")(x)
+    model = keras.Model(inputs, layers.Dense(10)(x))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    return model
+
+
+def mlp_torch(model):
+    import torch
+    from torch import nn
+
+    net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10))
+    with torch.no_grad():
+        dense = [layer for layer in model.layers if layer.weights]
+        for linear, layer in zip([m for m in net if isinstance(m, nn.Linear)], dense):
+            kernel, bias = layer.get_weights()
+            linear.weight.copy_(torch.from_numpy(kernel.T.copy()))
+            linear.bias.copy_(torch.from_numpy(bias))
+    return net
+
+
+def torch_step(net, x, y):
+    import torch
+
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(net(xt), yt)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def resnet_torch(model):
+    from bench_layers import torch_twin
+
+    return torch_twin(model).train()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    repeats = 10 if args.quick else 30
+    rng = np.random.default_rng(0)
+    try:
+        import torch
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+    except ImportError:
+        torch = None
+    import irtool as keras
+
+    keras.utils.set_random_seed(0)
+    rows = []
+
+    # MLP 784-256-256-10, batch 128
+    x = rng.standard_normal((128, 784)).astype("float32")
+    y = rng.integers(0, 10, 128).astype("int64")
+    model = mlp_irtool()
+    t_ours = median_time(irtool_step(model, x, y), repeats)
+    t_peer = median_time(torch_step(mlp_torch(model), x, y), repeats) if torch else None
+    rows.append(("MLP 784-256-256-10, batch 128", t_ours, t_peer, 1.3))
+    flops = 3 * 2 * 128 * (784 * 256 + 256 * 256 + 256 * 10)  # forward + two backward matmuls
+    a, b = rng.standard_normal((1024, 1024)).astype("float32"), rng.standard_normal((1024, 1024)).astype("float32")
+    peak = 2 * 1024**3 / median_time(lambda: a @ b, 10)
+    achieved = flops / t_ours
+
+    # toy ResNet, batch 64
+    from bench_layers import toy_resnet
+
+    resnet = toy_resnet()
+    resnet.compile(
+        optimizer=keras.optimizers.SGD(0.01), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    xr = rng.random((64, 32, 32, 3), dtype="float32")
+    yr = rng.integers(0, 10, 64).astype("int64")
+    try:
+        t_ours_r = median_time(irtool_step(resnet, xr, yr), max(3, repeats // 5), warmup=1)
+    except NotImplementedError as error:
+        t_ours_r = None
+        print(f"toy ResNet: {error}")
+    t_peer_r = None
+    if torch and t_ours_r is not None:
+        net = resnet_torch(resnet)
+        t_peer_r = median_time(torch_step(net, xr.transpose(0, 3, 1, 2).copy(), yr), max(3, repeats // 5), warmup=1)
+    rows.append(("toy ResNet, batch 64", t_ours_r, t_peer_r, 2.5))
+
+    print(f"{'training step':34} {'irtool (ms)':>12} {'torch (ms)':>11} {'ratio':>7} {'target':>7}")
+    for name, ours, peer, target in rows:
+        o = f"{ours * 1e3:12.2f}" if ours else "           -"
+        p = f"{peer * 1e3:11.2f}" if peer else "          -"
+        r = f"{ours / peer:7.2f}" if ours and peer else "      -"
+        print(f"{name:34} {o} {p} {r} {'<= ' + str(target):>7}")
+    print(
+        f"\nMLP step: {achieved / 1e9:.1f} GFLOP/s achieved; NumPy float32 matmul peak {peak / 1e9:.1f} GFLOP/s "
+        f"({achieved / peak:.0%} of peak)"
+    )
+
+
+if __name__ == "__main__":
+    main()
