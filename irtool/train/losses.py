@@ -68,7 +68,9 @@ def apply_mask(sample_weight, mask, dtype, reduction):
         # Valid entries weigh total/valid, so the mean over all entries is the mean over valid ones.
         valid = ops.sum(ops.cast(mask, dtype))
         mask_weight = divide_no_nan(ops.cast(_size(mask), dtype), valid)
-        float_mask = ops.where(ops.cast(mask, "bool"), mask_weight, 0.0)
+        # (no no-op cast of a bool mask: a symbolic mask has no layer history of its own)
+        bool_mask = mask if str(mask.dtype) == "bool" else ops.cast(mask, "bool")
+        float_mask = ops.where(bool_mask, mask_weight, 0.0)
     else:
         float_mask = ops.cast(mask, dtype)
     if sample_weight is None:
