@@ -127,6 +127,7 @@ def _to_onnx(model, opset, check):
 
     keep = {p.name for p in output_protos}
     nodes = _fuse_gemm(_drop_identities(_merge_transposes(ctx.nodes, keep), keep), ctx, ranks, keep)
+    nodes = _drop_dead(nodes, keep)
     # Weights folded at lowering (a Conv kernel permuted to ONNX's layout) leave their Keras-layout
     # originals unused: store only what some node or output reads.
     used = {name for node in nodes for name in node.input} | keep
@@ -242,6 +243,17 @@ def _fuse_gemm(nodes: list, ctx: LoweringContext, ranks: dict, keep: set) -> lis
             continue
         out.append(node)
     return [n for n in out if id(n) not in fused]
+
+
+def _drop_dead(nodes: list, keep: set) -> list:
+    """Remove nodes none of whose outputs reach a graph output (e.g. a mask nobody reads)."""
+    live = set(keep)
+    out = []
+    for node in reversed(nodes):
+        if any(name in live for name in node.output):
+            live.update(node.input)
+            out.append(node)
+    return out[::-1]
 
 
 def _merge_transposes(nodes: list, keep: set) -> list:

@@ -21,16 +21,24 @@ EPSILON = 1e-7  # keras.backend.epsilon()
 _LOG2 = float(np.log(2.0))
 
 
+def cast(x, dtype):
+    """``ops.cast`` that returns ``x`` itself when it already has ``dtype`` (a no-op cast at the top
+    level would be recorded as an operation; on a mask tensor, which has no layer history, it would
+    make the mask its own producer)."""
+    dtype = standardize_dtype(dtype)
+    return x if str(x.dtype) == dtype else ops.cast(x, dtype)
+
+
 def convert(x, dtype=None):
     """``x`` as a tensor (array or symbolic), cast to ``dtype`` when given. Python floats and
     lists become float32 (Keras' floatx), not NumPy's float64."""
     if ops.is_symbolic(x):
-        return x if dtype is None else ops.cast(x, dtype)
+        return x if dtype is None else cast(x, dtype)
     plain = not isinstance(x, np.ndarray) and not hasattr(x, "_value")
     x = ops.convert_to_tensor(x)
     if dtype is None and plain and x.dtype == np.float64:
         dtype = "float32"
-    return x if dtype is None else ops.cast(x, standardize_dtype(dtype))
+    return x if dtype is None else cast(x, dtype)
 
 
 def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):
@@ -221,7 +229,7 @@ def sparse_categorical_crossentropy_with_mask(y_true, y_pred, from_logits=False,
     _same_shape(y_true.shape, expected, "the same shape up until the last dimension")
     valid = None
     if ignore_class is not None:
-        valid = ops.not_equal(ops.cast(y_true, y_pred.dtype), float(ignore_class))
+        valid = ops.not_equal(cast(y_true, y_pred.dtype), float(ignore_class))
         y_true = ops.where(valid, y_true, 0)
         # Keras zeroes ignored predictions; 1.0 gives the same (masked) result without 0/0.
         y_pred = ops.where(ops.expand_dims(valid, class_axis), y_pred, 1.0)
@@ -230,7 +238,7 @@ def sparse_categorical_crossentropy_with_mask(y_true, y_pred, from_logits=False,
         raise ValueError(
             f"sparse_categorical_crossentropy needs a known number of classes. y_pred.shape={y_pred.shape}"
         )
-    target = ops.one_hot(ops.cast(y_true, "int32"), num_classes, axis=class_axis, dtype=y_pred.dtype)
+    target = ops.one_hot(cast(y_true, "int32"), num_classes, axis=class_axis, dtype=y_pred.dtype)
     res = -ops.sum(target * _log_probs(y_pred, from_logits, class_axis), axis=class_axis)
     if valid is not None:
         res = ops.where(valid, res, 0.0)

@@ -19,6 +19,7 @@ from irtool.ir.naming import to_snake_case, uniquify
 from irtool.train import loss_functions as F
 from irtool.train.loss_functions import (
     binary_crossentropy,
+    cast,
     categorical_crossentropy,
     categorical_hinge,
     convert,
@@ -50,14 +51,14 @@ def standardize_reduction(reduction):
     return reduction
 
 
-def _size(x):
-    """The number of elements of ``x``: a Python int when its shape is static, else a tensor."""
-    if all(d is not None for d in x.shape):
-        n = 1
-        for d in x.shape:
-            n *= d
-        return n
-    return ops.sum(ops.ones_like(x, dtype="float32"))
+def _static_size(x):
+    """The number of elements of ``x`` when its shape is static, else ``None``."""
+    if any(d is None for d in x.shape):
+        return None
+    n = 1
+    for d in x.shape:
+        n *= d
+    return n
 
 
 def apply_mask(sample_weight, mask, dtype, reduction):
@@ -66,16 +67,16 @@ def apply_mask(sample_weight, mask, dtype, reduction):
         return sample_weight
     if reduction in ("mean", "sum_over_batch_size"):
         # Valid entries weigh total/valid, so the mean over all entries is the mean over valid ones.
-        valid = ops.sum(ops.cast(mask, dtype))
-        mask_weight = divide_no_nan(ops.cast(_size(mask), dtype), valid)
-        # (no no-op cast of a bool mask: a symbolic mask has no layer history of its own)
-        bool_mask = mask if str(mask.dtype) == "bool" else ops.cast(mask, "bool")
-        float_mask = ops.where(bool_mask, mask_weight, 0.0)
+        float_mask = cast(mask, dtype)
+        valid = ops.sum(float_mask)
+        total = _static_size(mask)
+        total = ops.sum(float_mask * 0.0 + 1.0) if total is None else float(total)
+        float_mask = ops.where(cast(mask, "bool"), divide_no_nan(total, valid), 0.0)
     else:
-        float_mask = ops.cast(mask, dtype)
+        float_mask = cast(mask, dtype)
     if sample_weight is None:
         return float_mask
-    sample_weight = ops.cast(sample_weight, dtype)
+    sample_weight = cast(sample_weight, dtype)
     float_mask, sample_weight = squeeze_or_expand_to_same_rank(float_mask, sample_weight)
     return sample_weight * float_mask
 
@@ -87,8 +88,7 @@ def reduce_values(values, sample_weight=None, reduction="sum_over_batch_size"):
         return ops.sum(values)
     if reduction == "mean_with_sample_weight" and sample_weight is not None:
         return divide_no_nan(ops.sum(values), ops.sum(sample_weight))
-    size = _size(values)
-    if isinstance(size, int) and size == 0:
+    if _static_size(values) == 0:
         return ops.multiply(ops.sum(values), 0.0)
     return ops.mean(values)  # sum / number of elements
 
@@ -100,7 +100,7 @@ def reduce_weighted_values(values, sample_weight=None, mask=None, reduction="sum
         sample_weight = convert(sample_weight, dtype)
     sample_weight = apply_mask(sample_weight, mask, values.dtype, reduction)
     if sample_weight is not None:
-        sample_weight = ops.cast(sample_weight, values.dtype)
+        sample_weight = cast(sample_weight, values.dtype)
         values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
         values = values * sample_weight
     return reduce_values(values, sample_weight, reduction)

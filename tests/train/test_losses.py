@@ -417,3 +417,25 @@ def test_resolve_loss_wraps_functions_and_keeps_instances():
     assert isinstance(resolve_loss("Huber", (None, 1), (None, 1)), losses.Huber)
     named = resolve_loss(losses.log_cosh, np.zeros((2, 1)), np.zeros((2, 1)))
     assert named.name == "log_cosh" and named.reduction == "sum_over_batch_size"
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean_with_sample_weight"])
+def test_masked_predictions_count_only_valid_entries(reduction):
+    x = keras.Input((5,), dtype="int32")
+    y = keras.layers.Dense(4)(keras.layers.Embedding(10, 3, mask_zero=True)(x))
+    assert y._keras_mask is not None
+    t, w = keras.Input((5,), dtype="int32"), keras.Input((5,))
+    loss = losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
+    model = keras.Model([x, t, w], [loss(t, y, sample_weight=w), y])
+    xs = np.array([[1, 2, 0, 0, 0], [3, 4, 5, 0, 0]])
+    ts = np.array([[1, 2, 0, 0, 0], [3, 1, 2, 0, 0]])
+    ws = np.arange(1.0, 11.0, dtype="float32").reshape(2, 5)
+    got, logits = model([xs, ts, ws])
+    per = -_log_softmax(logits)[np.arange(2)[:, None], np.arange(5), ts] * ws
+    valid = xs != 0
+    want = {
+        "sum_over_batch_size": per[valid].mean(),
+        "sum": per[valid].sum(),
+        "mean_with_sample_weight": per[valid].sum() / ws[valid].sum(),
+    }[reduction]
+    np.testing.assert_allclose(got, want, rtol=1e-5)

@@ -145,3 +145,25 @@ def test_configs_and_names_match_keras(loss):
     extra = {"delta", "axis"} if loss in ("Huber", "CosineSimilarity") else set()
     assert {k: v for k, v in ours_config.items() if k not in extra} == theirs_config
     assert losses.serialize(ours)["class_name"] == keras.losses.serialize(theirs)["class_name"]
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean_with_sample_weight", "none"])
+def test_masked_predictions_match_keras(reduction):
+    """A Keras mask on y_pred (as Embedding(mask_zero=True) leaves) reweights the reduction."""
+    import torch
+    from keras.src.backend import set_keras_mask
+
+    import irtool
+
+    mask = np.array([[True, True, False, False], [True, True, True, False]])
+    yt, yp = RNG.random((2, 4, 3)).astype("float32"), RNG.random((2, 4, 3)).astype("float32")
+    sw = RNG.random((2, 4)).astype("float32")
+    theirs = torch.tensor(yp)
+    set_keras_mask(theirs, torch.tensor(mask))
+    want = _keras(keras.losses.MeanSquaredError(reduction=reduction)(yt, theirs, sample_weight=sw))
+    # irtool: the mask rides on the symbolic prediction.
+    t, p, m, w = (irtool.Input((4, 3)), irtool.Input((4, 3)), irtool.Input((4,), dtype="bool"), irtool.Input((4,)))
+    p2 = irtool.ops.multiply(p, 1.0)
+    p2._keras_mask = m
+    model = irtool.Model([t, p, m, w], losses.MeanSquaredError(reduction=reduction)(t, p2, sample_weight=w))
+    np.testing.assert_allclose(model([yt, yp, mask, sw]), want, rtol=1e-6, atol=1e-6)
