@@ -90,14 +90,18 @@ class Conv(Primitive):
         y = _conv_nhwc(_to_last(x, data_format), kernel, strides, padding, dilation_rate, groups)
         return _finish(y, bias, x.dtype, data_format)
 
-    def vjp(self, cotangents, inputs, outputs, *, strides, padding, data_format, dilation_rate, groups=1):
+    vjp_uses_needs = True
+
+    def vjp(self, cotangents, inputs, outputs, *, strides, padding, data_format, dilation_rate, groups=1, needs=None):
         x, kernel = inputs[0], inputs[1]
         g = cotangents[0]
         grouped, groups = self._grouped(kernel, groups)
+        want_x = needs is None or needs[0]
         gx, gk = _conv_nhwc_vjp(
-            _to_last(x, data_format), grouped, _to_last(g, data_format), strides, padding, dilation_rate, groups
+            _to_last(x, data_format), grouped, _to_last(g, data_format), strides, padding, dilation_rate, groups, want_x
         )
-        grads = [_from_last(gx.astype(x.dtype, copy=False), data_format), gk.reshape(kernel.shape).astype(kernel.dtype)]
+        gx = None if gx is None else _from_last(gx.astype(x.dtype, copy=False), data_format)
+        grads = [gx, gk.reshape(kernel.shape).astype(kernel.dtype)]
         if len(inputs) > 2:
             grads.append(_bias_grad(g, data_format, inputs[2].dtype))
         return grads

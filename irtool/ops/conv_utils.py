@@ -209,7 +209,7 @@ def _col2im(dcols, shape, ksize, strides, dilation):
     return buf
 
 
-def _conv_nhwc_vjp(x, kernel, gy, strides, padding, dilation, groups):
+def _conv_nhwc_vjp(x, kernel, gy, strides, padding, dilation, groups, want_x=True):
     """Gradients ``(gx, gkernel)`` of ``_conv_nhwc(x, kernel, ...)`` given ``gy`` (channels-last).
 
     Dense and grouped: ``gkernel = im2col(x)^T @ gy`` (one BLAS matmul per group). ``gx``: with
@@ -257,6 +257,8 @@ def _conv_nhwc_vjp(x, kernel, gy, strides, padding, dilation, groups):
         gw = np.matmul(cols.transpose(0, 2, 1), g3)  # (G, taps*cg, og)
         gk = gw.reshape(groups, taps, cg, og).transpose(1, 2, 0, 3).reshape(kernel.shape)
     del cols
+    if not want_x:  # e.g. the first layer: nobody reads the gradient of the model's input
+        return None, gk
     if all(s == 1 for s in strides):
         # gx[p] = sum_j gy[p + lo - j*d] k[j]: a valid conv of gy padded by (eff-1-lo, eff-1-hi)
         # with the spatially flipped kernel, input and output channels swapped within each group.

@@ -104,6 +104,8 @@ class Primitive:
         return self.kernel(attrs)
 
     returns_aux = False
+    # A vjp that accepts ``needs`` (one bool per input) may skip gradients nobody reads.
+    vjp_uses_needs = False
 
     def training_vjp(self, cotangents: list, inputs: list, outputs: list, aux, **attrs) -> list:
         return self.vjp(cotangents, inputs, outputs, **attrs)

@@ -102,10 +102,11 @@ class GradientProgram:
                 cotangents = [np.zeros_like(env[o]) if c is None else c for c, o in zip(cotangents, outs)]
             in_arrays = [env[i] for i in ins]
             out_arrays = [env[o] for o in outs]
+            extra = {"needs": grad_mask} if prim.vjp_uses_needs else {}
             if aux_slot is not None:
-                in_grads = prim.training_vjp(cotangents, in_arrays, out_arrays, env[aux_slot], **attrs)
+                in_grads = prim.training_vjp(cotangents, in_arrays, out_arrays, env[aux_slot], **attrs, **extra)
             else:
-                in_grads = prim.vjp(cotangents, in_arrays, out_arrays, **attrs)
+                in_grads = prim.vjp(cotangents, in_arrays, out_arrays, **attrs, **extra)
             for i, g, wanted in zip(ins, in_grads, grad_mask):
                 if not wanted or g is None:
                     continue
