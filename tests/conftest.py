@@ -14,6 +14,7 @@ def fresh_session():
     irtool.backend.clear_session()
     irtool.utils.set_random_seed(1234)
     yield
+    irtool.backend.set_floatx("float32")
 
 
 def run_onnx(proto, feeds: dict) -> list:

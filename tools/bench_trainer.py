@@ -32,12 +32,12 @@ def median_time(fn, repeats: int, warmup: int = 3) -> float:
 
 
 def irtool_step(model, x, y):
-    config = model._prepare([y])
+    config, (_, train_program, _) = model._prepare([y])
     feeds = config.feeds([x], [y], [None])
     trainable = config.trainable
 
     def step():
-        _, grads = config.train_program.run(feeds)
+        _, grads = train_program.run(feeds)
         model.optimizer.apply(grads, trainable)
 
     return step

@@ -87,13 +87,14 @@ def record_call(
         flat = tree.flatten(outputs)
         fresh = []
         seen = set()
+        input_ids = {id(x) for x in call.input_tensors}
         for i, t in enumerate(flat):
             if not isinstance(t, SymbolicTensor):
                 raise TypeError(
                     f"`{operation.class_name}.call()` of '{operation.name}' must return tensors computed from "
                     f"its inputs. Received output {i} of type {type(t).__name__}."
                 )
-            if t._keras_history is not None or t.producer is None or id(t) in seen:
+            if t._keras_history is not None or t.producer is None or id(t) in seen or id(t) in input_ids:
                 from irtool.ops.shape import identity
 
                 t = identity(t)

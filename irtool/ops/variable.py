@@ -24,7 +24,7 @@ class Variable:
 
     def __init__(self, value, dtype=None, trainable: bool = True, name: str | None = None, path: str | None = None):
         dtype = standardize_dtype(dtype if dtype is not None else getattr(value, "dtype", None))
-        self._value = np.array(value, dtype=dtype)
+        self._value = np.array(value, dtype=dtype, order="C")
         self.name = name or uniquify("variable")
         self.path = path or self.name
         self.trainable = bool(trainable)

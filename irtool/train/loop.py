@@ -88,36 +88,47 @@ class Trainer:
         return self._compile_config
 
     # -- one batch ---------------------------------------------------------------------------------
-    def _prepare(self, y: list) -> CompileConfig:
+    def _prepare(self, y: list, weighted: bool = False):
+        """The compiled training/evaluation programs for batches with or without sample weights."""
         config = self._require_compiled()
-        if config.train_program is None:
+        if config.losses is None:
             config.build(y, self.outputs)
-            graph_model = config.training_model(y)
-            weights = [w for w in self.trainable_weights]
-            config.trainable = weights
-            config.train_program = GradientProgram(graph_model.graph, weights, training=True, rng=random.generator())
-            config.eval_program = CompiledGraph(graph_model.graph)
+            config.trainable = list(self.trainable_weights)
+            config.programs = {}
             if config.multi_output:
-                self._output_loss_trackers = [_RunningMean(f"{config.names[k]}_loss") for k in config.loss_outputs]
-            self.optimizer.build(weights) if hasattr(self.optimizer, "build") else None
-        return config
+                self._output_loss_trackers = [
+                    _RunningMean(f"{config.names[k]}_loss")
+                    for k in range(len(config.names))
+                    if config.losses[k] is not None
+                ]
+            if hasattr(self.optimizer, "build"):
+                self.optimizer.build(config.trainable)
+        if weighted not in config.programs:
+            graph_model = config.training_model(y, weighted)
+            config.programs[weighted] = (
+                graph_model,
+                GradientProgram(graph_model.graph, config.trainable, training=True, rng=random.generator()),
+                CompiledGraph(graph_model.graph),
+            )
+        return config, config.programs[weighted]
 
     def _step(self, x: list, y: list, w: list, training: bool) -> list:
-        config = self._prepare(y)
+        weighted = any(v is not None for v in w)
+        config, (_, train_program, eval_program) = self._prepare(y, weighted)
         feeds = config.feeds(x, y, w)
         if training:
-            outputs, grads = config.train_program.run(feeds)
+            outputs, grads = train_program.run(feeds)
             self.optimizer.apply(grads, config.trainable)
         else:
-            outputs = config.eval_program.run(feeds)
+            outputs = eval_program.run(feeds)
         n = len(x[0])
         self._loss_tracker.update_state(outputs[0], n)
         k_losses = len(config.loss_outputs)
         for tracker, value in zip(self._output_loss_trackers or [], outputs[1 : 1 + k_losses]):
             tracker.update_state(value, n)
         predictions = outputs[1 + k_losses :]
-        for k, _, metric, weighted in config.metrics:
-            metric.update_state(y[k], predictions[k], sample_weight=w[k] if weighted else None)
+        for k, _, metric, weighted_metric in config.metrics:
+            metric.update_state(y[k], predictions[k], sample_weight=w[k] if weighted_metric else None)
         return outputs
 
     def _logs(self) -> dict:

@@ -98,9 +98,10 @@ class CompileConfig:
                     name = f"{self.names[k]}_{metric.name}" if self.multi_output else metric.name
                     self.metrics.append((k, name, metric, weighted))
 
-    def training_model(self, y_true: list):
-        """The model extended with y_true/sample_weight placeholders and the traced losses:
-        outputs ``[total_loss, loss_k..., y_pred...]``."""
+    def training_model(self, y_true: list, weighted: bool):
+        """The model extended with y_true (and, when ``weighted``, sample_weight) placeholders and
+        the traced losses: outputs ``[total_loss, loss_k..., y_pred...]``. Unweighted batches use a
+        graph without weights, as Keras calls losses with ``sample_weight=None``."""
         from irtool.models.functional import Functional
 
         model = self.model
@@ -113,14 +114,16 @@ class CompileConfig:
             y = np.asarray(y)
             dtype = y.dtype.name if np.issubdtype(y.dtype, np.integer) else output.dtype
             y_sym = Input(batch_shape=(None,) + tuple(y.shape[1:]), dtype=dtype, name=f"{self.names[k]}_true")
-            w_sym = Input(batch_shape=(None,), dtype=output.dtype, name=f"{self.names[k]}_sample_weight")
+            w_sym = None
+            if weighted:
+                w_sym = Input(batch_shape=(None,), dtype=output.dtype, name=f"{self.names[k]}_sample_weight")
+                weights.append(w_sym)
             value = loss(y_sym, output, sample_weight=w_sym)
             trues.append(y_sym)
-            weights.append(w_sym)
             per_output.append(value)
             self.loss_outputs.append(k)
-            weighted = value if self.loss_weights[k] == 1.0 else ops.multiply(value, self.loss_weights[k])
-            total = weighted if total is None else ops.add(total, weighted)
+            scaled = value if self.loss_weights[k] == 1.0 else ops.multiply(value, self.loss_weights[k])
+            total = scaled if total is None else ops.add(total, scaled)
         if total is None:
             raise ValueError("No loss to optimize: pass `loss=` to `compile()`.")
         inputs = list(model.inputs) + trues + weights
@@ -130,9 +133,12 @@ class CompileConfig:
         return graph_model
 
     def feeds(self, x: list, y: list, w: list) -> list:
-        """Graph inputs for one batch: x, then y_true and sample weights of the outputs with a loss."""
+        """Graph inputs for one batch: x, then y_true (and sample weights, if any) of the outputs
+        with a loss."""
         n = len(x[0]) if x else len(y[0])
         trues = [y[k] for k in self.loss_outputs]
+        if all(w[k] is None for k in self.loss_outputs):
+            return list(x) + trues
         weights = []
         for k in self.loss_outputs:
             dtype = self.model.outputs[k].dtype
