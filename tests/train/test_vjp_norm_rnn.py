@@ -423,7 +423,7 @@ def test_recurrent_activations(kind):
         build = _rnn_build(
             kind, 1, False, False, activation=act, recurrent_activation=recurrent_activation, return_sequences=True
         )
-        check_gradients(build, arrays)
+        check_gradients(build, arrays, rtol=1e-4)
 
 
 @pytest.mark.parametrize("kind, reset_after", KINDS)
