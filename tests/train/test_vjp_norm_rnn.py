@@ -417,7 +417,11 @@ ACTIVATIONS = ["relu", "linear", "hard_sigmoid", "softsign", "softplus", "elu", 
 
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru"])
 def test_recurrent_activations(kind):
-    arrays = _rnn_case(kind, states=False, mask=False)
+    # Own seed and moderate values: with unbounded activations (exponential) large inputs push
+    # gates to exactly 0/1 in float64, where finite differences see a flat function.
+    global RNG
+    RNG = np.random.default_rng(11)
+    arrays = [0.5 * a for a in _rnn_case(kind, states=False, mask=False)]
     for act in ACTIVATIONS + ["exponential", lambda t: ops.tanh(t) * 2.0 + ops.square(t) * 0.1]:
         recurrent_activation = None if kind == "simple_rnn" else "sigmoid" if act == "exponential" else act
         build = _rnn_build(
