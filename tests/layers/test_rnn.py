@@ -172,8 +172,6 @@ def test_bidirectional_with_a_different_backward_layer_runs_two_ops():
 
 
 def test_stacked_lstms_on_embedding_mask_and_dynamic_shapes():
-    if not hasattr(layers, "Embedding"):
-        pytest.skip("Embedding not available")
     tokens = keras.Input((None,), dtype="int32")
     h = layers.Embedding(20, 5, mask_zero=True)(tokens)
     h = layers.Bidirectional(layers.LSTM(4, return_sequences=True))(h)
@@ -233,8 +231,6 @@ def test_cells_step_like_the_layer_and_eager_layers():
 
 
 def test_recurrent_layers_between_convolutions():
-    if not hasattr(layers, "Conv1D"):
-        pytest.skip("Conv1D not available")
     x = keras.Input((None, 5))
     h = layers.Conv1D(4, 3, padding="same")(x)
     h = layers.Bidirectional(layers.LSTM(3, return_sequences=True))(h)
