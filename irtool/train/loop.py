@@ -94,7 +94,6 @@ class Trainer:
         if config.losses is None:
             config.build(y, self.outputs)
             config.trainable = list(self.trainable_weights)
-            config.programs = {}
             if config.multi_output:
                 self._output_loss_trackers = [
                     _RunningMean(f"{config.names[k]}_loss")

@@ -33,10 +33,7 @@ class CompileConfig:
         self.weighted_metric_specs = self._spread_metrics(weighted_metrics, "weighted_metrics")
         self.losses: list | None = None  # resolved on the first batch (crossentropy by shapes)
         self.metrics: list | None = None  # [(output index, log name, metric, weighted)]
-        self.train_program = None
-        self.eval_program = None
-        self.graph_model = None
-        self.config = {"optimizer": optimizer, "loss": loss, "loss_weights": loss_weights, "metrics": metrics}
+        self.programs: dict = {}  # weighted (bool) -> (training model, GradientProgram, CompiledGraph)
 
     @property
     def multi_output(self) -> bool:
@@ -128,9 +125,7 @@ class CompileConfig:
             raise ValueError("No loss to optimize: pass `loss=` to `compile()`.")
         inputs = list(model.inputs) + trues + weights
         outputs = [total] + per_output + list(model.outputs)
-        graph_model = Functional(inputs, outputs, name=f"{model.name}_training")
-        self.graph_model = graph_model
-        return graph_model
+        return Functional(inputs, outputs, name=f"{model.name}_training")
 
     def feeds(self, x: list, y: list, w: list) -> list:
         """Graph inputs for one batch: x, then y_true (and sample weights, if any) of the outputs
