@@ -122,6 +122,8 @@ class Bidirectional(Layer):
             and getattr(fc, "reset_after", None) == getattr(bc, "reset_after", None)
             and fc.activation is bc.activation
             and getattr(fc, "recurrent_activation", None) is getattr(bc, "recurrent_activation", None)
+            and (getattr(fc, "dropout", 0.0), getattr(fc, "recurrent_dropout", 0.0))
+            == (getattr(bc, "dropout", 0.0), getattr(bc, "recurrent_dropout", 0.0))
         )
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
@@ -141,10 +143,11 @@ class Bidirectional(Layer):
                 go_backwards=False,
                 backward=(bc.kernel, bc.recurrent_kernel, bc.bias),
                 merge_mode=self.merge_mode,
+                training=training,
             )
         # Different directions: run each on its own (the backward output re-aligned) and merge.
-        y = f._fused(sequences, forward_state, mask)
-        y_rev = b._fused(sequences, backward_state, mask, flip_output=self.return_sequences)
+        y = f._fused(sequences, forward_state, mask, training=training)
+        y_rev = b._fused(sequences, backward_state, mask, flip_output=self.return_sequences, training=training)
         states = []
         if self.return_state:
             states = list(y[1:]) + list(y_rev[1:])

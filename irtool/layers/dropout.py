@@ -25,6 +25,9 @@ class DropoutPrim(Primitive):
     def forward(self, x, rate, noise_shape, seed):
         return x
 
+    def inference_attrs(self, attrs):
+        return None
+
     def vjp(self, cotangents, inputs, outputs, rate, noise_shape, seed):
         return [cotangents[0]]
 

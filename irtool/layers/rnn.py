@@ -5,8 +5,9 @@ whole sequence with one fused primitive of ``irtool.ops.rnn``, which is exact Ke
 and one native ONNX ``RNN``/``LSTM``/``GRU`` node with a dynamic time axis. Masks (``mask=`` or a
 mask attached to the input, e.g. from ``Embedding(mask_zero=True)``) follow Keras; in ONNX they
 are exact for right-padded masks only (see ``irtool.ops.rnn``). ``dropout`` and
-``recurrent_dropout`` have no effect at inference; ``unroll`` and ``use_cudnn`` are accepted and
-ignored; ``stateful=True`` is not supported.
+``recurrent_dropout`` act like Keras 3's when training (masks drawn once per call and shared by
+all steps; one per gate when ``recurrent_dropout`` is set) and not at inference; ``unroll`` and
+``use_cudnn`` are accepted and ignored; ``stateful=True`` is not supported.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class _RNN(Layer):
         self.built = True
 
     def call(self, sequences, initial_state=None, mask=None, training=None):
-        return self._fused(sequences, initial_state, mask)
+        return self._fused(sequences, initial_state, mask, training=training)
 
     def _fused(self, sequences, initial_state=None, mask=None, return_state=None, **overrides):
         """Run the fused primitive; ``overrides`` are extra arguments of ``ops.rnn.recurrent``."""
@@ -130,6 +131,8 @@ class _RNN(Layer):
             return_state=self.return_state if return_state is None else return_state,
             go_backwards=self.go_backwards,
             zero_output_for_mask=self.zero_output_for_mask,
+            dropout=getattr(cell, "dropout", 0.0),
+            recurrent_dropout=getattr(cell, "recurrent_dropout", 0.0),
         )
         options.update(overrides)
         return rnn_ops.recurrent(

@@ -171,7 +171,7 @@ class Functional(Model):
     def call(self, inputs, training=None, mask=None):
         flat = self._match_inputs(inputs)
         if any(isinstance(x, SymbolicTensor) for x in flat):
-            return tree.pack_like(self._outputs_struct, self._replay(flat))
+            return tree.pack_like(self._outputs_struct, self._replay(flat, training))
         return self._pack_outputs(self._run_flat(self._feeds(flat)))
 
     def __call__(self, *args, **kwargs):
@@ -179,12 +179,22 @@ class Functional(Model):
             return self.call(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 
-    def _replay(self, flat_inputs: list) -> list:
+    def _replay(self, flat_inputs: list, training=None) -> list:
+        """Record this model's primitives again on new symbolic inputs (a nested call).
+
+        With ``training=False`` each op takes its inference form (``Primitive.inference_attrs``):
+        dropout and noise vanish, batch normalization keeps its moving statistics, as in Keras."""
         mapping = {id(t): x for t, x in zip(self._inputs, flat_inputs)}
         base = core.current_scope()
         for node in self._graph.ops:
             ins = [mapping.get(id(x), x) for x in node.inputs]
-            outs = core.apply_in_scope(node.prim, ins, node.attrs, base + node.scope)
+            attrs = node.attrs
+            if training is False:
+                attrs = node.prim.inference_attrs(attrs)
+                if attrs is None:
+                    mapping[id(node.outputs[0])] = ins[0]
+                    continue
+            outs = core.apply_in_scope(node.prim, ins, attrs, base + node.scope)
             for old, new in zip(node.outputs, outs):
                 mapping[id(old)] = new
         return [mapping[id(t)] for t in self._outputs]

@@ -103,6 +103,12 @@ class Primitive:
         """
         return self.kernel(attrs)
 
+    def inference_attrs(self, attrs: dict) -> dict | None:
+        """The attributes this op gets when its model is called with ``training=False`` (a nested
+        model's replay): the same by default; ops that only act when training drop that behaviour,
+        and ``None`` means the op is then the identity on its first input (dropout, noise)."""
+        return attrs
+
     returns_aux = False
     # A vjp that accepts ``needs`` (one bool per input) may skip gradients nobody reads.
     vjp_uses_needs = False

@@ -39,6 +39,9 @@ class InferenceIdentity(Primitive):
     def forward(self, x, **attrs):
         return x
 
+    def inference_attrs(self, attrs):
+        return None
+
     def vjp(self, cotangents, inputs, outputs, **attrs):
         return [cotangents[0]]
 

@@ -135,6 +135,11 @@ class BatchNorm(Primitive):
         return grads + [None] * has_mask
 
     # -- training ------------------------------------------------------------------------------
+    def inference_attrs(self, attrs):
+        if attrs.get("layer") is not None and attrs.get("training") is None:
+            return {**attrs, "training": False}
+        return attrs
+
     def kernel(self, attrs):
         if attrs.get("training") is True and attrs.get("layer") is not None:
             run = self.training_kernel(attrs, None)

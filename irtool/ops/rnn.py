@@ -181,6 +181,8 @@ _DEFAULTS = dict(
     flip_output=False,
     zero_output_for_mask=False,
     merge_mode=None,
+    dropout=0.0,
+    recurrent_dropout=0.0,
 )
 
 
@@ -251,15 +253,19 @@ class Recurrent(Primitive):
         return [out] * (2 if self.split else 1) + (states_out if self.with_states else [])
 
     # -- NumPy -----------------------------------------------------------------------------------
-    def _forward(self, arrays, attrs, with_tape: bool):
-        """``(outputs, aux)``; ``aux = (each direction's output, each direction's tape|None)``."""
+    def _forward(self, arrays, attrs, with_tape: bool, rng=None):
+        """``(outputs, aux)``; ``aux = (each direction's output, each direction's tape|None)``.
+
+        With ``rng`` (training), each direction draws Keras' dropout masks for the call (see
+        ``_dropout_masks``); its tape then starts with them."""
         a = _config(attrs)
         x, weights, states, mask = self._unpack(arrays, a)
         results, tapes = [], []
         for d in range(self.directions):
             backwards = d == 1 if self.directions == 2 else a.go_backwards
             tape = [] if with_tape else None
-            seq, last, final = _run(self.kind, x, *weights[d], states[d], mask, backwards, a, tape)
+            masks = _dropout_masks(self.kind, x, a, rng) if rng is not None else (None, None)
+            seq, last, final = _run(self.kind, x, *weights[d], states[d], mask, backwards, a, tape, masks)
             flip = d == 1 if self.directions == 2 else a.flip_output
             out = (seq[:, ::-1] if flip else seq) if a.return_sequences else last
             results.append((np.ascontiguousarray(out), final))
@@ -278,8 +284,13 @@ class Recurrent(Primitive):
     # -- gradients (backpropagation through time) --------------------------------------------------
     returns_aux = True
 
+    def inference_attrs(self, attrs):
+        return {k: v for k, v in attrs.items() if k not in ("dropout", "recurrent_dropout")}
+
     def training_kernel(self, attrs, rng):
         forward = self._forward
+        if attrs.get("dropout", 0.0) > 0 or attrs.get("recurrent_dropout", 0.0) > 0:
+            return lambda *arrays: forward(arrays, attrs, True, rng)
         return lambda *arrays: forward(arrays, attrs, True)
 
     def vjp(self, cotangents, inputs, outputs, **attrs):
@@ -368,10 +379,71 @@ def recurrent_primitive(kind: str, bidirectional: bool = False, split: bool = Fa
 
 
 # -- the NumPy recurrence ------------------------------------------------------------------------
-def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a, tape=None):
+def _dropout_masks(kind, x, a, rng):
+    """Keras 3's dropout masks for one direction of one call: ``(input_masks, recurrent_masks)``.
+
+    Each is None (rate 0) or a stack of ``(batch, size)`` masks holding 0 or ``1 / (1 - rate)``,
+    drawn once per call and shared by every time step. Like Keras, a layer with
+    ``recurrent_dropout`` uses one mask per gate for the inputs and for the state (its
+    "implementation 1"); with only ``dropout`` all gates share one input mask.
+    """
+    gates = KINDS[kind][0]
+    per_gate = gates if a.recurrent_dropout > 0 else 1
+
+    def draw(count, size, rate):
+        if rate <= 0:
+            return None
+        keep = rng.random((count, x.shape[0], size)) >= rate
+        return (keep / np.asarray(1 - rate, x.dtype)).astype(x.dtype)
+
+    return draw(per_gate, x.shape[2], a.dropout), draw(gates, a.units, a.recurrent_dropout)
+
+
+def _gate_matmul(h, w, masks):
+    """``h @ w`` where gate block ``k`` of ``w``'s columns reads ``h * masks[k]`` (one mask: all gates).
+
+    ``masks`` broadcast against ``h``; None means no dropout."""
+    if masks is None:
+        return h @ w
+    if len(masks) == 1:
+        return (h * masks[0]) @ w
+    size = w.shape[1] // len(masks)
+    return np.concatenate([(h * m) @ w[:, k * size : (k + 1) * size] for k, m in enumerate(masks)], axis=-1)
+
+
+def _gate_matmul_dh(g, w, masks):
+    """The gradient of ``_gate_matmul(h, w, masks)`` with respect to ``h``, given ``g``."""
+    if masks is None:
+        return g @ w.T
+    if len(masks) == 1:
+        return (g @ w.T) * masks[0]
+    size = w.shape[1] // len(masks)
+    dh = None
+    for k, m in enumerate(masks):
+        part = (g[..., k * size : (k + 1) * size] @ w[:, k * size : (k + 1) * size].T) * m
+        dh = part if dh is None else dh + part
+    return dh
+
+
+def _gate_matmul_dw(h, g, masks):
+    """The gradient of ``_gate_matmul(h, w, masks)`` with respect to ``w``, summed over the leading
+    dimensions of ``h (..., n)`` and ``g (..., width)`` (same leading shape)."""
+    n, width = h.shape[-1], g.shape[-1]
+    if masks is None or len(masks) == 1:
+        hm = h if masks is None else h * masks[0]
+        return hm.reshape(-1, n).T @ g.reshape(-1, width)
+    size = width // len(masks)
+    flat = g.reshape(-1, width)
+    return np.concatenate(
+        [(h * m).reshape(-1, n).T @ flat[:, k * size : (k + 1) * size] for k, m in enumerate(masks)], axis=1
+    )
+
+
+def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a, tape=None, masks=(None, None)):
     """One direction: returns (outputs in processing order (B, T, H), last output, final states).
 
-    With a ``tape`` (a list), each step appends what the backward pass (``_backprop``) reads.
+    With a ``tape`` (a list), each step appends what the backward pass (``_backprop``) reads; the
+    dropout ``masks`` (see ``_dropout_masks``) are appended first.
     """
     units, reset_after, zero_output = a.units, a.reset_after, a.zero_output_for_mask
     act, rec_act = _numpy_activation(a.activation), _numpy_activation(a.recurrent_activation)
@@ -384,7 +456,10 @@ def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a, tape=None
     input_bias = recurrent_bias = None
     if bias is not None:
         input_bias, recurrent_bias = (bias[0], bias[1]) if kind == "gru" and reset_after else (bias, None)
-    projected = x @ kernel
+    in_masks, rec_masks = masks
+    if tape is not None:
+        tape.append(masks)
+    projected = _gate_matmul(x, kernel, None if in_masks is None else in_masks[:, :, None, :])
     if input_bias is not None:
         projected = projected + input_bias
     one = np.asarray(1, dtype)
@@ -393,12 +468,12 @@ def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a, tape=None
     for t in range(time - 1, -1, -1) if backwards else range(time):
         xt = projected[:, t]
         if kind == "simple_rnn":
-            pre = xt + states[0] @ recurrent
+            pre = xt + _gate_matmul(states[0], recurrent, rec_masks)
             new = [act(pre)]
             record = (pre,)
         elif kind == "lstm":
             h, c = states
-            z = xt + h @ recurrent
+            z = xt + _gate_matmul(h, recurrent, rec_masks)
             i, f, g, o = (z[:, k * units : (k + 1) * units] for k in range(4))
             i_, f_, g_, o_ = rec_act(i), rec_act(f), act(g), rec_act(o)
             c = f_ * c + i_ * g_
@@ -409,7 +484,7 @@ def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a, tape=None
             h = states[0]
             xz, xr, xh = (xt[:, k * units : (k + 1) * units] for k in range(3))
             if reset_after:
-                inner = h @ recurrent
+                inner = _gate_matmul(h, recurrent, rec_masks)
                 if recurrent_bias is not None:
                     inner = inner + recurrent_bias
                 pz, pr = xz + inner[:, :units], xr + inner[:, units : 2 * units]
@@ -417,10 +492,10 @@ def _run(kind, x, kernel, recurrent, bias, states, mask, backwards, a, tape=None
                 hidden = inner[:, 2 * units :]
                 ph = xh + r * hidden
             else:
-                inner = h @ recurrent[:, : 2 * units]
+                inner = _gate_matmul(h, recurrent[:, : 2 * units], None if rec_masks is None else rec_masks[:2])
                 pz, pr = xz + inner[:, :units], xr + inner[:, units:]
                 z, r = rec_act(pz), rec_act(pr)
-                hidden = r * h
+                hidden = r * h if rec_masks is None else r * (h * rec_masks[2])
                 ph = xh + hidden @ recurrent[:, 2 * units :]
             hh = act(ph)
             new = [z * h + (one - z) * hh]
@@ -461,9 +536,10 @@ def _backprop(kind, x, kernel, recurrent, bias, mask, backwards, a, tape, d_seq,
     d_out = zero if d_last is None else d_last.astype(dtype, copy=False)
     d_states = [zero if d is None else d.astype(dtype, copy=False) for d in d_final]
     steps = list(range(time - 1, -1, -1) if backwards else range(time))
+    in_masks, rec_masks = tape[0]
     for k in range(time - 1, -1, -1):
         t = steps[k]
-        prev_states, new, record = tape[k]
+        prev_states, new, record = tape[k + 1]
         g_out = d_out if d_seq is None else d_out + d_seq[:, k]
         if mask is not None:
             m = mask[:, t, None].astype(bool)
@@ -482,7 +558,7 @@ def _backprop(kind, x, kernel, recurrent, bias, mask, backwards, a, tape, d_seq,
         if kind == "simple_rnn":
             (pre,) = record
             dz[...] = act_vjp(pre, new[0], d_new[0])
-            d_prev = [dz @ recurrent.T]
+            d_prev = [_gate_matmul_dh(dz, recurrent, rec_masks)]
         elif kind == "lstm":
             z, i_, f_, g_, o_, c, tc = record
             dh, dc = d_new
@@ -491,7 +567,7 @@ def _backprop(kind, x, kernel, recurrent, bias, mask, backwards, a, tape, d_seq,
             dz[:, units:u2] = rec_vjp(z[:, units:u2], f_, dc * prev_states[1])
             dz[:, u2 : 3 * units] = act_vjp(z[:, u2 : 3 * units], g_, dc * i_)
             dz[:, 3 * units :] = rec_vjp(z[:, 3 * units :], o_, dh * tc)
-            d_prev = [dz @ recurrent.T, dc * f_]
+            d_prev = [_gate_matmul_dh(dz, recurrent, rec_masks), dc * f_]
         else:
             pz, pr, z, r, hidden, ph, hh = record
             dh = d_new[0]
@@ -504,25 +580,35 @@ def _backprop(kind, x, kernel, recurrent, bias, mask, backwards, a, tape, d_seq,
                 di = d_inner[t]
                 di[:, :u2] = dz[:, :u2]
                 di[:, u2:] = dph * r
-                dh_prev = dh_prev + di @ recurrent.T
+                dh_prev = dh_prev + _gate_matmul_dh(di, recurrent, rec_masks)
             else:
                 hidden_in[t] = hidden
                 d_hidden = dph @ recurrent[:, u2:].T
-                dz[:, units:u2] = rec_vjp(pr, r, d_hidden * h)
-                dh_prev = dh_prev + d_hidden * r + dz[:, :u2] @ recurrent[:, :u2].T
+                h_cand = h if rec_masks is None else h * rec_masks[2]  # hidden = r * h_cand
+                dz[:, units:u2] = rec_vjp(pr, r, d_hidden * h_cand)
+                d_cand = d_hidden * r if rec_masks is None else d_hidden * r * rec_masks[2]
+                gate_masks = None if rec_masks is None else rec_masks[:2]
+                dh_prev = dh_prev + d_cand + _gate_matmul_dh(dz[:, :u2], recurrent[:, :u2], gate_masks)
             d_prev = [dh_prev]
         d_states = d_prev if carry is None else [p + c for p, c in zip(d_prev, carry)]
 
     flat = d_proj.reshape(-1, width)
-    states_flat = rec_in.reshape(-1, units)
     if hidden_in is not None:  # GRU, reset_after=False: the candidate block multiplies r * h
+        gate_masks = None if rec_masks is None else rec_masks[:2]
         d_recurrent = np.concatenate(
-            [states_flat.T @ flat[:, :u2], hidden_in.reshape(-1, units).T @ flat[:, u2:]], axis=1
+            [_gate_matmul_dw(rec_in, d_proj[..., :u2], gate_masks), hidden_in.reshape(-1, units).T @ flat[:, u2:]],
+            axis=1,
         )
     else:
-        d_recurrent = states_flat.T @ d_inner.reshape(-1, width)
-    dx = np.matmul(d_proj.transpose(1, 0, 2), kernel.T)
-    d_kernel = np.tensordot(x, d_proj, axes=([0, 1], [1, 0]))
+        d_recurrent = _gate_matmul_dw(rec_in, d_inner, rec_masks)
+    d_proj_bt = d_proj.transpose(1, 0, 2)
+    if in_masks is None:
+        dx = np.matmul(d_proj_bt, kernel.T)
+        d_kernel = np.tensordot(x, d_proj, axes=([0, 1], [1, 0]))
+    else:
+        x_masks = in_masks[:, :, None, :]
+        dx = _gate_matmul_dh(d_proj_bt, kernel, x_masks)
+        d_kernel = _gate_matmul_dw(x, d_proj_bt, x_masks)
     d_bias = None
     if bias is not None:
         d_bias = flat.sum(axis=0)
@@ -581,6 +667,9 @@ def recurrent(
     zero_output_for_mask=False,
     backward=None,
     merge_mode="concat",
+    dropout=0.0,
+    recurrent_dropout=0.0,
+    training=None,
 ):
     """Run a ``kind`` ("simple_rnn", "lstm", "gru") recurrent layer over ``inputs (B, T, F)``.
 
@@ -589,6 +678,9 @@ def recurrent(
     ``merge_mode`` (None returns both); ``zero_output_for_mask`` is then ``return_sequences``, as
     Keras' Bidirectional forces. ``initial_state`` is a list of ``(B, units)`` tensors (forward
     first). Returns the output, or ``[output(s)..., states...]`` with ``return_state``.
+
+    ``dropout`` / ``recurrent_dropout`` (Keras' rates, each direction its own masks) act when the
+    graph trains, or in an eager call with ``training=True``; ``training=False`` turns them off.
     """
     if kind not in KINDS:
         raise ValueError(f"Unknown recurrent kind {kind!r}: expected one of {sorted(KINDS)}.")
@@ -636,11 +728,22 @@ def recurrent(
         zero_output_for_mask=bool(zero_output_for_mask),
         merge_mode=merge_mode if bidirectional else None,
     )
+    for key, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+        rate = min(1.0, max(0.0, float(rate)))
+        if rate > 0 and training is not False:
+            attrs[key] = rate
     split = bidirectional and merge_mode is None
     prim = recurrent_primitive(kind, bidirectional, split, bool(return_state))
     items = [x if hasattr(x, "shape") else np.asarray(x, "float32") for x in items]
     prim.infer([spec_of(x) for x in items], **attrs)  # clear shape errors for eager calls too
-    outputs = apply(prim, items, **attrs)
+    eager = not any(isinstance(x, SymbolicTensor) for x in items)
+    if eager and training and ("dropout" in attrs or "recurrent_dropout" in attrs):
+        from irtool import random
+
+        outputs = prim.training_kernel(attrs, random.generator())(*items)[0]
+        outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]
+    else:
+        outputs = apply(prim, items, **attrs)
     if not return_state:
         return outputs if split else outputs[0]
     return outputs
