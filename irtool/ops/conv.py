@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from irtool.ir.spec import TensorSpec
+from irtool.ops import fast_kernels
 from irtool.ops.conv_utils import (
     _channel_axis,
     _check_bias,
@@ -90,6 +91,19 @@ class Conv(Primitive):
         y = _conv_nhwc(_to_last(x, data_format), kernel, strides, padding, dilation_rate, groups)
         return _finish(y, bias, x.dtype, data_format)
 
+    def training_kernel(self, attrs, rng):
+        # Training runs float32 convolutions through ONNX Runtime's kernels (see ``fast_kernels``).
+        forward = self.kernel(attrs)
+        strides, padding, data_format = attrs["strides"], attrs["padding"], attrs["data_format"]
+        dilation, groups = attrs["dilation_rate"], attrs.get("groups", 1)
+
+        def run(x, kernel, bias=None):
+            grouped, g = self._grouped(kernel, groups)
+            y = fast_kernels.conv_forward(x, grouped, bias, strides, padding, data_format, dilation, g)
+            return forward(x, kernel, bias) if y is None else y
+
+        return run
+
     vjp_uses_needs = True
 
     def vjp(self, cotangents, inputs, outputs, *, strides, padding, data_format, dilation_rate, groups=1, needs=None):
@@ -97,10 +111,23 @@ class Conv(Primitive):
         g = cotangents[0]
         grouped, groups = self._grouped(kernel, groups)
         want_x = needs is None or needs[0]
+        fast_gx = None
+        if want_x and groups == 1:
+            fast_gx = fast_kernels.conv_input_grad(g, grouped, x.shape, strides, padding, data_format, dilation_rate, 1)
         gx, gk = _conv_nhwc_vjp(
-            _to_last(x, data_format), grouped, _to_last(g, data_format), strides, padding, dilation_rate, groups, want_x
+            _to_last(x, data_format),
+            grouped,
+            _to_last(g, data_format),
+            strides,
+            padding,
+            dilation_rate,
+            groups,
+            want_x and fast_gx is None,
         )
-        gx = None if gx is None else _from_last(gx.astype(x.dtype, copy=False), data_format)
+        if fast_gx is not None:
+            gx = fast_gx
+        else:
+            gx = None if gx is None else _from_last(gx.astype(x.dtype, copy=False), data_format)
         grads = [gx, gk.reshape(kernel.shape).astype(kernel.dtype)]
         if len(inputs) > 2:
             grads.append(_bias_grad(g, data_format, inputs[2].dtype))

@@ -1,0 +1,105 @@
+"""The ONNX Runtime convolution kernels used in training agree with the NumPy ones (forward and
+input gradient) for every convolution configuration; float64 and the ``numpy`` switch skip them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import irtool as keras
+from irtool import layers
+from irtool.ops import fast_kernels
+from irtool.ops.conv import Conv, DepthwiseConv
+from irtool.train.autodiff import GradientProgram
+
+CASES = [
+    # nd, spatial, kernel size, strides, padding, dilation, groups, data_format
+    (2, (9, 8), (3, 3), (1, 1), "valid", (1, 1), 1, "channels_last"),
+    (2, (9, 8), (3, 3), (1, 1), "same", (1, 1), 1, "channels_last"),
+    (2, (9, 8), (3, 2), (2, 2), "same", (1, 1), 1, "channels_last"),
+    (2, (10, 9), (3, 3), (2, 3), "valid", (1, 1), 1, "channels_last"),
+    (2, (9, 9), (3, 3), (1, 1), "same", (2, 2), 1, "channels_last"),
+    (2, (9, 8), (3, 3), (1, 1), "same", (1, 1), 2, "channels_last"),
+    (2, (9, 8), (3, 3), (2, 1), "same", (1, 1), 1, "channels_first"),
+    (1, (11,), (3,), (1,), "causal", (2,), 1, "channels_last"),
+    (1, (11,), (4,), (3,), "valid", (1,), 1, "channels_last"),
+    (3, (5, 6, 4), (2, 3, 2), (1, 2, 1), "same", (1, 1, 1), 1, "channels_last"),
+]
+
+
+def _operands(nd, spatial, ksize, groups, data_format, rng):
+    channels, out = 4, 6
+    shape = (3, *spatial, channels) if data_format == "channels_last" else (3, channels, *spatial)
+    x = rng.standard_normal(shape).astype("float32")
+    kernel = rng.standard_normal((*ksize, channels // groups, out)).astype("float32")
+    bias = rng.standard_normal(out).astype("float32")
+    return x, kernel, bias
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}d-{c[4]}-s{c[3]}-d{c[5]}-g{c[6]}-{c[7][9:]}" for c in CASES])
+def test_conv_forward_and_input_gradient_match_numpy(case):
+    nd, spatial, ksize, strides, padding, dilation, groups, data_format = case
+    rng = np.random.default_rng(0)
+    x, kernel, bias = _operands(nd, spatial, ksize, groups, data_format, rng)
+    attrs = dict(strides=strides, padding=padding, data_format=data_format, dilation_rate=dilation, groups=groups)
+    prim = Conv()
+    want = prim.forward(x, kernel, bias, **attrs)
+    got = fast_kernels.conv_forward(x, kernel, bias, strides, padding, data_format, dilation, groups)
+    assert got is not None and got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(prim.training_kernel(attrs, None)(x, kernel, bias), want, rtol=1e-4, atol=1e-4)
+
+    gy = rng.standard_normal(want.shape).astype("float32")
+    fast = prim.vjp([gy], [x, kernel, bias], [want], **attrs)
+    fast_kernels.set_kernels("numpy")
+    try:
+        slow = prim.vjp([gy], [x, kernel, bias], [want], **attrs)
+        assert fast_kernels.conv_forward(x, kernel, bias, strides, padding, data_format, dilation, groups) is None
+    finally:
+        fast_kernels.set_kernels("onnxruntime")
+    for a, b in zip(fast, slow):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    if groups == 1:
+        gx = fast_kernels.conv_input_grad(gy, kernel, x.shape, strides, padding, data_format, dilation, 1)
+        np.testing.assert_allclose(gx, slow[0], rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_forward_matches_numpy():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 7, 6, 3)).astype("float32")
+    kernel = rng.standard_normal((3, 3, 3, 2)).astype("float32")
+    attrs = dict(strides=(1, 1), padding="same", data_format="channels_last", dilation_rate=(1, 1))
+    prim = DepthwiseConv()
+    want = prim.forward(x, kernel, None, **attrs)
+    np.testing.assert_allclose(prim.training_kernel(attrs, None)(x, kernel), want, rtol=1e-5, atol=1e-5)
+
+
+def test_float64_and_unsupported_operands_use_numpy():
+    x = np.zeros((1, 5, 5, 2))
+    kernel = np.zeros((3, 3, 2, 4))
+    assert fast_kernels.conv_forward(x, kernel, None, (1, 1), "valid", "channels_last", (1, 1), 1) is None
+    assert fast_kernels.conv_forward(x[:0].astype("float32"), kernel.astype("float32"), None, (1, 1), "valid",
+                                     "channels_last", (1, 1), 1) is None  # fmt: skip
+    with pytest.raises(ValueError, match="Unknown kernels"):
+        fast_kernels.set_kernels("cuda")
+
+
+def test_training_step_is_the_same_with_either_kernels():
+    rng = np.random.default_rng(2)
+    inputs = keras.Input((12, 12, 3))
+    h = layers.Conv2D(8, 3, activation="relu")(inputs)
+    h = layers.Conv2D(8, 3, strides=2, padding="same")(h)
+    h = layers.DepthwiseConv2D(3)(h)
+    model = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling2D()(h)))
+    x = rng.standard_normal((4, 12, 12, 3)).astype("float32")
+    program = GradientProgram(model.graph, model.trainable_weights, training=True)
+    (y_fast,), g_fast = program.run([x])
+    fast_kernels.set_kernels("numpy")
+    try:
+        (y_ref,), g_ref = GradientProgram(model.graph, model.trainable_weights, training=True).run([x])
+    finally:
+        fast_kernels.set_kernels("onnxruntime")
+    np.testing.assert_allclose(y_fast, y_ref, rtol=1e-4, atol=1e-5)
+    for a, b in zip(g_fast, g_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
