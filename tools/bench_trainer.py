@@ -2,7 +2,8 @@
 
 Measures the median time of one training step (forward, backward, SGD update) after warm-up:
   - MLP 784-256-256-10 (relu), batch 128, softmax cross-entropy — target: irtool <= 1.3x torch;
-  - the Keras guide's toy ResNet (32x32x3 input), batch 64 — target: irtool <= 2.5x torch;
+  - the Keras guide's toy ResNet (32x32x3 input), batch 64 — target: irtool <= 2.5x torch — with the
+    default ONNX Runtime convolution kernels and with the NumPy ones (``irtool.ops.fast_kernels``);
 and the achieved GFLOP/s of the MLP step against NumPy's float32 matmul peak on this machine.
 Run:  python tools/bench_trainer.py [--quick] [--threads N]
 """
@@ -126,8 +127,11 @@ def main() -> None:
     flops = 2 * 128 * (3 * (784 * 256 + 256 * 256 + 256 * 10) - 784 * 256)
     achieved = flops / t_ours
 
-    # toy ResNet, batch 64
+    # toy ResNet, batch 64: rounds alternate irtool (ONNX Runtime conv kernels), irtool (NumPy
+    # kernels) and torch, so load changes on the machine hit all three alike.
     from bench_layers import toy_resnet
+
+    from irtool.ops import fast_kernels
 
     resnet = toy_resnet()
     resnet.compile(
@@ -135,16 +139,20 @@ def main() -> None:
     )
     xr = rng.random((64, 32, 32, 3), dtype="float32")
     yr = rng.integers(0, 10, 64).astype("int64")
-    try:
-        t_ours_r = median_time(irtool_step(resnet, xr, yr), max(3, repeats // 5), warmup=1)
-    except NotImplementedError as error:
-        t_ours_r = None
-        print(f"toy ResNet: {error}")
-    t_peer_r = None
-    if torch and t_ours_r is not None:
-        net = resnet_torch(resnet)
-        t_peer_r = median_time(torch_step(net, xr.transpose(0, 3, 1, 2).copy(), yr), max(3, repeats // 5), warmup=1)
-    rows.append(("toy ResNet, batch 64", t_ours_r, t_peer_r, 2.5))
+    ours_step = irtool_step(resnet, xr, yr)
+    peer_step = torch_step(resnet_torch(resnet), xr.transpose(0, 3, 1, 2).copy(), yr) if torch else None
+    default_kernels = fast_kernels.kernels()
+    times: dict = {"ort": [], "numpy": [], "torch": []}
+    for _ in range(3 if args.quick else 8):
+        for kind in ("onnxruntime", "numpy"):
+            fast_kernels.set_kernels(kind)
+            times["ort" if kind == "onnxruntime" else "numpy"].append(median_time(ours_step, 3, warmup=1))
+        if peer_step:
+            times["torch"].append(median_time(peer_step, 3, warmup=1))
+    fast_kernels.set_kernels(default_kernels)
+    t_peer_r = statistics.median(times["torch"]) if peer_step else None
+    rows.append(("toy ResNet, batch 64", statistics.median(times["ort"]), t_peer_r, 2.5))
+    rows.append(("  (NumPy conv kernels)", statistics.median(times["numpy"]), t_peer_r, 2.5))
 
     print(f"{'training step':34} {'irtool (ms)':>12} {'torch (ms)':>11} {'ratio':>7} {'target':>7}")
     for name, ours, peer, target in rows:
