@@ -123,6 +123,7 @@ class CompileConfig:
             total = scaled if total is None else ops.add(total, scaled)
         if total is None:
             raise ValueError("No loss to optimize: pass `loss=` to `compile()`.")
+        total = add_regularization_losses(model, total)
         inputs = list(model.inputs) + trues + weights
         outputs = [total] + per_output + list(model.outputs)
         return Functional(inputs, outputs, name=f"{model.name}_training")
@@ -139,3 +140,60 @@ class CompileConfig:
             dtype = self.model.outputs[k].dtype
             weights.append(np.ones(n, dtype) if w[k] is None else np.asarray(w[k], dtype))
         return list(x) + trues + weights
+
+
+# -- Keras' `model.losses` in the training loss -------------------------------------------------------
+
+
+def _activity_regularizer(layer):
+    regularizer = getattr(layer, "activity_regularizer", None)
+    if regularizer is None and type(layer).__name__ == "ActivityRegularization" and (layer.l1 or layer.l2):
+        from irtool import regularizers
+
+        regularizer = regularizers.L1L2(l1=layer.l1, l2=layer.l2)
+    return regularizer
+
+
+def _batch_count(x):
+    """The batch size of symbolic ``x`` as a scalar of its dtype (the batch dim may be unknown)."""
+    flat = ops.reshape(x, (-1, int(np.prod(x.shape[1:])))) if len(x.shape) != 2 else x
+    return ops.sum(ops.ones_like(flat[:, 0]))
+
+
+def add_regularization_losses(model, total):
+    """``total`` plus what Keras adds to the compiled loss from ``model.losses``: each regularized
+    trainable weight's ``regularizer(weight)``, and for each call of a layer with an
+    ``activity_regularizer`` (``ActivityRegularization`` included) in this model,
+    ``regularizer(output) / batch_size`` per output. The terms are recorded as one
+    ``regularization_losses`` call reading the weights at run time, so they train and evaluate
+    like the rest of the loss."""
+    from irtool.ops.operation import RawOperation, record_call
+
+    weights = [w for w in model.trainable_weights if getattr(w, "regularizer", None) is not None]
+    graph_ops = None
+    activities = []
+    for layer in model.layers:
+        regularizer = _activity_regularizer(layer)
+        if regularizer is None:
+            continue
+        if graph_ops is None:
+            graph_ops = set(model.graph.ops)
+        for call in layer._inbound_nodes:
+            for t in call.output_tensors:
+                if getattr(t, "producer", None) in graph_ops and str(t.dtype).startswith("float"):
+                    activities.append((t, regularizer))
+    if not weights and not activities:
+        return total
+
+    def penalties(loss, *outputs):
+        terms = [ops.cast(w.regularizer(w), loss.dtype) for w in weights]
+        for (_, regularizer), out in zip(activities, outputs):
+            term = regularizer(out)
+            if len(out.shape) > 0:
+                term = ops.divide(term, _batch_count(out))
+            terms.append(ops.cast(term, loss.dtype))
+        for term in terms:
+            loss = ops.add(loss, term)
+        return loss
+
+    return record_call(RawOperation("RegularizationLosses"), penalties, (total, *[t for t, _ in activities]), {})
