@@ -9,6 +9,7 @@ from irtool import (
     activations,
     backend,
     callbacks,
+    constraints,
     initializers,
     layers,
     losses,
@@ -17,6 +18,8 @@ from irtool import (
     onnx,
     ops,
     optimizers,
+    regularizers,
+    saving,
     utils,
 )
 from irtool.layers import Input, InputLayer, Layer
@@ -36,6 +39,7 @@ __all__ = [
     "activations",
     "backend",
     "callbacks",
+    "constraints",
     "losses",
     "metrics",
     "initializers",
@@ -44,6 +48,8 @@ __all__ = [
     "onnx",
     "optimizers",
     "ops",
+    "regularizers",
+    "saving",
     "utils",
     "__version__",
 ]

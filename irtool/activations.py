@@ -112,23 +112,46 @@ _ALL = {
     )
 }
 _ALL.update({"swish": silu, "hard_swish": hard_silu})
+ALL_OBJECTS = _ALL
 
 
 def get(identifier):
-    """A callable activation from a name, ``None`` (linear) or a callable."""
+    """A callable activation from ``None`` (linear), a name, a serialized dict or a callable."""
     if identifier is None:
         return linear
-    if callable(identifier):
-        return identifier
     if isinstance(identifier, dict):
-        identifier = identifier.get("config", identifier.get("class_name"))
-    if isinstance(identifier, str) and identifier in _ALL:
-        return _ALL[identifier]
+        obj = deserialize(identifier)
+    elif isinstance(identifier, str):
+        obj = _ALL.get(identifier)
+        if obj is None:
+            from irtool.saving.object_registration import get_registered_object
+
+            obj = get_registered_object(identifier)
+    else:
+        obj = identifier
+    if callable(obj):
+        return obj
     raise ValueError(f"Could not interpret activation function identifier: {identifier}")
 
 
-def serialize(activation) -> str:
-    for name, fn in _ALL.items():
+def serialize(activation):
+    """Keras' form inside layer configs: the name of a built-in activation (``"relu"``), else
+    the serialized function or object (``{"module", "class_name", "config", "registered_name"}``)."""
+    for fn in _ALL.values():
         if fn is activation:
-            return "swish" if name == "swish" else name
-    return getattr(activation, "__name__", str(activation))
+            return fn.__name__
+    from irtool.saving.serialization import serialize_keras_object
+
+    return serialize_keras_object(activation)
+
+
+def deserialize(config, custom_objects=None):
+    """An activation from a name or a serialized function/object (custom ones through ``custom_objects``)."""
+    if isinstance(config, str) and config in _ALL:
+        return _ALL[config]
+    from irtool.saving.serialization import deserialize_keras_object
+
+    obj = deserialize_keras_object(config, custom_objects=custom_objects, module_objects=_ALL, kind="activation")
+    if not callable(obj):
+        raise ValueError(f"Could not interpret activation function identifier: {config}")
+    return obj

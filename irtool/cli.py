@@ -25,7 +25,7 @@ from typing import Any
 
 #: Model-loading entry points tried, in order, when ``--object`` is not given.
 FACTORY_NAMES = ("build_model", "get_model")
-#: Saved-model formats recognised (and refused, for now) by suffix.
+#: Saved-model formats recognised by suffix: ``.keras`` files are loaded (``load_model``), the others refused.
 SAVED_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".pb", ".tflite", ".npz")
 
 
@@ -146,8 +146,24 @@ def pick_model(namespace: dict[str, Any], object_name: str | None = None, path: 
 
 
 def load_model(path: str, object_name: str | None = None):
-    """Run the model file at ``path`` and pick its model."""
+    """Run the model file at ``path`` and pick its model (a ``.keras`` file is loaded, not run)."""
+    if str(path).lower().endswith(".keras"):
+        return load_keras_file(path, object_name)
     return pick_model(run_model_file(path), object_name, str(path))
+
+
+def load_keras_file(path: str, object_name: str | None = None):
+    """The model saved in a ``.keras`` archive, without its training configuration."""
+    from irtool.saving import load_model as load_saved_model
+
+    if object_name is not None:
+        raise CLIError(f"--object picks a model in a Python file; {path} holds one saved model")
+    if not Path(path).is_file():
+        raise CLIError(f"no such file: {path}")
+    try:
+        return load_saved_model(path, compile=False)
+    except Exception as error:
+        raise CLIError(f"cannot load {path}: {_describe(error)}") from error
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -292,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="irtool", description="Export and inspect irtool models defined in Python files.")
     parser.add_argument("--version", action="version", version=f"irtool {__version__}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("file", help="a Python file that builds the model")
+    common.add_argument("file", help="a Python file that builds the model, or a saved .keras model")
     common.add_argument(
         "--object",
         metavar="NAME",

@@ -102,8 +102,12 @@ class TruncatedNormal(RandomNormal):
         return _truncated_normal(self._rng(), self.mean, self.stddev, shape).astype(standardize_dtype(dtype))
 
 
-def compute_fans(shape) -> tuple:
+def compute_fans(shape, input_axes=None, output_axes=None) -> tuple:
+    """``(fan_in, fan_out)`` of a weight shape; ``input_axes``/``output_axes`` name the axes
+    that count as input and output units (both given), else Keras' dense/conv rule."""
     shape = tuple(shape)
+    if input_axes is not None and output_axes is not None:
+        return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -115,16 +119,20 @@ def compute_fans(shape) -> tuple:
 
 
 class VarianceScaling(_Random):
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(
+        self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, input_axes=None, output_axes=None
+    ):
         super().__init__(seed)
         if mode not in ("fan_in", "fan_out", "fan_avg"):
             raise ValueError(f"Invalid `mode` argument: expected one of fan_in, fan_out, fan_avg. Received: {mode}")
         if distribution not in ("truncated_normal", "untruncated_normal", "uniform"):
             raise ValueError(f"Invalid `distribution` argument: {distribution}")
         self.scale, self.mode, self.distribution = scale, mode, distribution
+        self.input_axes = None if input_axes is None else list(input_axes)
+        self.output_axes = None if output_axes is None else list(output_axes)
 
     def __call__(self, shape, dtype=None):
-        fan_in, fan_out = compute_fans(shape)
+        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[self.mode]
         scale = self.scale / max(1.0, n)
         rng = self._rng()
@@ -138,16 +146,23 @@ class VarianceScaling(_Random):
         return values.astype(standardize_dtype(dtype))
 
     def get_config(self):
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, "seed": self.seed}
+        return {
+            "seed": self.seed,
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+            "input_axes": self.input_axes,
+            "output_axes": self.output_axes,
+        }
 
 
 def _variant(name, scale, mode, distribution):
     class Variant(VarianceScaling):
-        def __init__(self, seed=None):
-            super().__init__(scale, mode, distribution, seed)
+        def __init__(self, seed=None, input_axes=None, output_axes=None):
+            super().__init__(scale, mode, distribution, seed, input_axes, output_axes)
 
         def get_config(self):
-            return {"seed": self.seed}
+            return {"seed": self.seed, "input_axes": self.input_axes, "output_axes": self.output_axes}
 
     Variant.__name__ = Variant.__qualname__ = name
     return Variant
@@ -215,12 +230,19 @@ for _cls in _CLASSES:
     _BY_NAME[_cls.__name__] = _cls
     _BY_NAME[to_snake_case(_cls.__name__)] = _cls
 _BY_NAME.update(
-    {"uniform": RandomUniform, "normal": RandomNormal, "zero": Zeros, "one": Ones, "IdentityInitializer": Identity}
+    {
+        "uniform": RandomUniform,
+        "normal": RandomNormal,
+        "zero": Zeros,
+        "one": Ones,
+        "IdentityInitializer": Identity,
+        "OrthogonalInitializer": Orthogonal,
+    }
 )
 
 
 def get(identifier) -> Initializer:
-    """An initializer from a name (``"glorot_uniform"``), config dict, instance or callable."""
+    """An initializer from a name (``"glorot_uniform"``), config dict, class, instance or callable."""
     if identifier is None:
         return None
     if isinstance(identifier, Initializer) or callable(identifier) and not isinstance(identifier, type):
@@ -230,17 +252,26 @@ def get(identifier) -> Initializer:
     if isinstance(identifier, str):
         cls = _BY_NAME.get(identifier)
         if cls is None:
+            from irtool.saving.object_registration import get_registered_object
+
+            cls = get_registered_object(identifier)
+        if cls is None:
             raise ValueError(f"Could not interpret initializer identifier: {identifier}")
-        return cls()
+        return cls() if isinstance(cls, type) else cls
     if isinstance(identifier, dict) and "class_name" in identifier:
-        return _BY_NAME[identifier["class_name"]].from_config(identifier.get("config") or {})
+        return deserialize(identifier)
     raise ValueError(f"Could not interpret initializer identifier: {identifier}")
 
 
 def serialize(initializer) -> dict:
-    return {
-        "module": "keras.initializers",
-        "class_name": type(initializer).__name__,
-        "config": initializer.get_config(),
-        "registered_name": None,
-    }
+    """Keras' serialized form: ``{"module": "keras.initializers", "class_name": ..., "config": ...}``."""
+    from irtool.saving.serialization import serialize_keras_object
+
+    return serialize_keras_object(initializer)
+
+
+def deserialize(config, custom_objects=None) -> Initializer:
+    """An initializer from its serialized form (custom ones through ``custom_objects``)."""
+    from irtool.saving.serialization import deserialize_keras_object
+
+    return deserialize_keras_object(config, custom_objects=custom_objects, module_objects=_BY_NAME)

@@ -285,7 +285,7 @@ def test_summary_passes_its_options(tiny, capsys, monkeypatch):
 # -- errors --------------------------------------------------------------------------------------------
 FAILURES = {
     "missing": ("missing.py", [], "no such file: "),
-    "keras": ("saved.keras", [], "loading saved models (.keras files) is not supported yet"),
+    "keras": ("saved.keras", [], "no such file: "),
     "syntax": ("def broken(:\n", [], "syntax error in "),
     "raises": ("import irtool\nx = 1\ny = x / 0\n", [], ", line 3 raised ZeroDivisionError: division by zero"),
     "exits": ("import sys\nsys.exit(3)\n", [], "called sys.exit(3) while being loaded"),

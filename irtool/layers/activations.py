@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 
-from irtool import initializers, ops
+from irtool import constraints, initializers, ops, regularizers
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.layer import Layer
 from irtool.ops.prelu import prelu
@@ -99,8 +99,8 @@ class PReLU(Layer):
         super().__init__(**kwargs)
         self.supports_masking = True
         self.alpha_initializer = initializers.get(alpha_initializer)
-        self.alpha_regularizer = alpha_regularizer
-        self.alpha_constraint = alpha_constraint
+        self.alpha_regularizer = regularizers.get(alpha_regularizer)
+        self.alpha_constraint = constraints.get(alpha_constraint)
         if shared_axes is None:
             self.shared_axes = None
         elif not isinstance(shared_axes, (list, tuple)):
@@ -122,7 +122,13 @@ class PReLU(Layer):
                 "PReLU needs every non-shared input dimension to be defined (its alpha has that shape). "
                 f"Received: input_shape={tuple(input_shape)}, shared_axes={self.shared_axes}. Share the dynamic axes."
             )
-        self.alpha = self.add_weight(shape=param_shape, name="alpha", initializer=self.alpha_initializer)
+        self.alpha = self.add_weight(
+            shape=param_shape,
+            name="alpha",
+            initializer=self.alpha_initializer,
+            regularizer=self.alpha_regularizer,
+            constraint=self.alpha_constraint,
+        )
         axes = {}
         if self.shared_axes:
             for i in range(1, len(input_shape)):
@@ -142,8 +148,8 @@ class PReLU(Layer):
         config.update(
             {
                 "alpha_initializer": initializers.serialize(self.alpha_initializer),
-                "alpha_regularizer": None,
-                "alpha_constraint": None,
+                "alpha_regularizer": regularizers.serialize(self.alpha_regularizer),
+                "alpha_constraint": constraints.serialize(self.alpha_constraint),
                 "shared_axes": self.shared_axes,
             }
         )

@@ -10,28 +10,23 @@ from __future__ import annotations
 
 from irtool import ops
 from irtool.layers.layer import Layer
-from irtool.layers.rnn import _RNN, GRU, LSTM, SimpleRNN, weight_scope
+from irtool.layers.rnn import _RNN, weight_scope
 
-_LAYERS = {cls.__name__: cls for cls in (SimpleRNN, LSTM, GRU)}
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
 
 
 def _serialize(layer) -> dict:
-    return {
-        "module": "keras.layers",
-        "class_name": type(layer).__name__,
-        "config": layer.get_config(),
-        "registered_name": None,
-    }
+    from irtool.saving.serialization import serialize_keras_object
+
+    return serialize_keras_object(layer)
 
 
 def _deserialize(config):
     if isinstance(config, Layer):
         return config
-    cls = _LAYERS.get(config.get("class_name"))
-    if cls is None:
-        raise ValueError(f"Bidirectional supports {sorted(_LAYERS)} layers. Received: {config.get('class_name')}")
-    return cls.from_config(config["config"])
+    from irtool.saving.serialization import deserialize_keras_object
+
+    return deserialize_keras_object(config, kind="layer")
 
 
 def _copy(layer, **changes):

@@ -7,7 +7,7 @@ Conv+Relu). Weights: ``kernel (k..., in/groups, filters)`` and ``bias (filters,)
 
 from __future__ import annotations
 
-from irtool import activations, initializers
+from irtool import activations, constraints, initializers, regularizers
 from irtool.layers.convolutional_base import _args, _check_dilation, _check_sizes, _positive_int, _SpatialLayer
 from irtool.layers.convolutional_transpose import (
     BaseConvTranspose,
@@ -70,10 +70,10 @@ class BaseConv(_SpatialLayer):
         self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = kernel_regularizer
-        self.bias_regularizer = bias_regularizer
-        self.kernel_constraint = kernel_constraint
-        self.bias_constraint = bias_constraint
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         _positive_int(filters, "filters", f"filters={filters}")
         if groups <= 0:
             raise ValueError(f"The number of groups must be a positive integer. Received: groups={groups}.")
@@ -132,11 +132,11 @@ class BaseConv(_SpatialLayer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": None,
-                "bias_regularizer": None,
-                "activity_regularizer": None,
-                "kernel_constraint": None,
-                "bias_constraint": None,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
             }
         )
         return config

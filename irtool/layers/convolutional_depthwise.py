@@ -8,14 +8,17 @@ SeparableConv: ``depthwise_kernel (k..., C, dm)``, ``pointwise_kernel (1.., C*dm
 
 from __future__ import annotations
 
-from irtool import activations, initializers
+from irtool import activations, constraints, initializers, regularizers
 from irtool.layers.convolutional_base import _args, _check_sizes, _positive_int, _SpatialLayer
 from irtool.ops.conv import depthwise_conv, separable_conv
 from irtool.ops.conv_utils import conv_output_length
 
 
-def _regularization_config(names) -> dict:
-    return {name: None for name in names}
+def _regularization_config(layer, names) -> dict:
+    return {
+        name: (regularizers.serialize if name.endswith("_regularizer") else constraints.serialize)(getattr(layer, name))
+        for name in names
+    }
 
 
 class BaseDepthwiseConv(_SpatialLayer):
@@ -47,10 +50,10 @@ class BaseDepthwiseConv(_SpatialLayer):
         self._init_geometry(kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self.depthwise_regularizer = depthwise_regularizer
-        self.bias_regularizer = bias_regularizer
-        self.depthwise_constraint = depthwise_constraint
-        self.bias_constraint = bias_constraint
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         _positive_int(depth_multiplier, "depth_multiplier", f"depth_multiplier={depth_multiplier}")
         _check_sizes(self.kernel_size, self.strides)
 
@@ -100,9 +103,9 @@ class BaseDepthwiseConv(_SpatialLayer):
                 "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 **_regularization_config(
-                    ["depthwise_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_constraint"]
+                    self, ["depthwise_regularizer", "bias_regularizer", "activity_regularizer", "depthwise_constraint"]
                 ),
-                "bias_constraint": None,
+                "bias_constraint": constraints.serialize(self.bias_constraint),
             }
         )
         return config
@@ -193,12 +196,12 @@ class BaseSeparableConv(_SpatialLayer):
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.pointwise_initializer = initializers.get(pointwise_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self.depthwise_regularizer = depthwise_regularizer
-        self.pointwise_regularizer = pointwise_regularizer
-        self.bias_regularizer = bias_regularizer
-        self.depthwise_constraint = depthwise_constraint
-        self.pointwise_constraint = pointwise_constraint
-        self.bias_constraint = bias_constraint
+        self.depthwise_regularizer = regularizers.get(depthwise_regularizer)
+        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.depthwise_constraint = constraints.get(depthwise_constraint)
+        self.pointwise_constraint = constraints.get(pointwise_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         _positive_int(depth_multiplier, "depth_multiplier", f"depth_multiplier={depth_multiplier}")
         _positive_int(filters, "filters", f"filters={filters}")
         if not all(self.kernel_size):
@@ -262,6 +265,7 @@ class BaseSeparableConv(_SpatialLayer):
                 "pointwise_initializer": initializers.serialize(self.pointwise_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
                 **_regularization_config(
+                    self,
                     [
                         "depthwise_regularizer",
                         "pointwise_regularizer",
@@ -270,7 +274,7 @@ class BaseSeparableConv(_SpatialLayer):
                         "depthwise_constraint",
                         "pointwise_constraint",
                         "bias_constraint",
-                    ]
+                    ],
                 ),
             }
         )

@@ -7,7 +7,7 @@ shapes) with the bias fused, then the activation.
 
 from __future__ import annotations
 
-from irtool import activations, initializers
+from irtool import activations, constraints, initializers, regularizers
 from irtool.layers.convolutional_base import _args, _check_dilation, _check_sizes, _positive_int, _SpatialLayer
 from irtool.ops.conv import conv_transpose
 from irtool.ops.conv_utils import conv_transpose_output_length, standardize_tuple
@@ -46,10 +46,10 @@ class BaseConvTranspose(_SpatialLayer):
         )
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = kernel_regularizer
-        self.bias_regularizer = bias_regularizer
-        self.kernel_constraint = kernel_constraint
-        self.bias_constraint = bias_constraint
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         _positive_int(filters, "filters", f"filters={filters}")
         _check_sizes(self.kernel_size, self.strides, strides_note=".")
         if self.output_padding is not None:
@@ -120,11 +120,11 @@ class BaseConvTranspose(_SpatialLayer):
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": None,
-                "bias_regularizer": None,
-                "activity_regularizer": None,
-                "kernel_constraint": None,
-                "bias_constraint": None,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
             }
         )
         return config

@@ -13,7 +13,7 @@ import math
 import re
 import string
 
-from irtool import activations, initializers, ops
+from irtool import activations, constraints, initializers, ops, regularizers
 from irtool.layers import layer as _layer_module
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.layer import Layer
@@ -257,10 +257,10 @@ class EinsumDense(Layer):
         self.activation = activations.get(activation)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = kernel_regularizer
-        self.bias_regularizer = bias_regularizer
-        self.kernel_constraint = kernel_constraint
-        self.bias_constraint = bias_constraint
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.lora_rank = None
         self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
         self.gptq_unpacked_column_size = gptq_unpacked_column_size
@@ -284,10 +284,18 @@ class EinsumDense(Layer):
             name="kernel",
             shape=tuple(kernel_shape),
             initializer=_with_fans(self.kernel_initializer, fan_in, fan_out),
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.bias = None
         if bias_shape is not None:
-            self.bias = self.add_weight(name="bias", shape=tuple(bias_shape), initializer=self.bias_initializer)
+            self.bias = self.add_weight(
+                name="bias",
+                shape=tuple(bias_shape),
+                initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
         self._equation = expand_ellipsis(self.equation, len(input_shape))
         self.built = True
 
@@ -321,11 +329,11 @@ class EinsumDense(Layer):
                 "bias_axes": self.bias_axes,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": None,
-                "bias_regularizer": None,
-                "activity_regularizer": None,
-                "kernel_constraint": None,
-                "bias_constraint": None,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": constraints.serialize(self.kernel_constraint),
+                "bias_constraint": constraints.serialize(self.bias_constraint),
                 "quantization_config": None,
             }
         )

@@ -3,9 +3,7 @@ the graph like any layer's ``call``, so it runs in NumPy and exports to ONNX."""
 
 from __future__ import annotations
 
-import base64
 import inspect
-import marshal
 import types
 import warnings
 
@@ -15,20 +13,35 @@ from irtool.ops.core import SymbolicTensor
 
 
 def _serialize_function(fn) -> dict:
-    """Keras' config form of a function: ``__lambda__`` (marshalled bytecode) or its name."""
+    """Keras' config form of a function: ``__lambda__`` (its marshalled bytecode) or, for a
+    named function, the reference ``serialize_keras_object`` writes (resolved by name on load)."""
+    from irtool.saving.serialization import dump_function, serialize_keras_object
+
     if isinstance(fn, types.LambdaType) and fn.__name__ == "<lambda>":
-        code = base64.encodebytes(marshal.dumps(fn.__code__)).decode("ascii")
-        closure = tuple(c.cell_contents for c in fn.__closure__) if fn.__closure__ else None
-        return {"class_name": "__lambda__", "config": {"code": code, "defaults": fn.__defaults__, "closure": closure}}
+        code, defaults, closure = dump_function(fn)
+        return {"class_name": "__lambda__", "config": {"code": code, "defaults": defaults, "closure": closure}}
     if callable(fn):
-        name = getattr(fn, "__name__", type(fn).__name__)
-        return {
-            "module": getattr(fn, "__module__", None),
-            "class_name": "function",
-            "config": name,
-            "registered_name": name,
-        }
+        return serialize_keras_object(fn)
     raise ValueError(f"Invalid input type for serialization. Received: {fn} of type {type(fn)}.")
+
+
+def _is_lambda_config(config) -> bool:
+    return isinstance(config, dict) and config.get("class_name") == "__lambda__"
+
+
+def _deserialize_function(config, layer_name, what, safe_mode, custom_objects):
+    from irtool.saving.serialization import deserialize_keras_object, load_function
+
+    if not _is_lambda_config(config):
+        return deserialize_keras_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
+    if safe_mode:
+        raise ValueError(
+            f"Refusing to load Lambda layer '{layer_name}': its `{what}` is a Python `lambda` stored as bytecode in "
+            "the config, and loading it would run code from the file (safe_mode=True). If you trust the source of "
+            "the file, pass `safe_mode=False` to the loading function; or rebuild the layer in code."
+        )
+    inner = config["config"]
+    return load_function(inner["code"], inner.get("defaults"), inner.get("closure"), name=layer_name)
 
 
 class Lambda(Layer):
@@ -121,12 +134,35 @@ class Lambda(Layer):
             )
         if self.mask is not None:
             config["mask"] = _serialize_function(self.mask) if callable(self.mask) else self.mask
-        config["arguments"] = dict(self.arguments)
+        from irtool.saving.serialization import serialize_keras_object
+
+        config["arguments"] = serialize_keras_object(dict(self.arguments))
         return config
 
     @classmethod
-    def from_config(cls, config):
-        raise NotImplementedError(
-            "Lambda layers are rebuilt from a config with the serialization rules (a later issue): pass the function "
-            "again with `Lambda(function, ...)`."
-        )
+    def from_config(cls, config, custom_objects=None, safe_mode=None):
+        """Rebuild the layer; a ``lambda`` stored as bytecode is loaded only with ``safe_mode=False``
+        (given here or by the loading call around it), since that runs code from the config."""
+        from irtool.saving.serialization import deserialize_keras_object, in_safe_mode
+
+        if safe_mode is None:
+            safe_mode = in_safe_mode()
+        safe_mode = safe_mode is not False  # unset means safe: fail closed
+        config = dict(config)
+        name = config.get("name", "lambda")
+        config["function"] = _deserialize_function(config["function"], name, "function", safe_mode, custom_objects)
+        if config.get("output_shape") is not None:
+            shape = config["output_shape"]
+            if isinstance(shape, dict):
+                config["output_shape"] = _deserialize_function(shape, name, "output_shape", safe_mode, custom_objects)
+            elif isinstance(shape, list) and all(d is None or isinstance(d, int) for d in shape):
+                config["output_shape"] = tuple(shape)
+        if isinstance(config.get("mask"), dict):
+            config["mask"] = _deserialize_function(config["mask"], name, "mask", safe_mode, custom_objects)
+        if config.get("arguments"):
+            config["arguments"] = deserialize_keras_object(
+                config["arguments"], custom_objects=custom_objects, safe_mode=safe_mode
+            )
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = config["dtype"].get("config", {}).get("name")
+        return cls(**config)

@@ -9,13 +9,14 @@ written with ops is executable, exportable and (with the trainer) trainable for 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import warnings
 
 import numpy as np
 
-from irtool import initializers
+from irtool import constraints, initializers, regularizers
 from irtool.ir import tree
 from irtool.ir.dtypes import is_float, standardize_dtype
 from irtool.layers.input_spec import assert_input_compatibility
@@ -84,8 +85,8 @@ class Layer(Operation):
             arguments.pop(next(iter(arguments)))
             extra = arguments.pop("kwargs", {})
             arguments.update(extra)
-            arguments = {k: v for k, v in arguments.items() if k not in ("args",)}
-            if all(isinstance(v, _BASIC) for v in arguments.values()):
+            arguments = {k: v for k, v in arguments.items() if k not in ("args", "name")}
+            if all(isinstance(v, _BASIC) for v in tree.flatten(arguments)):
                 object.__setattr__(obj, "_auto_config", arguments)
             else:
                 object.__setattr__(obj, "_auto_config", None)
@@ -93,8 +94,15 @@ class Layer(Operation):
             object.__setattr__(obj, "_auto_config", None)
         return obj
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "_records_build_shapes", False):
+            cls.build = _recording_build_shapes(build)
+
     def __init__(self, *, activity_regularizer=None, trainable=True, dtype=None, autocast=True, name=None, **kwargs):
         object.__setattr__(self, "_tracked_layers", [])
+        object.__setattr__(self, "_build_shapes_dict", self.__dict__.get("_build_shapes_dict"))
         self._trainable_variables: list[Variable] = []
         self._non_trainable_variables: list[Variable] = []
         input_shape = kwargs.pop("input_shape", None)
@@ -113,7 +121,7 @@ class Layer(Operation):
         self._trainable = trainable
         self.built = False
         self.input_spec = None
-        self.activity_regularizer = activity_regularizer
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         if batch_input_shape is not None:
             self._batch_input_shape = tuple(batch_input_shape)
         elif input_shape is not None:
@@ -166,6 +174,8 @@ class Layer(Operation):
             initializer = "glorot_uniform" if is_float(dtype) else "zeros"
         value = initializers.get(initializer)(shape, dtype=dtype)
         variable = Variable(value, dtype=dtype, trainable=trainable, name=name)
+        variable.regularizer = regularizers.get(regularizer)
+        variable.constraint = constraints.get(constraint)
         # Under the layers being built or called (a sublayer built in its parent's build or call).
         stack = _paths.names
         if stack and stack[-1] == self.name:
@@ -250,8 +260,34 @@ class Layer(Operation):
             )
         return int(sum(int(np.prod(w.shape)) for w in self.weights))
 
+    @property
+    def losses(self) -> list:
+        """The current weight-regularization penalties (one scalar per regularized trainable
+        weight of this layer and its sublayers), as Keras computes them for ``layer.losses``."""
+        return [np.asarray(w.regularizer(w)) for w in self.trainable_weights if w.regularizer is not None]
+
     # -- building and calling ---------------------------------------------------------------
     def build(self, input_shape) -> None:
+        self.built = True
+
+    def get_build_config(self):
+        """The shapes the layer was built with: ``{"input_shape": ...}``, or ``{"shapes_dict":
+        {...}}`` for a ``build`` with several shape arguments (Keras' format); ``None`` unbuilt."""
+        shapes = self.__dict__.get("_build_shapes_dict")
+        if shapes is None:
+            return None
+        if len(shapes) == 1:
+            return {"input_shape": next(iter(shapes.values()))}
+        return {"shapes_dict": dict(shapes)}
+
+    def build_from_config(self, config) -> None:
+        """Create the weights from :meth:`get_build_config`'s output (called when loading)."""
+        if not config:
+            return
+        if "input_shape" in config:
+            self.build(_as_shape(config["input_shape"]))
+        elif "shapes_dict" in config:
+            self.build(**{k: _as_shape(v) for k, v in config["shapes_dict"].items()})
         self.built = True
 
     def call(self, *args, **kwargs):
@@ -375,7 +411,12 @@ class Layer(Operation):
 
     # -- config ------------------------------------------------------------------------------
     def get_config(self) -> dict:
-        config = {"name": self.name, "trainable": self.trainable, "dtype": dtype_policy_config(self.dtype)}
+        """The constructor arguments that rebuild this layer (``from_config``), Keras' keys.
+
+        A subclass that does not define ``get_config`` gets its ``__init__`` arguments when they
+        are all plain values (numbers, strings, ``None``, and lists/dicts of them), as in Keras.
+        """
+        config = {"name": self.name}
         own = type(self).get_config is not Layer.get_config
         if not own and type(self).__init__ is not Layer.__init__:
             auto = self.__dict__.get("_auto_config")
@@ -386,18 +427,30 @@ class Layer(Operation):
                     "serializable."
                 )
             config.update(auto)
+            params = _signature(type(self).__init__).parameters
+            if "name" not in params and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                del config["name"]  # it could not be passed back to __init__
+        config.update({"trainable": self.trainable, "dtype": dtype_policy_config(self.dtype)})
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config
 
     @classmethod
     def from_config(cls, config: dict):
+        """A new layer from :meth:`get_config`'s output (serialized sub-objects included)."""
         config = dict(config)
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = config["dtype"].get("config", {}).get("name")
         try:
             return cls(**config)
-        except TypeError:
-            # Guide pattern: __init__ takes only its own arguments (no **kwargs).
-            params = inspect.signature(cls.__init__).parameters
+        except TypeError as error:
+            # The guide's pattern: an __init__ that takes only its own arguments (no **kwargs).
+            params = _signature(cls.__init__).parameters
+            if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+                raise TypeError(
+                    f"Error when deserializing class '{cls.__name__}' using config={config}.\n\n"
+                    f"Exception encountered: {error}"
+                ) from error
             return cls(**{k: v for k, v in config.items() if k in params})
 
     def __repr__(self) -> str:
@@ -448,3 +501,45 @@ def _with_call_context(error: Exception, layer: Layer, args, kwargs) -> Exceptio
     new = type(error)(message)
     new._irtool_context = True
     return new
+
+
+def _as_shape(shape):
+    """A shape read from a config (JSON lists) as the tuple ``build`` expects; nested shapes stay nested."""
+    if isinstance(shape, (list, tuple)) and all(d is None or isinstance(d, int) for d in shape):
+        return tuple(shape)
+    if isinstance(shape, (list, tuple)):
+        return [_as_shape(s) for s in shape]
+    if isinstance(shape, dict):
+        return {k: _as_shape(v) for k, v in shape.items()}
+    return shape
+
+
+def _recording_build_shapes(build):
+    """Wrap a subclass' ``build`` so the outermost call records its shape arguments, which
+    ``get_build_config`` saves and ``build_from_config`` replays when the layer is loaded."""
+
+    @functools.wraps(build)
+    def recording_build(self, *args, **kwargs):
+        if self.__dict__.get("_build_shapes_dict") is None and (args or kwargs):
+            try:
+                bound = _signature(build).bind(self, *args, **kwargs).arguments
+            except TypeError:
+                bound = {}
+            bound.pop(next(iter(bound), None), None)
+            shapes = {k: _shape_value(v) for k, v in bound.items() if v is not None and k not in ("args", "kwargs")}
+            if shapes:
+                object.__setattr__(self, "_build_shapes_dict", shapes)
+        return build(self, *args, **kwargs)
+
+    recording_build._records_build_shapes = True
+    return recording_build
+
+
+def _shape_value(shape):
+    if isinstance(shape, (list, tuple)) and all(d is None or isinstance(d, (int, np.integer)) for d in shape):
+        return tuple(None if d is None else int(d) for d in shape)
+    if isinstance(shape, (list, tuple)):
+        return [_shape_value(s) for s in shape]
+    if isinstance(shape, dict):
+        return {k: _shape_value(v) for k, v in shape.items()}
+    return shape

@@ -18,7 +18,7 @@ import string
 
 import numpy as np
 
-from irtool import initializers, ops
+from irtool import constraints, initializers, ops, regularizers
 from irtool.ir import naming
 from irtool.layers.dropout import Dropout
 from irtool.layers.einsum_dense import EinsumDense, build_sublayer, einsum_matmul
@@ -97,7 +97,7 @@ class MultiHeadAttention(Layer):
                     f"Received an invalid value for argument `{arg}`, expected a positive integer"
                     f"{' or `None`' if optional else ''}. Received: {arg}={value}"
                 )
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self._num_heads = num_heads
         self._key_dim = key_dim
         self._value_dim = value_dim if value_dim else key_dim
@@ -118,7 +118,10 @@ class MultiHeadAttention(Layer):
         self._flash_attention = bool(flash_attention)
         self._kernel_initializer = initializers.get(kernel_initializer)
         self._bias_initializer = initializers.get(bias_initializer)
-        self._activity_regularizer = activity_regularizer
+        self._kernel_regularizer = regularizers.get(kernel_regularizer)
+        self._bias_regularizer = regularizers.get(bias_regularizer)
+        self._kernel_constraint = constraints.get(kernel_constraint)
+        self._bias_constraint = constraints.get(bias_constraint)
         if isinstance(attention_axes, int):
             attention_axes = (attention_axes,)
         elif attention_axes and not isinstance(attention_axes, (list, tuple)):
@@ -170,6 +173,10 @@ class MultiHeadAttention(Layer):
             bias_axes=bias_axes if self._use_bias else None,
             kernel_initializer=clone(self._kernel_initializer),
             bias_initializer=clone(self._bias_initializer),
+            kernel_regularizer=self._kernel_regularizer,
+            bias_regularizer=self._bias_regularizer,
+            kernel_constraint=self._kernel_constraint,
+            bias_constraint=self._bias_constraint,
             dtype=self.dtype,
             name=name,
         )
@@ -358,11 +365,11 @@ class MultiHeadAttention(Layer):
                 "sliding_window": self._sliding_window,
                 "kernel_initializer": initializers.serialize(self._kernel_initializer),
                 "bias_initializer": initializers.serialize(self._bias_initializer),
-                "kernel_regularizer": None,
-                "bias_regularizer": None,
-                "activity_regularizer": None,
-                "kernel_constraint": None,
-                "bias_constraint": None,
+                "kernel_regularizer": regularizers.serialize(self._kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self._bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer),
+                "kernel_constraint": constraints.serialize(self._kernel_constraint),
+                "bias_constraint": constraints.serialize(self._bias_constraint),
                 "seed": self.seed,
             }
         )

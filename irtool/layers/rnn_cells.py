@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from irtool import activations, initializers, ops
+from irtool import activations, constraints, initializers, ops, regularizers
 from irtool.layers.layer import Layer
 
 _NONE_ARGS = (
@@ -70,7 +70,7 @@ class _Cell(Layer):
                 bias_constraint,
             ),
         ):
-            setattr(self, name, value)
+            setattr(self, name, (regularizers.get if name.endswith("_regularizer") else constraints.get)(value))
         self.dropout = min(1.0, max(0.0, dropout))
         self.recurrent_dropout = min(1.0, max(0.0, recurrent_dropout))
         self.seed = seed
@@ -86,13 +86,27 @@ class _Cell(Layer):
     def build(self, input_shape):
         width = self.gates * self.units
         self.kernel = self.add_weight(
-            shape=(input_shape[-1], width), name="kernel", initializer=self.kernel_initializer
+            shape=(input_shape[-1], width),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            shape=(self.units, width), name="recurrent_kernel", initializer=self.recurrent_initializer
+            shape=(self.units, width),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
         )
         self.bias = (
-            self.add_weight(shape=self._bias_shape(), name="bias", initializer=self._bias_initializer())
+            self.add_weight(
+                shape=self._bias_shape(),
+                name="bias",
+                initializer=self._bias_initializer(),
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
             if self.use_bias
             else None
         )
@@ -112,7 +126,12 @@ class _Cell(Layer):
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer),
-                **{name: None for name in _NONE_ARGS},
+                **{
+                    name: (regularizers.serialize if name.endswith("_regularizer") else constraints.serialize)(
+                        getattr(self, name)
+                    )
+                    for name in _NONE_ARGS
+                },
                 "dropout": self.dropout,
                 "recurrent_dropout": self.recurrent_dropout,
                 "seed": self.seed,

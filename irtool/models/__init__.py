@@ -1,7 +1,10 @@
-"""``irtool.models``: Model, Sequential and (later) saving and cloning."""
+"""``irtool.models``: Model, Sequential, saving, cloning and JSON configs."""
 
+from irtool.models.cloning import clone_model
 from irtool.models.functional import Functional
+from irtool.models.functional_config import model_from_json
 from irtool.models.model import Model
 from irtool.models.sequential import Sequential
+from irtool.saving.saving_lib import load_model, save_model
 
-__all__ = ["Functional", "Model", "Sequential"]
+__all__ = ["Functional", "Model", "Sequential", "clone_model", "load_model", "model_from_json", "save_model"]

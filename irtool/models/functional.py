@@ -167,6 +167,23 @@ class Functional(Model):
             raise ValueError(f"No such layer: {name}. Existing layers are: {[layer.name for layer in layers]}.")
         raise ValueError("Provide either a layer name or layer index at `get_layer`.")
 
+    # -- config (Keras 3's functional format; see functional_config.py) -------------------
+    def get_config(self) -> dict:
+        """The model's layers with their ``inbound_nodes``, ``input_layers`` and ``output_layers``."""
+        from irtool.models.functional_config import functional_get_config
+
+        return functional_get_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from irtool.models.functional_config import model_from_config
+
+        return model_from_config(cls, config, custom_objects)
+
+    def get_build_config(self):
+        # A functional model is built by construction; Keras writes this for it.
+        return {"input_shape": None}
+
     # -- calling --------------------------------------------------------------------------
     def call(self, inputs, training=None, mask=None):
         flat = self._match_inputs(inputs)

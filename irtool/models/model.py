@@ -1,13 +1,15 @@
 """``Model``: the base of functional and sequential models (and subclassed ones).
 
 ``Model(inputs, outputs)`` returns a ``Functional`` (as in Keras 3). The base class holds
-what every model offers beyond a layer: ``predict``, ``summary``, ``export``, and (with the
-trainer) ``compile``/``fit``/``evaluate``.
+what every model offers beyond a layer: ``predict``, ``summary``, ``export``, (with the
+trainer) ``compile``/``fit``/``evaluate``, and saving in Keras 3's formats (``save`` to
+``.keras``, ``save_weights``/``load_weights`` with ``.weights.h5``).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -84,6 +86,112 @@ class Model(Trainer, Layer):
             show_trainable=show_trainable,
             layer_range=layer_range,
         )
+
+    # -- training configuration -----------------------------------------------------------
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        loss_weights=None,
+        metrics=None,
+        weighted_metrics=None,
+        run_eagerly=False,
+        steps_per_execution=1,
+        jit_compile="auto",
+        auto_scale_loss=True,
+    ) -> None:
+        """Configure training: optimizer, losses (one, a list by output, or a dict by name), metrics.
+
+        The arguments are kept as given, so ``save()`` can store them (``get_compile_config``).
+        """
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            loss_weights=loss_weights,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+            run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit_compile,
+            auto_scale_loss=auto_scale_loss,
+        )
+        self._compile_args = {
+            "optimizer": self.optimizer,
+            "loss": loss,
+            "loss_weights": loss_weights,
+            "metrics": metrics,
+            "weighted_metrics": weighted_metrics,
+            "run_eagerly": run_eagerly,
+            "steps_per_execution": steps_per_execution,
+            "jit_compile": jit_compile,
+        }
+
+    def get_compile_config(self) -> dict:
+        """The ``compile`` arguments in Keras 3's serialized form (``{}`` when not compiled)."""
+        from irtool.saving.compile_config import serialize_compile_args
+
+        if not self.compiled or not hasattr(self, "_compile_args"):
+            return {}
+        return serialize_compile_args(self._compile_args)
+
+    def compile_from_config(self, config: dict, custom_objects=None) -> None:
+        """``compile`` with a ``get_compile_config()`` dict, and create the optimizer's variables (so
+        a loaded optimizer state has somewhere to go)."""
+        from irtool.saving.compile_config import deserialize_compile_config
+
+        if type(self).compile is not Model.compile:
+            warnings.warn(
+                "`compile()` was not called as part of model loading because the model's `compile()` method is "
+                "custom. All subclassed Models that have `compile()` overridden should also override "
+                "`get_compile_config()` and `compile_from_config(config)`. Alternatively, you can call `compile()` "
+                "manually after loading.",
+                stacklevel=2,
+            )
+            return
+        self.compile(**deserialize_compile_config(config, custom_objects))
+        if self.built and self.optimizer is not None:
+            self.optimizer.build(self.trainable_weights)
+
+    # -- saving ---------------------------------------------------------------------------
+    def save(self, filepath, overwrite=True, zipped=None, **kwargs) -> None:
+        """Save the model as a Keras 3 ``.keras`` archive (config, weights, optimizer state), atomically.
+
+        >>> model.save("mnist.keras")                                     # doctest: +SKIP
+        >>> restored = irtool.models.load_model("mnist.keras")            # doctest: +SKIP
+        """
+        from irtool.saving.saving_lib import save_model
+
+        save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None) -> None:
+        """Save the weights (and the optimizer's state) in Keras 3's ``.weights.h5`` layout, atomically."""
+        from irtool.saving.saving_lib import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
+
+    def load_weights(self, filepath, skip_mismatch=False, **kwargs) -> None:
+        """Load weights from a ``.weights.h5`` file or a ``.keras`` archive (written by irtool or Keras 3).
+
+        Every weight's shape is checked first; a mismatch raises (naming the layer and both shapes)
+        and leaves the model unchanged, or with ``skip_mismatch=True`` skips that layer with a warning.
+        """
+        from irtool.saving.saving_lib import load_weights
+
+        load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+    # -- config (irtool.models.functional_config) -------------------------------------------
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """A model from ``get_config()``'s output (a functional config gives a ``Functional``)."""
+        from irtool.models.functional_config import model_from_config
+
+        return model_from_config(cls, config, custom_objects)
+
+    def to_json(self, **kwargs) -> str:
+        """The serialized model as a JSON string (``kwargs`` go to ``json.dumps``)."""
+        from irtool.models.functional_config import model_to_json
+
+        return model_to_json(self, **kwargs)
 
     def export(self, filepath, format="onnx", opset=None, verbose=None, **kwargs):
         """Write the model as an ONNX file (the only format irtool exports)."""

@@ -97,6 +97,28 @@ class Sequential(Functional):
             self.build((None,) + tuple(np.shape(x))[1:])
         return super().predict(x, *args, **kwargs)
 
+    # -- config (see functional_config.py) -----------------------------------------------------
+    def get_config(self) -> dict:
+        """Keras 3's Sequential config: ``layers`` (InputLayer first when known), ``build_input_shape``."""
+        from irtool.models.functional_config import sequential_get_config
+
+        return sequential_get_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from irtool.models.functional_config import sequential_from_config
+
+        return sequential_from_config(cls, config, custom_objects)
+
+    def get_build_config(self):
+        if not self.built or self._input_layer is None:
+            return None
+        return {"input_shape": list(self._input_layer.batch_shape)}
+
+    def build_from_config(self, config) -> None:
+        if config and config.get("input_shape") is not None:
+            self.build(tuple(config["input_shape"]))
+
     @property
     def layers(self) -> list:
         # Keras 3's Sequential hides its InputLayer.

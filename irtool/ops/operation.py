@@ -131,6 +131,7 @@ def top_level_op(class_name: str):
         wrapper.__qualname__ = fn.__qualname__
         wrapper.__doc__ = fn.__doc__
         wrapper.__wrapped__ = fn
+        wrapper._keras_op_class = class_name  # how a model config names this op (Keras' op class)
         return wrapper
 
     return decorate

@@ -20,7 +20,7 @@ class Variable:
     6.0
     """
 
-    __slots__ = ("_value", "name", "path", "trainable", "__weakref__")
+    __slots__ = ("_value", "name", "path", "trainable", "regularizer", "constraint", "__weakref__")
 
     def __init__(self, value, dtype=None, trainable: bool = True, name: str | None = None, path: str | None = None):
         dtype = standardize_dtype(dtype if dtype is not None else getattr(value, "dtype", None))
@@ -28,6 +28,8 @@ class Variable:
         self.name = name or uniquify("variable")
         self.path = path or self.name
         self.trainable = bool(trainable)
+        self.regularizer = None  # set by Layer.add_weight; optimizers apply `constraint` after each step
+        self.constraint = None
 
     @property
     def shape(self) -> tuple:

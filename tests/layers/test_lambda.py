@@ -117,7 +117,8 @@ def test_config():
         "defaults"
     ] == (1,)
     assert layer.compute_output_shape((None, 3)) == (None, 3)
-    with pytest.raises(NotImplementedError, match="serialization"):
+    with pytest.raises(TypeError, match="Unknown function: 'scaled_sin'"):
         layers.Lambda.from_config(config)
+    assert layers.Lambda.from_config(config, custom_objects={"scaled_sin": scaled_sin}).function is scaled_sin
     with pytest.raises(TypeError, match="must be callable"):
         layers.Lambda(3)

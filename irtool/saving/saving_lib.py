@@ -1,0 +1,279 @@
+"""``.keras`` files: Keras 3's zip archive of ``metadata.json``, ``config.json`` and ``model.weights.h5``.
+
+``save_model(model, "m.keras")`` writes what Keras 3 writes: the model's config
+(``serialize_keras_object(model)`` plus ``compile_config`` when compiled), the weights and the
+optimizer's state in Keras' HDF5 layout (:mod:`irtool.saving.h5_weights`), and metadata, as stored
+(uncompressed) members; the archive is written to a temporary file in the target folder and then
+renamed, so an interrupted save never leaves a truncated model behind. ``load_model`` reads files
+Keras wrote as well as its own.
+
+Loading runs no code from the file: classes are looked up by name among irtool's layers and
+``custom_objects`` (a ``Lambda`` needs ``safe_mode=False``), and the archive is checked before use:
+member names that could escape a folder, members declaring more than :data:`MAX_JSON_BYTES` /
+:data:`MAX_WEIGHTS_BYTES` or compressed suspiciously well, missing members, malformed JSON and
+malformed or link-bearing HDF5 are refused with a one-line ``ValueError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import os
+import posixpath
+import zipfile
+import zlib
+
+import h5py
+import numpy as np
+
+from irtool.saving import h5_weights
+from irtool.saving.h5_weights import open_h5, read_weights, write_atomically, write_weights
+
+__all__ = ["KERAS_FORMAT_VERSION", "load_model", "load_weights", "save_model", "save_weights"]
+
+#: The ``keras_version`` written to ``metadata.json``: the Keras release whose format irtool writes.
+KERAS_FORMAT_VERSION = "3.15.1"
+CONFIG_FILENAME = "config.json"
+METADATA_FILENAME = "metadata.json"
+WEIGHTS_FILENAME = "model.weights.h5"
+#: Largest ``config.json`` / ``metadata.json`` accepted (uncompressed bytes).
+MAX_JSON_BYTES = 64 * 2**20
+#: Largest ``model.weights.h5`` accepted (uncompressed bytes).
+MAX_WEIGHTS_BYTES = 64 * 2**30
+#: A compressed member above 1 MiB may expand at most this much (Keras stores members uncompressed).
+MAX_EXPANSION = 100
+
+
+class ArchiveError(ValueError):
+    """A ``.keras`` file that cannot be loaded safely (one line, naming the file and the member)."""
+
+
+# -- saving -----------------------------------------------------------------------------------------
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable: {value!r}")
+
+
+def model_config_json(model) -> str:
+    """``config.json``: the serialized model with its ``compile_config`` (``{}`` when not compiled)."""
+    from irtool.saving.serialization import serialize_keras_object
+
+    config = serialize_keras_object(model)
+    if "compile_config" not in config and hasattr(model, "get_compile_config"):
+        config["compile_config"] = model.get_compile_config()
+    return json.dumps(config, default=_json_default)
+
+
+def save_model(model, filepath, overwrite: bool = True, zipped=None, **kwargs) -> None:
+    """Save ``model`` as a Keras 3 ``.keras`` archive (what ``model.save(filepath)`` does).
+
+    >>> model.save("mnist.keras")                                     # doctest: +SKIP
+    >>> restored = irtool.models.load_model("mnist.keras")            # doctest: +SKIP
+    """
+    kwargs.pop("include_optimizer", None)  # Keras ignores it for .keras files too
+    if kwargs.pop("save_format", None) not in (None, "keras"):
+        raise ValueError("The `save_format` argument is not supported: pass a file path with a `.keras` extension.")
+    if kwargs:
+        raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
+    filepath = os.fspath(filepath)
+    if zipped is False:
+        raise ValueError("irtool saves zipped `.keras` archives only; `zipped=False` is not supported.")
+    if filepath.endswith((".h5", ".hdf5")):
+        raise ValueError(
+            "irtool does not write the legacy HDF5 model format (`.h5`). Save with a `.keras` extension (the Keras 3 "
+            f"format), or use `model.save_weights('<name>.weights.h5')` for weights only. Received: filepath={filepath}"
+        )
+    if not filepath.endswith(".keras"):
+        raise ValueError(
+            "Invalid filepath extension for saving. Please add a `.keras` extension for the native Keras format. Use "
+            f"`model.export(filepath)` to export an ONNX file. Received: filepath={filepath}."
+        )
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} already exists and overwrite=False.")
+    config_json = model_config_json(model)
+    metadata_json = json.dumps(
+        {"keras_version": KERAS_FORMAT_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    )
+    weights = io.BytesIO()
+    with h5py.File(weights, "w") as h5file:
+        write_weights(model, h5file)
+
+    def write(tmp: str) -> None:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+            archive.writestr(METADATA_FILENAME, metadata_json)
+            archive.writestr(CONFIG_FILENAME, config_json)
+            archive.writestr(WEIGHTS_FILENAME, weights.getvalue())
+
+    write_atomically(filepath, write)
+
+
+# -- loading ----------------------------------------------------------------------------------------
+def _check_member_names(archive: zipfile.ZipFile, source: str) -> None:
+    for info in archive.infolist():
+        name = info.filename
+        normalized = posixpath.normpath(name.replace("\\", "/"))
+        if (
+            name.startswith(("/", "\\"))
+            or (len(name) > 1 and name[1] == ":")
+            or normalized == ".."
+            or normalized.startswith("../")
+            or "\x00" in name
+        ):
+            raise ArchiveError(f"{source}: archive member {name!r} has a path that escapes the archive; refusing it")
+
+
+def _member(archive: zipfile.ZipFile, name: str, limit: int, source: str) -> zipfile.ZipInfo:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ArchiveError(
+            f"{source}: the archive has no {name} (members: {archive.namelist()}); is it a Keras 3 `.keras` file?"
+        ) from None
+    if info.file_size > limit:
+        raise ArchiveError(f"{source}: {name} declares {info.file_size:,} bytes, more than the limit of {limit:,}")
+    if info.file_size > 2**20 and info.file_size > MAX_EXPANSION * max(info.compress_size, 1):
+        raise ArchiveError(
+            f"{source}: {name} declares {info.file_size:,} bytes but stores {info.compress_size:,}; refusing a "
+            "possible decompression bomb"
+        )
+    return info
+
+
+def _read_json(archive: zipfile.ZipFile, name: str, source: str) -> dict:
+    info = _member(archive, name, MAX_JSON_BYTES, source)
+    try:
+        with archive.open(info) as member:
+            data = member.read(MAX_JSON_BYTES + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise ArchiveError(f"{source}: {name} is damaged: {error}") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise ArchiveError(f"{source}: {name} is larger than the limit of {MAX_JSON_BYTES:,} bytes")
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ArchiveError(f"{source}: {name} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ArchiveError(f"{source}: {name} should hold a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _open_archive(filepath: str) -> zipfile.ZipFile:
+    if not os.path.exists(filepath):
+        raise ValueError(
+            f"File not found: filepath={filepath}. Please ensure the file is an accessible `.keras` zip file."
+        )
+    try:
+        archive = zipfile.ZipFile(filepath, "r")
+    except zipfile.BadZipFile as error:
+        raise ArchiveError(f"{filepath}: not a `.keras` archive (not a valid zip file: {error})") from None
+    try:
+        _check_member_names(archive, filepath)
+        if "model.weights.npz" in archive.namelist() and WEIGHTS_FILENAME not in archive.namelist():
+            raise ArchiveError(f"{filepath}: weights stored as model.weights.npz are not supported; save them as HDF5")
+    except BaseException:
+        archive.close()
+        raise
+    return archive
+
+
+def _weights_file(archive: zipfile.ZipFile, source: str):
+    """The weights member as a seekable file for h5py (read in place when stored uncompressed)."""
+    info = _member(archive, WEIGHTS_FILENAME, MAX_WEIGHTS_BYTES, source)
+    if info.compress_type == zipfile.ZIP_STORED:
+        return archive.open(info)
+    with archive.open(info) as member:  # seeking backwards in a deflated member re-reads it from the start
+        return io.BytesIO(member.read(MAX_WEIGHTS_BYTES + 1))
+
+
+def _load_weights_member(model, archive: zipfile.ZipFile, source: str, skip_mismatch: bool = False) -> None:
+    where = f"{source}: {WEIGHTS_FILENAME}"
+    try:
+        with _weights_file(archive, source) as member, open_h5(member, where) as h5file:
+            read_weights(model, h5file, where, skip_mismatch=skip_mismatch)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+        raise ArchiveError(f"{where} is damaged: {error}") from None
+
+
+def _reraise_with_source(error: Exception, filepath: str, member: str):
+    """Raise ``error`` again naming the file and member first. A ``KeyError``/``IndexError``/
+    ``AttributeError`` means a config of the wrong shape, so it becomes a ``ValueError``; other
+    subclasses (whose constructors may differ) are raised unchanged."""
+    if str(error).startswith(filepath):
+        raise error
+    if type(error) in (ValueError, TypeError):
+        raise type(error)(f"{filepath}: {member}: {error}") from error
+    if isinstance(error, (KeyError, IndexError, AttributeError)):
+        raise ValueError(f"{filepath}: {member}: malformed config ({type(error).__name__}: {error})") from error
+    raise error
+
+
+def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: bool = True):
+    """Load a model saved as a ``.keras`` archive, by irtool or by Keras 3 (``keras.saving.load_model``).
+
+    ``custom_objects`` maps class names to custom layers, losses or metrics; ``compile=False`` skips
+    the training configuration; ``safe_mode=False`` allows ``Lambda`` layers, whose code would run.
+    """
+    from irtool.models.model import Model
+    from irtool.saving.serialization import deserialize_keras_object
+
+    filepath = os.fspath(filepath)
+    if filepath.endswith((".h5", ".hdf5")):
+        raise ValueError(
+            f"File format not supported: filepath={filepath}. irtool loads Keras 3 `.keras` files; the legacy HDF5 "
+            "model format (`.h5`) is not supported (load the model in Keras and save it as `.keras`)."
+        )
+    if not filepath.endswith(".keras"):
+        raise ValueError(f"File format not supported: filepath={filepath}. irtool loads Keras 3 `.keras` files.")
+    with _open_archive(filepath) as archive:
+        if METADATA_FILENAME in archive.namelist():
+            _read_json(archive, METADATA_FILENAME, filepath)
+        config = _read_json(archive, CONFIG_FILENAME, filepath)
+        _member(archive, WEIGHTS_FILENAME, MAX_WEIGHTS_BYTES, filepath)
+        compile_config = config.pop("compile_config", None)
+        try:
+            model = deserialize_keras_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            _reraise_with_source(error, filepath, CONFIG_FILENAME)
+        if not isinstance(model, Model):
+            raise ArchiveError(f"{filepath}: {CONFIG_FILENAME} describes a {type(model).__name__}, not a model")
+        if compile and compile_config:
+            try:
+                model.compile_from_config(compile_config, custom_objects=custom_objects)
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+                _reraise_with_source(error, filepath, "compile_config")
+        _load_weights_member(model, archive, filepath)
+    return model
+
+
+# -- weights only -----------------------------------------------------------------------------------
+def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -> None:
+    """``model.save_weights(filepath)``: Keras 3's ``.weights.h5`` file (the only suffix Keras 3 accepts)."""
+    if max_shard_size is not None:
+        raise ValueError("irtool writes one weights file; `max_shard_size` (sharded weights) is not supported.")
+    h5_weights.save_weights(model, filepath, overwrite=overwrite)
+
+
+def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None:
+    """``model.load_weights(filepath)``: from a ``.weights.h5`` file or the weights of a ``.keras`` archive."""
+    if kwargs:
+        raise ValueError(f"Invalid keyword arguments: {kwargs}")
+    if not getattr(model, "built", True):
+        raise ValueError(
+            "You are loading weights into a model that has not yet been built. Try building the model first by "
+            "calling it on some data or by using `build()`."
+        )
+    filepath = os.fspath(filepath)
+    if filepath.endswith(".keras"):
+        with _open_archive(filepath) as archive:
+            _load_weights_member(model, archive, filepath, skip_mismatch=skip_mismatch)
+    elif filepath.endswith(".weights.h5"):
+        h5_weights.load_weights(model, filepath, skip_mismatch=skip_mismatch)
+    else:
+        raise ValueError(
+            f"File format not supported: filepath={filepath}. irtool loads Keras 3 `.keras` and `.weights.h5` files "
+            "(the legacy `.h5` format is not supported)."
+        )

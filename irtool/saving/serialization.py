@@ -1,0 +1,471 @@
+"""Keras 3 object serialization: objects <-> ``{"module", "class_name", "config", "registered_name"}``.
+
+This is the format of Keras 3's ``config.json`` and ``get_config()`` trees, so what irtool
+writes loads in Keras and the reverse. irtool's public classes are written under Keras'
+public module names (an irtool ``Dense`` is ``{"module": "keras.layers", "class_name": "Dense"}``)
+and read back through a fixed table of Keras module names to irtool namespaces. A class that
+is not in that table must come from ``custom_objects``, a ``custom_object_scope`` or
+``@register_keras_serializable``: modules named in a config are never imported, and Python
+code in a config (a ``lambda``) is refused unless ``safe_mode=False``.
+
+>>> from irtool import layers
+>>> config = serialize_keras_object(layers.Dense(3, name="d"))
+>>> config["module"], config["class_name"], config["config"]["units"]
+('keras.layers', 'Dense', 3)
+>>> deserialize_keras_object(config).units
+3
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import importlib
+import marshal
+import threading
+import types
+import warnings
+
+import numpy as np
+
+from irtool.saving.object_registration import (
+    CustomObjectScope,
+    get_registered_name,
+    get_registered_object,
+    scoped_custom_objects,
+)
+
+PLAIN_TYPES = (str, int, float, bool)
+
+# Keras' public module -> the irtool namespace its classes and functions are read from.
+_NAMESPACES = {
+    "keras.layers": "irtool.layers",
+    "keras.initializers": "irtool.initializers",
+    "keras.regularizers": "irtool.regularizers",
+    "keras.constraints": "irtool.constraints",
+    "keras.activations": "irtool.activations",
+    "keras.optimizers": "irtool.optimizers",
+    "keras.optimizers.schedules": "irtool.optimizers.schedules",
+    "keras.losses": "irtool.losses",
+    "keras.metrics": "irtool.metrics",
+    "keras.ops": "irtool.ops",
+}
+# Keras' internal packages (``keras.src.layers.core.dense``...) by their first component.
+_SRC_PACKAGES = {
+    "layers": "keras.layers",
+    "initializers": "keras.initializers",
+    "regularizers": "keras.regularizers",
+    "constraints": "keras.constraints",
+    "activations": "keras.activations",
+    "optimizers": "keras.optimizers",
+    "losses": "keras.losses",
+    "metrics": "keras.metrics",
+}
+_KINDS = {
+    "keras.layers": "layer",
+    "keras.initializers": "initializer",
+    "keras.regularizers": "regularizer",
+    "keras.constraints": "constraint",
+    "keras.activations": "activation",
+    "keras.optimizers": "optimizer",
+    "keras.optimizers.schedules": "learning rate schedule",
+    "keras.losses": "loss",
+    "keras.metrics": "metric",
+}
+_MODEL_CLASSES = ("Functional", "Model", "Sequential")
+_DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
+
+
+# -- safe mode ------------------------------------------------------------------------------
+class _SafeModeStack(threading.local):
+    def __init__(self):
+        self.values: list = []
+
+
+_safe_mode = _SafeModeStack()
+
+
+class SafeModeScope:
+    """Inside ``with SafeModeScope(False):`` loading may run Python code stored in a config."""
+
+    def __init__(self, safe_mode=True):
+        self.safe_mode = safe_mode
+
+    def __enter__(self):
+        _safe_mode.values.append(self.safe_mode)
+        return self
+
+    def __exit__(self, *exc_info):
+        _safe_mode.values.pop()
+
+
+def in_safe_mode():
+    """The innermost ``SafeModeScope``'s value, ``None`` outside any (callers treat that as safe)."""
+    return _safe_mode.values[-1] if _safe_mode.values else None
+
+
+# -- public-name tables (built on first use: they import the public namespaces) --------------
+_PUBLIC: dict = {}
+
+
+def _public_tables():
+    """``({class: keras_module}, {function: keras_module})`` for irtool's exported objects."""
+    if not _PUBLIC:
+        classes, functions = {}, {}
+        # Earlier namespaces win where one object is exported twice.
+        for keras_module in (
+            "keras.layers",
+            "keras.initializers",
+            "keras.regularizers",
+            "keras.constraints",
+            "keras.optimizers.schedules",
+            "keras.optimizers",
+            "keras.losses",
+            "keras.metrics",
+            "keras.activations",
+            "keras.ops",
+        ):
+            namespace = importlib.import_module(_NAMESPACES[keras_module])
+            for name in dir(namespace):
+                obj = getattr(namespace, name)
+                if isinstance(obj, type) and obj.__name__ == name:
+                    classes.setdefault(obj, keras_module)
+                elif isinstance(obj, types.FunctionType) and obj.__name__ == name:
+                    functions.setdefault(obj, keras_module)
+        from irtool.models import Functional, Model, Sequential
+
+        classes[Sequential] = "keras"
+        classes[Model] = "keras"
+        classes[Functional] = "keras.src.models.functional"
+        _PUBLIC["classes"], _PUBLIC["functions"] = classes, functions
+    return _PUBLIC["classes"], _PUBLIC["functions"]
+
+
+# -- serialization ---------------------------------------------------------------------------
+def serialize_keras_object(obj):
+    """Keras 3's serialized form of ``obj``: plain values as they are, containers element by
+    element, and objects as ``{"module", "class_name", "config", "registered_name"}`` (plus
+    ``build_config``/``compile_config`` for built layers and compiled models)."""
+    if obj is None or isinstance(obj, PLAIN_TYPES):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        items = [serialize_keras_object(x) for x in obj]
+        return tuple(items) if isinstance(obj, tuple) else items
+    if isinstance(obj, dict):
+        return {key: serialize_keras_object(value) for key, value in obj.items()}
+    if isinstance(obj, bytes):
+        return {"class_name": "__bytes__", "config": {"value": obj.decode("utf-8")}}
+    if isinstance(obj, slice):
+        return {
+            "class_name": "__slice__",
+            "config": {
+                "start": serialize_keras_object(obj.start),
+                "stop": serialize_keras_object(obj.stop),
+                "step": serialize_keras_object(obj.step),
+            },
+        }
+    if obj is Ellipsis:
+        return {"class_name": "__ellipsis__", "config": {}}
+    special = _serialize_value(obj)
+    if special is not None:
+        return special
+    if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
+        return _serialize_function(obj)
+    if not hasattr(obj, "get_config"):
+        raise TypeError(
+            f"Cannot serialize object {obj!r} of type {type(obj).__name__}. To be serializable, a class must "
+            "implement the `get_config()` method."
+        )
+    config = obj.get_config()
+    if not isinstance(config, dict):
+        raise TypeError(f"The `get_config()` method of {obj!r} should return a dict. It returned: {config!r}")
+    serialized = {**_class_identity(type(obj)), "config": serialize_keras_object(config)}
+    order = ("module", "class_name", "config", "registered_name")
+    serialized = {key: serialized[key] for key in order}
+    get_build_config = getattr(obj, "get_build_config", None)
+    build_config = get_build_config() if callable(get_build_config) else None
+    if build_config is not None:
+        serialized["build_config"] = serialize_keras_object(build_config)
+    get_compile_config = getattr(obj, "get_compile_config", None)
+    compile_config = get_compile_config() if callable(get_compile_config) else None
+    if compile_config is not None:
+        serialized["compile_config"] = serialize_keras_object(compile_config)
+    return serialized
+
+
+def _serialize_value(obj):
+    """Tensors, arrays and NumPy scalars; ``None`` when ``obj`` is none of them."""
+    from irtool.ops.core import SymbolicTensor
+    from irtool.ops.variable import Variable
+
+    if isinstance(obj, SymbolicTensor):
+        history = obj._keras_history
+        if history is not None:
+            call, index = history
+            history = [call.operation.name, call.index, index]
+        return {
+            "class_name": "__keras_tensor__",
+            "config": {"shape": list(obj.shape), "dtype": obj.dtype, "keras_history": history},
+        }
+    if isinstance(obj, Variable):
+        obj = obj.numpy()
+    if isinstance(obj, np.ndarray) and obj.ndim > 0:
+        return {"class_name": "__numpy__", "config": {"value": obj.tolist(), "dtype": obj.dtype.name}}
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return obj.item()
+    if isinstance(obj, np.dtype):
+        return obj.name
+    return None
+
+
+def _class_identity(cls) -> dict:
+    classes, _ = _public_tables()
+    module = classes.get(cls)
+    if module == "keras.src.models.functional":
+        return {"module": module, "class_name": cls.__name__, "registered_name": cls.__name__}
+    if module is not None:
+        return {"module": module, "class_name": cls.__name__, "registered_name": None}
+    return {"module": cls.__module__, "class_name": cls.__name__, "registered_name": get_registered_name(cls)}
+
+
+def _serialize_function(fn) -> dict:
+    if fn.__name__ == "<lambda>":
+        warnings.warn(
+            "The object being serialized includes a `lambda`. This is unsafe: to load it again you will have to "
+            "pass `safe_mode=False` to the loading function. Use named functions registered with "
+            "`register_keras_serializable` instead.",
+            stacklevel=3,
+        )
+        return {"class_name": "__lambda__", "config": {"value": list(dump_function(fn))}}
+    _, functions = _public_tables()
+    module = functions.get(fn)
+    if module is not None:
+        return {"module": module, "class_name": "function", "config": fn.__name__, "registered_name": fn.__name__}
+    name = get_registered_name(fn)
+    return {"module": fn.__module__, "class_name": "function", "config": name, "registered_name": name}
+
+
+def dump_function(fn) -> tuple:
+    """``(code, defaults, closure)`` of a Python function: its marshalled bytecode in base64,
+    as Keras stores a ``lambda`` (``python_utils.func_dump``)."""
+    code = base64.encodebytes(marshal.dumps(fn.__code__)).decode("ascii")
+    closure = tuple(cell.cell_contents for cell in fn.__closure__) if fn.__closure__ else None
+    return code, fn.__defaults__, closure
+
+
+def load_function(code, defaults=None, closure=None, name: str = "lambda"):
+    """Rebuild a function from :func:`dump_function`'s output. This RUNS CODE FROM THE CONFIG:
+    callers must have checked that the user opted in (``safe_mode=False``)."""
+    if isinstance(code, (list, tuple)):
+        code, defaults, closure = code
+    try:
+        raw = base64.decodebytes(code.encode("ascii"))
+        function_code = marshal.loads(raw)
+    except (ValueError, TypeError, EOFError) as error:
+        raise ValueError(
+            f"Could not load the Python function of '{name}': its bytecode is invalid or was written by another "
+            f"Python version ({error})."
+        ) from None
+    if not isinstance(function_code, types.CodeType):
+        raise ValueError(f"Could not load the Python function of '{name}': the config does not hold bytecode.")
+    import irtool
+    from irtool import ops
+
+    globals_ = {"__builtins__": builtins, "ops": ops, "keras": irtool, "irtool": irtool, "np": np}
+    cells = tuple(types.CellType(value) for value in closure) if closure is not None else None
+    return types.FunctionType(
+        function_code, globals_, function_code.co_name, tuple(defaults) if defaults else None, cells
+    )
+
+
+# -- deserialization -------------------------------------------------------------------------
+def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwargs):
+    """The object described by a Keras 3 config (the reverse of :func:`serialize_keras_object`).
+
+    ``custom_objects`` maps names to custom classes or functions. With ``safe_mode=True`` (the
+    default) a config that holds Python bytecode (a ``lambda``) is refused; the innermost
+    ``SafeModeScope`` overrides the argument, as in Keras.
+    """
+    scoped = in_safe_mode()
+    safe_mode = scoped if scoped is not None else safe_mode
+    module_objects = kwargs.pop("module_objects", None)
+    kind = kwargs.pop("kind", None)
+    if kwargs:
+        raise TypeError(f"deserialize_keras_object() got unexpected keyword arguments {sorted(kwargs)}")
+    custom_objects = {**(custom_objects or {}), **scoped_custom_objects()}
+    if config is None:
+        return None
+    if isinstance(config, str):
+        named = get_registered_object(config, custom_objects, module_objects)
+        if named is not None:
+            return named() if module_objects is not None and isinstance(named, type) else named
+        if module_objects is not None:
+            raise ValueError(f"Could not interpret serialized {kind or 'object'}: {config!r}")
+        return config
+    if isinstance(config, (list, tuple)):
+        return [deserialize_keras_object(x, custom_objects, safe_mode) for x in config]
+    if isinstance(config, PLAIN_TYPES):
+        return config
+    if not isinstance(config, dict):
+        raise TypeError(f"Could not parse config: {config!r}")
+    if "class_name" not in config or "config" not in config:
+        return {key: deserialize_keras_object(value, custom_objects, safe_mode) for key, value in config.items()}
+
+    class_name = config["class_name"]
+    inner = config["config"] if config["config"] is not None else {}
+    special = _deserialize_special(class_name, inner, custom_objects, safe_mode)
+    if special is not _NOT_SPECIAL:
+        return special
+    module = config.get("module")
+    registered_name = config.get("registered_name") or class_name
+    if class_name == "function":
+        if not isinstance(inner, str):
+            raise TypeError(f"Expected 'config' to be a function name (str). Full config: {config}")
+        return _retrieve_function(inner, registered_name, module, custom_objects, config)
+    if not isinstance(inner, dict):
+        raise TypeError(f"Expected 'config' to be a dict for {class_name}, got {type(inner).__name__}: {config}")
+    if class_name in _DTYPE_POLICIES and module in ("keras", "keras.dtype_policies", None):
+        return inner.get("name")
+    cls = _retrieve_class(class_name, registered_name, module, custom_objects, config, module_objects, kind)
+    if isinstance(cls, types.FunctionType):
+        return cls
+    if not hasattr(cls, "from_config"):
+        raise TypeError(
+            f"Unable to reconstruct an instance of '{class_name}': the class has no `from_config()` method."
+        )
+    with CustomObjectScope(custom_objects), SafeModeScope(safe_mode):
+        try:
+            instance = cls.from_config(inner)
+        except TypeError as error:
+            if getattr(error, "_irtool_unknown_object", False):
+                raise
+            raise TypeError(
+                f"{cls.__name__} could not be deserialized from its config: {error}\nMake sure that `from_config()` "
+                "deserializes the Python objects (layers, models...) that `get_config()` returns.\n"
+                f"config={config}"
+            ) from error
+        build_config = config.get("build_config")
+        if build_config and not getattr(instance, "built", True) and hasattr(instance, "build_from_config"):
+            instance.build_from_config(build_config)
+            instance.built = True
+        compile_config = config.get("compile_config")
+        if compile_config and hasattr(instance, "compile_from_config"):
+            instance.compile_from_config(compile_config)
+    return instance
+
+
+_NOT_SPECIAL = object()
+
+
+class TensorReference:
+    """A ``__keras_tensor__`` read from a config: the tensor that output ``keras_history =
+    [layer_name, node_index, tensor_index]`` produced. Functional ``from_config`` swaps it for
+    the tensor of the rebuilt model."""
+
+    __slots__ = ("shape", "dtype", "keras_history")
+
+    def __init__(self, shape, dtype, keras_history):
+        self.shape = None if shape is None else tuple(shape)
+        self.dtype = dtype
+        self.keras_history = keras_history
+
+    def __repr__(self) -> str:
+        return f"<TensorReference shape={self.shape}, dtype={self.dtype}, keras_history={self.keras_history}>"
+
+
+def _deserialize_special(class_name, inner, custom_objects, safe_mode):
+    if class_name == "__keras_tensor__":
+        return TensorReference(inner.get("shape"), inner.get("dtype"), inner.get("keras_history"))
+    if class_name in ("__numpy__", "__tensor__"):
+        return np.array(inner["value"], dtype=inner["dtype"])
+    if class_name == "__bytes__":
+        return inner["value"].encode("utf-8")
+    if class_name == "__ellipsis__":
+        return Ellipsis
+    if class_name == "__slice__":
+        return slice(
+            *(deserialize_keras_object(inner[k], custom_objects, safe_mode) for k in ("start", "stop", "step"))
+        )
+    if class_name == "__lambda__":
+        if safe_mode is not False:
+            raise ValueError(
+                "Requested the deserialization of a Python `lambda` stored as bytecode in the config. Loading it would "
+                "run code from the file, so it is refused by default. If you trust the source, pass "
+                "`safe_mode=False` to the loading function."
+            )
+        return load_function(inner["value"])
+    return _NOT_SPECIAL
+
+
+def _unknown(kind: str, name: str, module, config, message: str | None = None) -> TypeError:
+    where = f" (module '{module}')" if module else ""
+    if message is None:
+        message = (
+            f"Pass it in custom_objects (custom_objects={{'{name}': {name}}}) or register it with "
+            "@irtool.saving.register_keras_serializable()."
+        )
+    error = TypeError(f"Unknown {kind}: '{name}'{where}. {message} Full object config: {config}")
+    error._irtool_unknown_object = True  # not re-wrapped by the enclosing objects' from_config
+    return error
+
+
+def _keras_namespace(module) -> str | None:
+    """The Keras public module a config's ``module`` stands for (``keras.src.layers.core.dense``
+    -> ``keras.layers``), or ``None`` when it is not a Keras (or irtool) built-in module."""
+    if not module:
+        return None
+    if module in _NAMESPACES:
+        return module
+    parts = module.split(".")
+    if parts[0] == "keras" and len(parts) > 2 and parts[1] == "src":
+        return _SRC_PACKAGES.get(parts[2])
+    if parts[0] == "irtool" and len(parts) > 1:
+        return _SRC_PACKAGES.get(parts[1]) or ("keras.layers" if parts[1] == "layers" else None)
+    return None
+
+
+def _retrieve_class(class_name, registered_name, module, custom_objects, config, module_objects=None, kind=None):
+    for name in dict.fromkeys((registered_name, class_name)):
+        found = get_registered_object(name, custom_objects, module_objects)
+        if found is not None:
+            return found
+    if module and module.startswith("keras.src.ops.") or module == "irtool.ops":
+        from irtool.models.operation_config import revived_operation_class
+
+        return revived_operation_class(class_name, config)
+    if class_name in _MODEL_CLASSES and (
+        module in ("keras", "keras.models") or (module or "").startswith(("keras.src.models", "irtool.models"))
+    ):
+        import irtool.models
+
+        return getattr(irtool.models, class_name)
+    namespace = _keras_namespace(module)
+    if namespace is not None and namespace != "keras.ops":
+        target = importlib.import_module(_NAMESPACES[namespace])
+        found = getattr(target, class_name, None)
+        if isinstance(found, type):
+            return found
+        message = (
+            "irtool does not implement this Keras class; a custom class of that name can be passed in custom_objects."
+        )
+        raise _unknown(kind or _KINDS.get(namespace, "object"), class_name, module, config, message)
+    raise _unknown(kind or "object", class_name, module, config)
+
+
+def _retrieve_function(name, registered_name, module, custom_objects, config):
+    for key in dict.fromkeys((registered_name, name)):
+        found = get_registered_object(key, custom_objects)
+        if found is not None:
+            return found
+    namespace = _keras_namespace(module)
+    if namespace in ("keras.activations", "keras.ops", "keras.losses", "keras.metrics"):
+        target = importlib.import_module(_NAMESPACES[namespace])
+        found = getattr(target, name, None)
+        if namespace == "keras.activations":
+            from irtool import activations
+
+            found = activations.ALL_OBJECTS.get(name, found)
+        if callable(found) and not isinstance(found, type):
+            return found
+        raise _unknown("function", name, module, config, "irtool does not implement this Keras function.")
+    raise _unknown("function", name, module, config)
