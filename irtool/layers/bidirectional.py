@@ -9,7 +9,7 @@ the outputs are merged with ops.
 from __future__ import annotations
 
 from irtool import ops
-from irtool.layers.layer import Layer
+from irtool.layers.layer import Layer, dtype_from_config
 from irtool.layers.rnn import _RNN, weight_scope
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
@@ -182,8 +182,7 @@ class Bidirectional(Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = config["dtype"].get("config", {}).get("name")
+        config = dtype_from_config(config)
         layer = _deserialize(config.pop("layer"))
         backward = config.pop("backward_layer", None)
         return cls(layer, backward_layer=_deserialize(backward) if backward is not None else None, **config)

@@ -8,14 +8,15 @@ import types
 import warnings
 
 from irtool.ir import tree
-from irtool.layers.layer import Layer
+from irtool.layers.layer import Layer, dtype_from_config
 from irtool.ops.core import SymbolicTensor
 
 
 def _serialize_function(fn) -> dict:
     """Keras' config form of a function: ``__lambda__`` (its marshalled bytecode) or, for a
     named function, the reference ``serialize_keras_object`` writes (resolved by name on load)."""
-    from irtool.saving.serialization import dump_function, serialize_keras_object
+    from irtool.saving.python_code import dump_function
+    from irtool.saving.serialization import serialize_keras_object
 
     if isinstance(fn, types.LambdaType) and fn.__name__ == "<lambda>":
         code, defaults, closure = dump_function(fn)
@@ -30,7 +31,8 @@ def _is_lambda_config(config) -> bool:
 
 
 def _deserialize_function(config, layer_name, what, safe_mode, custom_objects):
-    from irtool.saving.serialization import deserialize_keras_object, load_function
+    from irtool.saving.python_code import load_function
+    from irtool.saving.serialization import deserialize_keras_object
 
     if not _is_lambda_config(config):
         return deserialize_keras_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
@@ -143,7 +145,8 @@ class Lambda(Layer):
     def from_config(cls, config, custom_objects=None, safe_mode=None):
         """Rebuild the layer; a ``lambda`` stored as bytecode is loaded only with ``safe_mode=False``
         (given here or by the loading call around it), since that runs code from the config."""
-        from irtool.saving.serialization import deserialize_keras_object, in_safe_mode
+        from irtool.saving.python_code import in_safe_mode
+        from irtool.saving.serialization import deserialize_keras_object
 
         if safe_mode is None:
             safe_mode = in_safe_mode()
@@ -163,6 +166,5 @@ class Lambda(Layer):
             config["arguments"] = deserialize_keras_object(
                 config["arguments"], custom_objects=custom_objects, safe_mode=safe_mode
             )
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = config["dtype"].get("config", {}).get("name")
+        config = dtype_from_config(config)
         return cls(**config)

@@ -39,6 +39,27 @@ def dtype_policy_config(dtype: str) -> dict:
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
 
 
+def dtype_from_config(config: dict) -> dict:
+    """``config`` with its ``dtype`` (a Keras ``DTypePolicy`` dict or a policy name) as a dtype name.
+
+    irtool layers have one dtype. Keras' mixed-precision policies (``mixed_float16``) keep float32
+    weights; such a layer loads as float32 (computing in float32) with a warning.
+    """
+    dtype = config.get("dtype")
+    if isinstance(dtype, dict):
+        dtype = (dtype.get("config") or {}).get("name")
+    if isinstance(dtype, str) and dtype.startswith("mixed_"):
+        warnings.warn(
+            f"Layer '{config.get('name')}' uses Keras' mixed-precision dtype policy '{dtype}'; irtool has no mixed "
+            "precision, so it loads as float32 and computes in float32.",
+            stacklevel=3,
+        )
+        dtype = "float32"
+    if "dtype" in config:
+        config = {**config, "dtype": dtype}
+    return config
+
+
 _SIGNATURES: dict = {}
 
 
@@ -438,9 +459,7 @@ class Layer(Operation):
     @classmethod
     def from_config(cls, config: dict):
         """A new layer from :meth:`get_config`'s output (serialized sub-objects included)."""
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = config["dtype"].get("config", {}).get("name")
+        config = dtype_from_config(dict(config))
         try:
             return cls(**config)
         except TypeError as error:

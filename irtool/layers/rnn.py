@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 
 from irtool.layers.input_spec import InputSpec
-from irtool.layers.layer import Layer, _paths
+from irtool.layers.layer import Layer, _paths, dtype_from_config
 from irtool.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
 from irtool.ops import rnn as rnn_ops
 
@@ -172,8 +172,7 @@ class _RNN(Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = config["dtype"].get("config", {}).get("name")
+        config = dtype_from_config(config)
         return cls(**config)
 
 

@@ -173,7 +173,8 @@ def functional_from_config(cls, config: dict, custom_objects=None):
     from irtool.models.functional import Functional
     from irtool.models.sequential import Sequential
     from irtool.ops.operation import Operation
-    from irtool.saving.serialization import deserialize_keras_object, in_safe_mode
+    from irtool.saving.python_code import in_safe_mode
+    from irtool.saving.serialization import deserialize_keras_object
 
     safe_mode = in_safe_mode()
     safe_mode = True if safe_mode is None else safe_mode
@@ -314,7 +315,8 @@ def _lookup(created: dict, layer_name: str, node: int, index: int):
 def sequential_from_config(cls, config: dict, custom_objects=None):
     """Rebuild a Sequential model from :func:`sequential_get_config`'s output (or Keras')."""
     from irtool.saving.object_registration import CustomObjectScope
-    from irtool.saving.serialization import deserialize_keras_object, in_safe_mode
+    from irtool.saving.python_code import in_safe_mode
+    from irtool.saving.serialization import deserialize_keras_object
 
     if "name" not in config or "layers" not in config:
         raise ValueError(

@@ -18,11 +18,7 @@ code in a config (a ``lambda``) is refused unless ``safe_mode=False``.
 
 from __future__ import annotations
 
-import base64
-import builtins
 import importlib
-import marshal
-import threading
 import types
 import warnings
 
@@ -34,6 +30,7 @@ from irtool.saving.object_registration import (
     get_registered_object,
     scoped_custom_objects,
 )
+from irtool.saving.python_code import SafeModeScope, dump_function, in_safe_mode, load_function
 
 PLAIN_TYPES = (str, int, float, bool)
 
@@ -74,34 +71,6 @@ _KINDS = {
 }
 _MODEL_CLASSES = ("Functional", "Model", "Sequential")
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
-
-
-# -- safe mode ------------------------------------------------------------------------------
-class _SafeModeStack(threading.local):
-    def __init__(self):
-        self.values: list = []
-
-
-_safe_mode = _SafeModeStack()
-
-
-class SafeModeScope:
-    """Inside ``with SafeModeScope(False):`` loading may run Python code stored in a config."""
-
-    def __init__(self, safe_mode=True):
-        self.safe_mode = safe_mode
-
-    def __enter__(self):
-        _safe_mode.values.append(self.safe_mode)
-        return self
-
-    def __exit__(self, *exc_info):
-        _safe_mode.values.pop()
-
-
-def in_safe_mode():
-    """The innermost ``SafeModeScope``'s value, ``None`` outside any (callers treat that as safe)."""
-    return _safe_mode.values[-1] if _safe_mode.values else None
 
 
 # -- public-name tables (built on first use: they import the public namespaces) --------------
@@ -243,39 +212,6 @@ def _serialize_function(fn) -> dict:
         return {"module": module, "class_name": "function", "config": fn.__name__, "registered_name": fn.__name__}
     name = get_registered_name(fn)
     return {"module": fn.__module__, "class_name": "function", "config": name, "registered_name": name}
-
-
-def dump_function(fn) -> tuple:
-    """``(code, defaults, closure)`` of a Python function: its marshalled bytecode in base64,
-    as Keras stores a ``lambda`` (``python_utils.func_dump``)."""
-    code = base64.encodebytes(marshal.dumps(fn.__code__)).decode("ascii")
-    closure = tuple(cell.cell_contents for cell in fn.__closure__) if fn.__closure__ else None
-    return code, fn.__defaults__, closure
-
-
-def load_function(code, defaults=None, closure=None, name: str = "lambda"):
-    """Rebuild a function from :func:`dump_function`'s output. This RUNS CODE FROM THE CONFIG:
-    callers must have checked that the user opted in (``safe_mode=False``)."""
-    if isinstance(code, (list, tuple)):
-        code, defaults, closure = code
-    try:
-        raw = base64.decodebytes(code.encode("ascii"))
-        function_code = marshal.loads(raw)
-    except (ValueError, TypeError, EOFError) as error:
-        raise ValueError(
-            f"Could not load the Python function of '{name}': its bytecode is invalid or was written by another "
-            f"Python version ({error})."
-        ) from None
-    if not isinstance(function_code, types.CodeType):
-        raise ValueError(f"Could not load the Python function of '{name}': the config does not hold bytecode.")
-    import irtool
-    from irtool import ops
-
-    globals_ = {"__builtins__": builtins, "ops": ops, "keras": irtool, "irtool": irtool, "np": np}
-    cells = tuple(types.CellType(value) for value in closure) if closure is not None else None
-    return types.FunctionType(
-        function_code, globals_, function_code.co_name, tuple(defaults) if defaults else None, cells
-    )
 
 
 # -- deserialization -------------------------------------------------------------------------
@@ -434,7 +370,7 @@ def _retrieve_class(class_name, registered_name, module, custom_objects, config,
 
         return revived_operation_class(class_name, config)
     if class_name in _MODEL_CLASSES and (
-        module in ("keras", "keras.models") or (module or "").startswith(("keras.src.models", "irtool.models"))
+        module in (None, "keras", "keras.models") or module.startswith(("keras.src.models", "irtool.models"))
     ):
         import irtool.models
 

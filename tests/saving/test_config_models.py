@@ -334,3 +334,50 @@ def test_clone_of_subclassed_model_uses_its_config():
     assert type(clone) is Scaled and clone.factor == 3.0 and clone is not model
     with pytest.raises(ValueError, match="only supported for Sequential models or Functional"):
         clone_model(model, clone_function=lambda layer: layer)
+
+
+def test_keras2_style_json_loads():
+    # What tf.keras 2 wrote: no "module" keys, string dtypes, list-form inbound nodes.
+    text = json.dumps(
+        {
+            "class_name": "Functional",
+            "config": {
+                "name": "model",
+                "layers": [
+                    {
+                        "class_name": "InputLayer",
+                        "config": {"batch_input_shape": [None, 4], "dtype": "float32", "name": "input_1"},
+                        "name": "input_1",
+                        "inbound_nodes": [],
+                    },
+                    {
+                        "class_name": "Dense",
+                        "config": {
+                            "name": "dense",
+                            "trainable": True,
+                            "dtype": "float32",
+                            "units": 2,
+                            "activation": "relu",
+                            "use_bias": True,
+                            "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": None}},
+                            "bias_initializer": {"class_name": "Zeros", "config": {}},
+                            "kernel_regularizer": {"class_name": "L2", "config": {"l2": 0.01}},
+                            "bias_regularizer": None,
+                            "activity_regularizer": None,
+                            "kernel_constraint": None,
+                            "bias_constraint": None,
+                        },
+                        "name": "dense",
+                        "inbound_nodes": [[["input_1", 0, 0, {}]]],
+                    },
+                ],
+                "input_layers": [["input_1", 0, 0]],
+                "output_layers": [["dense", 0, 0]],
+            },
+            "keras_version": "2.13.1",
+            "backend": "tensorflow",
+        }
+    )
+    model = model_from_json(text)
+    assert model.output_shape == (None, 2) and [layer.name for layer in model.layers] == ["input_1", "dense"]
+    assert isinstance(model.layers[1].kernel_regularizer, keras.regularizers.L2)

@@ -297,3 +297,13 @@ def test_regularizers_and_constraints_match_keras(obj, real_keras):
     np.testing.assert_allclose(np.asarray(obj(WEIGHT)), want, rtol=1e-5, atol=1e-6)
     back = deserialize_keras_object(to_json(real_keras.saving.serialize_keras_object(theirs)))
     assert type(back) is type(obj)
+
+
+def test_mixed_precision_policies_load_as_float32():
+    config = layers.Dense(2, name="mp").get_config()
+    config["dtype"] = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "mixed_float16"}}
+    with pytest.warns(UserWarning, match="'mp' uses Keras' mixed-precision dtype policy 'mixed_float16'"):
+        layer = layers.Dense.from_config(config)
+    assert layer.dtype == "float32"
+    config["dtype"] = "float16"
+    assert layers.Dense.from_config(config).dtype == "float16"
