@@ -161,7 +161,11 @@ class Layer(Operation):
         tracked = self.__dict__.get("_tracked_layers")
         if tracked is not None and name != "_tracked_layers":
             seen = None
-            for item in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(value, dict):
+                items = value.values()
+            else:
+                items = value if isinstance(value, (list, tuple)) else (value,)
+            for item in items:
                 if isinstance(item, Layer) and item is not self:
                     if seen is None:
                         seen = {id(t) for t in tracked}

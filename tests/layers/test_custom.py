@@ -123,3 +123,26 @@ def test_sublayers_in_lists_are_tracked_and_auto_config():
     assert config["factor"] == 3.0 and config["name"] == "scale"
     x = np.ones((2, 2), "float32")
     assert_onnx_parity(model, x)
+
+
+def test_sublayers_held_in_a_dict_are_tracked_and_trained():
+    import numpy as np
+
+    import irtool as keras
+    from irtool import layers
+
+    class Heads(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.heads = {"a": layers.Dense(2), "b": layers.Dense(3)}
+
+        def call(self, x):
+            return keras.ops.concatenate([self.heads["a"](x), self.heads["b"](x)], axis=-1)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, Heads()(inputs))
+    assert len(model.trainable_weights) == 4
+    model.compile(optimizer="sgd", loss="mse")
+    before = [w.copy() for w in model.get_weights()]
+    model.train_on_batch(np.ones((2, 4), "float32"), np.zeros((2, 5), "float32"))
+    assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
