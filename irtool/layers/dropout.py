@@ -13,22 +13,33 @@ from irtool.ops.gradients import unbroadcast
 
 class DropoutPrim(Primitive):
     """Dropout: the identity at inference (lowered to nothing); its training kernel zeroes
-    ``rate`` of the inputs (whole ``noise_shape`` blocks) and scales the rest by ``1 / (1 - rate)``."""
+    ``rate`` of the inputs (whole ``noise_shape`` blocks) and scales the rest by ``1 / (1 - rate)``.
+
+    ``always=True`` (a layer called with ``training=True`` on symbolic tensors, Keras'
+    Monte-Carlo dropout) keeps it active at inference too: ``predict`` draws a new mask per call
+    and the export is an ONNX ``Dropout`` in training mode."""
 
     elementwise = True
 
     name = "dropout"
 
-    def infer(self, specs, rate, noise_shape, seed):
+    def infer(self, specs, rate, noise_shape, seed, always=False):
         return [TensorSpec(specs[0].shape, specs[0].dtype)]
 
-    def forward(self, x, rate, noise_shape, seed):
-        return x
+    def forward(self, x, rate, noise_shape, seed, always=False):
+        if not always or rate <= 0:
+            return x
+        return self.training_kernel({"rate": rate, "noise_shape": noise_shape}, random.generator(seed))(x)[0]
 
     def inference_attrs(self, attrs):
-        return None
+        return attrs if attrs.get("always") else None  # an explicit training=True wins, as in Keras
 
-    def vjp(self, cotangents, inputs, outputs, rate, noise_shape, seed):
+    def vjp(self, cotangents, inputs, outputs, rate, noise_shape, seed, always=False):
+        if always and rate > 0:
+            raise NotImplementedError(
+                "The gradient of an always-active dropout (called with training=True) needs its mask: "
+                "differentiate it in a training program."
+            )
         return [cotangents[0]]
 
     returns_aux = True
@@ -47,11 +58,20 @@ class DropoutPrim(Primitive):
 
         return run
 
-    def training_vjp(self, cotangents, inputs, outputs, aux, rate, noise_shape, seed):
+    def training_vjp(self, cotangents, inputs, outputs, aux, rate, noise_shape, seed, always=False):
         return [cotangents[0] if aux is None else unbroadcast(cotangents[0] * aux, inputs[0].shape)]
 
-    def to_onnx(self, ctx, ins, outs, rate, noise_shape, seed):
-        ctx.node("Identity", ins, outs)
+    def to_onnx(self, ctx, ins, outs, rate, noise_shape, seed, always=False):
+        if not always or rate <= 0:
+            ctx.node("Identity", ins, outs)
+            return
+        if noise_shape is not None:
+            ctx.fail(self, "a dropout called with training=True and a noise_shape has no ONNX form")
+        dtype = ctx.dtype_of(ins[0])
+        ratio = ctx.const(np.asarray(rate, dtype), f"{ctx.scope}/ratio")
+        training = ctx.const(np.asarray(True), f"{ctx.scope}/training_mode")
+        extra = {} if seed is None else {"seed": int(seed)}
+        ctx.node("Dropout", [ins[0], ratio, training], outs, **extra)
 
 
 DROPOUT = DropoutPrim()
@@ -77,7 +97,10 @@ class Dropout(Layer):
         if isinstance(inputs, SymbolicTensor):
             if training is not None and not training:  # called with training=False: never active
                 return inputs
-            return apply(DROPOUT, [inputs], rate=float(self.rate), noise_shape=self.noise_shape, seed=self.seed)[0]
+            attrs = dict(rate=float(self.rate), noise_shape=self.noise_shape, seed=self.seed)
+            if training:  # Keras: an explicit training=True keeps it active at inference (MC dropout)
+                attrs["always"] = True
+            return apply(DROPOUT, [inputs], **attrs)[0]
         if training and self.rate > 0:
             shape = self.noise_shape or inputs.shape
             shape = tuple(inputs.shape[i] if d is None else d for i, d in enumerate(shape))

@@ -201,3 +201,39 @@ def test_nested_model_called_with_training_false_stays_in_inference_mode(sequent
     frozen.compile(optimizer="sgd", loss="mse")
     frozen.fit(x, x[:, :1], epochs=1, verbose=0)
     assert_onnx_parity(frozen, x[:3])
+
+
+def test_dropout_called_with_training_true_stays_active_at_inference():
+    inputs = keras.Input((200,))
+    model = keras.Model(inputs, layers.Dropout(0.5)(inputs, training=True))
+    x = np.ones((4, 200), "float32")
+    a, b = model.predict(x, verbose=0), model.predict(x, verbose=0)
+    assert set(np.unique(a)) == {0.0, 2.0} and not np.array_equal(a, b)
+    assert abs((a == 0).mean() - 0.5) < 0.05
+    (y,), _ = GradientProgram(model.graph, [], training=True).run([x])
+    assert set(np.unique(y)) == {0.0, 2.0}
+    # Nested under an outer training=False, the explicit training=True still wins (as in Keras).
+    outer_in = keras.Input((200,))
+    outer = keras.Model(outer_in, model(outer_in, training=False))
+    assert (outer.predict(x, verbose=0) == 0).any()
+    # Exported as an ONNX Dropout in training mode: ONNX Runtime drops too.
+    import irtool.onnx
+
+    from ..conftest import run_onnx
+
+    proto = irtool.onnx.to_onnx(model)
+    assert [n.op_type for n in proto.graph.node] == ["Dropout"]
+    (got,) = run_onnx(proto, {proto.graph.input[0].name: x})
+    assert set(np.unique(got)) == {0.0, 2.0} and abs((got == 0).mean() - 0.5) < 0.05
+
+
+def test_training_true_dropout_trains():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 6)).astype("float32")
+    inputs = keras.Input((6,))
+    h = layers.Dropout(0.3)(layers.Dense(8, activation="relu")(inputs), training=True)
+    model = keras.Model(inputs, layers.Dense(1)(h))
+    model.compile(optimizer="adam", loss="mse")
+    history = model.fit(x, x[:, :1], epochs=5, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    training_gradcheck(keras.Model(inputs, h), [x[:3].astype("float64")], seed=1, atol=1e-4, rtol=1e-3)
