@@ -1,7 +1,9 @@
-"""The ``irtool`` command line: export a model defined in a Python file to ONNX, or summarize it.
+"""The ``irtool`` command line: export a model defined in a Python file to ONNX, summarize or plot it.
 
     irtool export examples/mnist_mlp.py -o out/mnist.onnx --check
     irtool summary examples/mnist_mlp.py --show-trainable
+    irtool plot examples/mnist_mlp.py -o mnist.png --show-shapes
+    irtool plot out/mnist.onnx -o mnist_onnx.svg
 
 The file is run (as module ``__irtool_model__``, so its ``if __name__ == "__main__":`` block
 is skipped) and the model is picked from its globals: ``--object NAME`` (a model or a
@@ -301,11 +303,153 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- plot ------------------------------------------------------------------------------------------
+#: ``plot`` options that only make sense for a layer view, not for an ONNX file's node view.
+_LAYER_VIEW_ONLY = {
+    "expand_nested": "--expand-nested",
+    "show_layer_activations": "--show-layer-activations",
+    "show_trainable": "--show-trainable",
+}
+
+
+def _plot_output_path(output: str | None, source: str) -> Path:
+    stem = Path(source).stem
+    if output is None:
+        return Path(f"{stem}.png")
+    out = Path(output)
+    if out.is_dir() or output.endswith(("/", os.sep)):
+        return out / f"{stem}.png"
+    return out
+
+
+def _onnx_dot(args: argparse.Namespace):
+    """The node-level picture of the ONNX file ``args.file`` (any producer's, read without running anything)."""
+    from irtool.viz.onnx_view import load_onnx, onnx_to_dot
+
+    if args.object is not None:
+        raise CLIError(f"--object picks a model in a Python file; {args.file} is an ONNX file")
+    for option, flag in _LAYER_VIEW_ONLY.items():
+        if getattr(args, option):
+            raise CLIError(f"{flag} applies to models, not to ONNX files ({args.file} is drawn node by node)")
+    if not Path(args.file).is_file():
+        raise CLIError(f"no such file: {args.file}")
+    try:
+        proto = load_onnx(args.file)
+    except (OSError, ValueError) as error:
+        raise CLIError(str(error)) from error
+    try:
+        return onnx_to_dot(proto, show_dtype=args.show_dtype, rankdir=args.rankdir, dpi=args.dpi), Path(args.file).name
+    except Exception as error:
+        raise CLIError(f"cannot plot {args.file}: {_describe(error)}") from error
+
+
+def _model_dot(args: argparse.Namespace):
+    """The layer view of the model in ``args.file`` (a Python file or a saved ``.keras`` model)."""
+    from irtool.viz import model_to_dot
+
+    model = load_model(args.file, args.object)
+    try:
+        dot = model_to_dot(
+            model,
+            show_shapes=args.show_shapes,
+            show_dtype=args.show_dtype,
+            rankdir=args.rankdir,
+            expand_nested=args.expand_nested,
+            dpi=args.dpi,
+            show_layer_activations=args.show_layer_activations,
+            show_trainable=args.show_trainable,
+        )
+    except Exception as error:
+        raise CLIError(f"plot of model '{model.name}' failed: {_describe(error)}") from error
+    return dot, f"model '{model.name}'"
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """``irtool plot``: draw the model (or an ONNX file) to a png, svg, pdf or dot file, written atomically."""
+    import warnings
+
+    from irtool.viz import GraphvizUnavailableError, RenderError, save_plot
+    from irtool.viz.render import format_of
+
+    out = _plot_output_path(args.output, args.file)
+    try:
+        fmt = format_of(out)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    if out.is_dir():
+        raise CLIError(f"the output {out} is a directory")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dot, what = _onnx_dot(args) if args.file.lower().endswith(".onnx") else _model_dot(args)
+        created = _make_folders(out.parent)
+        try:
+            plot = save_plot(dot, out, args.renderer)
+        except GraphvizUnavailableError as error:  # the DOT text was written beside: keep its folder
+            raise CLIError(str(error)) from error
+        except (RenderError, OSError) as error:
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+            raise CLIError(f"cannot write {out}: {_describe(error)}") from error
+    for warning in caught:
+        print(f"irtool: warning: {_one_line(str(warning.message))}", file=sys.stderr)
+    by = f", rendered by {plot.renderer}" if plot.renderer else ""
+    print(f"plotted {what} -> {out} ({fmt}{by})")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _add_plot_parser(commands) -> None:
+    plot = commands.add_parser(
+        "plot",
+        help="draw the model: png, svg, pdf or dot",
+        description="Draw the model's layers (like keras.utils.plot_model), or an ONNX file node by node. Uses "
+        "Graphviz's dot when installed, else the pip-installed graphviz-pure (png and svg).",
+    )
+    plot.add_argument("file", help="a Python file that builds the model, a saved .keras model, or an .onnx file")
+    plot.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="the picture to write; its extension picks the format: .png, .svg, .pdf or .dot (default: ./<stem>.png)",
+    )
+    plot.add_argument(
+        "--object",
+        metavar="NAME",
+        help="the model to use: a global of the file holding a model, or a zero-argument function returning one",
+    )
+    plot.add_argument(
+        "--show-shapes", action="store_true", help="show input and output shapes (an ONNX file always shows them)"
+    )
+    plot.add_argument("--show-dtype", action="store_true", help="show output dtypes")
+    plot.add_argument("--show-layer-activations", action="store_true", help="show the activation of layers having one")
+    plot.add_argument("--show-trainable", action="store_true", help="mark layers with weights as trainable or not")
+    plot.add_argument("--expand-nested", action="store_true", help="draw nested models as clusters of their layers")
+    plot.add_argument("--rankdir", choices=("TB", "LR", "BT", "RL"), default="TB", help="layout direction (default TB)")
+    plot.add_argument("--dpi", type=_positive_int, default=200, metavar="N", help="PNG resolution (default 200)")
+    plot.add_argument(
+        "--renderer", metavar="NAME", help="dot, graphviz-pure or the path of a dot-compatible program (default: auto)"
+    )
+    plot.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    plot.set_defaults(func=cmd_plot)
+
+
 # -- the parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from irtool import __version__
 
-    parser = _Parser(prog="irtool", description="Export and inspect irtool models defined in Python files.")
+    parser = _Parser(prog="irtool", description="Export, inspect and plot irtool models defined in Python files.")
     parser.add_argument("--version", action="version", version=f"irtool {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("file", help="a Python file that builds the model, or a saved .keras model")
@@ -315,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the model to use: a global of the file holding a model, or a zero-argument function returning one",
     )
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    commands = parser.add_subparsers(dest="command", metavar="{export,summary}", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="{export,summary,plot}", parser_class=_Parser)
     commands.required = True
 
     export = commands.add_parser(
@@ -337,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--expand-nested", action="store_true", help="expand nested models")
     summary.add_argument("--show-trainable", action="store_true", help="add a 'Trainable' column")
     summary.set_defaults(func=cmd_summary)
+    _add_plot_parser(commands)
     return parser
 
 

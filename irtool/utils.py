@@ -1,10 +1,11 @@
-"""``irtool.utils``: seeding, one-hot labels and (with the plotting issue) plot_model."""
+"""``irtool.utils``: seeding, one-hot labels, and ``plot_model`` / ``model_to_dot`` (from ``irtool.viz``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from irtool.random import set_random_seed
+from irtool.viz import model_to_dot, plot_model
 
 
 def to_categorical(x, num_classes=None) -> np.ndarray:
@@ -25,4 +26,4 @@ def to_categorical(x, num_classes=None) -> np.ndarray:
     return out.reshape(shape + (num_classes,))
 
 
-__all__ = ["set_random_seed", "to_categorical"]
+__all__ = ["model_to_dot", "plot_model", "set_random_seed", "to_categorical"]

@@ -378,3 +378,217 @@ def test_debug_shows_the_export_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err and "ExportError" in err
     assert files_under(tmp_path) == ["model.py"]
+
+
+# -- plot ----------------------------------------------------------------------------------------------
+needs_pip_renderer = pytest.mark.skipif(
+    __import__("irtool.viz.render", fromlist=["render"])._pip_renderer_path() is None,
+    reason="graphviz-pure is not installed",
+)
+
+NESTED = """
+import irtool as keras
+from irtool import layers
+
+x = keras.Input((4,), name="x")
+inner = keras.Model(x, layers.Dense(3, activation="relu", name="hidden")(x), name="inner")
+y = keras.Input((4,), name="y")
+model = keras.Model(y, layers.Dense(2, name="out")(inner(y)), name="outer")
+"""
+
+
+@needs_pip_renderer
+def test_plot_defaults_to_stem_png_in_the_current_folder(tiny, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["plot", str(tiny), "--renderer", "graphviz-pure"]) == 0
+    assert capsys.readouterr().out == "plotted model 'tiny' -> tiny.png (png, rendered by graphviz-pure)\n"
+    assert files_under(work) == ["tiny.png"]
+    assert (work / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_dot_output_matches_model_to_dot_with_every_option(tmp_path, capsys):
+    import irtool
+
+    source = write(tmp_path, "nested.py", NESTED)
+    out = tmp_path / "pics" / "new" / "m.dot"
+    argv = ["plot", str(source), "-o", str(out), "--show-shapes", "--show-dtype", "--show-layer-activations"]
+    argv += ["--show-trainable", "--expand-nested", "--rankdir", "LR", "--dpi", "96"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == f"plotted model 'outer' -> {out} (dot)\n"
+    model = irtool.cli.load_model(str(source))
+    expected = irtool.utils.model_to_dot(
+        model,
+        show_shapes=True,
+        show_dtype=True,
+        show_layer_activations=True,
+        show_trainable=True,
+        expand_nested=True,
+        rankdir="LR",
+        dpi=96,
+    ).source
+    assert out.read_text() == expected
+    assert "subgraph cluster_inner {" in expected and "Activation: <b>relu</b>" in expected
+
+
+@needs_pip_renderer
+def test_plot_svg_into_a_folder_with_object(tmp_path, capsys):
+    source = write(tmp_path, "two.py", TWO_MODELS)
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    argv = ["plot", str(source), "--object", "make", "-o", str(folder), "--show-shapes", "--renderer", "graphviz-pure"]
+    assert main(argv) == 0
+    out = folder / "two.png"
+    assert capsys.readouterr().out == f"plotted model 'made' -> {out} (png, rendered by graphviz-pure)\n"
+    assert main(["plot", str(source), "--object", "first", "-o", str(folder / "first.svg")]) == 0
+    text = (folder / "first.svg").read_text()
+    assert text.lstrip().startswith("<?xml") and "<title>first</title>" in text and ">dense<" in text
+
+
+@needs_pip_renderer
+def test_plot_an_onnx_file_irtool_exported(tiny, tmp_path, capsys):
+    onnx_path = tmp_path / "tiny.onnx"
+    assert main(["export", str(tiny), "-o", str(onnx_path)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "tiny_onnx.svg"
+    assert main(["plot", str(onnx_path), "-o", str(out), "--show-dtype", "--renderer", "graphviz-pure"]) == 0
+    assert capsys.readouterr().out == f"plotted tiny.onnx -> {out} (svg, rendered by graphviz-pure)\n"
+    text = out.read_text()
+    assert ">Gemm<" in text and ">(batch, 3)<" in text and ">x<" in text
+
+
+def test_plot_an_onnx_file_made_with_helper(tmp_path, capsys):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["a"], ["b"], name="act"), helper.make_node("Neg", ["b"], ["c"])],
+        "two_ops",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [2, "n"])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, None)],
+    )
+    path = tmp_path / "two.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    out = tmp_path / "two.dot"
+    assert main(["plot", str(path), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("digraph two_ops {")
+    assert "input0 -> node0" in text and "node0 -> node1" in text and "node1 -> output0" in text
+    assert text.count("(2, n)") == 4  # the input, then from shape inference Relu's and Neg's outputs and the output
+
+
+@needs_pip_renderer
+def test_plot_a_saved_keras_model(tmp_path, capsys):
+    import irtool as keras
+    from irtool import layers
+
+    inputs = keras.Input((4,), name="x")
+    model = keras.Model(inputs, layers.Dense(3, name="out")(inputs), name="saved")
+    model.save(str(tmp_path / "saved.keras"))
+    out = tmp_path / "saved.dot"
+    assert main(["plot", str(tmp_path / "saved.keras"), "-o", str(out), "--show-shapes"]) == 0
+    assert capsys.readouterr().out == f"plotted model 'saved' -> {out} (dot)\n"
+    assert "x -> out" in out.read_text() and "(None, 3)" in out.read_text()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["-o", "m.jpg"], "unsupported file extension .jpg; use one of .png, .svg, .pdf, .dot"),
+        (["--object", "nope"], "defines no object named 'nope'"),
+    ],
+)
+def test_plot_errors_are_one_clean_line(extra, message, tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", str(tiny), *extra]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("irtool: error: ") and err.count("\n") == 1 and message in err
+    assert files_under(tmp_path) == ["tiny.py"]
+
+
+def test_plot_onnx_errors(tiny, tmp_path, capsys):
+    assert main(["export", str(tiny), "-o", str(tmp_path / "t.onnx")]) == 0
+    capsys.readouterr()
+    for argv, message in [
+        (["--expand-nested"], "--expand-nested applies to models, not to ONNX files"),
+        (["--show-trainable"], "--show-trainable applies to models, not to ONNX files"),
+        (["--object", "model"], "--object picks a model in a Python file;"),
+    ]:
+        assert main(["plot", str(tmp_path / "t.onnx"), "-o", str(tmp_path / "t.svg"), *argv]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("irtool: error: ") and err.count("\n") == 1 and message in err
+    (tmp_path / "bad.onnx").write_bytes(b"\x08\xff\xff garbage")
+    assert main(["plot", str(tmp_path / "bad.onnx"), "-o", str(tmp_path / "b.svg")]) == 1
+    assert "bad.onnx is not a readable ONNX model" in capsys.readouterr().err
+    assert main(["plot", str(tmp_path / "none.onnx")]) == 1
+    assert capsys.readouterr().err == f"irtool: error: no such file: {tmp_path / 'none.onnx'}\n"
+    assert files_under(tmp_path) == ["bad.onnx", "t.onnx", "tiny.py"]
+
+
+@needs_pip_renderer
+def test_plot_pdf_without_system_dot_writes_the_dot_beside(tiny, tmp_path, capsys):
+    out = tmp_path / "new" / "m.pdf"
+    assert main(["plot", str(tiny), "-o", str(out), "--renderer", "graphviz-pure"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("irtool: error: Cannot write ") and err.count("\n") == 1
+    assert "pdf needs Graphviz's `dot`" in err and f"The DOT source was written to {tmp_path / 'new' / 'm.dot'}" in err
+    assert files_under(tmp_path) == ["new/m.dot", "tiny.py"]
+
+
+def test_plot_render_failure_removes_the_folders_it_made(tiny, tmp_path, capsys):
+    if os.name == "nt":
+        pytest.skip("a shell script stands in for a broken renderer")
+    program = tmp_path / "broken"
+    program.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-T?" ]; then echo \'Format: "?" not recognized. Use one of: png\' >&2; exit 1; fi\n'
+        "echo 'Error: out of cheese' >&2\nexit 2\n"
+    )
+    program.chmod(0o755)
+    out = tmp_path / "a" / "b" / "m.png"
+    assert main(["plot", str(tiny), "-o", str(out), "--renderer", str(program)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"irtool: error: cannot write {out}: RenderError: broken failed to render png: Error: out of cheese\n"
+    assert not (tmp_path / "a").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["plot"], ["plot", "x.py", "--dpi", "0"], ["plot", "x.py", "--dpi", "x"], ["plot", "x.py", "--rankdir", "XY"]],
+)
+def test_plot_usage_errors_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("irtool: error: ") and err.count("\n") == 1
+
+
+def test_plot_debug_shows_the_traceback(tmp_path, capsys):
+    source = write(tmp_path, "model.py", "import irtool\nraise RuntimeError('no model today')\n")
+    assert main(["plot", str(source), "--debug", "-o", str(tmp_path / "m.png")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "no model today" in err
+    assert err.splitlines()[-1].startswith("irtool: error: running ")
+    assert files_under(tmp_path) == ["model.py"]
+
+
+@needs_pip_renderer
+def test_plot_warnings_are_one_line_each(tmp_path, capsys):
+    source = write(
+        tmp_path,
+        "chain.py",
+        """
+        import irtool as keras
+        from irtool import layers
+
+        x = inputs = keras.Input((4,))
+        for _ in range(300):
+            x = layers.Dense(4)(x)
+        model = keras.Model(inputs, x, name="chain")
+        """,
+    )
+    out = tmp_path / "chain.png"
+    assert main(["plot", str(source), "-o", str(out), "--renderer", "graphviz-pure", "--dpi", "600"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.startswith("irtool: warning: The plot of 'chain' is ") and captured.err.count("\n") == 1
+    assert "PNG resolution lowered from 600 to" in captured.err
+    assert captured.out == f"plotted model 'chain' -> {out} (png, rendered by graphviz-pure)\n"
