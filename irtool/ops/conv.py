@@ -54,6 +54,7 @@ class Conv(Primitive):
     """N-d grouped convolution. Inputs ``x``, ``kernel (k..., C/groups, out)``, optional ``bias (out,)``."""
 
     name = "conv"
+    uses_fast_kernels = True  # its training kernel and input gradient (see ``fast_kernels``)
     layout_sensitive = True
     layout_inputs = (0,)
 

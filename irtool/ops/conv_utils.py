@@ -250,7 +250,10 @@ def _conv_nhwc_vjp(x, kernel, gy, strides, padding, dilation, groups, want_x=Tru
         return (gxp[crop] if padded else gxp), gk.reshape(kernel.shape)
     if groups == 1:
         cols = _windows(xp, ksize, strides, dilation, out_spatial).reshape(m, taps * channels)
-        gk = (cols.T @ gy.reshape(m, out)).reshape(kernel.shape)
+        from irtool.ops import fast_kernels
+
+        gk = fast_kernels.matmul_tn(cols, gy.reshape(m, out))
+        gk = (cols.T @ gy.reshape(m, out) if gk is None else gk).reshape(kernel.shape)
     else:
         cols = _windows(xp, ksize, strides, dilation, out_spatial, group_first=groups).reshape(groups, m, taps * cg)
         g3 = gy.reshape(m, groups, og).transpose(1, 0, 2)  # (G, M, og)

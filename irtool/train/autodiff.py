@@ -72,8 +72,24 @@ class GradientProgram:
         # A weight the graph never reads gets a zero gradient (slot None).
         self.wrt = list(wrt)
         self.wrt_slots = [slot_of(v) if v in graph.nx else None for v in wrt]
+        # Float32 convolutions run through ONNX Runtime's kernels when training; BLAS then runs on
+        # one thread so its spinning workers leave the cores to ONNX Runtime (ops.fast_kernels).
+        self.limit_blas = training and any(
+            getattr(graph.nx.nodes[op]["prim"], "uses_fast_kernels", False)
+            and str(graph.nx.nodes[graph.op_inputs(op)[0]]["spec"].dtype) == "float32"
+            for op in graph.ops
+        )
 
     def run(self, feeds: list, seed=None):
+        """Forward then backward; returns ``(outputs, gradients)`` (see ``_run``)."""
+        if self.limit_blas:
+            from irtool.ops import fast_kernels
+
+            with fast_kernels.blas_limited():
+                return self._run(feeds, seed)
+        return self._run(feeds, seed)
+
+    def _run(self, feeds: list, seed=None):
         """Forward then backward; returns ``(outputs, gradients)``.
 
         ``seed`` is the gradient of the first output (default: ones, i.e. d loss / d loss).

@@ -103,3 +103,25 @@ def test_training_step_is_the_same_with_either_kernels():
     np.testing.assert_allclose(y_fast, y_ref, rtol=1e-4, atol=1e-5)
     for a, b in zip(g_fast, g_ref):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_matmul_tn_and_the_blas_limit():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((50, 7)).astype("float32"), rng.standard_normal((50, 4)).astype("float32")
+    np.testing.assert_allclose(fast_kernels.matmul_tn(a, b), a.T @ b, rtol=1e-5, atol=1e-5)
+    assert fast_kernels.matmul_tn(a.astype("float64"), b.astype("float64")) is None
+    with fast_kernels.blas_limited():  # enters and leaves cleanly whether or not threadpoolctl is there
+        np.testing.assert_allclose(np.ones((3, 3)) @ np.ones((3, 3)), np.full((3, 3), 3.0))
+
+
+def test_only_float32_conv_training_programs_limit_blas():
+    conv_in = keras.Input((6, 6, 2))
+    conv = keras.Model(conv_in, layers.Conv2D(3, 3)(conv_in))
+    dense_in = keras.Input((4,))
+    dense = keras.Model(dense_in, layers.Dense(3)(dense_in))
+    conv64_in = keras.Input((6, 6, 2), dtype="float64")
+    conv64 = keras.Model(conv64_in, layers.Conv2D(3, 3, dtype="float64")(conv64_in))
+    assert GradientProgram(conv.graph, [], training=True).limit_blas
+    assert not GradientProgram(conv.graph, [], training=False).limit_blas
+    assert not GradientProgram(dense.graph, [], training=True).limit_blas
+    assert not GradientProgram(conv64.graph, [], training=True).limit_blas
