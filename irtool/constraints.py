@@ -125,16 +125,6 @@ def deserialize(config, custom_objects=None):
 
 def get(identifier):
     """A constraint from ``None``, a name (``"non_neg"``), a config dict, a class, an instance or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    elif isinstance(identifier, str):
-        obj = _BY_NAME.get(identifier)
-    else:
-        obj = identifier
-    if isinstance(obj, type):
-        obj = obj()
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret constraint identifier: {identifier}")
+    from irtool.saving.serialization import get_from_identifier
+
+    return get_from_identifier(identifier, _BY_NAME, "constraint")

@@ -156,16 +156,6 @@ def deserialize(config, custom_objects=None):
 
 def get(identifier):
     """A regularizer from ``None``, a name (``"l2"``), a config dict, a class, an instance or a callable."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        obj = deserialize(identifier)
-    elif isinstance(identifier, str):
-        obj = _BY_NAME.get(identifier)
-    else:
-        obj = identifier
-    if isinstance(obj, type):
-        obj = obj()
-    if callable(obj):
-        return obj
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier}")
+    from irtool.saving.serialization import get_from_identifier
+
+    return get_from_identifier(identifier, _BY_NAME, "regularizer")

@@ -88,44 +88,6 @@ class Model(Trainer, Layer):
         )
 
     # -- training configuration -----------------------------------------------------------
-    def compile(
-        self,
-        optimizer="rmsprop",
-        loss=None,
-        loss_weights=None,
-        metrics=None,
-        weighted_metrics=None,
-        run_eagerly=False,
-        steps_per_execution=1,
-        jit_compile="auto",
-        auto_scale_loss=True,
-    ) -> None:
-        """Configure training: optimizer, losses (one, a list by output, or a dict by name), metrics.
-
-        The arguments are kept as given, so ``save()`` can store them (``get_compile_config``).
-        """
-        super().compile(
-            optimizer=optimizer,
-            loss=loss,
-            loss_weights=loss_weights,
-            metrics=metrics,
-            weighted_metrics=weighted_metrics,
-            run_eagerly=run_eagerly,
-            steps_per_execution=steps_per_execution,
-            jit_compile=jit_compile,
-            auto_scale_loss=auto_scale_loss,
-        )
-        self._compile_args = {
-            "optimizer": self.optimizer,
-            "loss": loss,
-            "loss_weights": loss_weights,
-            "metrics": metrics,
-            "weighted_metrics": weighted_metrics,
-            "run_eagerly": run_eagerly,
-            "steps_per_execution": steps_per_execution,
-            "jit_compile": jit_compile,
-        }
-
     def get_compile_config(self) -> dict:
         """The ``compile`` arguments in Keras 3's serialized form (``{}`` when not compiled)."""
         from irtool.saving.compile_config import serialize_compile_args

@@ -405,3 +405,21 @@ def _retrieve_function(name, registered_name, module, custom_objects, config):
             return found
         raise _unknown("function", name, module, config, "irtool does not implement this Keras function.")
     raise _unknown("function", name, module, config)
+
+
+def get_from_identifier(identifier, module_objects: dict, kind: str):
+    """The ``get`` of Keras' regularizers/constraints modules: ``None``, a name, a config dict, a
+    class (instantiated with its defaults), an instance or a callable; else a ``ValueError``."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, dict):
+        obj = deserialize_keras_object(identifier, module_objects=module_objects)
+    elif isinstance(identifier, str):
+        obj = module_objects.get(identifier)
+    else:
+        obj = identifier
+    if isinstance(obj, type):
+        obj = obj()
+    if callable(obj):
+        return obj
+    raise ValueError(f"Could not interpret {kind} identifier: {identifier}")

@@ -56,9 +56,22 @@ class Trainer:
         jit_compile="auto",
         auto_scale_loss=True,
     ) -> None:
-        """Configure training: optimizer, losses (one, a list by output, or a dict by name), metrics."""
+        """Configure training: optimizer, losses (one, a list by output, or a dict by name), metrics.
+
+        The arguments are kept as given, so ``save()`` can store them (``get_compile_config``).
+        """
         self._compile_config = CompileConfig(self, optimizer, loss, loss_weights, metrics, weighted_metrics)
         self.optimizer = self._compile_config.optimizer
+        self._compile_args = {
+            "optimizer": self.optimizer,
+            "loss": loss,
+            "loss_weights": loss_weights,
+            "metrics": metrics,
+            "weighted_metrics": weighted_metrics,
+            "run_eagerly": run_eagerly,
+            "steps_per_execution": steps_per_execution,
+            "jit_compile": jit_compile,
+        }
         self.compiled = True
         self.stop_training = False
         self._loss_tracker = _RunningMean("loss")
