@@ -214,6 +214,8 @@ class Functional(Model):
             outs = core.apply_in_scope(node.prim, ins, attrs, base + node.scope)
             for old, new in zip(node.outputs, outs):
                 mapping[id(old)] = new
+        if base:
+            base[-1].replayed = mapping
         return [mapping[id(t)] for t in self._outputs]
 
     def _match_inputs(self, inputs) -> list:

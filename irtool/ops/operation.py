@@ -48,7 +48,7 @@ class RawOperation(Operation):
 class LayerCall:
     """The record of one call of an operation on symbolic tensors (Keras' ``Node``)."""
 
-    __slots__ = ("operation", "index", "args", "kwargs", "input_tensors", "outputs", "output_tensors")
+    __slots__ = ("operation", "index", "args", "kwargs", "input_tensors", "outputs", "output_tensors", "replayed")
 
     def __init__(self, operation: Operation, args: tuple, kwargs: dict):
         self.operation = operation
@@ -58,6 +58,8 @@ class LayerCall:
         self.input_tensors = [x for x in tree.flatten([args, kwargs]) if isinstance(x, SymbolicTensor)]
         self.outputs = None
         self.output_tensors: list = []
+        # For a nested model's call: its own tensors (by id) -> the tensors its replay recorded.
+        self.replayed: dict | None = None
 
     @property
     def is_input(self) -> bool:

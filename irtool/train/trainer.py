@@ -160,28 +160,40 @@ def _batch_count(x):
     return ops.sum(ops.ones_like(flat[:, 0]))
 
 
+def _activity_terms(model, graph_ops, translate=None) -> list:
+    """``(tensor of this graph, regularizer)`` for each output of each call, in ``model`` or in
+    the models nested in it, of a layer with an activity regularizer. A nested model's inner
+    tensors are found through the tensors its replay recorded (``LayerCall.replayed``)."""
+    terms = []
+    for layer in model.layers:
+        regularizer = _activity_regularizer(layer)
+        for call in layer._inbound_nodes:
+            if regularizer is not None:
+                for t in call.output_tensors:
+                    t = t if translate is None else translate(t)
+                    if t is not None and t.producer in graph_ops and str(t.dtype).startswith("float"):
+                        terms.append((t, regularizer))
+            if call.replayed is not None and hasattr(layer, "layers"):
+
+                def inner(t, replayed=call.replayed):
+                    t = replayed.get(id(t))
+                    return t if t is None or translate is None else translate(t)
+
+                terms += _activity_terms(layer, graph_ops, inner)
+    return terms
+
+
 def add_regularization_losses(model, total):
     """``total`` plus what Keras adds to the compiled loss from ``model.losses``: each regularized
     trainable weight's ``regularizer(weight)``, and for each call of a layer with an
-    ``activity_regularizer`` (``ActivityRegularization`` included) in this model,
-    ``regularizer(output) / batch_size`` per output. The terms are recorded as one
+    ``activity_regularizer`` (``ActivityRegularization`` included) in this model or the models
+    nested in it, ``regularizer(output) / batch_size`` per output. The terms are recorded as one
     ``regularization_losses`` call reading the weights at run time, so they train and evaluate
     like the rest of the loss."""
     from irtool.ops.operation import RawOperation, record_call
 
     weights = [w for w in model.trainable_weights if getattr(w, "regularizer", None) is not None]
-    graph_ops = None
-    activities = []
-    for layer in model.layers:
-        regularizer = _activity_regularizer(layer)
-        if regularizer is None:
-            continue
-        if graph_ops is None:
-            graph_ops = set(model.graph.ops)
-        for call in layer._inbound_nodes:
-            for t in call.output_tensors:
-                if getattr(t, "producer", None) in graph_ops and str(t.dtype).startswith("float"):
-                    activities.append((t, regularizer))
+    activities = _activity_terms(model, set(model.graph.ops))
     if not weights and not activities:
         return total
 

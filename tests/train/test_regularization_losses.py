@@ -88,3 +88,39 @@ def test_matches_keras_fit():
     np.testing.assert_allclose(h_ours, h_theirs, rtol=1e-4)
     for a, b in zip(ours.get_weights(), theirs.get_weights()):
         np.testing.assert_allclose(a, np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_activity_regularizers_inside_nested_models_count_like_keras():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras_ = pytest.importorskip("keras")
+    x, y = _data(n=8)
+
+    def build(k, r):
+        inner_in = k.Input((5,))
+        h = k.layers.Dense(4, activation="relu", activity_regularizer=r.L1(0.1))(inner_in)
+        inner = k.Model(inner_in, k.layers.ActivityRegularization(l2=0.2)(h))
+        inputs = k.Input((5,))
+        twice = k.layers.Add()([inner(inputs), inner(k.layers.Dense(5)(inputs))])
+        return k.Model(inputs, k.layers.Dense(3)(twice))
+
+    ours, theirs = build(keras, regularizers), build(keras_, keras_.regularizers)
+    theirs.set_weights(ours.get_weights())
+    for m, k in ((ours, keras), (theirs, keras_)):
+        m.compile(optimizer=k.optimizers.SGD(0.05), loss="mse")
+    np.testing.assert_allclose(ours.evaluate(x, y, verbose=0), theirs.evaluate(x, y, verbose=0), rtol=1e-5)
+    h_ours = ours.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    h_theirs = theirs.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0).history["loss"]
+    np.testing.assert_allclose(h_ours, h_theirs, rtol=1e-4)
+
+
+def test_activity_regularizers_inside_nested_models_closed_form():
+    x, y = _data(n=6)
+    inner_in = keras.Input((5,))
+    dense = layers.Dense(4, activity_regularizer=regularizers.L2(0.3))
+    inner = keras.Model(inner_in, dense(inner_in))
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, layers.Dense(3)(inner(inputs)))
+    model.compile(optimizer="sgd", loss="mse")
+    hidden = x @ dense.kernel.numpy() + dense.bias.numpy()
+    want = np.mean((model.predict(x, verbose=0) - y) ** 2) + 0.3 * np.square(hidden).sum() / 6
+    np.testing.assert_allclose(model.evaluate(x, y, batch_size=6, verbose=0), want, rtol=1e-5)
