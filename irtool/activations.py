@@ -75,7 +75,7 @@ def hard_sigmoid(x):
 
 
 def hard_silu(x):
-    return ops.multiply(x, ops.hard_sigmoid(x))
+    return ops.hard_silu(x)
 
 
 hard_swish = hard_silu
@@ -87,6 +87,71 @@ def exponential(x):
 
 def linear(x):
     return x
+
+
+def celu(x, alpha=1.0):
+    """``x`` for ``x > 0``, ``alpha * (exp(x / alpha) - 1)`` otherwise."""
+    return ops.celu(x, alpha=alpha)
+
+
+def glu(x, axis=-1):
+    """``a * sigmoid(b)`` for the two halves ``a, b`` of ``x`` along ``axis`` (halves that axis)."""
+    return ops.glu(x, axis=axis)
+
+
+def hard_shrink(x, threshold=0.5):
+    """``x`` where ``|x| > threshold``, else 0."""
+    return ops.hard_shrink(x, threshold=threshold)
+
+
+def hard_tanh(x):
+    """``clip(x, -1, 1)``."""
+    return ops.hard_tanh(x)
+
+
+def log_sigmoid(x):
+    """``log(sigmoid(x))``, stable for large ``|x|``."""
+    return ops.log_sigmoid(x)
+
+
+def mish(x):
+    """``x * tanh(softplus(x))`` (Misra, 2019)."""
+    return ops.multiply(x, ops.tanh(ops.softplus(x)))
+
+
+def soft_shrink(x, threshold=0.5):
+    """``x -/+ threshold`` outside ``[-threshold, threshold]``, else 0."""
+    return ops.soft_shrink(x, threshold=threshold)
+
+
+def sparse_plus(x):
+    """0, then ``(x + 1)**2 / 4`` on ``(-1, 1)``, then ``x``: a softplus with exact zeros."""
+    return ops.sparse_plus(x)
+
+
+def sparse_sigmoid(x):
+    """0, then ``(x + 1) / 2`` on ``(-1, 1)``, then 1."""
+    return ops.sparse_sigmoid(x)
+
+
+def sparsemax(x, axis=-1):
+    """Projection onto the probability simplex along ``axis``: a softmax with exact zeros."""
+    return ops.sparsemax(x, axis=axis)
+
+
+def squareplus(x, b=4):
+    """``(x + sqrt(x**2 + b)) / 2``."""
+    return ops.squareplus(x, b=b)
+
+
+def tanh_shrink(x):
+    """``x - tanh(x)``."""
+    return ops.tanh_shrink(x)
+
+
+def threshold(x, threshold, default_value):
+    """``x`` where ``x > threshold``, else ``default_value``."""
+    return ops.threshold(x, threshold, default_value)
 
 
 _ALL = {
@@ -109,6 +174,19 @@ _ALL = {
         hard_silu,
         exponential,
         linear,
+        celu,
+        glu,
+        hard_shrink,
+        hard_tanh,
+        log_sigmoid,
+        mish,
+        soft_shrink,
+        sparse_plus,
+        sparse_sigmoid,
+        sparsemax,
+        squareplus,
+        tanh_shrink,
+        threshold,
     )
 }
 _ALL.update({"swish": silu, "hard_swish": hard_silu})

@@ -109,5 +109,6 @@ from irtool.layers.reshaping_extra import (
 )
 from irtool.layers.rnn import GRU, LSTM, SimpleRNN
 from irtool.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
+from irtool.layers.time_distributed import TimeDistributed
 
 __all__ = [name for name in dir() if not name.startswith("_")]

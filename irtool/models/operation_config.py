@@ -38,7 +38,9 @@ _KERAS_ONLY_DEFAULTS = {"LayerNorm": {"rms_scaling": False}, "OneHot": {"sparse"
 _FAMILIES = {
     "keras.src.ops.nn": (
         "AveragePool BatchNorm Conv ConvTranspose DepthwiseConv Elu Gelu HardSigmoid LayerNorm LeakyRelu LogSoftmax "
-        "MaxPool Moments Normalize OneHot Relu Relu6 Selu SeparableConv Sigmoid Silu Softmax Softplus Softsign"
+        "MaxPool Moments Normalize OneHot Relu Relu6 Selu SeparableConv Sigmoid Silu Softmax Softplus Softsign "
+        "Celu Glu HardShrink HardSilu HardTanh LogSigmoid SoftShrink SparsePlus SparseSigmoid Sparsemax Squareplus "
+        "TanhShrink Threshold"
     ).split(),
     "keras.src.ops.core": ["Cast", "Unstack"],
     "keras.src.ops.math": ["Erf"],

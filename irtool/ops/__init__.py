@@ -62,7 +62,24 @@ from irtool.ops.elementwise import (
     true_divide,
 )
 from irtool.ops.linalg import einsum, matmul, tril, triu
-from irtool.ops.nn import log_softmax, softmax
+from irtool.ops.nn import (
+    celu,
+    glu,
+    hard_shrink,
+    hard_silu,
+    hard_swish,
+    hard_tanh,
+    log_sigmoid,
+    log_softmax,
+    soft_shrink,
+    softmax,
+    sparse_plus,
+    sparse_sigmoid,
+    sparsemax,
+    squareplus,
+    tanh_shrink,
+    threshold,
+)
 from irtool.ops.normalization import batch_normalization, layer_normalization, moments, normalize
 from irtool.ops.pooling import average_pool, max_pool
 from irtool.ops.reduce import argmax, argmin, max, mean, min, prod, sum

@@ -180,6 +180,7 @@ SPECS = [
     ("SpatialDropout2D", dict(rate=0.2, data_format="channels_last"), (None, 5, 5, 3)),
     ("SpatialDropout3D", dict(rate=0.2), (None, 3, 3, 3, 2)),
     ("Subtract", dict(), [(None, 4), (None, 4)]),
+    ("TimeDistributed", dict(layer=("Conv2D", dict(filters=3, kernel_size=2, activation="relu"))), (None, 4, 5, 5, 2)),
     ("UnitNormalization", dict(axis=(1, 2)), (None, 3, 4)),
     ("UpSampling1D", dict(size=3), (None, 4, 2)),
     ("UpSampling2D", dict(size=(2, 3), interpolation="bilinear"), (None, 4, 4, 2)),
