@@ -74,7 +74,10 @@ def _eligible(x, kernel, bias=None) -> bool:
     )
 
 
-def _session(key, build):
+def _run(key, build, feeds):
+    """Run the cached session for ``key`` (built by ``build()`` on first use) on ``feeds``; None
+    when ONNX Runtime cannot build or run it (the caller then uses NumPy, and so does every later
+    call with this key). The first such failure is reported once as a warning."""
     session = _sessions.get(key)
     if session is None:
         with _lock:
@@ -82,8 +85,35 @@ def _session(key, build):
             if session is None:
                 if len(_sessions) >= _MAX_SESSIONS:
                     del _sessions[next(iter(_sessions))]
-                session = _sessions[key] = _make_session(build())
-    return session
+                try:
+                    session = _make_session(build())
+                except Exception as error:  # an ONNX Runtime build without this kernel or attribute
+                    session = _failed(key, error)
+                _sessions[key] = session
+    if session is _FAILED:
+        return None
+    try:
+        return session.run(None, feeds)[0]
+    except Exception as error:
+        _sessions[key] = _failed(key, error)
+        return None
+
+
+_FAILED = object()
+
+
+def _failed(key, error):
+    if not _state.get("warned"):
+        import warnings
+
+        _state["warned"] = True
+        warnings.warn(
+            f"irtool: ONNX Runtime could not run the training kernel {key[0]!r} ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}); using the NumPy kernels for it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return _FAILED
 
 
 def _make_session(model):
@@ -147,7 +177,7 @@ def conv_forward(x, kernel, bias, strides, padding, data_format, dilation, group
     feeds = {"x": np.ascontiguousarray(x), "w": np.ascontiguousarray(kernel)}
     if bias is not None:
         feeds["b"] = np.ascontiguousarray(bias)
-    return _session(key, build).run(None, feeds)[0]
+    return _run(key, build, feeds)
 
 
 def conv_input_grad(gy, kernel, x_shape, strides, padding, data_format, dilation, groups):
@@ -184,7 +214,7 @@ def conv_input_grad(gy, kernel, x_shape, strides, padding, data_format, dilation
         )
         return _graph([node], ["x", "w"], "y", nd, last)
 
-    return _session(key, build).run(None, {"x": np.ascontiguousarray(gy), "w": np.ascontiguousarray(kernel)})[0]
+    return _run(key, build, {"x": np.ascontiguousarray(gy), "w": np.ascontiguousarray(kernel)})
 
 
 def matmul_tn(a, b):
@@ -204,4 +234,4 @@ def matmul_tn(a, b):
         model.ir_version = 8
         return model
 
-    return _session(("gemm_tn",), build).run(None, {"a": np.ascontiguousarray(a), "b": np.ascontiguousarray(b)})[0]
+    return _run(("gemm_tn",), build, {"a": np.ascontiguousarray(a), "b": np.ascontiguousarray(b)})

@@ -125,3 +125,20 @@ def test_only_float32_conv_training_programs_limit_blas():
     assert not GradientProgram(conv.graph, [], training=False).limit_blas
     assert not GradientProgram(dense.graph, [], training=True).limit_blas
     assert not GradientProgram(conv64.graph, [], training=True).limit_blas
+
+
+def test_a_kernel_onnx_runtime_cannot_build_falls_back_to_numpy(monkeypatch):
+    def broken(model):
+        raise RuntimeError("no such kernel in this build")
+
+    monkeypatch.setattr(fast_kernels, "_make_session", broken)
+    monkeypatch.setattr(fast_kernels, "_sessions", {})
+    monkeypatch.setitem(fast_kernels._state, "warned", False)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 6, 3)).astype("float32")
+    kernel = rng.standard_normal((3, 3, 3, 4)).astype("float32")
+    with pytest.warns(RuntimeWarning, match="using the NumPy kernels"):
+        assert fast_kernels.conv_forward(x, kernel, None, (1, 1), "valid", "channels_last", (1, 1), 1) is None
+    attrs = dict(strides=(1, 1), padding="valid", data_format="channels_last", dilation_rate=(1, 1), groups=1)
+    y = Conv().training_kernel(attrs, None)(x, kernel)  # still right, through NumPy
+    np.testing.assert_allclose(y, Conv().forward(x, kernel, **attrs), rtol=1e-6)
