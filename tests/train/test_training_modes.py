@@ -237,3 +237,30 @@ def test_training_true_dropout_trains():
     history = model.fit(x, x[:, :1], epochs=5, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     training_gradcheck(keras.Model(inputs, h), [x[:3].astype("float64")], seed=1, atol=1e-4, rtol=1e-3)
+
+
+def test_keras_transfer_learning_recipe():
+    """Keras' guide: freeze a base, call it with training=False, train a head, then unfreeze and
+    fine-tune; the base's BatchNormalization stays in inference mode throughout."""
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 8, 8, 3), dtype="float32")
+    y = rng.integers(0, 2, (32, 1)).astype("float32")
+    base_in = keras.Input((8, 8, 3))
+    h = layers.BatchNormalization()(layers.Conv2D(4, 3, activation="relu")(base_in))
+    base = keras.Model(base_in, layers.GlobalAveragePooling2D()(h), name="base")
+    base.trainable = False
+    inputs = keras.Input((8, 8, 3))
+    outputs = layers.Dense(1)(layers.Dropout(0.2)(base(inputs, training=False)))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    assert len(model.trainable_weights) == 2
+    before = [w.copy() for w in base.get_weights()]
+    model.fit(x, y, epochs=2, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, base.get_weights()))
+    base.trainable = True
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, verbose=0)
+    after = base.get_weights()
+    assert not np.array_equal(before[0], after[0])  # the conv kernel fine-tunes
+    np.testing.assert_array_equal(before[-2], after[-2])  # moving mean: still inference mode
+    np.testing.assert_array_equal(before[-1], after[-1])  # moving variance
