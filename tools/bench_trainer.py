@@ -94,6 +94,22 @@ def resnet_torch(model):
     return torch_twin(model).train()
 
 
+def conv_training_flops(model, batch: int) -> int:
+    """Multiply-adds x 2 of one training step's convolutions and matmuls: the forward product,
+    the weight gradient and (except for a layer reading the model input) the input gradient."""
+    total = 0
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        out_shape = layer.output.shape
+        positions = batch * int(np.prod([d for d in out_shape[1:-1]] or [1]))
+        forward = 2 * positions * int(np.prod(kernel.shape))
+        reads_input = any(t is model.inputs[0] for t in layer._inbound_nodes[0].input_tensors)
+        total += forward * (2 if reads_input else 3)
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -159,6 +175,7 @@ def main() -> None:
     t_peer_r = statistics.median(times["torch"]) if peer_step else None
     rows.append(("toy ResNet, batch 64", statistics.median(times["ort"]), t_peer_r, 2.5))
     rows.append(("  (NumPy conv kernels)", statistics.median(times["numpy"]), t_peer_r, 2.5))
+    resnet_flops = conv_training_flops(resnet, len(xr))
 
     print(f"{'training step':34} {'irtool (ms)':>12} {'torch (ms)':>11} {'ratio':>7} {'target':>7}")
     for name, ours, peer, target in rows:
@@ -169,6 +186,11 @@ def main() -> None:
     print(
         f"\nMLP step: {achieved / 1e9:.1f} GFLOP/s achieved; NumPy float32 matmul peak {peak / 1e9:.1f} GFLOP/s "
         f"({achieved / peak:.0%} of peak)"
+    )
+    t_resnet = statistics.median(times["ort"])
+    print(
+        f"toy ResNet step: {resnet_flops / 1e9:.2f} GFLOP in its convolutions and Dense layers, "
+        f"{resnet_flops / t_resnet / 1e9:.1f} GFLOP/s achieved ({resnet_flops / t_resnet / peak:.0%} of the matmul peak)"
     )
 
 
