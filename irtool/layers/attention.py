@@ -15,10 +15,10 @@ from irtool.ops.core import SymbolicTensor, apply
 __all__ = ["AdditiveAttention", "Attention", "MultiHeadAttention"]
 
 
-def _eager_dropout(x, rate, seed):
+def _eager_dropout(x, rate, layer):
     from irtool import random
 
-    keep = random.generator(seed).random(x.shape) >= rate
+    keep = random.layer_generator(layer, layer.seed).random(x.shape) >= rate
     return np.where(keep, x / np.asarray(1 - rate, x.dtype), 0).astype(x.dtype)
 
 
@@ -76,7 +76,7 @@ class Attention(Layer):
             if isinstance(weights, SymbolicTensor):
                 dropped = apply(DROPOUT, [weights], rate=float(self.dropout), noise_shape=None, seed=self.seed)[0]
             elif training:
-                dropped = _eager_dropout(weights, self.dropout, self.seed)
+                dropped = _eager_dropout(weights, self.dropout, self)
         return ops.matmul(dropped, value), weights
 
     def _calculate_score_mask(self, scores, v_mask, use_causal_mask):

@@ -29,7 +29,14 @@ class DropoutPrim(Primitive):
     def forward(self, x, rate, noise_shape, seed, always=False):
         if not always or rate <= 0:
             return x
-        return self.training_kernel({"rate": rate, "noise_shape": noise_shape}, random.generator(seed))(x)[0]
+        return self.training_kernel({"rate": rate, "noise_shape": noise_shape}, random.generator())(x)[0]
+
+    def kernel(self, attrs):
+        if not attrs.get("always") or attrs["rate"] <= 0:
+            return super().kernel(attrs)
+        # Each compiled always-active dropout draws from its own stream (seeded by ``seed``).
+        run = self.training_kernel(attrs, np.random.default_rng(attrs["seed"]))
+        return lambda x: run(x)[0]
 
     def inference_attrs(self, attrs):
         return attrs if attrs.get("always") else None  # an explicit training=True wins, as in Keras
@@ -93,18 +100,23 @@ class Dropout(Layer):
         self.seed = seed
         self.built = True
 
+    def _noise_shape(self, shape):
+        """The shape of the mask (``None`` entries: the input's size), broadcast over the input."""
+        return self.noise_shape
+
     def call(self, inputs, training=None):
+        noise_shape = self._noise_shape(tuple(inputs.shape))
         if isinstance(inputs, SymbolicTensor):
             if training is not None and not training:  # called with training=False: never active
                 return inputs
-            attrs = dict(rate=float(self.rate), noise_shape=self.noise_shape, seed=self.seed)
+            attrs = dict(rate=float(self.rate), noise_shape=noise_shape, seed=self.seed)
             if training:  # Keras: an explicit training=True keeps it active at inference (MC dropout)
                 attrs["always"] = True
             return apply(DROPOUT, [inputs], **attrs)[0]
         if training and self.rate > 0:
-            shape = self.noise_shape or inputs.shape
+            shape = noise_shape or inputs.shape
             shape = tuple(inputs.shape[i] if d is None else d for i, d in enumerate(shape))
-            keep = random.generator(self.seed).random(shape) >= self.rate
+            keep = random.layer_generator(self, self.seed).random(shape) >= self.rate
             return np.where(keep, inputs / np.asarray(1 - self.rate, inputs.dtype), 0).astype(inputs.dtype)
         return inputs
 

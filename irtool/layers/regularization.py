@@ -9,10 +9,8 @@ apply their noise in NumPy, like ``Dropout``. All pass masks through.
 
 from __future__ import annotations
 
-import numpy as np
-
 from irtool import random
-from irtool.layers.dropout import DROPOUT, Dropout
+from irtool.layers.dropout import Dropout
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.layer import Layer
 from irtool.ops.core import SymbolicTensor, apply
@@ -50,17 +48,6 @@ class _SpatialDropout(Dropout):
         if getattr(self, "data_format", "channels_last") == "channels_first":
             return (shape[0], shape[1]) + (1,) * (self._ndim - 2)
         return (shape[0],) + (1,) * (self._ndim - 2) + (shape[-1],)
-
-    def call(self, inputs, training=None):
-        noise_shape = self._noise_shape(tuple(inputs.shape))
-        if isinstance(inputs, SymbolicTensor):
-            if training is not None and not training:  # called with training=False: never active
-                return inputs
-            return apply(DROPOUT, [inputs], rate=float(self.rate), noise_shape=noise_shape, seed=self.seed)[0]
-        if training and self.rate > 0:
-            keep = random.generator(self.seed).random(noise_shape) >= self.rate
-            return np.where(keep, inputs / np.asarray(1 - self.rate, inputs.dtype), 0).astype(inputs.dtype)
-        return inputs
 
     def get_config(self):
         # Keras' spatial dropouts report only these (no `trainable`, dtype as a plain name).
@@ -109,7 +96,7 @@ class _Noise(Layer):
                 return inputs
             return apply(self._prim, [inputs], **self._attrs())[0]
         if training and self._active():
-            return self._prim.training_forward(inputs, random.generator(self.seed), **self._attrs())
+            return self._prim.training_forward(inputs, random.layer_generator(self, self.seed), **self._attrs())
         return inputs
 
     def compute_output_shape(self, input_shape):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from irtool.ir.graph import Graph
+from irtool.ops import fast_kernels
 
 
 class GradientProgram:
@@ -83,8 +84,6 @@ class GradientProgram:
     def run(self, feeds: list, seed=None):
         """Forward then backward; returns ``(outputs, gradients)`` (see ``_run``)."""
         if self.limit_blas:
-            from irtool.ops import fast_kernels
-
             with fast_kernels.blas_limited():
                 return self._run(feeds, seed)
         return self._run(feeds, seed)

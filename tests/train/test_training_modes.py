@@ -264,3 +264,24 @@ def test_keras_transfer_learning_recipe():
     assert not np.array_equal(before[0], after[0])  # the conv kernel fine-tunes
     np.testing.assert_array_equal(before[-2], after[-2])  # moving mean: still inference mode
     np.testing.assert_array_equal(before[-1], after[-1])  # moving variance
+
+
+def test_seeded_dropout_draws_a_new_reproducible_mask_per_call():
+    x = np.ones((4, 50), "float32")
+    layer = layers.Dropout(0.5, seed=7)
+    first, second = layer(x, training=True), layer(x, training=True)
+    assert not np.array_equal(first, second)  # the layer's stream advances, as Keras' SeedGenerator
+    again = layers.Dropout(0.5, seed=7)
+    np.testing.assert_array_equal(again(x, training=True), first)  # and the seed reproduces it
+    inputs = keras.Input((50,))
+    model = keras.Model(inputs, layers.Dropout(0.5, seed=3)(inputs, training=True))
+    assert not np.array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_spatial_dropout_called_with_training_true_stays_active():
+    inputs = keras.Input((6, 6, 40))
+    model = keras.Model(inputs, layers.SpatialDropout2D(0.5)(inputs, training=True))
+    y = model.predict(np.ones((2, 6, 6, 40), "float32"), verbose=0)
+    per_channel = y.reshape(2, 36, 40)
+    assert (per_channel == per_channel[:, :1]).all()  # whole channels are dropped or kept
+    assert set(np.unique(y)) == {0.0, 2.0}
