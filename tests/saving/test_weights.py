@@ -263,9 +263,11 @@ def test_keras_optimizer_state_resumes_training_like_keras(name):
     x = [expected[f"{name}/train_x{i}"] for i in range(len(model.inputs))]
     y = [expected[f"{name}/train_y{i}"] for i in range(len(model.outputs))]
     model.train_on_batch(x, {"priority": y[0], "department": y[1]} if name == "ticket_classifier" else y[0])
-    # Adam divides by sqrt(v): where gradients are ~0, float32 noise moves a weight by up to ~1% of lr.
+    # Adam scales each step to about lr: where a gradient is small (toy_resnet's conv bias 7 gets 1.6e-4),
+    # float32 convolutions summed in another order move the weight by 1-2% of lr (1.1e-4 with ONNX
+    # Runtime's kernels, 1.6e-4 with NumPy's, at lr=0.01), so the bound is 3% of lr.
     for i, got in enumerate(model.get_weights()):
-        np.testing.assert_allclose(got, expected[f"{name}/after_step/{i}"], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(got, expected[f"{name}/after_step/{i}"], rtol=1e-4, atol=3e-4)
 
 
 def _regression_data():
