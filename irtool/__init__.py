@@ -25,8 +25,7 @@ from irtool import (
 from irtool.layers import Input, InputLayer, Layer
 from irtool.models import Functional, Model, Sequential
 from irtool.ops.variable import Variable
-
-__version__ = "0.1.0"
+from irtool.version import __version__
 
 __all__ = [
     "Functional",

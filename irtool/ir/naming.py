@@ -50,3 +50,11 @@ class UniqueNamer:
             candidate = f"{name}_{self._next[name]}"
         self.used.add(candidate)
         return candidate
+
+    def peek(self, name: str) -> str:
+        """The name the next call with ``name`` will hand out (nothing is reserved)."""
+        candidate, count = name, self._next[name]
+        while candidate in self.used:
+            count += 1
+            candidate = f"{name}_{count}"
+        return candidate

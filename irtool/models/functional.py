@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from irtool.ir import tree
+from irtool.ir.executor import CompiledGraph, as_array
 from irtool.ir.gc import gc_paused
 from irtool.layers.input_layer import InputLayer
 from irtool.layers.layer import Layer
@@ -25,7 +26,7 @@ from irtool.models.graph_builder import build_graph, clone_input_layer_name, map
 from irtool.models.model import Model
 from irtool.ops import core
 from irtool.ops.core import SymbolicTensor
-from irtool.runtime.executor import CompiledGraph, as_array
+from irtool.ops.fusion import fuse_matmul_add
 
 
 class Functional(Model):
@@ -274,7 +275,7 @@ class Functional(Model):
 
     def _run_flat(self, feeds: list) -> list:
         if self._compiled is None:
-            self._compiled = CompiledGraph(self._graph)
+            self._compiled = CompiledGraph(fuse_matmul_add(self._graph))
         return self._compiled.run(feeds)
 
     def _pack_outputs(self, results: list):

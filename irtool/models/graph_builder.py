@@ -144,32 +144,33 @@ def build_graph(inputs: list, outputs: list, output_paths: list) -> Graph:
                 if x.producer not in visited:
                     stack.append((x.producer, False))
 
-    op_names = naming.UniqueNamer()
-    unique = naming.UniqueNamer()
-
     for t in inputs:
         if t not in graph.nx:
-            graph.add_value(t, unique(t.name), TensorSpec(t.shape, t.dtype), "input", t)
+            graph.add_value(t.name, TensorSpec(t.shape, t.dtype), "input", key=t)
     graph.inputs = list(inputs)
-    seen_weights: set = set()
     for node in order:
         base = scope_path(node.scope)
-        op_name = op_names(f"{base}/{node.prim.name}" if base else node.prim.name)
+        op_name = graph.fresh_op_name(f"{base}/{node.prim.name}" if base else node.prim.name)
         for i, x in enumerate(node.inputs):
             if x in graph.nx:
                 continue
             if isinstance(x, Variable):
-                if id(x) not in seen_weights:
-                    seen_weights.add(id(x))
-                    graph.add_value(x, unique(x.path), TensorSpec(x.shape, x.dtype), "weight", x)
+                graph.add_value(x.path, TensorSpec(x.shape, x.dtype), "weight", x, key=x)
             elif isinstance(x, Constant):
-                graph.add_value(x, unique(f"{op_name}/const{i}"), TensorSpec(x.shape, x.dtype), "const", x.value)
+                graph.add_value(f"{op_name}/const{i}", TensorSpec(x.shape, x.dtype), "const", x.value, key=x)
             else:
                 raise AssertionError(f"unexpected operand {x!r}")
-        for i, t in enumerate(node.outputs):
-            name = op_name if len(node.outputs) == 1 else f"{op_name}:{i}"
-            graph.add_value(t, unique(name), TensorSpec(t.shape, t.dtype), "intermediate", t)
-        graph.add_op(node, op_name, node.prim, node.attrs, node.scope, node.inputs, node.outputs)
+        specs = [TensorSpec(t.shape, t.dtype) for t in node.outputs]
+        graph.add_op(
+            node.prim,
+            node.attrs,
+            node.inputs,
+            op_name,
+            node.scope,
+            output_specs=specs,
+            output_keys=node.outputs,
+            key=node,
+        )
     graph.outputs = list(outputs)
     return graph
 

@@ -16,8 +16,12 @@ import tempfile
 import onnx
 from onnx import helper
 
+from irtool.ir.gc import gc_paused
+from irtool.ir.graph import Graph
 from irtool.onnx.context import LoweringContext, LoweringError, tensor_type
 from irtool.onnx.layout import channels_first, has_channels_last_ops
+from irtool.ops.fusion import fuse_matmul_add
+from irtool.version import __version__
 
 DEFAULT_OPSET = 21
 MIN_OPSET = 13
@@ -34,30 +38,52 @@ def default_opset() -> int:
 
 def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelProto:
     """Lower ``model`` (a functional model) to a validated ``onnx.ModelProto``."""
-    from irtool.ir.gc import gc_paused
-
-    with gc_paused():
-        return _to_onnx(model, opset, check)
-
-
-def _to_onnx(model, opset, check):
-    from irtool import __version__
-
-    opset = default_opset() if opset is None else int(opset)
-    newest = onnx.defs.onnx_opset_version()
-    if not MIN_OPSET <= opset <= newest:
-        raise ExportError(f"opset {opset} is not supported: choose one in [{MIN_OPSET}, {newest}].")
     graph = getattr(model, "_graph", None)
     if graph is None:
         raise ExportError(
             f"Model '{model.name}' has no graph to export: build it first (give it an Input, or call it on data), "
             "or use a functional model."
         )
+    return lower(
+        graph,
+        opset=opset,
+        check=check,
+        name=model.name,
+        output_names=list(model.output_names),
+        doc_string=f"{model.class_name} model '{model.name}' exported by irtool {__version__}",
+    )
+
+
+def lower(
+    graph: Graph,
+    opset: int | None = None,
+    check: bool = True,
+    name: str = "graph",
+    output_names: list | None = None,
+    doc_string: str = "",
+) -> onnx.ModelProto:
+    """Lower any ``ir.Graph`` (a model's, a subgraph, a cut) to a validated ``onnx.ModelProto``.
+
+    Graph inputs keep their value names, outputs are named ``output_names`` (default: their
+    value names). Channels-last spatial ops are converted first (``layout.channels_first``),
+    then ``matmul``+``add`` pairs become ``Gemm`` (``ops.fusion.fuse_matmul_add``).
+    """
+    with gc_paused():
+        return _lower(graph, opset, check, name, output_names, doc_string)
+
+
+def _lower(graph, opset, check, model_name, output_names, doc_string):
+    opset = default_opset() if opset is None else int(opset)
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"opset {opset} is not supported: choose one in [{MIN_OPSET}, {newest}].")
+    if output_names is None:
+        output_names = [graph.name(v) for v in graph.outputs]
     if has_channels_last_ops(graph):
         graph = channels_first(graph)
+    graph = fuse_matmul_add(graph)
     ctx = LoweringContext(opset)
     names: dict = {}
-    ranks: dict = {}
 
     input_protos = []
     for i, v in enumerate(graph.inputs):
@@ -68,9 +94,7 @@ def _to_onnx(model, opset, check):
         input_protos.append(helper.make_value_info(name, tensor_type(spec.dtype, spec.shape, dims)))
         ctx.dtypes[name] = spec.dtype
         ctx.shapes[name] = tuple(spec.shape)
-        ranks[name] = len(spec.shape)
 
-    output_names = _output_names(model, graph)
     final: dict = {}
     for v, name in zip(graph.outputs, output_names):
         if v in final or v in names:
@@ -78,37 +102,34 @@ def _to_onnx(model, opset, check):
         final[v] = ctx.unique(name)
 
     for v in graph.values("weight"):
-        d = graph.nx.nodes[v]
-        name = ctx.unique(d["name"])
+        name = ctx.unique(graph.name(v))
         names[v] = name
-        ctx.add_initializer(name, d["payload"]._value)
+        ctx.add_initializer(name, graph.constant_array(v))
 
-    nx_nodes = graph.nx.nodes
-    for op in graph.ops:
-        d = nx_nodes[op]
+    for key in graph.ops:
+        op = graph.op(key)
         ins = []
         for v in op.inputs:
             name = names.get(v)
             if name is None:  # a constant, stored on first use
-                vd = nx_nodes[v]
-                name = names[v] = ctx.const(vd["payload"], vd["name"])
+                name = names[v] = ctx.const(graph.constant_array(v), graph.name(v))
             ins.append(name)
         outs = []
         for v in op.outputs:
-            name = final.get(v) or ctx.unique(nx_nodes[v]["name"])
+            name = final.get(v) or ctx.unique(graph.name(v))
             names[v] = name
-            ctx.dtypes[name] = v.dtype
-            ctx.shapes[name] = tuple(v.shape)
-            ranks[name] = len(v.shape)
+            spec = graph.spec(v)
+            ctx.dtypes[name] = spec.dtype
+            ctx.shapes[name] = tuple(spec.shape)
             outs.append(name)
-        ctx.scope = d["name"].rsplit("/", 1)[0] if "/" in d["name"] else d["name"]
+        ctx.scope = op.name.rsplit("/", 1)[0] if "/" in op.name else op.name
         ctx.layer = ctx.scope
         try:
-            d["prim"].to_onnx(ctx, ins, outs, **d["attrs"])
+            op.prim.to_onnx(ctx, ins, outs, **op.attrs)
         except LoweringError as error:
             raise ExportError(f"Lowering failed: {error}") from None
         except NotImplementedError as error:
-            raise ExportError(f"Lowering failed: op '{d['name']}' of layer '{ctx.layer}': {error}") from None
+            raise ExportError(f"Lowering failed: op '{op.name}' of layer '{ctx.layer}': {error}") from None
 
     output_protos = []
     ctx.scope = "output"
@@ -126,19 +147,13 @@ def _to_onnx(model, opset, check):
         )
 
     keep = {p.name for p in output_protos}
-    nodes = _fuse_gemm(_drop_identities(_merge_transposes(ctx.nodes, keep), keep), ctx, ranks, keep)
-    nodes = _drop_dead(nodes, keep)
+    nodes = _drop_dead(_drop_identities(_merge_transposes(ctx.nodes, keep), keep), keep)
     # Weights folded at lowering (a Conv kernel permuted to ONNX's layout) leave their Keras-layout
     # originals unused: store only what some node or output reads.
     used = {name for node in nodes for name in node.input} | keep
     ctx.initializers = [t for t in ctx.initializers if t.name in used]
     onnx_graph = helper.make_graph(
-        nodes,
-        model.name,
-        input_protos,
-        output_protos,
-        initializer=ctx.initializers,
-        doc_string=f"{model.class_name} model '{model.name}' exported by irtool {__version__}",
+        nodes, model_name, input_protos, output_protos, initializer=ctx.initializers, doc_string=doc_string
     )
     opset_import = [helper.make_opsetid("", opset)]
     proto = helper.make_model(
@@ -147,9 +162,9 @@ def _to_onnx(model, opset, check):
         producer_name="irtool",
         producer_version=__version__,
         ir_version=helper.find_min_ir_version_for(opset_import),
-        doc_string=f"irtool export of '{model.name}'",
+        doc_string=f"irtool export of '{model_name}'",
     )
-    helper.set_model_props(proto, {"irtool.version": __version__, "irtool.model_name": model.name})
+    helper.set_model_props(proto, {"irtool.version": __version__, "irtool.model_name": model_name})
     if check:
         proto = validate(proto)
     return proto
@@ -203,46 +218,6 @@ def _skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 def _nbytes(tensor: onnx.TensorProto) -> int:
     return len(tensor.raw_data) if tensor.HasField("raw_data") else 0
-
-
-def _output_names(model, graph) -> list:
-    try:
-        names = list(model.output_names)
-    except AttributeError:
-        names = [graph.name(v) for v in graph.outputs]
-    return names
-
-
-def _fuse_gemm(nodes: list, ctx: LoweringContext, ranks: dict, keep: set) -> list:
-    """``MatMul(a, W) -> Add(., b)`` on a 2-D ``a`` with constant ``W`` (2-D) and ``b`` (1-D)
-    becomes one ``Gemm`` (what a Dense layer on flat features is)."""
-    consumers: dict = {}
-    for node in nodes:
-        for name in node.input:
-            consumers[name] = consumers.get(name, 0) + 1
-    producers = {node.output[0]: node for node in nodes if node.op_type == "MatMul"}
-    fused, out = set(), []
-    for node in nodes:
-        if node.op_type == "Add" and len(node.input) == 2:
-            for a, b in (node.input, reversed(node.input)):
-                matmul = producers.get(a)
-                if matmul is None or consumers.get(a) != 1 or a in keep or ranks.get(matmul.input[0]) != 2:
-                    continue
-                weight, bias = ctx.constant_value(matmul.input[1]), ctx.constant_value(b)
-                if weight is None or bias is None or weight.ndim != 2 or bias.shape != (weight.shape[1],):
-                    continue
-                if ctx.dtypes.get(matmul.input[0]) not in ("float32", "float64", "float16"):
-                    continue
-                name = matmul.name[: -len("MatMul")] + "Gemm" if matmul.name.endswith("MatMul") else matmul.name
-                gemm = helper.make_node("Gemm", [matmul.input[0], matmul.input[1], b], list(node.output), name=name)
-                fused.add(id(matmul))
-                out.append(gemm)
-                break
-            else:
-                out.append(node)
-            continue
-        out.append(node)
-    return [n for n in out if id(n) not in fused]
 
 
 def _drop_dead(nodes: list, keep: set) -> list:

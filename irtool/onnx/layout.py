@@ -22,10 +22,7 @@ graph, which the tests check) and its inputs and outputs (same keys, shapes and 
 
 from __future__ import annotations
 
-from irtool.ir import naming
 from irtool.ir.graph import Graph
-from irtool.ir.spec import TensorSpec
-from irtool.ops.core import PrimNode, SymbolicTensor
 from irtool.ops.nn import Softmax
 from irtool.ops.reduce import Reduce
 from irtool.ops.shape import CONCATENATE, RESHAPE, TRANSPOSE, Concatenate, Transpose
@@ -56,12 +53,15 @@ def to_last_perm(rank: int) -> tuple:
 
 
 def has_channels_last_ops(graph: Graph) -> bool:
-    return any(
-        op.prim.layout_sensitive
-        and op.attrs.get("data_format", "channels_last") == "channels_last"
-        and len(op.inputs[op.prim.layout_inputs[0]].shape) >= 3
-        for op in graph.ops
-    )
+    for key in graph.ops:
+        op = graph.op(key)
+        if (
+            op.prim.layout_sensitive
+            and op.attrs.get("data_format", "channels_last") == "channels_last"
+            and graph.spec(op.inputs[op.prim.layout_inputs[0]]).ndim >= 3
+        ):
+            return True
+    return False
 
 
 def channels_first(graph: Graph) -> Graph:
@@ -73,8 +73,6 @@ class _LayoutRewriter:
     def __init__(self, graph: Graph):
         self.old = graph
         self.new = Graph()
-        self.names = naming.UniqueNamer()  # values
-        self.op_names = naming.UniqueNamer()
         self.mapping: dict = {}  # old value -> (new value, perm or None)
         self.materialized: dict = {}  # (id(new value), perm) -> new value in original layout
 
@@ -82,10 +80,16 @@ class _LayoutRewriter:
     def _adopt(self, value):
         """Add an old input/weight/const value to the new graph unchanged."""
         if value not in self.new.nx:
-            d = self.old.nx.nodes[value]
-            self.new.add_value(value, self.names(d["name"]), d["spec"], d["kind"], d["payload"])
+            v = self.old.value(value)
+            self.new.add_value(v.name, v.spec, v.kind, v.payload, key=value)
         self.mapping.setdefault(value, (value, None))
         return value
+
+    def _shape(self, old_value) -> tuple:
+        return self.old.spec(old_value).shape
+
+    def _rank(self, old_value) -> int:
+        return len(self.old.spec(old_value).shape)
 
     def _lookup(self, value):
         if value not in self.mapping:
@@ -93,15 +97,8 @@ class _LayoutRewriter:
         return self.mapping[value]
 
     def _emit(self, prim, attrs: dict, inputs: list, name: str, scope, out_names=None):
-        node = PrimNode(prim, attrs, inputs, scope)
-        specs = prim.infer([TensorSpec(tuple(x.shape), x.dtype) for x in inputs], **attrs)
-        node.outputs = [SymbolicTensor(s.shape, s.dtype, node, i) for i, s in enumerate(specs)]
-        op_name = self.op_names(name)
-        for i, out in enumerate(node.outputs):
-            value_name = out_names[i] if out_names else (op_name if len(specs) == 1 else f"{op_name}:{i}")
-            self.new.add_value(out, self.names(value_name), TensorSpec(out.shape, out.dtype), "intermediate", out)
-        self.new.add_op(node, op_name, prim, attrs, scope, inputs, node.outputs)
-        return node.outputs
+        """Add an op to the new graph; its outputs keep ``out_names`` (the old values' names)."""
+        return self.new.add_op(prim, attrs, inputs, name, scope, output_names=out_names)
 
     def _transpose(self, value, perm: tuple, base: str, scope):
         return self._emit(TRANSPOSE, {"perm": tuple(perm)}, [value], f"{base}/transpose", scope)[0]
@@ -121,9 +118,9 @@ class _LayoutRewriter:
         for v in self.old.inputs:
             self._adopt(v)
         self.new.inputs = list(self.old.inputs)
-        for op in self.old.ops:
-            d = self.old.nx.nodes[op]
-            self._rewrite(op, d["name"], d["scope"])
+        for key in self.old.ops:
+            op = self.old.op(key)  # has the fields the rewrite reads: prim, attrs, inputs, outputs
+            self._rewrite(op, op.name, op.scope)
         outputs = []
         for v in self.old.outputs:
             new = self._original(v, "output", ())
@@ -134,7 +131,7 @@ class _LayoutRewriter:
     def _rewrite(self, op, name: str, scope) -> None:
         prim, attrs = op.prim, op.attrs
         base = name.rsplit("/", 1)[0] if "/" in name else name
-        rank = len(op.inputs[prim.layout_inputs[0]].shape) if prim.layout_sensitive else 0
+        rank = self._rank(op.inputs[prim.layout_inputs[0]]) if prim.layout_sensitive else 0
         if prim.layout_sensitive and attrs.get("data_format", "channels_last") == "channels_last" and rank >= 3:
             self._rewrite_spatial(op, name, base, scope, rank)
         elif isinstance(prim, Transpose):
@@ -193,7 +190,7 @@ class _LayoutRewriter:
         self._copy(op, name, scope, ins, attrs=attrs, perm=to_last_perm(rank))
 
     def _rewrite_elementwise(self, op, name, base, scope) -> None:
-        rank = max(len(x.shape) for x in op.inputs)
+        rank = max(self._rank(x) for x in op.inputs)
         perm = next((self._lookup(x)[1] for x in op.inputs if self._lookup(x)[1] is not None), None)
         if perm is None or not self._can_sink(op, perm, rank):
             self._copy(op, name, scope, [self._original(x, base, scope) for x in op.inputs])
@@ -206,10 +203,11 @@ class _LayoutRewriter:
                 ins.append(new)
                 continue
             value = self._original(x, base, scope)
-            if any(d != 1 for d in x.shape):
+            if any(d != 1 for d in self._shape(x)):
                 # Align the operand with the permuted one: pad to full rank, then transpose.
-                if len(x.shape) < rank:
-                    target = (1,) * (rank - len(x.shape)) + tuple(-1 if d is None else d for d in x.shape)
+                shape = self._shape(x)
+                if len(shape) < rank:
+                    target = (1,) * (rank - len(shape)) + tuple(-1 if d is None else d for d in shape)
                     value = self._emit(RESHAPE, {"shape": target}, [value], f"{base}/reshape", scope)[0]
                 value = self._transpose(value, inverse, base, scope)
             ins.append(value)
@@ -224,7 +222,7 @@ class _LayoutRewriter:
             p = self._lookup(x)[1]
             if p is not None and p != perm:
                 return False
-            if p is None and sum(d is None for d in x.shape) > 1:
+            if p is None and sum(d is None for d in self._shape(x)) > 1:
                 return False
         return True
 
@@ -244,7 +242,7 @@ class _LayoutRewriter:
         else:
             attrs["axis"] = perm[attrs["axis"]]
             out_perm = perm
-        if op.prim is CONCATENATE and any(len(x.shape) != len(perm) for x in op.inputs):
+        if op.prim is CONCATENATE and any(self._rank(x) != len(perm) for x in op.inputs):
             self._copy(op, name, scope, [self._original(x, base, scope) for x in op.inputs])
             return
         self._copy(op, name, scope, new_inputs, attrs=attrs, perm=None if _is_identity(out_perm) else out_perm)

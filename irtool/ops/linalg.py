@@ -69,6 +69,41 @@ class Matmul(Primitive):
 MATMUL = Matmul()
 
 
+class MatmulAdd(Primitive):
+    """``x @ w + b`` for 2-D ``x`` and ``w`` and 1-D ``b``: a Dense layer's product and bias as one
+    op. Tracing never records it; the ``fuse_matmul_add`` pass (ops/fusion.py) makes it from a
+    ``matmul`` whose only reader is an ``add``, for the executor (two C calls, no temporary)
+    and for ONNX (one ``Gemm``)."""
+
+    name = "matmul_add"
+
+    def infer(self, specs):
+        x, w, b = specs
+        if len(x.shape) != 2 or len(w.shape) != 2 or b.shape != (w.shape[1],):
+            raise ValueError(
+                f"`matmul_add` needs x (n, k), w (k, m) and b (m,). Received: {x.shape}, {w.shape} and {b.shape}."
+            )
+        (product,) = MATMUL.infer([x, w])
+        if not x.dtype == w.dtype == b.dtype:
+            raise ValueError(f"`matmul_add` needs one dtype. Received: {x.dtype}, {w.dtype} and {b.dtype}.")
+        return [product]
+
+    def forward(self, x, w, b):
+        y = x.dot(w)  # ndarray.dot is matmul for 2-D operands, with less call overhead
+        y += b
+        return y
+
+    def vjp(self, cotangents, inputs, outputs):
+        (g,), (x, w, _) = cotangents, inputs
+        return [g @ w.T, x.T @ g, g.sum(axis=0)]
+
+    def to_onnx(self, ctx, ins, outs):
+        ctx.node("Gemm", ins, outs)
+
+
+MATMUL_ADD = MatmulAdd()
+
+
 @top_level_op("Matmul")
 def matmul(x1, x2):
     """Matrix product with NumPy's broadcasting rules (``x1 @ x2``)."""

@@ -36,34 +36,27 @@ class GradientProgram:
 
         def slot_of(v):
             if v not in slot:
-                d = graph.nx.nodes[v]
                 slot[v] = len(template)
-                if d["kind"] == "weight":
-                    template.append(d["payload"]._value)
-                elif d["kind"] == "const":
-                    template.append(d["payload"])
-                else:
-                    template.append(None)
+                template.append(graph.constant_array(v))  # None for inputs and intermediates
             return slot[v]
 
         self.input_slots = [slot_of(v) for v in graph.inputs]
         needs = set(wrt)
         forward, backward = [], []
         for op in graph.ops:
-            d = graph.nx.nodes[op]
-            ins = [slot_of(v) for v in graph.op_inputs(op)]
-            outs = [slot_of(v) for v in graph.op_outputs(op)]
-            prim, attrs = d["prim"], d["attrs"]
+            o = graph.op(op)
+            prim, attrs, in_values, out_values = o.prim, o.attrs, o.inputs, o.outputs
+            ins = [slot_of(v) for v in in_values]
+            outs = [slot_of(v) for v in out_values]
             aux_slot = None
             if training and prim.returns_aux:
                 aux_slot = len(template)
                 template.append(None)
             kernel = prim.training_kernel(attrs, self.rng) if training else prim.kernel(attrs)
             forward.append((kernel, tuple(ins), tuple(outs), prim.num_outputs == 1, aux_slot))
-            in_values = graph.op_inputs(op)
             grad_mask = tuple(v in needs for v in in_values)
             if any(grad_mask):
-                needs.update(graph.op_outputs(op))
+                needs.update(out_values)
                 backward.append((prim, attrs, tuple(ins), tuple(outs), grad_mask, aux_slot))
         backward.reverse()
         self.forward_steps = forward
@@ -72,12 +65,12 @@ class GradientProgram:
         self.output_slots = [slot_of(v) for v in graph.outputs]
         # A weight the graph never reads gets a zero gradient (slot None).
         self.wrt = list(wrt)
-        self.wrt_slots = [slot_of(v) if v in graph.nx else None for v in wrt]
+        self.wrt_slots = [slot_of(v) if v in slot else None for v in wrt]
         # Float32 convolutions run through ONNX Runtime's kernels when training; BLAS then runs on
         # one thread so its spinning workers leave the cores to ONNX Runtime (ops.fast_kernels).
         self.limit_blas = training and any(
-            getattr(graph.nx.nodes[op]["prim"], "uses_fast_kernels", False)
-            and str(graph.nx.nodes[graph.op_inputs(op)[0]]["spec"].dtype) == "float32"
+            getattr(graph.prim(op), "uses_fast_kernels", False)
+            and graph.spec(graph.op_inputs(op)[0]).dtype == "float32"
             for op in graph.ops
         )
 

@@ -13,7 +13,8 @@ import math
 import numpy as np
 
 from irtool import random
-from irtool.runtime.executor import CompiledGraph
+from irtool.ir.executor import CompiledGraph
+from irtool.ops.fusion import fuse_matmul_add
 from irtool.train.autodiff import GradientProgram
 from irtool.train.trainer import CompileConfig
 
@@ -120,7 +121,7 @@ class Trainer:
             config.programs[weighted] = (
                 graph_model,
                 GradientProgram(graph_model.graph, config.trainable, training=True, rng=random.generator()),
-                CompiledGraph(graph_model.graph),
+                CompiledGraph(fuse_matmul_add(graph_model.graph)),
             )
         return config, config.programs[weighted]
 

@@ -7,7 +7,7 @@ from irtool import layers, ops
 from irtool.ir.spec import TensorSpec
 from irtool.onnx.layout import channels_first, has_channels_last_ops
 from irtool.ops.core import Primitive, apply
-from irtool.runtime.executor import CompiledGraph
+from irtool.ir.executor import CompiledGraph
 
 from ..conftest import assert_onnx_parity
 
@@ -74,7 +74,9 @@ def test_pass_preserves_results_in_numpy():
 def test_transposes_are_sunk_to_the_boundaries():
     model = toy_model()
     rewritten = channels_first(model.graph)
-    transposes = [op for op in rewritten.ops if op.prim.name == "transpose" and op.inputs[0] in rewritten.inputs]
+    rewritten.lint()
+    ops = [rewritten.op(op) for op in rewritten.ops]
+    transposes = [op for op in ops if op.prim.name == "transpose" and op.inputs[0] in rewritten.inputs]
     assert len(transposes) == 1  # one at the image input
     assert "%add/transpose: float32[1, 3, 1, 1] = transpose(%add/reshape" in str(rewritten)  # constant, folded
     x = np.random.default_rng(1).standard_normal((3, 5, 6, 3)).astype("float32")

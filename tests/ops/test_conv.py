@@ -80,7 +80,7 @@ def test_separable_conv_is_depthwise_then_pointwise():
         return ref_conv(mid, pointwise)
 
     model = check_op(lambda t: ops.separable_conv(t, depthwise, pointwise, 2, "same"), [x], ref)
-    assert [op.prim.name for op in model._graph.ops] == ["depthwise_conv", "conv"]
+    assert [model._graph.prim(op).name for op in model._graph.ops] == ["depthwise_conv", "conv"]
 
 
 # -- conv_transpose ---------------------------------------------------------------------------------------

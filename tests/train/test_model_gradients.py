@@ -9,7 +9,7 @@ import pytest
 
 import irtool as keras
 from irtool import layers
-from irtool.runtime.executor import CompiledGraph
+from irtool.ir.executor import CompiledGraph
 from irtool.train.autodiff import GradientProgram
 
 from ..models.test_guide_models import CustomRNN, autoencoder, ticket_classifier, toy_resnet
