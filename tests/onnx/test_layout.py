@@ -4,10 +4,10 @@ import numpy as np
 
 import irtool as keras
 from irtool import layers, ops
+from irtool.ir.executor import CompiledGraph
 from irtool.ir.spec import TensorSpec
 from irtool.onnx.layout import channels_first, has_channels_last_ops
 from irtool.ops.core import Primitive, apply
-from irtool.ir.executor import CompiledGraph
 
 from ..conftest import assert_onnx_parity
 
