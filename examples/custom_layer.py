@@ -3,6 +3,8 @@ functional model.
 
     python examples/custom_layer.py
     irtool export examples/custom_layer.py --check
+
+Extras: none.
 """
 
 import numpy as np

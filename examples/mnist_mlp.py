@@ -2,6 +2,8 @@
 
 python examples/mnist_mlp.py                                  # build it and run a prediction
 irtool export examples/mnist_mlp.py -o out/mnist.onnx --check  # export it, compare with NumPy
+
+Extras: none.
 """
 
 import numpy as np

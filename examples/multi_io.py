@@ -6,6 +6,8 @@ priority (one score) and picks the department that should handle it (four logits
 
     python examples/multi_io.py
     irtool export examples/multi_io.py -o out/tickets.onnx --check
+
+Extras: none.
 """
 
 import numpy as np

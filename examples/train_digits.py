@@ -5,6 +5,8 @@ irtool's trainer, reaches its test accuracy in a few seconds, and the exported O
 the same predictions in ONNX Runtime.
 
     pip install scikit-learn && python examples/train_digits.py
+
+Extras: scikit-learn (in the ``dev`` extra: ``pip install -e '.[dev]'``).
 """
 
 from __future__ import annotations

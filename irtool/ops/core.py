@@ -110,6 +110,10 @@ class Primitive:
         return attrs
 
     returns_aux = False
+    # ``False`` for primitives with no gradient at all (comparisons, logical ops, argmax): their
+    # ``vjp`` returns ``None`` for every input. A differentiable primitive still returns ``None``
+    # for its non-float inputs (indices, masks) and when its outputs are not floats (a cast to int).
+    differentiable = True
     # A vjp that accepts ``needs`` (one bool per input) may skip gradients nobody reads.
     vjp_uses_needs = False
 

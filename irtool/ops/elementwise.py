@@ -28,6 +28,7 @@ class Binary(Primitive):
         self.fn = fn
         self.onnx_op = onnx_op
         self.boolean = boolean
+        self.differentiable = not boolean  # comparisons and logical ops have no gradient
 
     def infer(self, specs, **attrs):
         a, b = specs
@@ -337,6 +338,7 @@ class Unary(Primitive):
         self.onnx_attrs = onnx_attrs
         self.float_only = float_only
         self.out_dtype = out_dtype
+        self.differentiable = out_dtype != "bool"  # logical_not has no gradient
 
     def infer(self, specs, **attrs):
         (x,) = specs

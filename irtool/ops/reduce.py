@@ -133,6 +133,8 @@ def _prod_without(x, axes):
 
 
 class ArgReduce(Primitive):
+    differentiable = False  # integer indices
+
     def __init__(self, name: str, fn, onnx_op: str):
         self.name = name
         self.fn = fn
