@@ -399,10 +399,33 @@ def run_layer_test(
 
 def _check_layer_gradients(layer, layer_cls, config, arrays, call_kwargs, multi, split, custom_objects, atol, rtol):
     """Input and weight gradients of a float64 copy of ``layer``, on one sample."""
+    floatx = irtool.backend.floatx()
+    irtool.backend.set_floatx("float64")  # for layers (custom ones) whose config has no dtype
+    try:
+        with irtool.saving.custom_object_scope(custom_objects or {}):
+            twin = layer_cls.from_config(_as_float64(config))
+        _check_twin_gradients(twin, layer, arrays, call_kwargs, multi, split, atol, rtol)
+    finally:
+        irtool.backend.set_floatx(floatx)
+
+
+def _as_float64(config):
+    """``config`` with every float dtype (wrapped layers' included) turned into float64."""
+    if isinstance(config, dict):
+        return {k: "float64" if k == "dtype" and _is_float_dtype(v) else _as_float64(v) for k, v in config.items()}
+    if isinstance(config, list):
+        return [_as_float64(v) for v in config]
+    return config
+
+
+def _is_float_dtype(value):
+    name = value.get("config", {}).get("name") if isinstance(value, dict) else value
+    return isinstance(name, str) and name.startswith(("float", "mixed"))
+
+
+def _check_twin_gradients(twin, layer, arrays, call_kwargs, multi, split, atol, rtol):
     from .train.gradcheck import check_gradients
 
-    with irtool.saving.custom_object_scope(custom_objects or {}):
-        twin = layer_cls.from_config({**config, "dtype": "float64"})
     sample = [a[:1].astype("float64") if a.dtype.kind == "f" else a[:1] for a in arrays]
     built = []
 
