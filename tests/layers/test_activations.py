@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers
 
 from ..conftest import assert_onnx_parity
+from ..harness import run_layer_test
 
 RNG = np.random.default_rng(12)
 X = (RNG.standard_normal((4, 3, 5)) * 3).astype("float32")
@@ -176,3 +178,18 @@ def test_activation_layers_pass_masks():
     for layer in (layers.ReLU(), layers.LeakyReLU(), layers.PReLU(), layers.ELU()):
         x = layer(x)
         assert x._keras_mask is not None
+
+
+HARNESS_CASES = [
+    ("ReLU", {"max_value": 6.0}, (3, 5)),
+    ("LeakyReLU", {"negative_slope": 0.1}, (3, 5)),
+    ("PReLU", {}, (3, 5)),
+    ("ELU", {"alpha": 0.4}, (3, 5)),
+    ("Softmax", {"axis": 1}, (3, 5)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

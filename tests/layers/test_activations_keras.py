@@ -1,15 +1,12 @@
 """Keras parity for the activation layers and the regularization layers (identity at inference)."""
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+from ..harness import keras_parity, layers_from, require_keras
 
-import irtool  # noqa: E402
+require_keras()
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 RNG = np.random.default_rng(22)
 X = (RNG.standard_normal((4, 3, 5)) * 3).astype("float32")
@@ -17,25 +14,15 @@ X[0, 0, :4] = [0.0, 0.5, 6.0, -0.5]
 
 
 def check(builder, feeds, atol=1e-6):
-    real.utils.set_random_seed(0)
-    real.backend.clear_session()
-    theirs = builder(real)
-    theirs.set_weights([RNG.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()])
-    irtool.backend.clear_session()
-    ours = builder(irtool)
-    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
-    ours.set_weights(theirs.get_weights())
-    want = np.asarray(theirs.predict(feeds, verbose=0))
-    np.testing.assert_allclose(ours.predict(feeds, verbose=0), want, atol=atol, rtol=1e-5)
-    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
-    for ours_layer, their_layer in zip(ours.layers, theirs.layers):
-        if not type(ours_layer).__module__.endswith(("activations", "regularization")):
-            continue
-        config, their_config = ours_layer.get_config(), their_layer.get_config()
-        assert set(config) == set(their_config), type(ours_layer).__name__
-        for key, value in config.items():
-            if key != "dtype" and not isinstance(value, dict):
-                assert value == their_config[key], key
+    keras_parity(
+        builder,
+        feeds,
+        atol=atol,
+        weights=lambda theirs: [RNG.standard_normal(w.shape).astype("float32") for w in theirs.get_weights()],
+        weight_paths=True,
+        names=True,
+        configs=layers_from("activations", "regularization"),
+    )
 
 
 LAYERS = [

@@ -6,12 +6,14 @@ import numpy as np
 import onnx
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers, ops
 from irtool.layers.einsum_dense import einsum_matmul
 from irtool.onnx.export import ExportError
 
 from ..conftest import assert_onnx_parity, run_onnx
+from ..harness import run_layer_test
 
 RNG = np.random.default_rng(11)
 
@@ -566,3 +568,12 @@ def test_attention_in_a_model_does_not_warn_about_masks():
     proto = assert_onnx_parity(model, x)
     onnx.checker.check_model(proto, full_check=True)
     assert run_onnx(proto, {proto.graph.input[0].name: x})[0].shape == (2, 5, 4)
+
+
+HARNESS_CASES = [("EinsumDense", {"equation": "ab,bc->ac", "output_shape": 4, "bias_axes": "c"}, (6,))]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

@@ -5,16 +5,13 @@ weights are copied with get_weights/set_weights, and predictions (attention scor
 cases included), weight paths, layer names and configs are compared.
 """
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+from ..harness import assert_same_config, keras_parity, require_keras
 
-import irtool  # noqa: E402
+require_keras()
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 RNG = np.random.default_rng(21)
 
@@ -40,36 +37,27 @@ def mask_layer(lib):
     return MakeMask()
 
 
-def build_both(builder, randomize=False):
-    real.utils.set_random_seed(0)
-    real.backend.clear_session(free_memory=False)  # no gc.collect() (0.3 s each with torch loaded)
-    theirs = builder(real)
-    if randomize:
-        theirs.set_weights([RNG.uniform(0.2, 1.0, w.shape).astype("float32") for w in theirs.get_weights()])
-    irtool.backend.clear_session()
-    ours = builder(irtool)
-    ours.set_weights(theirs.get_weights())
-    return theirs, ours
-
-
-def compare(theirs, ours, feeds, atol=1e-5):
-    want = real.tree.map_structure(real.ops.convert_to_numpy, theirs(feeds, training=False))
-    got = ours.predict(feeds, verbose=0)
-    want = list(want) if isinstance(want, (list, tuple)) else [want]
-    got = list(got) if isinstance(got, (list, tuple)) else [got]
-    assert len(want) == len(got)
-    for w, g in zip(want, got):
-        np.testing.assert_allclose(g, np.asarray(w), atol=atol, rtol=1e-5)
-    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
-    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
-    assert ours.count_params() == theirs.count_params()
+def parity(builder, feeds, *extra_feeds, randomize=False):
+    """``keras_parity`` with this family's checks: names, weight paths, parameter counts."""
+    return keras_parity(
+        builder,
+        feeds,
+        extra_inputs=extra_feeds,
+        weights=(
+            (lambda theirs: [RNG.uniform(0.2, 1.0, w.shape).astype("float32") for w in theirs.get_weights()])
+            if randomize
+            else None
+        ),
+        direct_call=True,
+        names=True,
+        weight_paths=True,
+        count_params=True,
+    )
 
 
 def same_config(ours, theirs):
-    skip = {"kernel_initializer", "bias_initializer"}  # initializer configs are initializers.py's business
-    a = {k: v for k, v in ours.get_config().items() if k not in skip}
-    b = {k: v for k, v in theirs.get_config().items() if k not in skip}
-    assert a == b
+    # initializer configs are initializers.py's business
+    assert_same_config(ours.get_config(), theirs.get_config(), ignore=("kernel_initializer", "bias_initializer"))
 
 
 QUERY, VALUE = rand(3, 5, 8), rand(3, 7, 6)
@@ -114,7 +102,6 @@ def test_multi_head_attention_matches_keras(case, scores):
         out = mha(q, v, **kwargs)
         return lib.Model(inputs, list(out) if scores else out)
 
-    theirs, ours = build_both(builder)
     if case.startswith("axes") or case.startswith("axis"):
         feeds = [rand(3, 4, 3, 8), rand(3, 4, 2, 6)]
     else:
@@ -123,7 +110,7 @@ def test_multi_head_attention_matches_keras(case, scores):
             feeds.append(rand(3, 7, 4))
         if case in ("attention_mask", "everything"):
             feeds.append(MASK)
-    compare(theirs, ours, feeds)
+    ours, theirs = parity(builder, feeds)
     same_config(ours.layers[-1], theirs.layers[-1])
 
 
@@ -143,11 +130,12 @@ def test_multi_head_attention_self_attention_dynamic_lengths_and_nested_paths():
         att = lib.layers.MultiHeadAttention(2, 4)
         return lib.Model(x, [att(masked, masked), Block()(x)])
 
-    theirs, ours = build_both(builder)
+    batches = []
     for batch, steps in ((1, 3), (4, 6)):
         x = rand(batch, steps, 8)
         x[0, steps - 1 :] = 0.0
-        compare(theirs, ours, x)
+        batches.append(x)
+    parity(builder, *batches)
 
 
 @pytest.mark.parametrize("scores", [False, True])
@@ -164,9 +152,8 @@ def test_embedding_masks_through_attention_layers(scores):
         mixed = lib.layers.AdditiveAttention()([out, values])
         return lib.Model(tokens, [out, mixed] + ([attended[1]] if scores else []))
 
-    theirs, ours = build_both(builder)
-    for tokens in (np.array([[3, 5, 7, 0, 0], [1, 2, 3, 4, 5], [9, 0, 0, 0, 0]]), np.array([[4, 2, 0]])):
-        compare(theirs, ours, tokens.astype("int32"))
+    batches = (np.array([[3, 5, 7, 0, 0], [1, 2, 3, 4, 5], [9, 0, 0, 0, 0]]), np.array([[4, 2, 0]]))
+    parity(builder, *[tokens.astype("int32") for tokens in batches])
 
 
 def test_multi_head_attention_names_and_counters_follow_keras():
@@ -177,8 +164,7 @@ def test_multi_head_attention_names_and_counters_follow_keras():
         out = lib.layers.Dropout(0.1)(out)
         return lib.Model(q, lib.layers.EinsumDense("abc,cd->abd", (None, 4), bias_axes="d")(out))
 
-    theirs, ours = build_both(builder)
-    compare(theirs, ours, QUERY)
+    ours, _ = parity(builder, QUERY)
     assert [layer.name for layer in ours.layers][-2:] == ["dropout_1", "einsum_dense"]
 
 
@@ -204,12 +190,13 @@ def test_attention_and_additive_attention_match_keras(cls, kwargs, causal):
         plain = layer([q, v])
         return lib.Model([q, v, k], [out, scores, plain])
 
-    theirs, ours = build_both(builder, randomize=True)
+    batches = []
     for tq, tv in ((5, 7), (3, 4)):
         q, v, k = rand(3, tq, 6), rand(3, tv, 6), rand(3, tv, 6)
         q[0, 2:] = 0.0
         v[1, 2:] = 0.0
-        compare(theirs, ours, [q, v, k])
+        batches.append([q, v, k])
+    ours, theirs = parity(builder, *batches, randomize=True)
     attention = [layer for layer in ours.layers if layer.name.startswith(("attention", "additive"))][0]
     same_config(attention, [layer for layer in theirs.layers if layer.name == attention.name][0])
 
@@ -231,6 +218,5 @@ def test_einsum_dense_matches_keras(equation, output_shape, bias_axes, input_sha
         layer = lib.layers.EinsumDense(equation, output_shape, bias_axes=bias_axes, activation="tanh")
         return lib.Model(x, layer(x))
 
-    theirs, ours = build_both(builder, randomize=True)
-    compare(theirs, ours, rand(3, *input_shape))
+    ours, theirs = parity(builder, rand(3, *input_shape), randomize=True)
     same_config(ours.layers[-1], theirs.layers[-1])

@@ -8,10 +8,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers
 
 from ..conftest import assert_onnx_parity, run_onnx
+from ..harness import run_layer_test
 from ..ops.conv_reference import ref_conv, ref_conv_transpose, ref_depthwise
 
 RNG = np.random.default_rng(11)
@@ -295,3 +297,18 @@ def test_ort_fuses_conv_bias_and_relu(tmp_path):
     optimized = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
     assert "Relu" not in optimized and "Add" not in optimized
     assert optimized.count("FusedConv") == 3 and optimized.count("Transpose") == 2
+
+
+HARNESS_CASES = [
+    ("Conv1D", {"filters": 3, "kernel_size": 3, "padding": "causal"}, (6, 2)),
+    ("Conv2D", {"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "relu"}, (5, 5, 2)),
+    ("Conv2DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2}, (3, 3, 2)),
+    ("DepthwiseConv2D", {"kernel_size": 2, "depth_multiplier": 2}, (4, 4, 2)),
+    ("SeparableConv1D", {"filters": 3, "kernel_size": 2, "padding": "same"}, (5, 2)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

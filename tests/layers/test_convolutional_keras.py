@@ -3,17 +3,15 @@ with Keras' weights copied over, gives Keras' outputs, names, weight paths and c
 
 from __future__ import annotations
 
-import os
-import re
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+import irtool
 
-import irtool  # noqa: E402
+from ..harness import keras_parity, require_keras
+
+require_keras()
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
 RNG = np.random.default_rng(21)
 
@@ -64,52 +62,39 @@ def _input_shape(name, kwargs, spatial=None, channels=4):
     return (*spatial, channels)
 
 
-def build_both(name, kwargs, shape):
+def parity(name, kwargs, shape, x, *extra_x):
     """The same one-layer model in Keras and irtool; random Keras weights copied into irtool.
 
-    Keras' session is not cleared here (that costs ~0.4 s), so its auto names carry a suffix;
-    ``_unsuffixed`` compares them. The autoencoder test checks exact names after a clear."""
-    inputs = real.Input(shape)
-    theirs = real.Model(inputs, getattr(real.layers, name)(**kwargs)(inputs))
-    theirs.set_weights([RNG.uniform(-1, 1, w.shape).astype("float32") for w in theirs.get_weights()])
-    irtool.backend.clear_session()
-    inputs = irtool.Input(shape)
-    ours = irtool.Model(inputs, getattr(irtool.layers, name)(**kwargs)(inputs))
-    ours.set_weights(theirs.get_weights())
-    return theirs, ours
+    Keras' session is not cleared here (that costs ~0.4 s), so its auto names carry a suffix
+    (``suffixed_names``). The autoencoder test checks exact names after a clear."""
 
+    def builder(lib):
+        inputs = lib.Input(shape)
+        return lib.Model(inputs, getattr(lib.layers, name)(**kwargs)(inputs))
 
-def keras_run(model, x):
-    """Keras' output for ``x`` (a direct call: ``predict``'s epoch machinery is slow on torch)."""
-    return np.asarray(real.ops.convert_to_numpy(model(x)))
-
-
-def _unsuffixed(name: str) -> str:
-    """``conv2d_7/kernel`` -> ``conv2d/kernel``: the first auto name of its kind after a clear."""
-    head, _, rest = name.partition("/")
-    head = re.sub(r"_\d+$", "", head)
-    return f"{head}/{rest}" if rest else head
-
-
-def _comparable(config):
-    # Keras 3.15's GlorotUniform config also lists input_axes/output_axes; compare the class only.
-    return {k: v["class_name"] if isinstance(v, dict) and "class_name" in v else v for k, v in config.items()}
+    return keras_parity(
+        builder,
+        x,
+        extra_inputs=extra_x,
+        seed=None,
+        suffixed_names=True,
+        weights=lambda theirs: [RNG.uniform(-1, 1, w.shape).astype("float32") for w in theirs.get_weights()],
+        direct_call=True,
+        output_shape=True,
+        names=True,
+        weight_paths=True,
+        count_params=True,
+        # Keras 3.15's GlorotUniform config also lists input_axes/output_axes; compare the class only.
+        configs=lambda layer: not isinstance(layer, irtool.layers.InputLayer),
+        config_ignore=(),
+        config_nested="class_name",
+    )
 
 
 @pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
 def test_layer_matches_keras(name, kwargs):
     shape = _input_shape(name, kwargs)
-    theirs, ours = build_both(name, kwargs, shape)
-    x = RNG.standard_normal((3, *shape)).astype("float32")
-    want = keras_run(theirs, x)
-    np.testing.assert_allclose(ours.predict(x, verbose=0), want, rtol=1e-5, atol=1e-5)
-    assert ours.output_shape == theirs.output_shape
-    assert [layer.name for layer in ours.layers] == [_unsuffixed(layer.name) for layer in theirs.layers]
-    assert [w.path for w in ours.weights] == [_unsuffixed(w.path) for w in theirs.weights]
-    assert ours.count_params() == theirs.count_params()
-    ours_config, theirs_config = ours.layers[1].get_config(), theirs.layers[1].get_config()
-    theirs_config["name"] = _unsuffixed(theirs_config["name"])
-    assert _comparable(ours_config) == _comparable(theirs_config)
+    parity(name, kwargs, shape, RNG.standard_normal((3, *shape)).astype("float32"))
 
 
 @pytest.mark.parametrize(
@@ -123,11 +108,7 @@ def test_layer_matches_keras(name, kwargs):
 )
 def test_dynamic_spatial_dims_match_keras(name, kwargs, sizes):
     shape = (None,) * len(sizes[0]) + (3,)
-    theirs, ours = build_both(name, kwargs, shape)
-    for size in sizes:
-        x = RNG.standard_normal((2, *size, 3)).astype("float32")
-        want = keras_run(theirs, x)
-        np.testing.assert_allclose(ours.predict(x, verbose=0), want, rtol=1e-5, atol=1e-5)
+    parity(name, kwargs, shape, *[RNG.standard_normal((2, *size, 3)).astype("float32") for size in sizes])
 
 
 def test_conv_autoencoder_matches_keras():
@@ -142,13 +123,6 @@ def test_conv_autoencoder_matches_keras():
         x = k.layers.Conv2DTranspose(32, 3, activation="relu")(x)
         return k.Model(inputs, k.layers.Conv2DTranspose(1, 3, activation="relu")(x), name="autoencoder")
 
-    real.backend.clear_session()
-    real.utils.set_random_seed(0)
-    theirs = build(real)
-    irtool.backend.clear_session()
-    ours = build(irtool)
-    ours.set_weights(theirs.get_weights())
     x = RNG.uniform(0, 1, (2, 28, 28, 1)).astype("float32")
-    np.testing.assert_allclose(ours.predict(x, verbose=0), keras_run(theirs, x), rtol=1e-5, atol=1e-5)
+    ours, theirs = keras_parity(build, x, direct_call=True, output_shape=True, weight_paths=True)
     assert ours.output_shape == theirs.output_shape == (None, 27, 27, 1)
-    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]

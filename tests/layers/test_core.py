@@ -5,10 +5,12 @@ import math
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers
 
 from ..conftest import assert_onnx_parity
+from ..harness import run_layer_test
 
 RNG = np.random.default_rng(3)
 X = RNG.standard_normal((4, 6)).astype("float32")
@@ -175,3 +177,17 @@ def test_sequential_add_pop_and_input_shape_forms():
         keras.Sequential([object()])
     first = layers.Dense(2, input_shape=(3,))
     assert keras.Sequential([first]).input_shape == (None, 3)
+
+
+HARNESS_CASES = [
+    ("Dense", {"units": 3, "activation": "tanh"}, (4,)),
+    ("Dense", {"units": 2, "use_bias": False}, (3, 4)),
+    ("Activation", {"activation": "gelu"}, (4,)),
+    ("Identity", {}, (4,)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

@@ -7,6 +7,7 @@ import irtool as keras
 from irtool import layers, ops
 
 from ..conftest import assert_onnx_parity
+from ..harness import run_layer_test
 
 
 class CustomDense(layers.Layer):
@@ -146,3 +147,10 @@ def test_sublayers_held_in_a_dict_are_tracked_and_trained():
     before = [w.copy() for w in model.get_weights()]
     model.train_on_batch(np.ones((2, 4), "float32"), np.zeros((2, 5), "float32"))
     assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_custom_dense_layer_harness():
+    """Shapes, configs, .keras file, ONNX and gradients of a custom layer (tests/harness.py)."""
+    run_layer_test(
+        CustomDense, {"units": 3}, (4,), expected_output_shape=(None, 3), custom_objects={"CustomDense": CustomDense}
+    )

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers
 
 from ..conftest import assert_onnx_parity
+from ..harness import run_layer_test
 
 RNG = np.random.default_rng(15)
 
@@ -100,3 +102,12 @@ def test_dot_drops_masks_without_warning():
     x = layers.Embedding(5, 3, mask_zero=True)(tokens)
     out = layers.Dot(axes=2)([x, x])
     assert out._keras_mask is None
+
+
+HARNESS_CASES = [("Dot", {"axes": 1}, [(5,), (5,)]), ("Dot", {"axes": (2, 1), "normalize": True}, [(3, 4), (4, 5)])]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

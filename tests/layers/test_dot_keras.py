@@ -1,29 +1,18 @@
 """Keras parity for Dot (batch-dot semantics, normalize) and for Lambda with ops functions."""
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+from ..harness import keras_parity, require_keras
 
-import irtool  # noqa: E402
+require_keras()
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 RNG = np.random.default_rng(24)
 
 
 def check(builder, feeds, atol=1e-5):
-    real.utils.set_random_seed(0)
-    real.backend.clear_session()
-    theirs = builder(real)
-    irtool.backend.clear_session()
-    ours = builder(irtool)
-    ours.set_weights(theirs.get_weights())
-    assert ours.output_shape == theirs.output_shape
-    want = np.asarray(theirs.predict(feeds, verbose=0))
-    np.testing.assert_allclose(ours.predict(feeds, verbose=0), want, atol=atol, rtol=1e-5)
+    keras_parity(builder, feeds, atol=atol, output_shape=True)
 
 
 CASES = [

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers, ops
 
 from ..conftest import assert_onnx_parity
+from ..harness import run_layer_test
 
 RNG = np.random.default_rng(14)
 
@@ -85,3 +87,15 @@ def test_float64_layer_dtype():
     out = model.predict(ids, verbose=0)
     assert out.dtype == np.float64
     assert_onnx_parity(model, ids)
+
+
+HARNESS_CASES = [
+    ("Embedding", {"input_dim": 10, "output_dim": 4}, (5,)),
+    ("Embedding", {"input_dim": 6, "output_dim": 2, "mask_zero": True}, (3,)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape, input_dtype="int32")

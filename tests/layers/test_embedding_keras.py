@@ -1,15 +1,12 @@
 """Keras parity for Embedding (ids of several dtypes, mask_zero) and for masks through merges."""
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+from ..harness import assert_same_config, keras_parity, require_keras
 
-import irtool  # noqa: E402
+require_keras()
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 RNG = np.random.default_rng(23)
 IDS_A = np.array([[1, 2, 0, 0], [3, 0, 4, 0], [0, 0, 0, 0]], "int32")
@@ -17,19 +14,7 @@ IDS_B = np.array([[5, 0, 6, 0], [0, 0, 1, 2], [0, 3, 0, 0]], "int32")
 
 
 def check(builder, feeds, atol=1e-6):
-    real.utils.set_random_seed(0)
-    real.backend.clear_session()
-    theirs = builder(real)
-    irtool.backend.clear_session()
-    ours = builder(irtool)
-    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
-    ours.set_weights(theirs.get_weights())
-    want = theirs.predict(feeds, verbose=0)
-    got = ours.predict(feeds, verbose=0)
-    want, got = (want, got) if isinstance(want, list) else ([want], [got])
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g, np.asarray(w), atol=atol, rtol=1e-5)
-    return ours, theirs
+    return keras_parity(builder, feeds, atol=atol, weight_paths=True)
 
 
 def mask_out(k):
@@ -59,9 +44,7 @@ def test_embedding_lookup(dtype):
 
     ids = RNG.integers(0, 10, (3, 5)).astype(dtype)
     ours, theirs = check(builder, ids, atol=0)
-    config, their_config = ours.layers[1].get_config(), theirs.layers[1].get_config()
-    assert set(config) == set(their_config)
-    assert {k: v for k, v in config.items() if k != "dtype"} == {k: v for k, v in their_config.items() if k != "dtype"}
+    assert_same_config(ours.layers[1].get_config(), theirs.layers[1].get_config(), ignore=("dtype",))
 
 
 def test_embedding_mask_zero():

@@ -6,6 +6,8 @@ import pytest
 import irtool as keras
 from irtool import layers, ops
 
+from ..harness import run_layer_test
+
 
 class MakeMask(layers.Layer):
     supports_masking = True
@@ -48,3 +50,8 @@ def test_non_masking_layer_warns_and_drops_the_mask():
     with pytest.warns(UserWarning, match="does not support masking"):
         flat = layers.Flatten()(masked)
     assert flat._keras_mask is None
+
+
+def test_layer_harness():
+    """A custom mask-producing layer through tests/harness.py (no Keras twin: custom class)."""
+    run_layer_test(MakeMask, {}, (4, 3), custom_objects={"MakeMask": MakeMask})

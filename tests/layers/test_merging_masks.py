@@ -4,10 +4,12 @@ masked; Maximum/Minimum/Multiply keep masked entries out of the values; Concaten
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers, ops
 
 from ..conftest import assert_onnx_parity
+from ..harness import run_layer_test
 
 
 class MaskOut(layers.Layer):
@@ -106,3 +108,17 @@ def test_concatenate_full_rank_mask_and_unmasked_inputs():
     want = np.concatenate([(x > 0).any(-1), np.ones((2, 2), bool)], axis=1).astype("float32")
     np.testing.assert_array_equal(model.predict([x, y], verbose=0), want)
     assert_onnx_parity(model, [x, y])
+
+
+HARNESS_CASES = [
+    ("Add", {}, [(4,), (4,)]),
+    ("Multiply", {}, [(3, 2), (3, 2)]),
+    ("Concatenate", {"axis": 1}, [(3, 2), (4, 2)]),
+    ("Maximum", {}, [(4,), (4,)]),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

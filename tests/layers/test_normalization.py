@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers
 
 from ..conftest import assert_onnx_parity
+from ..harness import run_layer_test
 
 RNG = np.random.default_rng(11)
 
@@ -274,3 +276,17 @@ def test_conv_stack_with_batchnorm_prelu_and_noise_keeps_two_transposes():
     ops_used = [n.op_type for n in proto.graph.node]
     assert ops_used.count("Transpose") == 2
     assert ops_used == ["Transpose", "Conv", "Mul", "Add", "PRelu", "Conv", "Mul", "Add", "PRelu", "Transpose"]
+
+
+HARNESS_CASES = [
+    ("BatchNormalization", {}, (4,)),
+    ("LayerNormalization", {}, (3, 4)),
+    ("GroupNormalization", {"groups": 2}, (3, 4)),
+    ("UnitNormalization", {}, (5,)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

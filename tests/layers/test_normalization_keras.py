@@ -1,15 +1,12 @@
 """Keras parity for the normalization layers: same model in both, Keras' weights copied over."""
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+from ..harness import keras_parity, require_keras
 
-import irtool  # noqa: E402
+require_keras()
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 RNG = np.random.default_rng(21)
 
@@ -25,24 +22,15 @@ def randomized(model):
 
 
 def check(builder, x, atol=1e-5):
-    real.utils.set_random_seed(0)
-    real.backend.clear_session()
-    theirs = randomized(builder(real))
-    irtool.backend.clear_session()
-    ours = builder(irtool)
-    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
-    assert [w.trainable for w in ours.weights] == [w.trainable for w in theirs.weights]
-    ours.set_weights(theirs.get_weights())
-    want = np.asarray(theirs.predict(x, verbose=0))
-    np.testing.assert_allclose(ours.predict(x, verbose=0), want, atol=atol, rtol=1e-5)
-    for ours_layer, their_layer in zip(ours.layers[1:], theirs.layers[1:]):
-        if not type(ours_layer).__module__.endswith("normalization"):
-            continue
-        config, their_config = ours_layer.get_config(), their_layer.get_config()
-        assert set(config) == set(their_config)
-        for key in config:
-            if key not in ("dtype",) and not isinstance(config[key], dict):
-                assert config[key] == their_config[key], key
+    ours, _ = keras_parity(
+        builder,
+        x,
+        atol=atol,
+        weights=lambda theirs: randomized(theirs).get_weights(),
+        weight_paths=True,
+        trainable=True,
+        configs=lambda layer: type(layer).__module__.endswith("normalization"),
+    )
     return ours
 
 

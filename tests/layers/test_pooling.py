@@ -5,9 +5,11 @@ import functools
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers
 
+from ..harness import run_layer_test
 from ..ops.test_pooling import reference_pool
 from ._spatial import check, model_of, op_types
 
@@ -151,3 +153,17 @@ def test_global_average_pooling1d_honours_masks():
     mask = np.array([[True, False, True], [True, True, True]])
     got = layers.GlobalAveragePooling1D()(x, mask=mask)
     np.testing.assert_allclose(got, np.stack([x[0, [0, 2]].mean(0), x[1].mean(0)]), rtol=1e-6)
+
+
+HARNESS_CASES = [
+    ("MaxPooling2D", {"pool_size": 2}, (4, 4, 2)),
+    ("AveragePooling1D", {"pool_size": 2, "padding": "same"}, (5, 2)),
+    ("GlobalAveragePooling2D", {}, (3, 3, 2)),
+    ("GlobalMaxPooling1D", {"keepdims": True}, (4, 2)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

@@ -1,42 +1,35 @@
 """Pooling layers against the real Keras 3 (torch backend): same models, same predictions."""
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
+import irtool
+
+from ..harness import keras_parity, layers_from, require_keras
+
+real = require_keras()
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-import irtool  # noqa: E402
-
-from ..conftest import assert_onnx_parity  # noqa: E402
 
 RNG = np.random.default_rng(31)
 MY_MODULES = {"pooling", "reshaping_extra", "preprocessing"}
 
 
 def compare_with_keras(builder, feeds, atol=1e-5, seed=False):
-    """Build ``builder(lib)`` in Keras and irtool, copy the weights, compare predictions and shapes.
+    """``keras_parity`` with this family's checks: shapes, names, exact configs, ONNX.
 
     ``seed`` fixes Keras' initializers (slow: only for models with weights)."""
-    if seed:
-        real.utils.set_random_seed(0)
-    real.backend.clear_session(free_memory=False)  # names restart; skip the slow gc.collect
-    theirs = builder(real)
-    irtool.backend.clear_session()
-    ours = builder(irtool)
-    ours.set_weights(theirs.get_weights())
-    want = np.asarray(theirs.predict(feeds, verbose=0))
-    got = ours.predict(feeds, verbose=0)
-    np.testing.assert_allclose(got, want, atol=atol, rtol=1e-5)
-    assert tuple(ours.output.shape) == tuple(theirs.output.shape)
-    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
-    for mine, keras_layer in zip(ours.layers, theirs.layers):
-        if type(mine).__module__.split(".")[-1] in MY_MODULES:
-            assert mine.get_config() == keras_layer.get_config()
-    assert_onnx_parity(ours, feeds)
+    ours, theirs = keras_parity(
+        builder,
+        feeds,
+        atol=atol,
+        seed=0 if seed else None,
+        output_shape=True,
+        names=True,
+        configs=layers_from(*MY_MODULES),
+        config_ignore=(),
+        config_nested="exact",
+        onnx_parity=True,
+    )
     return theirs, ours
 
 

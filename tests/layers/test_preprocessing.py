@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers
 
+from ..harness import run_layer_test
 from ..ops.test_image import resize_ref
 from ._spatial import check, model_of, op_types
 
@@ -147,3 +149,16 @@ def test_resizing_errors():
         layers.Resizing(2, 2, antialias=True)(keras.Input((4, 4, 1)))
     with pytest.raises(ValueError, match="Only one of"):
         layers.Resizing(2, 2, crop_to_aspect_ratio=True, pad_to_aspect_ratio=True)(keras.Input((4, 4, 1)))
+
+
+HARNESS_CASES = [
+    ("Rescaling", {"scale": 0.5, "offset": 1.0}, (4, 3)),
+    ("Resizing", {"height": 4, "width": 5}, (6, 9, 3)),
+    ("CenterCrop", {"height": 3, "width": 2}, (5, 4, 2)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

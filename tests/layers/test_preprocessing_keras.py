@@ -1,15 +1,13 @@
 """Rescaling, Normalization, CenterCrop and Resizing against the real Keras 3 (torch backend)."""
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+from ..harness import require_keras
+from .test_pooling_keras import compare_with_keras
 
-from .test_pooling_keras import compare_with_keras  # noqa: E402
+require_keras()
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 RNG = np.random.default_rng(33)
 

@@ -5,10 +5,12 @@ import math
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers
 
 from ..conftest import assert_onnx_parity
+from ..harness import run_layer_test
 
 RNG = np.random.default_rng(13)
 
@@ -113,3 +115,17 @@ def test_eager_training_noise():
     dropped = channels_first(np.ones((2, 8, 3, 3), "float32"), training=True)
     assert (dropped == dropped[:, :, :1, :1]).all()
     assert not math.isnan(float(dropped.sum()))
+
+
+HARNESS_CASES = [
+    ("Dropout", {"rate": 0.3}, (4,)),
+    ("GaussianNoise", {"stddev": 0.2}, (4,)),
+    ("ActivityRegularization", {"l1": 0.1}, (4,)),
+    ("SpatialDropout1D", {"rate": 0.2}, (3, 2)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

@@ -5,9 +5,11 @@ import functools
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers
 
+from ..harness import run_layer_test
 from ..ops.test_image import resize_ref
 from ._spatial import check, model_of, op_types
 
@@ -247,3 +249,18 @@ def test_cropping_defaults_and_errors():
         layers.Cropping1D((3, 3))(keras.Input((6, 1)))
     with pytest.raises(ValueError, match="expected ndim=3"):
         layers.Cropping1D()(keras.Input((6, 6, 1)))
+
+
+HARNESS_CASES = [
+    ("Permute", {"dims": (2, 1)}, (3, 4)),
+    ("UpSampling2D", {"size": 2}, (2, 3, 2)),
+    ("ZeroPadding2D", {"padding": 1}, (2, 3, 2)),
+    ("Cropping1D", {"cropping": (1, 1)}, (5, 2)),
+    ("RepeatVector", {"n": 3}, (4,)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

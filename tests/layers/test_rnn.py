@@ -4,10 +4,12 @@ initial states, configs, errors and ONNX parity with a dynamic time axis."""
 import numpy as np
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers, ops
 
 from ..conftest import assert_onnx_parity, run_onnx
+from ..harness import run_layer_test
 from ..ops import _rnn_reference as ref
 
 RNG = np.random.default_rng(21)
@@ -238,3 +240,16 @@ def test_recurrent_layers_between_convolutions():
     model = keras.Model(x, layers.GRU(2)(h))
     for time in (3, 6, 8):
         assert_onnx_parity(model, RNG.standard_normal((2, time, 5)).astype("float32"), atol=1e-4, rtol=1e-4)
+
+
+HARNESS_CASES = [
+    ("SimpleRNN", {"units": 3}, (4, 2)),
+    ("GRU", {"units": 3, "return_sequences": True}, (4, 2)),
+    ("LSTM", {"units": 2, "return_state": True}, (3, 2)),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, shape", HARNESS_CASES, ids=[c[0] for c in HARNESS_CASES])
+def test_layer_harness(name, kwargs, shape):
+    """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
+    run_layer_test(getattr(irtool.layers, name), kwargs, shape)

@@ -1,18 +1,15 @@
 """Keras parity for the recurrent layers: the same model built with Keras 3 and irtool, Keras'
 weights copied with get_weights/set_weights, predictions compared (and irtool's ONNX export)."""
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
+import irtool
+
+from ..harness import flat_outputs, keras_outputs, keras_parity, require_keras, run_onnx
+
+real = require_keras()
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-import irtool  # noqa: E402
-
-from ..conftest import run_onnx  # noqa: E402
 
 RNG = np.random.default_rng(9)
 F = 3
@@ -42,32 +39,25 @@ CASES = {
 }
 
 
-def _both(builder, inputs):
-    """Build ``builder(lib, x)`` in Keras and irtool on ``inputs(lib)``; copy Keras' weights."""
-    real.backend.clear_session(free_memory=False)
-    irtool.backend.clear_session()
-    real.utils.set_random_seed(0)
-    models = []
-    for lib in (real, irtool):
+def _both(builder, inputs, feeds, *extra_feeds):
+    """``keras_parity`` of ``builder(lib, x)`` on ``inputs(lib)`` (Keras' weights copied over)."""
+
+    def build(lib):
         ins = inputs(lib)
-        models.append(lib.Model(ins, builder(lib, ins)))
-    theirs, ours = models
-    assert [w.path for w in ours.weights] == [w.path for w in theirs.weights]
-    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
-    ours.set_weights(theirs.get_weights())
+        return lib.Model(ins, builder(lib, ins))
+
+    ours, theirs = keras_parity(
+        build, feeds, extra_inputs=extra_feeds, atol=2e-5, direct_call=True, weight_paths=True, weight_shapes=True
+    )
     return theirs, ours
 
 
-def _compare(theirs, ours, feeds, proto=None):
-    """Keras vs irtool's NumPy executor (and ONNX Runtime on ``proto``, when given)."""
-    want = theirs(feeds, training=False)
-    got = ours.predict(feeds, verbose=0)
-    want, got = (list(v) if isinstance(v, (list, tuple)) else [v] for v in (want, got))
-    assert len(got) == len(want)
-    onnx_got = run_onnx(proto, dict(zip([i.name for i in proto.graph.input], _listed(feeds)))) if proto else got
-    for g, o, w in zip(got, onnx_got, want):
-        w = real.ops.convert_to_numpy(w)
-        np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-5)
+def _compare_onnx(theirs, ours, feeds, proto):
+    """ONNX Runtime on ``proto`` against Keras (NumPy against Keras is ``keras_parity``'s)."""
+    want = keras_outputs(theirs, feeds)
+    got = run_onnx(proto, dict(zip([i.name for i in proto.graph.input], _listed(feeds))))
+    assert len(got) == len(want) == len(flat_outputs(ours.predict(feeds, verbose=0)))
+    for o, w in zip(got, want):
         np.testing.assert_allclose(o, w, atol=1e-4, rtol=1e-4)
 
 
@@ -77,10 +67,11 @@ def _listed(feeds):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_layer_matches_keras_at_several_lengths(case):
-    theirs, ours = _both(lambda lib, x: CASES[case](lib.layers)(x), lambda lib: lib.Input((None, F)))
+    batches = [RNG.standard_normal((batch, time, F)).astype("float32") for time, batch in ((2, 3), (5, 2), (8, 4))]
+    theirs, ours = _both(lambda lib, x: CASES[case](lib.layers)(x), lambda lib: lib.Input((None, F)), *batches)
     proto = irtool.onnx.to_onnx(ours)
-    for time, batch in ((2, 3), (5, 2), (8, 4)):
-        _compare(theirs, ours, RNG.standard_normal((batch, time, F)).astype("float32"), proto)
+    for x in batches:
+        _compare_onnx(theirs, ours, x, proto)
 
 
 @pytest.mark.parametrize(
@@ -102,15 +93,18 @@ def test_embedding_masks_match_keras(case):
     def builder(lib, tokens):
         return CASES[case](lib.layers)(lib.layers.Embedding(12, F, mask_zero=True)(tokens))
 
-    theirs, ours = _both(builder, inputs)
-    proto = irtool.onnx.to_onnx(ours)
+    padded, holes = [], []
     for time in (3, 6):
         ids = RNG.integers(1, 12, (4, time)).astype("int32")
         for row, length in enumerate((time, 1, time - 1, 2)):
             ids[row, length:] = 0  # right padding: exact in ONNX too
-        _compare(theirs, ours, ids, proto)
+        padded.append(ids.copy())
         ids[0, 0] = ids[1, 1] = 0  # holes: Keras semantics are NumPy-only
-        _compare(theirs, ours, ids)
+        holes.append(ids)
+    theirs, ours = _both(builder, inputs, *padded, *holes)
+    proto = irtool.onnx.to_onnx(ours)
+    for ids in padded:
+        _compare_onnx(theirs, ours, ids, proto)
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU", "SimpleRNN"])
@@ -126,11 +120,11 @@ def test_initial_states_match_keras(kind):
         bi = lib.layers.Bidirectional(getattr(lib.layers, kind)(3, return_state=True))(x, initial_state=states)
         return [single, *bi]
 
-    theirs, ours = _both(builder, inputs)
     feeds = [RNG.standard_normal((2, 5, F)).astype("float32")] + [
         RNG.standard_normal((2, 3)).astype("float32") for _ in range(2 * n)
     ]
-    _compare(theirs, ours, feeds, irtool.onnx.to_onnx(ours))
+    theirs, ours = _both(builder, inputs, feeds)
+    _compare_onnx(theirs, ours, feeds, irtool.onnx.to_onnx(ours))
 
 
 def test_configs_match_keras():

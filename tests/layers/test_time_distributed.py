@@ -13,6 +13,7 @@ from irtool import layers
 from irtool.train.autodiff import GradientProgram
 
 from ..conftest import assert_onnx_parity
+from ..harness import run_layer_test
 from ..train.test_vjp_norm_rnn import training_gradcheck
 
 
@@ -398,3 +399,10 @@ def test_weights_files_have_keras_layout(real, tmp_path, name):
     assert h5_tree(tmp_path / "ours.weights.h5") == h5_tree(tmp_path / "theirs.weights.h5")
     ours.load_weights(tmp_path / "theirs.weights.h5")
     _assert_close(ours, theirs, _inputs_for(name))
+
+
+@pytest.mark.parametrize("inner", [lambda: layers.Dense(3), lambda: layers.Conv1D(2, 2)], ids=["dense", "conv1d"])
+def test_layer_harness(inner):
+    """Shapes, configs, .keras file, ONNX and gradients (tests/harness.py); Keras parity is in
+    the tests above (a wrapped layer object cannot be handed to Keras' constructor)."""
+    run_layer_test(layers.TimeDistributed, {"layer": inner()}, (3, 4, 2), keras_parity=False)

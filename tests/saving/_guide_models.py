@@ -136,12 +136,3 @@ def sample_inputs(model, batch=3, seed=0) -> list:
         else:
             out.append(rng.random(shape, dtype="float32"))
     return out
-
-
-def flat_outputs(predictions) -> list:
-    """``predict``'s result as a list of arrays (dict outputs by sorted key)."""
-    if isinstance(predictions, dict):
-        return [np.asarray(predictions[k]) for k in sorted(predictions)]
-    if isinstance(predictions, (list, tuple)):
-        return [np.asarray(p) for p in predictions]
-    return [np.asarray(predictions)]

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
+import irtool
 
-import irtool  # noqa: E402
+from ..harness import assert_same_outputs, require_keras
+from ._guide_models import BUILDERS, sample_inputs
 
-from ._guide_models import BUILDERS, flat_outputs, sample_inputs  # noqa: E402
+real = require_keras()
 
 
 def with_raw_ops(keras):
@@ -61,9 +60,7 @@ def test_irtool_config_builds_in_keras(name):
         restored = real.models.model_from_json(model.to_json())
     assert [layer.name for layer in restored.layers] == [layer.name for layer in model.layers]
     restored.set_weights(model.get_weights())
-    x = _feeds(model)
-    for want, got in zip(flat_outputs(model.predict(x, verbose=0)), flat_outputs(restored.predict(x, verbose=0))):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert_same_outputs(model, restored, _feeds(model), rtol=1e-5, atol=1e-5)
     config = json.loads(json.dumps(model.get_config()))
     again = real.Model.from_config(config) if name != "sequential" else real.Sequential.from_config(config)
     assert len(again.weights) == len(model.weights)
@@ -79,12 +76,7 @@ def test_keras_config_builds_in_irtool(name):
     assert [layer.name for layer in model.layers] == [layer.name for layer in theirs.layers]
     assert [tuple(t.shape) for t in model.outputs] == [tuple(t.shape) for t in theirs.outputs]
     model.set_weights([np.asarray(w) for w in theirs.get_weights()])
-    x = _feeds(model)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        want = flat_outputs(theirs.predict(x, verbose=0))
-    for w, got in zip(want, flat_outputs(model.predict(x, verbose=0))):
-        np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-5)
+    assert_same_outputs(theirs, model, _feeds(model), rtol=1e-5, atol=1e-5, quiet=True)
     rebuilt = irtool.Model.from_config(json.loads(text)["config"]) if name != "sequential" else None
     if rebuilt is not None:
         assert [layer.name for layer in rebuilt.layers] == [layer.name for layer in theirs.layers]

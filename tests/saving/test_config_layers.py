@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 
 import numpy as np
 import pytest
@@ -12,6 +11,8 @@ import pytest
 import irtool
 from irtool import layers
 from irtool.saving import deserialize_keras_object, serialize_keras_object
+
+from ..harness import flat_outputs, require_keras
 
 # (class name, constructor arguments with non-default values, input shape(s) for building)
 SPECS = [
@@ -263,12 +264,8 @@ def test_layer_config_round_trip(spec):
     arrays = sample_arrays(shape, name, seed=5)
     expected = run_layer(layer, name, arrays)
     got = run_layer(clone, name, arrays)
-    for want, have in zip(_flat(expected), _flat(got)):
+    for want, have in zip(flat_outputs(expected), flat_outputs(got)):
         np.testing.assert_allclose(have, want, rtol=1e-6, atol=1e-6)
-
-
-def _flat(value):
-    return [np.asarray(v) for v in value] if isinstance(value, (list, tuple)) else [np.asarray(value)]
 
 
 @pytest.mark.parametrize("spec", [s for s in SPECS if s[2] is not None and s[0] not in _CELLS], ids=lambda s: s[0])
@@ -340,8 +337,7 @@ def _close(a, b) -> bool:
 
 @pytest.fixture(scope="module")
 def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras")
+    return require_keras()
 
 
 def _without_name(config):

@@ -11,13 +11,7 @@ import irtool as keras
 from irtool import layers, ops
 from irtool.models import clone_model, model_from_json
 
-
-def flat(predictions) -> list:
-    if isinstance(predictions, dict):
-        return [np.asarray(predictions[k]) for k in sorted(predictions)]
-    if isinstance(predictions, (list, tuple)):
-        return [np.asarray(p) for p in predictions]
-    return [np.asarray(predictions)]
+from ..harness import assert_same_outputs as assert_same_predictions
 
 
 def feeds(model, seed=0):
@@ -30,11 +24,6 @@ def feeds(model, seed=0):
         else:
             out.append(rng.standard_normal(shape).astype(t.dtype))
     return out if len(out) > 1 else out[0]
-
-
-def assert_same_predictions(a, b, x):
-    for want, got in zip(flat(a.predict(x, verbose=0)), flat(b.predict(x, verbose=0)), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 def mlp():

@@ -12,7 +12,8 @@ from irtool import layers
 from irtool.cli import main as cli_main
 from irtool.saving import saving_lib
 
-from ._guide_models import BUILDERS, flat_outputs, sample_inputs
+from ..harness import flat_outputs
+from ._guide_models import BUILDERS, sample_inputs
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 

@@ -1,19 +1,16 @@
 """Files both ways with real Keras 3: ``.keras`` and ``.weights.h5`` written by one, read by the other."""
 
-import os
-import warnings
-
 import h5py
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
+import irtool
 
-import irtool  # noqa: E402
+from ..harness import assert_same_outputs, require_keras
+from ._guide_models import BUILDERS, sample_inputs
+from .test_weights import h5_tree
 
-from ._guide_models import BUILDERS, flat_outputs, sample_inputs  # noqa: E402
-from .test_weights import h5_tree  # noqa: E402
+real = require_keras()
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),
@@ -21,15 +18,8 @@ pytestmark = [
 ]
 
 
-def _predict(model, xs) -> list:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return flat_outputs(model.predict(xs, verbose=0))
-
-
 def _assert_same_outputs(a, b, xs):
-    for x, y in zip(_predict(a, xs), _predict(b, xs)):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
+    assert_same_outputs(a, b, xs, rtol=1e-5, atol=1e-5, quiet=True)
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))

@@ -4,7 +4,6 @@ regularizers, constraints, initializers and activations."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -20,6 +19,8 @@ from irtool.saving import (
     register_keras_serializable,
     serialize_keras_object,
 )
+
+from ..harness import require_keras
 
 
 class CustomDense(layers.Layer):
@@ -286,8 +287,7 @@ def test_activation_serialization():
 
 @pytest.fixture(scope="module")
 def real_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras")
+    return require_keras()
 
 
 @pytest.mark.parametrize("obj", REGULARIZERS + CONSTRAINTS, ids=lambda o: type(o).__name__)

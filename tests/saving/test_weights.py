@@ -15,7 +15,8 @@ import irtool as keras
 from irtool import layers
 from irtool.saving import h5_weights
 
-from ._guide_models import BUILDERS, flat_outputs, sample_inputs
+from ..harness import flat_outputs
+from ._guide_models import BUILDERS, sample_inputs
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data")
 

@@ -9,10 +9,12 @@ from irtool import ops
 from irtool.train.autodiff import GradientProgram
 
 
-def check_gradients(build, arrays, eps=1e-6, atol=1e-6, rtol=1e-5, wrt=None, seed=0):
+def check_gradients(build, arrays, eps=1e-6, atol=1e-6, rtol=1e-5, wrt=None, seed=0, weight_samples=0):
     """``build(*symbolic_inputs)`` returns tensor(s); compare d(sum(out * R))/d(input) both ways.
 
     ``wrt`` lists the indices of the inputs to differentiate (default: every float input).
+    With ``weight_samples``, that many entries of every trainable weight of the traced model are
+    checked too (float64 weights: build the layers with ``dtype="float64"``).
     """
     rng = np.random.default_rng(seed)
     arrays = [np.asarray(a) for a in arrays]
@@ -27,7 +29,8 @@ def check_gradients(build, arrays, eps=1e-6, atol=1e-6, rtol=1e-5, wrt=None, see
     model = keras.Model(inputs, loss)
     if wrt is None:
         wrt = [i for i, a in enumerate(arrays) if np.issubdtype(a.dtype, np.floating)]
-    program = GradientProgram(model.graph, [model.graph.inputs[i] for i in wrt], training=False)
+    weights = list(model.trainable_weights) if weight_samples else []
+    program = GradientProgram(model.graph, [model.graph.inputs[i] for i in wrt] + weights, training=False)
     _, grads = program.run(arrays)
 
     def loss_at(values):
@@ -43,4 +46,16 @@ def check_gradients(build, arrays, eps=1e-6, atol=1e-6, rtol=1e-5, wrt=None, see
             minus[i].reshape(-1)[j] -= eps
             flat[j] = (loss_at(plus) - loss_at(minus)) / (2 * eps)
         np.testing.assert_allclose(grads[k], numeric, atol=atol, rtol=rtol, err_msg=f"gradient of input {i}")
+    for w, g in zip(weights, grads[len(wrt) :]):
+        value = w._value
+        for j in rng.choice(value.size, size=min(weight_samples, value.size), replace=False):
+            index = np.unravel_index(j, value.shape)
+            saved = value[index]
+            value[index] = saved + eps
+            plus = loss_at(arrays)
+            value[index] = saved - eps
+            minus = loss_at(arrays)
+            value[index] = saved
+            numeric = (plus - minus) / (2 * eps)
+            np.testing.assert_allclose(g.reshape(-1)[j], numeric, atol=atol, rtol=rtol, err_msg=w.path)
     return grads
