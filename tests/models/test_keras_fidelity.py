@@ -1,0 +1,294 @@
+"""Keras behaviours found by trying Keras' own cases (issue 11, item 7).
+
+Each test asserts irtool's behaviour directly, and where real Keras is installed (CI installs it)
+runs the same code on Keras to check that the expectation is Keras' own.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import irtool
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+def real_keras():
+    """Real Keras, or skip the comparison part of a test."""
+    return pytest.importorskip("keras")
+
+
+def _error(fn):
+    """``(exception type name, message)`` of ``fn()``, which must raise."""
+    try:
+        fn()
+    except Exception as error:  # noqa: BLE001 - the point is to compare any error
+        return type(error).__name__, str(error)
+    raise AssertionError("expected an error")
+
+
+# -- 1. raw ops on symbolic tensors are Keras-named operations ---------------------------------
+
+
+def _raw_ops_model(keras):
+    ops = keras.ops
+    x = keras.Input((3, 4))
+    y = keras.Input((3, 4))
+    outputs = [
+        x[:, 0],
+        x * 2,
+        x + y,
+        ops.matmul(x, ops.transpose(y, (0, 2, 1))),
+        x - y,
+        x / y,
+        -x,
+        ops.reshape(x, (-1, 12)),
+        ops.sum(x, axis=1),
+        x**2,
+        abs(x),
+        x > y,
+        ops.concatenate([x, y]),
+        ops.mean(x),
+    ]
+    return keras.Model([x, y], outputs)
+
+
+def _op_classes(model):
+    return [(type(op).__name__, op.__class__.__name__, op.name) for op in model.operations]
+
+
+def test_raw_ops_have_keras_class_names():
+    model = _raw_ops_model(irtool)
+    names = _op_classes(model)
+    assert ("GetItem", "GetItem", "get_item") in names
+    assert ("Multiply", "Multiply", "multiply") in names
+    assert ("Add", "Add", "add") in names
+    assert ("Matmul", "Matmul", "matmul") in names
+    add = next(op for op in model.operations if op.name == "add")
+    assert isinstance(add, irtool.ops.operation.RawOperation)
+    # One class per op: two calls of `*` are two operations of the same class.
+    x = irtool.Input((2,))
+    a, b = x * 2, x * 3
+    assert type(a._keras_history[0].operation) is type(b._keras_history[0].operation)
+    # Revived from a config, the ops keep their classes and names.
+    assert _op_classes(irtool.Model.from_config(model.get_config())) == names
+
+
+def test_raw_op_classes_match_keras():
+    keras = real_keras()
+    ours = _op_classes(_raw_ops_model(irtool))
+    theirs = _op_classes(_raw_ops_model(keras))
+    # Input layers are named by a global counter that differs between the two sessions.
+    assert [c for c in ours if c[0] != "InputLayer"] == [c for c in theirs if c[0] != "InputLayer"]
+    revived = _op_classes(keras.Model.from_config(_raw_ops_model(keras).get_config()))
+    assert [c[:2] for c in revived] == [c[:2] for c in ours]
+
+
+# -- 2. Sequential's errors and edge cases ------------------------------------------------------
+
+
+def _set_layers(keras):
+    model = keras.Sequential([keras.layers.Dense(2)])
+    model.layers = [keras.layers.Dense(3)]
+
+
+def _two_inputs(keras):
+    keras.Sequential([keras.Input((3,)), keras.Input((3,)), keras.layers.Dense(2)], name="two_inputs")
+
+
+def _input_layer_after_build(keras):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)], name="late_input")
+    model.add(keras.layers.InputLayer(shape=(2,)))
+
+
+def _duplicate_names(keras):
+    keras.Sequential([keras.layers.Dense(2, name="d"), keras.layers.Dense(2, name="d")])
+
+
+def _build_empty(keras):
+    keras.Sequential(name="empty").build((None, 3))
+
+
+def _call_empty(keras):
+    keras.Sequential(name="empty")(np.ones((2, 3), "float32"))
+
+
+def _build_other_shape(keras):
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)], name="fixed").build((None, 4))
+
+
+def _unbuilt_inputs(keras):
+    return keras.Sequential([keras.layers.Dense(2)], name="unbuilt").inputs
+
+
+def _unbuilt_outputs(keras):
+    return keras.Sequential([keras.layers.Dense(2)], name="unbuilt").outputs
+
+
+def _unbuilt_input_shape(keras):
+    return keras.Sequential([keras.layers.Dense(2)], name="unbuilt").input_shape
+
+
+def _unbuilt_output_shape(keras):
+    return keras.Sequential([keras.layers.Dense(2)], name="unbuilt").output_shape
+
+
+def _add_non_layer(keras):
+    keras.Sequential().add("dense")
+
+
+SEQUENTIAL_ERRORS = {
+    _set_layers: (
+        "AttributeError",
+        "`Sequential.layers` attribute is reserved and should not be used. "
+        "Use `add()` and `pop()` to change the layers in this model.",
+    ),
+    _two_inputs: (
+        "ValueError",
+        "Sequential model 'two_inputs' has already been configured to use input shape (None, 3). "
+        "You cannot add a different Input layer to it.",
+    ),
+    _input_layer_after_build: (
+        "ValueError",
+        "Sequential model 'late_input' has already been configured to use input shape (None, 3). "
+        "You cannot add a different Input layer to it.",
+    ),
+    _duplicate_names: (
+        "ValueError",
+        "All layers added to a Sequential model should have unique names. Name 'd' is already the name of a "
+        "layer in this model. Update the `name` argument to pass a unique name.",
+    ),
+    _build_empty: (
+        "ValueError",
+        "Sequential model empty cannot be built because it has no layers. Call `model.add(layer)`.",
+    ),
+    _call_empty: (
+        "ValueError",
+        "Sequential model empty cannot be built because it has no layers. Call `model.add(layer)`.",
+    ),
+    _build_other_shape: (
+        "ValueError",
+        "Sequential model 'fixed' has already been configured to use input shape (None, 3). "
+        "You cannot build it with input_shape (None, 4)",
+    ),
+    _unbuilt_inputs: ("AttributeError", "Sequential model 'unbuilt' has no defined inputs yet."),
+    _unbuilt_outputs: ("AttributeError", "Sequential model 'unbuilt' has no defined outputs yet."),
+    _unbuilt_input_shape: ("AttributeError", "Sequential model 'unbuilt' has no defined input shape yet."),
+    _unbuilt_output_shape: ("AttributeError", "Sequential model 'unbuilt' has no defined output shape yet."),
+    _add_non_layer: (
+        "ValueError",
+        "Only instances of `keras.Layer` can be added to a Sequential model. Received: dense (of type <class 'str'>)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SEQUENTIAL_ERRORS), ids=lambda f: f.__name__.strip("_"))
+def test_sequential_errors(case):
+    assert _error(lambda: case(irtool)) == SEQUENTIAL_ERRORS[case]
+
+
+# Keras' Sequential raises these AttributeErrors from properties, so Python retries the
+# lookup through `Layer.__getattr__`, which replaces Keras' message with a generic one.
+# irtool keeps the message Keras wrote; the type is the same.
+UNBUILT = {_unbuilt_inputs: "inputs", _unbuilt_outputs: "outputs", _unbuilt_input_shape: "input_shape"}
+UNBUILT[_unbuilt_output_shape] = "output_shape"
+
+
+@pytest.mark.parametrize("case", list(SEQUENTIAL_ERRORS), ids=lambda f: f.__name__.strip("_"))
+def test_sequential_errors_match_keras(case):
+    keras = real_keras()
+    if case in UNBUILT:
+        assert _error(lambda: case(keras)) == (
+            "AttributeError",
+            f"'Sequential' object has no attribute '{UNBUILT[case]}'",
+        )
+    else:
+        assert _error(lambda: case(keras)) == SEQUENTIAL_ERRORS[case]
+
+
+def _functional_first(keras):
+    inputs = keras.Input((3,))
+    inner = keras.Model(inputs, keras.layers.Dense(4)(inputs), name="inner")
+    model = keras.Sequential([inner, keras.layers.Dense(2, name="head")], name="outer")
+    return {
+        "built": model.built,
+        "layers": [layer.name for layer in model.layers],
+        "input_shape": tuple(model.inputs[0].shape),
+        "output_shape": tuple(model.outputs[0].shape),
+        "params": model.count_params(),
+        "first_config_layer": model.get_config()["layers"][0]["class_name"],
+        "build_config": {k: list(v) for k, v in model.get_build_config().items()},  # JSON makes tuples lists
+    }
+
+
+def _states(keras):
+    """Whether each Sequential is built, in Keras' cases that build it or wait."""
+    layers = keras.layers
+    inputs = keras.Input((3,))
+    inner = keras.Model(inputs, layers.Dense(4)(inputs))
+    popped = keras.Sequential([keras.Input((3,)), layers.Dense(2), layers.Dense(5)])
+    popped.pop(rebuild=False)
+    added = keras.Sequential([keras.Input((3,)), layers.Dense(2)])
+    added.add(layers.Dense(4), rebuild=False)
+    built_by_call = keras.Sequential([layers.Dense(2)])
+    built_by_call(np.ones((2, 3), "float32"))
+    return {
+        "input_only": keras.Sequential([keras.Input((3,))]).built,
+        "functional_only": keras.Sequential([inner]).built,
+        "input_shape_argument": keras.Sequential([layers.Dense(2, input_shape=(3,))]).built,
+        "pop_rebuild_false": (popped.built, len(popped.layers)),
+        "add_rebuild_false": (added.built, len(added.layers)),
+        "built_by_call": built_by_call.built,
+    }
+
+
+def test_sequential_with_a_functional_first_layer_builds():
+    got = _functional_first(irtool)
+    assert got == {
+        "built": True,
+        "layers": ["inner", "head"],
+        "input_shape": (None, 3),
+        "output_shape": (None, 2),
+        "params": 3 * 4 + 4 + 4 * 2 + 2,
+        "first_config_layer": "InputLayer",
+        "build_config": {"input_shape": [None, 3]},
+    }
+    # A Sequential model first works the same way.
+    inner = irtool.Sequential([irtool.Input((3,)), irtool.layers.Dense(2)])
+    model = irtool.Sequential([inner, irtool.layers.Dense(1)])
+    assert model.built and model.output_shape == (None, 1)
+
+
+def test_sequential_build_states():
+    assert _states(irtool) == {
+        "input_only": False,
+        "functional_only": False,
+        "input_shape_argument": True,
+        "pop_rebuild_false": (False, 1),
+        "add_rebuild_false": (False, 2),
+        "built_by_call": True,
+    }
+    # Built by a call, the batch size stays free (Keras fixes it to the first batch's).
+    model = irtool.Sequential([irtool.layers.Dense(2)])
+    model(np.ones((2, 3), "float32"))
+    assert model.output_shape == (None, 2)
+    # build() without one input shape waits, as in Keras (which then sets `built` with no graph).
+    model = irtool.Sequential([irtool.layers.Dense(2)])
+    model.build()
+    model.build([(None, 3), (None, 3)])
+    assert not model.built
+
+
+def test_sequential_cases_match_keras():
+    import warnings
+
+    keras = real_keras()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns about `input_shape=`
+        theirs = _states(keras)
+        functional = _functional_first(keras)
+    assert _states(irtool) == theirs
+    assert _functional_first(irtool) == functional
