@@ -107,10 +107,10 @@ def functional_get_config(model) -> dict:
         return [call.operation.name, node_index[call] + offset, index]
 
     config = {"name": model.name, "trainable": model.trainable, "layers": layers}
-    config["input_layers"] = _to_json_structure(
+    config["input_layers"] = _endpoint_structure(
         tree.map_structure(lambda t: endpoint(t, "input"), model._inputs_struct)
     )
-    config["output_layers"] = _to_json_structure(
+    config["output_layers"] = _endpoint_structure(
         tree.map_structure(lambda t: endpoint(t, "output"), model._outputs_struct)
     )
     return config
@@ -124,13 +124,17 @@ def _referable(tensor, input_calls, node_index) -> bool:
     return id(tensor) in input_calls or (tensor._keras_history is not None and tensor._keras_history[0] in node_index)
 
 
-def _to_json_structure(structure):
-    # Leaves are [name, node, index] lists; tuples become lists, as JSON writes them.
+def _endpoint_structure(structure):
+    # Leaves are [name, node, index] lists. Containers keep their type, as in Keras' config: a
+    # model with tuple outputs has tuple `output_layers`, so from_config gives tuple outputs again
+    # (JSON writes tuples as lists, so a JSON round trip gives lists, in Keras too).
     if isinstance(structure, dict):
-        return {k: _to_json_structure(v) for k, v in structure.items()}
-    if isinstance(structure, (list, tuple)) and not _is_leaf(structure):
-        return [_to_json_structure(v) for v in structure]
-    return structure
+        return {k: _endpoint_structure(v) for k, v in structure.items()}
+    if isinstance(structure, tuple) and not _is_leaf(structure):
+        return tuple(_endpoint_structure(v) for v in structure)
+    if isinstance(structure, list) and not _is_leaf(structure):
+        return [_endpoint_structure(v) for v in structure]
+    return list(structure) if _is_leaf(structure) else structure
 
 
 def _is_leaf(value) -> bool:

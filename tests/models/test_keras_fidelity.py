@@ -292,3 +292,125 @@ def test_sequential_cases_match_keras():
         functional = _functional_first(keras)
     assert _states(irtool) == theirs
     assert _functional_first(irtool) == functional
+
+
+# -- 3. from_config keeps the output container types ------------------------------------------
+
+
+def _structures(keras):
+    """For models with each kind of input/output structure: the types of the original's
+    outputs, of from_config's and of a JSON round trip's (``kind[inner kind]`` for nesting)."""
+    layers = keras.layers
+    a, b = keras.Input((2,), name="a"), keras.Input((2,), name="b")
+    d1, d2 = layers.Dense(1, name="d1")(a), layers.Dense(1, name="d2")(b)
+    models = {
+        "tuple": keras.Model((a, b), (d1, d2)),
+        "list": keras.Model([a, b], [d1, d2]),
+        "dict": keras.Model({"a": a, "b": b}, {"x": d1, "y": d2}),
+        "single": keras.Model(a, d1),
+        "one_tuple": keras.Model((a,), (d1,)),
+        "list_of_tuple": keras.Model([a, b], [d1, (d2, d1)]),
+        "dict_of_tuple": keras.Model([a, b], {"x": (d1, d2)}),
+    }
+
+    def kind(structure):
+        if isinstance(structure, dict):
+            return {k: kind(v) for k, v in structure.items()}
+        if isinstance(structure, (list, tuple)):
+            return [type(structure).__name__, [kind(v) for v in structure]]
+        return "tensor"
+
+    result = {}
+    for name, model in models.items():
+        revived = keras.Model.from_config(model.get_config())
+        from_json = keras.models.model_from_json(model.to_json())
+        result[name] = [kind(m.output) for m in (model, revived, from_json)]
+        result[name].append(kind(revived.input))
+    return result
+
+
+def test_from_config_keeps_output_structure():
+    got = _structures(irtool)
+    pair = ["tuple", ["tensor", "tensor"]]
+    as_list = ["list", ["tensor", "tensor"]]
+    assert got["tuple"] == [pair, pair, as_list, pair]  # JSON has no tuples: lists, as in Keras
+    assert got["list"] == [as_list, as_list, as_list, as_list]
+    assert got["dict"][1] == {"x": "tensor", "y": "tensor"} and got["dict"][3] == {"a": "tensor", "b": "tensor"}
+    assert got["single"] == ["tensor", "tensor", "tensor", "tensor"]
+    assert got["one_tuple"][1] == ["tuple", ["tensor"]]
+    assert got["list_of_tuple"][1] == ["list", ["tensor", pair]]
+    assert got["dict_of_tuple"][1] == {"x": pair}
+    # The revived model's predictions come back in the same structure.
+    x = irtool.Input((2,))
+    model = irtool.Model((x,), (irtool.layers.Dense(1)(x), irtool.layers.Dense(3)(x)))
+    revived = irtool.Model.from_config(model.get_config())
+    predictions = revived.predict((np.ones((1, 2), "float32"),), verbose=0)
+    assert isinstance(predictions, tuple) and [p.shape for p in predictions] == [(1, 1), (1, 3)]
+
+
+def test_from_config_structures_match_keras():
+    keras = real_keras()
+    assert _structures(irtool) == _structures(keras)
+
+
+# -- 4. Input's dimensions ---------------------------------------------------------------------
+
+INPUT_CASES = {
+    "negative": ({"shape": (-1, 3)}, "Cannot convert '(-1, 3)' to a shape. Negative dimensions are not allowed."),
+    "float": (
+        {"shape": (2.5,)},
+        "Cannot convert '(2.5,)' to a shape. Found invalid dimension '2.5' of type '<class 'float'>'. ",
+    ),
+    "whole_float": (
+        {"shape": (2.0,)},
+        "Cannot convert '(2.0,)' to a shape. Found invalid dimension '2.0' of type '<class 'float'>'. ",
+    ),
+    "string": (
+        {"shape": ("a",)},
+        "Cannot convert '('a',)' to a shape. Found invalid dimension 'a' of type '<class 'str'>'. ",
+    ),
+    "nested": (
+        {"shape": ((2,), 3)},
+        "Cannot convert '((2,), 3)' to a shape. Found invalid dimension '(2,)' of type '<class 'tuple'>'. ",
+    ),
+    "negative_batch_shape": (
+        {"batch_shape": (None, -2)},
+        "Cannot convert '(None, -2)' to a shape. Negative dimensions are not allowed.",
+    ),
+    "negative_batch_size": (
+        {"shape": (3,), "batch_size": -1},
+        "Cannot convert '(-1, 3)' to a shape. Negative dimensions are not allowed.",
+    ),
+    "zero": ({"shape": (0, 3)}, (None, 0, 3)),
+    "zero_batch": ({"shape": (3,), "batch_size": 0}, (0, 3)),
+    "numpy_ints": ({"shape": (np.int64(2), None)}, (None, 2, None)),
+    "list": ({"shape": [2, 3]}, (None, 2, 3)),
+}
+
+
+def _input_outcome(keras, kwargs):
+    try:
+        return tuple(keras.Input(**kwargs).shape)
+    except ValueError as error:
+        return str(error)
+
+
+@pytest.mark.parametrize("case", list(INPUT_CASES))
+def test_input_dimensions(case):
+    kwargs, expected = INPUT_CASES[case]
+    assert _input_outcome(irtool, kwargs) == expected
+    if isinstance(expected, str):
+        with pytest.raises(ValueError):
+            irtool.layers.InputLayer(**kwargs)
+
+
+@pytest.mark.parametrize("case", list(INPUT_CASES))
+def test_input_dimensions_match_keras(case):
+    keras = real_keras()
+    kwargs, expected = INPUT_CASES[case]
+    assert _input_outcome(keras, kwargs) == expected
+
+
+def test_input_takes_a_bare_int():
+    # An irtool extension: Keras refuses `Input(3)` ("Cannot convert '3' to a shape.").
+    assert irtool.Input(3).shape == (None, 3)
