@@ -162,8 +162,12 @@ def model_from_config(cls, config: dict, custom_objects=None):
     from irtool.layers.layer import Layer
     from irtool.models.functional import Functional
     from irtool.models.model import Model
+    from irtool.saving import config_limits
     from irtool.saving.object_registration import CustomObjectScope
 
+    if not config_limits.is_reading():
+        with config_limits.reading_config(config, f"{cls.__name__}.from_config"):
+            return model_from_config(cls, config, custom_objects)
     if all(key in config for key in _FUNCTIONAL_KEYS):
         target = Functional if cls in (Model, Functional) else cls
         with CustomObjectScope(custom_objects or {}):
@@ -318,10 +322,14 @@ def _lookup(created: dict, layer_name: str, node: int, index: int):
 
 def sequential_from_config(cls, config: dict, custom_objects=None):
     """Rebuild a Sequential model from :func:`sequential_get_config`'s output (or Keras')."""
+    from irtool.saving import config_limits
     from irtool.saving.object_registration import CustomObjectScope
     from irtool.saving.python_code import in_safe_mode
     from irtool.saving.serialization import deserialize_keras_object
 
+    if not config_limits.is_reading():
+        with config_limits.reading_config(config, f"{cls.__name__}.from_config"):
+            return sequential_from_config(cls, config, custom_objects)
     if "name" not in config or "layers" not in config:
         raise ValueError(
             "A Sequential model configuration must be a dictionary containing the 'name' and 'layers' keys. "
@@ -370,8 +378,12 @@ def model_from_json(json_string: str, custom_objects=None):
     >>> model_from_json(model.to_json()).output_shape
     (None, 2)
     """
+    from irtool.saving.config_limits import check_json_text
     from irtool.saving.serialization import deserialize_keras_object
 
+    if not isinstance(json_string, (str, bytes, bytearray)):
+        raise TypeError(f"model_from_json expects a JSON string. Received: {type(json_string).__name__}")
+    check_json_text(json_string, "model_from_json")
     try:
         config = json.loads(json_string)
     except json.JSONDecodeError as error:

@@ -414,3 +414,107 @@ def test_input_dimensions_match_keras(case):
 def test_input_takes_a_bare_int():
     # An irtool extension: Keras refuses `Input(3)` ("Cannot convert '3' to a shape.").
     assert irtool.Input(3).shape == (None, 3)
+
+
+# -- 5. deep or huge configs are refused with irtool's own error -------------------------------
+
+
+def _deep_json(depth: int) -> str:
+    # A Dense layer whose `units` is `depth - 2` nested lists (the layer's dicts are 2 levels).
+    return (
+        '{"module": "keras.layers", "class_name": "Dense", "config": {"name": "d", "units": '
+        + "[" * (depth - 2)
+        + "]" * (depth - 2)
+        + "}}"
+    )
+
+
+def _deep_dict(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_deep_json_is_refused_before_parsing():
+    from irtool.saving.config_limits import MAX_CONFIG_DEPTH
+
+    with pytest.raises(
+        ValueError,
+        match=f"nests arrays and objects 5,000 levels deep, more than the limit of {MAX_CONFIG_DEPTH} levels",
+    ):
+        irtool.models.model_from_json(_deep_json(5000))
+    # At the limit the config is read (and refused for what it says, not for its depth).
+    with pytest.raises(ValueError, match="units") as error:
+        irtool.models.model_from_json(_deep_json(MAX_CONFIG_DEPTH))
+    assert "levels" not in str(error.value)
+    # Brackets inside strings are not nesting.
+    layer = irtool.models.model_from_json(
+        '{"module": "keras.layers", "class_name": "Dense", "config": {"units": 2, "name": "' + "[{" * 5000 + '"}}'
+    )
+    assert layer.name == "[{" * 5000
+
+
+def test_huge_json_is_refused_before_parsing():
+    from irtool.saving import config_limits
+
+    text = '{"a": "' + "x" * config_limits.MAX_JSON_BYTES + '"}'
+    with pytest.raises(ValueError, match=f"is {len(text):,} bytes, more than the limit of 67,108,864 bytes"):
+        irtool.models.model_from_json(text)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda c: irtool.Model.from_config({"name": "m", "layers": [c], "input_layers": [], "output_layers": []}),
+        lambda c: irtool.Sequential.from_config({"name": "m", "layers": [c]}),
+        lambda c: irtool.saving.deserialize_keras_object({"class_name": "Dense", "config": c}),
+    ],
+    ids=["Model", "Sequential", "deserialize_keras_object"],
+)
+def test_deep_config_dicts_are_refused(read):
+    with pytest.raises(ValueError, match=r"nests dicts and lists 5,00\d levels deep, more than the limit of 100"):
+        read(_deep_dict(5000))
+    itself: list = []
+    itself.append(itself)
+    with pytest.raises(ValueError, match="contains itself"):
+        read({"a": itself})
+
+
+def _with_config_json(source: str, target: str, edit) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(target, "w") as out:
+        for item in archive.infolist():
+            data = archive.read(item.filename)
+            out.writestr(item, edit(data) if item.filename == "config.json" else data)
+
+
+def test_deep_keras_file_is_refused(tmp_path):
+    model = irtool.Sequential([irtool.Input((2,)), irtool.layers.Dense(2)])
+    model.save(tmp_path / "m.keras")
+    deep = "[" * 3000 + "]" * 3000
+    _with_config_json(
+        str(tmp_path / "m.keras"),
+        str(tmp_path / "deep.keras"),
+        lambda d: d.replace(b'"units": 2', b'"units": ' + deep.encode()),
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"deep\.keras: config\.json: the JSON text nests arrays and objects 3,0\d\d "
+        "levels deep",
+    ):
+        irtool.models.load_model(tmp_path / "deep.keras")
+
+
+def test_nested_keras_models_are_within_the_limit():
+    """Real models stay far below the limit: models nested in one another, written by Keras."""
+    keras = real_keras()
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    for _ in range(6):
+        inputs = keras.Input((2,))
+        model = keras.Model(inputs, model(inputs))
+    revived = irtool.models.model_from_json(model.to_json())
+    x = np.ones((1, 2), "float32")
+    revived.set_weights(model.get_weights())
+    np.testing.assert_allclose(revived.predict(x, verbose=0), np.asarray(model.predict(x, verbose=0)), rtol=1e-6)
