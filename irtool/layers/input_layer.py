@@ -9,6 +9,38 @@ from irtool.ops.core import SymbolicTensor
 from irtool.ops.operation import LayerCall
 
 
+def standardize_shape(shape) -> tuple:
+    """``shape`` as a tuple of non-negative ints and ``None``s, or Keras' ValueError.
+
+    As in Keras, 0 is a valid dimension, while negative dimensions and dimensions that are
+    strings or floats (even ``2.0``) are refused; NumPy integers become ints.
+    """
+    if shape is None:
+        raise ValueError("Undefined shapes are not supported.")
+    if not hasattr(shape, "__iter__"):
+        raise ValueError(f"Cannot convert '{shape}' to a shape.")
+    shape = tuple(shape)
+    dims = []
+    for d in shape:
+        if d is None:
+            dims.append(None)
+            continue
+        if isinstance(d, (str, float)):
+            raise ValueError(
+                f"Cannot convert '{shape}' to a shape. Found invalid dimension '{d}' of type '{type(d)}'. "
+            )
+        try:
+            d = int(d)
+        except Exception as error:
+            raise ValueError(
+                f"Cannot convert '{shape}' to a shape. Found invalid dimension '{d}' of type '{type(d)}'. "
+            ) from error
+        if d < 0:
+            raise ValueError(f"Cannot convert '{shape}' to a shape. Negative dimensions are not allowed.")
+        dims.append(d)
+    return tuple(dims)
+
+
 class InputLayer(Layer):
     """A layer with no computation: it owns one symbolic tensor of a given batch shape."""
 
@@ -43,9 +75,10 @@ class InputLayer(Layer):
         if input_tensor is not None:
             batch_shape = input_tensor.shape
         elif batch_shape is None:
-            shape = (shape,) if isinstance(shape, int) else tuple(shape)
+            # irtool also takes a bare int (`Input(3)`), which Keras refuses.
+            shape = standardize_shape((shape,) if isinstance(shape, int) else shape)
             batch_shape = (batch_size,) + shape
-        self._batch_shape = tuple(None if d is None else int(d) for d in batch_shape)
+        self._batch_shape = standardize_shape(batch_shape)
         self.optional = optional
         self.built = True
         tensor_name = name if name is not None else naming.uniquify("keras_tensor")

@@ -107,10 +107,10 @@ def functional_get_config(model) -> dict:
         return [call.operation.name, node_index[call] + offset, index]
 
     config = {"name": model.name, "trainable": model.trainable, "layers": layers}
-    config["input_layers"] = _to_json_structure(
+    config["input_layers"] = _endpoint_structure(
         tree.map_structure(lambda t: endpoint(t, "input"), model._inputs_struct)
     )
-    config["output_layers"] = _to_json_structure(
+    config["output_layers"] = _endpoint_structure(
         tree.map_structure(lambda t: endpoint(t, "output"), model._outputs_struct)
     )
     return config
@@ -124,13 +124,17 @@ def _referable(tensor, input_calls, node_index) -> bool:
     return id(tensor) in input_calls or (tensor._keras_history is not None and tensor._keras_history[0] in node_index)
 
 
-def _to_json_structure(structure):
-    # Leaves are [name, node, index] lists; tuples become lists, as JSON writes them.
+def _endpoint_structure(structure):
+    # Leaves are [name, node, index] lists. Containers keep their type, as in Keras' config: a
+    # model with tuple outputs has tuple `output_layers`, so from_config gives tuple outputs again
+    # (JSON writes tuples as lists, so a JSON round trip gives lists, in Keras too).
     if isinstance(structure, dict):
-        return {k: _to_json_structure(v) for k, v in structure.items()}
-    if isinstance(structure, (list, tuple)) and not _is_leaf(structure):
-        return [_to_json_structure(v) for v in structure]
-    return structure
+        return {k: _endpoint_structure(v) for k, v in structure.items()}
+    if isinstance(structure, tuple) and not _is_leaf(structure):
+        return tuple(_endpoint_structure(v) for v in structure)
+    if isinstance(structure, list) and not _is_leaf(structure):
+        return [_endpoint_structure(v) for v in structure]
+    return list(structure) if _is_leaf(structure) else structure
 
 
 def _is_leaf(value) -> bool:
@@ -158,8 +162,12 @@ def model_from_config(cls, config: dict, custom_objects=None):
     from irtool.layers.layer import Layer
     from irtool.models.functional import Functional
     from irtool.models.model import Model
+    from irtool.saving import config_limits
     from irtool.saving.object_registration import CustomObjectScope
 
+    if not config_limits.is_reading():
+        with config_limits.reading_config(config, f"{cls.__name__}.from_config"):
+            return model_from_config(cls, config, custom_objects)
     if all(key in config for key in _FUNCTIONAL_KEYS):
         target = Functional if cls in (Model, Functional) else cls
         with CustomObjectScope(custom_objects or {}):
@@ -314,10 +322,14 @@ def _lookup(created: dict, layer_name: str, node: int, index: int):
 
 def sequential_from_config(cls, config: dict, custom_objects=None):
     """Rebuild a Sequential model from :func:`sequential_get_config`'s output (or Keras')."""
+    from irtool.saving import config_limits
     from irtool.saving.object_registration import CustomObjectScope
     from irtool.saving.python_code import in_safe_mode
     from irtool.saving.serialization import deserialize_keras_object
 
+    if not config_limits.is_reading():
+        with config_limits.reading_config(config, f"{cls.__name__}.from_config"):
+            return sequential_from_config(cls, config, custom_objects)
     if "name" not in config or "layers" not in config:
         raise ValueError(
             "A Sequential model configuration must be a dictionary containing the 'name' and 'layers' keys. "
@@ -366,8 +378,12 @@ def model_from_json(json_string: str, custom_objects=None):
     >>> model_from_json(model.to_json()).output_shape
     (None, 2)
     """
+    from irtool.saving.config_limits import check_json_text
     from irtool.saving.serialization import deserialize_keras_object
 
+    if not isinstance(json_string, (str, bytes, bytearray)):
+        raise TypeError(f"model_from_json expects a JSON string. Received: {type(json_string).__name__}")
+    check_json_text(json_string, "model_from_json")
     try:
         config = json.loads(json_string)
     except json.JSONDecodeError as error:

@@ -15,7 +15,7 @@ import inspect
 
 from irtool.ir import tree
 from irtool.ops.core import SymbolicTensor
-from irtool.ops.operation import Operation, RawOperation, record_call
+from irtool.ops.operation import Operation, RawOperation, raw_operation_class, record_call
 
 # Keras' call arguments where they are not just the first parameter (or ``x1, x2``).
 _CALL_PARAMS = {
@@ -124,12 +124,15 @@ def _holds_tensor(value) -> bool:
     return any(isinstance(x, SymbolicTensor) for x in tree.flatten(value))
 
 
-class RevivedOperation(RawOperation):
+class RevivedOperation:
     """A raw op rebuilt from its config: calling it on tensors runs the irtool op with the
-    stored arguments and records the call under the stored name (``add``, ``reshape_1``...)."""
+    stored arguments and records the call under the stored name (``add``, ``reshape_1``...).
 
-    def __init__(self, class_name: str, name: str, function, arguments: dict):
-        self._class_name = class_name
+    A mixin: each revived op is an instance of :func:`revived_class` ``(class_name)``, a subclass
+    of this and of the Keras-named ``RawOperation`` class, so it reads as ``Add`` like the op
+    it was saved from."""
+
+    def __init__(self, name: str, function, arguments: dict):
         Operation.__init__(self, name=name)
         self._function = function
         self._arguments = arguments
@@ -137,23 +140,36 @@ class RevivedOperation(RawOperation):
     def __call__(self, *args, **kwargs):
         fn = self._function.__wrapped__
         signature = inspect.signature(fn)
-        call_names = _call_params(self._class_name, list(signature.parameters))
+        call_names = _call_params(self.class_name, list(signature.parameters))
         values = dict(self._arguments)
         if call_names == ("operands",):
             return record_call(self, fn, (values.pop("subscripts"), *args), {**values, **kwargs})
         if len(args) > len(call_names):
             raise ValueError(
-                f"Operation '{self.name}' ({self._class_name}) takes {len(call_names)} tensor arguments "
+                f"Operation '{self.name}' ({self.class_name}) takes {len(call_names)} tensor arguments "
                 f"{list(call_names)}, received {len(args)}."
             )
         values.update(zip(call_names, args))
         values.update(kwargs)
-        if self._class_name == "GetItem" and isinstance(values.get("key"), list):
+        if self.class_name == "GetItem" and isinstance(values.get("key"), list):
             values["key"] = tuple(values["key"])  # JSON turned the index tuple into a list
         # Recorded as a full positional call, so the config can be written again from it.
         bound = signature.bind(**values)
         bound.apply_defaults()
         return record_call(self, fn, bound.args, bound.kwargs)
+
+
+_REVIVED_CLASSES: dict[str, type] = {}
+
+
+def revived_class(class_name: str) -> type:
+    """The class of revived ops of Keras' class ``class_name`` (one per name, named like it)."""
+    cls = _REVIVED_CLASSES.get(class_name)
+    if cls is None:
+        bases = (RevivedOperation, raw_operation_class(class_name))
+        cls = type(class_name, bases, {"__module__": __name__, "__qualname__": class_name})
+        _REVIVED_CLASSES[class_name] = cls
+    return cls
 
 
 def _as_tuples(value):
@@ -194,6 +210,6 @@ def revived_operation_class(class_name: str, full_config: dict):
                     f"{list(params)}."
                 )
             arguments = {k: _as_tuples(v) for k, v in config.items()}
-            return RevivedOperation(class_name, name, fn, arguments)
+            return revived_class(class_name)(name, fn, arguments)
 
     return Reviver

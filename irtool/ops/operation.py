@@ -34,15 +34,33 @@ class Operation:
 
 
 class RawOperation(Operation):
-    """A public op called on symbolic tensors outside any layer (shows as ``add (Add)``)."""
+    """A public op called on symbolic tensors outside any layer (shows as ``add (Add)``).
 
-    def __init__(self, class_name: str):
-        self._class_name = class_name
-        super().__init__()
+    Never instantiated itself: each op has a subclass named like Keras' op class (``Add``,
+    ``GetItem``, ``Matmul``), so ``type(op).__name__`` reads as in Keras. Make them with
+    :func:`raw_operation`; ``isinstance(op, RawOperation)`` tells any of them apart from layers.
+    """
 
-    @property
-    def class_name(self) -> str:
-        return self._class_name
+
+# Keras op class name -> its RawOperation subclass. The names come from ``top_level_op``'s
+# argument on each public op (the one name table); a class is made the first time it is used.
+_RAW_OPERATION_CLASSES: dict[str, type] = {}
+
+
+def raw_operation_class(class_name: str) -> type:
+    """The ``RawOperation`` subclass called ``class_name`` (one class per name)."""
+    cls = _RAW_OPERATION_CLASSES.get(class_name)
+    if cls is None:
+        if not class_name.isidentifier():
+            raise ValueError(f"An operation class name must be a Python identifier. Received: {class_name!r}")
+        cls = type(class_name, (RawOperation,), {"__module__": __name__, "__qualname__": class_name})
+        _RAW_OPERATION_CLASSES[class_name] = cls
+    return cls
+
+
+def raw_operation(class_name: str) -> RawOperation:
+    """A new raw op of Keras' class ``class_name``, auto-named like Keras (``add``, ``add_1``)."""
+    return raw_operation_class(class_name)()
 
 
 class LayerCall:
@@ -127,7 +145,7 @@ def top_level_op(class_name: str):
         def wrapper(*args, **kwargs):
             if core.current_scope() or not any(isinstance(x, SymbolicTensor) for x in tree.flatten([args, kwargs])):
                 return fn(*args, **kwargs)
-            return record_call(RawOperation(class_name), fn, args, kwargs)
+            return record_call(raw_operation(class_name), fn, args, kwargs)
 
         wrapper.__name__ = fn.__name__
         wrapper.__qualname__ = fn.__qualname__

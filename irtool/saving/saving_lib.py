@@ -10,7 +10,8 @@ Keras wrote as well as its own.
 Loading runs no code from the file: classes are looked up by name among irtool's layers and
 ``custom_objects`` (a ``Lambda`` needs ``safe_mode=False``), and the archive is checked before use:
 member names that could escape a folder, members declaring more than :data:`MAX_JSON_BYTES` /
-:data:`MAX_WEIGHTS_BYTES` or compressed suspiciously well, missing members, malformed JSON and
+:data:`MAX_WEIGHTS_BYTES` or compressed suspiciously well, JSON nested deeper than
+:data:`~irtool.saving.config_limits.MAX_CONFIG_DEPTH`, missing members, malformed JSON and
 malformed or link-bearing HDF5 are refused with a one-line ``ValueError`` naming the file.
 """
 
@@ -27,7 +28,8 @@ import zlib
 import h5py
 import numpy as np
 
-from irtool.saving import h5_weights
+from irtool.saving import config_limits, h5_weights
+from irtool.saving.config_limits import check_json_text
 from irtool.saving.h5_weights import open_h5, read_weights, write_atomically, write_weights
 
 __all__ = ["KERAS_FORMAT_VERSION", "load_model", "load_weights", "save_model", "save_weights"]
@@ -38,7 +40,7 @@ CONFIG_FILENAME = "config.json"
 METADATA_FILENAME = "metadata.json"
 WEIGHTS_FILENAME = "model.weights.h5"
 #: Largest ``config.json`` / ``metadata.json`` accepted (uncompressed bytes).
-MAX_JSON_BYTES = 64 * 2**20
+MAX_JSON_BYTES = config_limits.MAX_JSON_BYTES
 #: Largest ``model.weights.h5`` accepted (uncompressed bytes).
 MAX_WEIGHTS_BYTES = 64 * 2**30
 #: A compressed member above 1 MiB may expand at most this much (Keras stores members uncompressed).
@@ -152,6 +154,7 @@ def _read_json(archive: zipfile.ZipFile, name: str, source: str) -> dict:
         raise ArchiveError(f"{source}: {name} is damaged: {error}") from None
     if len(data) > MAX_JSON_BYTES:
         raise ArchiveError(f"{source}: {name} is larger than the limit of {MAX_JSON_BYTES:,} bytes")
+    check_json_text(data, f"{source}: {name}", max_bytes=MAX_JSON_BYTES)  # before json.loads recurses into it
     try:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -24,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from irtool.saving import config_limits
 from irtool.saving.object_registration import (
     CustomObjectScope,
     get_registered_name,
@@ -222,6 +223,11 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
     default) a config that holds Python bytecode (a ``lambda``) is refused; the innermost
     ``SafeModeScope`` overrides the argument, as in Keras.
     """
+    if not config_limits.is_reading():
+        # The outermost call checks the whole config once (depth, size); the recursion below
+        # and nested models' from_config then run inside that check.
+        with config_limits.reading_config(config, "deserialize_keras_object"):
+            return deserialize_keras_object(config, custom_objects, safe_mode, **kwargs)
     scoped = in_safe_mode()
     safe_mode = scoped if scoped is not None else safe_mode
     module_objects = kwargs.pop("module_objects", None)

@@ -190,7 +190,7 @@ def add_regularization_losses(model, total):
     nested in it, ``regularizer(output) / batch_size`` per output. The terms are recorded as one
     ``regularization_losses`` call reading the weights at run time, so they train and evaluate
     like the rest of the loss."""
-    from irtool.ops.operation import RawOperation, record_call
+    from irtool.ops.operation import raw_operation, record_call
 
     weights = [w for w in model.trainable_weights if getattr(w, "regularizer", None) is not None]
     activities = _activity_terms(model, set(model.graph.ops))
@@ -208,4 +208,4 @@ def add_regularization_losses(model, total):
             loss = ops.add(loss, term)
         return loss
 
-    return record_call(RawOperation("RegularizationLosses"), penalties, (total, *[t for t, _ in activities]), {})
+    return record_call(raw_operation("RegularizationLosses"), penalties, (total, *[t for t, _ in activities]), {})

@@ -136,5 +136,5 @@ def test_pooling_errors():
 def test_top_level_pooling_is_a_raw_op():
     inputs = keras.Input((4, 4, 1))
     model = keras.Model(inputs, ops.max_pool(inputs, 2))
-    assert [type(op).__name__ for op in model.operations][-1] == "RawOperation"
+    assert [type(op).__name__ for op in model.operations][-1] == "MaxPool"
     assert model.operations[-1].class_name == "MaxPool"
