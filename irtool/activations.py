@@ -8,6 +8,8 @@
 from __future__ import annotations
 
 from irtool import ops
+from irtool.serialization.keras_objects import deserialize_keras_object, register_namespace, serialize_keras_object
+from irtool.serialization.object_registration import get_registered_object
 
 
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
@@ -202,8 +204,6 @@ def get(identifier):
     elif isinstance(identifier, str):
         obj = _ALL.get(identifier)
         if obj is None:
-            from irtool.saving.object_registration import get_registered_object
-
             obj = get_registered_object(identifier)
     else:
         obj = identifier
@@ -218,7 +218,6 @@ def serialize(activation):
     for fn in _ALL.values():
         if fn is activation:
             return fn.__name__
-    from irtool.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(activation)
 
@@ -227,9 +226,11 @@ def deserialize(config, custom_objects=None):
     """An activation from a name or a serialized function/object (custom ones through ``custom_objects``)."""
     if isinstance(config, str) and config in _ALL:
         return _ALL[config]
-    from irtool.saving.serialization import deserialize_keras_object
 
     obj = deserialize_keras_object(config, custom_objects=custom_objects, module_objects=_ALL, kind="activation")
     if not callable(obj):
         raise ValueError(f"Could not interpret activation function identifier: {config}")
     return obj
+
+
+register_namespace("keras.activations", {**globals(), **ALL_OBJECTS})  # aliases: swish...

@@ -12,6 +12,12 @@ optimizer calls ``variable.constraint(variable)``). Layers accept one as a name
 from __future__ import annotations
 
 from irtool import ops
+from irtool.serialization.keras_objects import (
+    deserialize_keras_object,
+    get_from_identifier,
+    register_namespace,
+    serialize_keras_object,
+)
 
 _EPSILON = 1e-7  # Keras' backend.epsilon()
 
@@ -111,20 +117,20 @@ _BY_NAME = {
 
 def serialize(constraint) -> dict | None:
     """Keras' serialized form: ``{"module": "keras.constraints", "class_name": "MaxNorm", ...}``."""
-    from irtool.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(constraint)
 
 
 def deserialize(config, custom_objects=None):
     """A constraint from its serialized form (custom ones through ``custom_objects``)."""
-    from irtool.saving.serialization import deserialize_keras_object
 
     return deserialize_keras_object(config, custom_objects=custom_objects, module_objects=_BY_NAME)
 
 
 def get(identifier):
     """A constraint from ``None``, a name (``"non_neg"``), a config dict, a class, an instance or a callable."""
-    from irtool.saving.serialization import get_from_identifier
 
     return get_from_identifier(identifier, _BY_NAME, "constraint")
+
+
+register_namespace("keras.constraints", globals())

@@ -15,6 +15,8 @@ import numpy as np
 from irtool import random
 from irtool.ir.dtypes import standardize_dtype
 from irtool.ir.naming import to_snake_case
+from irtool.serialization.keras_objects import deserialize_keras_object, register_namespace, serialize_keras_object
+from irtool.serialization.object_registration import get_registered_object
 
 
 class Initializer:
@@ -252,8 +254,6 @@ def get(identifier) -> Initializer:
     if isinstance(identifier, str):
         cls = _BY_NAME.get(identifier)
         if cls is None:
-            from irtool.saving.object_registration import get_registered_object
-
             cls = get_registered_object(identifier)
         if cls is None:
             raise ValueError(f"Could not interpret initializer identifier: {identifier}")
@@ -265,13 +265,14 @@ def get(identifier) -> Initializer:
 
 def serialize(initializer) -> dict:
     """Keras' serialized form: ``{"module": "keras.initializers", "class_name": ..., "config": ...}``."""
-    from irtool.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(initializer)
 
 
 def deserialize(config, custom_objects=None) -> Initializer:
     """An initializer from its serialized form (custom ones through ``custom_objects``)."""
-    from irtool.saving.serialization import deserialize_keras_object
 
     return deserialize_keras_object(config, custom_objects=custom_objects, module_objects=_BY_NAME)
+
+
+register_namespace("keras.initializers", globals())

@@ -4,6 +4,7 @@ Everything lives in ``irtool.train.losses`` (classes, reductions) and
 ``irtool.train.loss_functions`` (the math, written in ``irtool.ops``).
 """
 
+from irtool.serialization.keras_objects import register_namespace
 from irtool.train.losses import (  # noqa: F401 - the public namespace
     BinaryCrossentropy,
     CategoricalCrossentropy,
@@ -52,3 +53,5 @@ kld = KLD = kl_divergence
 bce = BCE = binary_crossentropy
 
 __all__ = [name for name in dir() if not name.startswith("_")]
+
+register_namespace("keras.losses", globals())

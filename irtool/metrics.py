@@ -4,6 +4,7 @@ Everything lives in ``irtool.train.metric`` (base classes), ``irtool.train.metri
 ``irtool.train.confusion_metrics``. Metrics are stateful and run in NumPy.
 """
 
+from irtool.serialization.keras_objects import register_namespace
 from irtool.train.loss_functions import (  # noqa: F401 - the public namespace
     binary_crossentropy,
     categorical_crossentropy,
@@ -65,3 +66,5 @@ from irtool.train.metrics import (  # noqa: F401 - the public namespace
 )
 
 __all__ = [name for name in dir() if not name.startswith("_")]
+
+register_namespace("keras.metrics", globals())

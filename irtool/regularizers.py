@@ -17,6 +17,12 @@ import math
 import numpy as np
 
 from irtool import ops
+from irtool.serialization.keras_objects import (
+    deserialize_keras_object,
+    get_from_identifier,
+    register_namespace,
+    serialize_keras_object,
+)
 
 
 def _validate_penalty(value, name: str) -> float:
@@ -142,20 +148,20 @@ _BY_NAME = {
 
 def serialize(regularizer) -> dict | None:
     """Keras' serialized form: ``{"module": "keras.regularizers", "class_name": "L2", ...}``."""
-    from irtool.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(regularizer)
 
 
 def deserialize(config, custom_objects=None):
     """A regularizer from its serialized form (custom ones through ``custom_objects``)."""
-    from irtool.saving.serialization import deserialize_keras_object
 
     return deserialize_keras_object(config, custom_objects=custom_objects, module_objects=_BY_NAME)
 
 
 def get(identifier):
     """A regularizer from ``None``, a name (``"l2"``), a config dict, a class, an instance or a callable."""
-    from irtool.saving.serialization import get_from_identifier
 
     return get_from_identifier(identifier, _BY_NAME, "regularizer")
+
+
+register_namespace("keras.regularizers", globals())

@@ -92,6 +92,9 @@ class Graph:
         d = self.nx.nodes[value]
         return Value(d["name"], d["spec"], d["kind"], d["payload"])
 
+    def __contains__(self, node) -> bool:
+        return node in self.nx
+
     def is_op(self, node) -> bool:
         return self.nx.nodes[node]["is_op"]
 

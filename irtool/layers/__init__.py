@@ -110,5 +110,8 @@ from irtool.layers.reshaping_extra import (
 from irtool.layers.rnn import GRU, LSTM, SimpleRNN
 from irtool.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
 from irtool.layers.time_distributed import TimeDistributed
+from irtool.serialization.keras_objects import register_namespace
 
 __all__ = [name for name in dir() if not name.startswith("_")]
+
+register_namespace("keras.layers", globals())

@@ -11,12 +11,12 @@ from __future__ import annotations
 from irtool import ops
 from irtool.layers.layer import Layer, dtype_from_config
 from irtool.layers.rnn import _RNN, weight_scope
+from irtool.serialization.keras_objects import deserialize_keras_object, serialize_keras_object
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
 
 
 def _serialize(layer) -> dict:
-    from irtool.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(layer)
 
@@ -24,7 +24,6 @@ def _serialize(layer) -> dict:
 def _deserialize(config):
     if isinstance(config, Layer):
         return config
-    from irtool.saving.serialization import deserialize_keras_object
 
     return deserialize_keras_object(config, kind="layer")
 

@@ -10,13 +10,13 @@ import warnings
 from irtool.ir import tree
 from irtool.layers.layer import Layer, dtype_from_config
 from irtool.ops.core import SymbolicTensor
+from irtool.serialization.keras_objects import deserialize_keras_object, serialize_keras_object
+from irtool.serialization.python_code import dump_function, in_safe_mode, load_function
 
 
 def _serialize_function(fn) -> dict:
     """Keras' config form of a function: ``__lambda__`` (its marshalled bytecode) or, for a
     named function, the reference ``serialize_keras_object`` writes (resolved by name on load)."""
-    from irtool.saving.python_code import dump_function
-    from irtool.saving.serialization import serialize_keras_object
 
     if isinstance(fn, types.LambdaType) and fn.__name__ == "<lambda>":
         code, defaults, closure = dump_function(fn)
@@ -31,8 +31,6 @@ def _is_lambda_config(config) -> bool:
 
 
 def _deserialize_function(config, layer_name, what, safe_mode, custom_objects):
-    from irtool.saving.python_code import load_function
-    from irtool.saving.serialization import deserialize_keras_object
 
     if not _is_lambda_config(config):
         return deserialize_keras_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
@@ -136,7 +134,6 @@ class Lambda(Layer):
             )
         if self.mask is not None:
             config["mask"] = _serialize_function(self.mask) if callable(self.mask) else self.mask
-        from irtool.saving.serialization import serialize_keras_object
 
         config["arguments"] = serialize_keras_object(dict(self.arguments))
         return config
@@ -145,8 +142,6 @@ class Lambda(Layer):
     def from_config(cls, config, custom_objects=None, safe_mode=None):
         """Rebuild the layer; a ``lambda`` stored as bytecode is loaded only with ``safe_mode=False``
         (given here or by the loading call around it), since that runs code from the config."""
-        from irtool.saving.python_code import in_safe_mode
-        from irtool.saving.serialization import deserialize_keras_object
 
         if safe_mode is None:
             safe_mode = in_safe_mode()

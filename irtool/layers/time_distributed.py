@@ -22,6 +22,7 @@ from irtool.layers.layer import Layer, dtype_from_config
 from irtool.layers.rnn import weight_scope
 from irtool.ops.core import Primitive, SymbolicTensor, apply, scope
 from irtool.ops.operation import LayerCall
+from irtool.serialization.keras_objects import deserialize_keras_object, serialize_keras_object
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -111,7 +112,6 @@ UNFOLD_TIME = UnfoldTime()
 
 
 def _serialize(layer) -> dict:
-    from irtool.saving.serialization import serialize_keras_object
 
     return serialize_keras_object(layer)
 
@@ -119,7 +119,6 @@ def _serialize(layer) -> dict:
 def _deserialize(config, custom_objects=None):
     if isinstance(config, Layer):
         return config
-    from irtool.saving.serialization import deserialize_keras_object
 
     return deserialize_keras_object(config, custom_objects=custom_objects, kind="layer")
 

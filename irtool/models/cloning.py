@@ -15,6 +15,7 @@ from irtool.models.functional import Functional
 from irtool.models.sequential import Sequential
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.operation import RawOperation
+from irtool.serialization.keras_objects import deserialize_keras_object, serialize_keras_object
 
 
 def clone_model(model, input_tensors=None, clone_function=None, call_function=None, recursive=False, **kwargs):
@@ -65,7 +66,6 @@ def clone_model(model, input_tensors=None, clone_function=None, call_function=No
             "Argument `call_function` is only supported for Functional models. Received model of type "
             f"'{type(model).__name__}', with call_function={call_function}"
         )
-    from irtool.saving.serialization import deserialize_keras_object, serialize_keras_object
 
     return deserialize_keras_object(serialize_keras_object(model), custom_objects={type(model).__name__: type(model)})
 

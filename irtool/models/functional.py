@@ -22,11 +22,12 @@ from irtool.ir.executor import CompiledGraph, as_array
 from irtool.ir.gc import gc_paused
 from irtool.layers.input_layer import InputLayer
 from irtool.layers.layer import Layer
-from irtool.models.graph_builder import build_graph, clone_input_layer_name, map_layers
+from irtool.models.graph_builder import clone_input_layer_name, map_layers
 from irtool.models.model import Model
 from irtool.ops import core
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.fusion import fuse_matmul_add
+from irtool.ops.graph_from_trace import build_graph
 
 
 class Functional(Model):

@@ -25,6 +25,11 @@ import json
 from irtool.ir import tree
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.operation import RawOperation
+from irtool.serialization import config_limits
+from irtool.serialization.config_limits import check_json_text
+from irtool.serialization.keras_objects import TensorReference, deserialize_keras_object, serialize_keras_object
+from irtool.serialization.object_registration import CustomObjectScope
+from irtool.serialization.python_code import in_safe_mode
 
 _FUNCTIONAL_KEYS = ("name", "layers", "input_layers", "output_layers")
 
@@ -39,7 +44,6 @@ def functional_get_config(model) -> dict:
     from irtool.models.functional import Functional
     from irtool.models.operation_config import raw_operation_config
     from irtool.models.sequential import Sequential
-    from irtool.saving.serialization import serialize_keras_object
 
     input_calls = model._input_calls
     own_calls = set(model._calls) | set(input_calls.values())
@@ -145,7 +149,6 @@ def sequential_get_config(model) -> dict:
     """Keras 3's Sequential config: the layers (with the InputLayer when there is one) and
     ``build_input_shape``."""
     from irtool.layers.layer import dtype_policy_config
-    from irtool.saving.serialization import serialize_keras_object
 
     layers = ([model._input_layer] if model._input_layer is not None else []) + list(model._stack)
     config = {"name": model.name, "trainable": model.trainable, "dtype": dtype_policy_config(model.dtype)}
@@ -162,8 +165,6 @@ def model_from_config(cls, config: dict, custom_objects=None):
     from irtool.layers.layer import Layer
     from irtool.models.functional import Functional
     from irtool.models.model import Model
-    from irtool.saving import config_limits
-    from irtool.saving.object_registration import CustomObjectScope
 
     if not config_limits.is_reading():
         with config_limits.reading_config(config, f"{cls.__name__}.from_config"):
@@ -181,8 +182,6 @@ def functional_from_config(cls, config: dict, custom_objects=None):
     from irtool.models.functional import Functional
     from irtool.models.sequential import Sequential
     from irtool.ops.operation import Operation
-    from irtool.saving.python_code import in_safe_mode
-    from irtool.saving.serialization import deserialize_keras_object
 
     safe_mode = in_safe_mode()
     safe_mode = True if safe_mode is None else safe_mode
@@ -278,7 +277,6 @@ def _output_tensor(operation, node: int, index: int, strict: bool = False):
 
 
 def _node_arguments(node_data, created: dict, custom_objects, safe_mode) -> tuple:
-    from irtool.saving.serialization import TensorReference, deserialize_keras_object
 
     if isinstance(node_data, list):
         # Keras 2's node format: [[layer_name, node_index, tensor_index, kwargs?], ...]
@@ -322,10 +320,6 @@ def _lookup(created: dict, layer_name: str, node: int, index: int):
 
 def sequential_from_config(cls, config: dict, custom_objects=None):
     """Rebuild a Sequential model from :func:`sequential_get_config`'s output (or Keras')."""
-    from irtool.saving import config_limits
-    from irtool.saving.object_registration import CustomObjectScope
-    from irtool.saving.python_code import in_safe_mode
-    from irtool.saving.serialization import deserialize_keras_object
 
     if not config_limits.is_reading():
         with config_limits.reading_config(config, f"{cls.__name__}.from_config"):
@@ -356,7 +350,6 @@ def sequential_from_config(cls, config: dict, custom_objects=None):
 # -- JSON ----------------------------------------------------------------------------------------
 def model_to_json(model, **kwargs) -> str:
     """``model.to_json()``: the serialized model (``serialize_keras_object``) as a JSON string."""
-    from irtool.saving.serialization import serialize_keras_object
 
     return json.dumps(serialize_keras_object(model), default=_json_default, **kwargs)
 
@@ -378,8 +371,6 @@ def model_from_json(json_string: str, custom_objects=None):
     >>> model_from_json(model.to_json()).output_shape
     (None, 2)
     """
-    from irtool.saving.config_limits import check_json_text
-    from irtool.saving.serialization import deserialize_keras_object
 
     if not isinstance(json_string, (str, bytes, bytearray)):
         raise TypeError(f"model_from_json expects a JSON string. Received: {type(json_string).__name__}")

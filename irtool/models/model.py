@@ -90,7 +90,7 @@ class Model(Trainer, Layer):
     # -- training configuration -----------------------------------------------------------
     def get_compile_config(self) -> dict:
         """The ``compile`` arguments in Keras 3's serialized form (``{}`` when not compiled)."""
-        from irtool.saving.compile_config import serialize_compile_args
+        from irtool.train.compile_config import serialize_compile_args
 
         if not self.compiled or not hasattr(self, "_compile_args"):
             return {}
@@ -99,7 +99,7 @@ class Model(Trainer, Layer):
     def compile_from_config(self, config: dict, custom_objects=None) -> None:
         """``compile`` with a ``get_compile_config()`` dict, and create the optimizer's variables (so
         a loaded optimizer state has somewhere to go)."""
-        from irtool.saving.compile_config import deserialize_compile_config
+        from irtool.train.compile_config import deserialize_compile_config
 
         if type(self).compile is not Model.compile:
             warnings.warn(

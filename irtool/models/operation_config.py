@@ -16,6 +16,7 @@ import inspect
 from irtool.ir import tree
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.operation import Operation, RawOperation, raw_operation_class, record_call
+from irtool.serialization.keras_objects import register_operation_reviver
 
 # Keras' call arguments where they are not just the first parameter (or ``x1, x2``).
 _CALL_PARAMS = {
@@ -213,3 +214,6 @@ def revived_operation_class(class_name: str, full_config: dict):
             return revived_class(class_name)(name, fn, arguments)
 
     return Reviver
+
+
+register_operation_reviver(revived_operation_class)

@@ -79,7 +79,7 @@ class _LayoutRewriter:
     # -- values ---------------------------------------------------------------------------------
     def _adopt(self, value):
         """Add an old input/weight/const value to the new graph unchanged."""
-        if value not in self.new.nx:
+        if value not in self.new:
             v = self.old.value(value)
             self.new.add_value(v.name, v.spec, v.kind, v.payload, key=value)
         self.mapping.setdefault(value, (value, None))

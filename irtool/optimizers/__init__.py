@@ -5,6 +5,7 @@ opt = keras.optimizers.Adam(learning_rate=keras.optimizers.schedules.Exponential
 """
 
 from irtool.optimizers import schedules
+from irtool.serialization.keras_objects import register_namespace
 from irtool.train.optimizers import (
     SGD,
     Adadelta,
@@ -35,3 +36,5 @@ __all__ = [
     "schedules",
     "serialize",
 ]
+
+register_namespace("keras.optimizers", globals())

@@ -1,5 +1,6 @@
 """``keras.optimizers.schedules``: learning-rate schedules (defined in :mod:`irtool.train.schedules`)."""
 
+from irtool.serialization.keras_objects import register_namespace
 from irtool.train.schedules import (
     CosineDecay,
     CosineDecayRestarts,
@@ -23,3 +24,5 @@ __all__ = [
     "deserialize",
     "serialize",
 ]
+
+register_namespace("keras.optimizers.schedules", globals())

@@ -1,6 +1,8 @@
 """``irtool.saving``: Keras 3 serialization and saving (``keras.saving``'s names)."""
 
-from irtool.saving.object_registration import (
+from irtool.saving.saving_lib import load_model, load_weights, save_model, save_weights
+from irtool.serialization.keras_objects import deserialize_keras_object, serialize_keras_object
+from irtool.serialization.object_registration import (
     CustomObjectScope,
     custom_object_scope,
     get_custom_objects,
@@ -8,8 +10,6 @@ from irtool.saving.object_registration import (
     get_registered_object,
     register_keras_serializable,
 )
-from irtool.saving.saving_lib import load_model, load_weights, save_model, save_weights
-from irtool.saving.serialization import deserialize_keras_object, serialize_keras_object
 
 __all__ = [
     "CustomObjectScope",

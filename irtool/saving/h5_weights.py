@@ -35,6 +35,7 @@ import numpy as np
 
 from irtool.ir.naming import to_snake_case
 from irtool.layers.layer import Layer
+from irtool.serialization.keras_objects import model_class
 from irtool.train.optimizers.base import Optimizer
 
 __all__ = ["WeightsFormatError", "load_weights", "read_weights", "save_weights", "weight_entries", "write_weights"]
@@ -72,10 +73,7 @@ def _layer_skipset() -> set:
 
 
 def _model_skipset() -> set:
-    from irtool.models.functional import Functional
-    from irtool.models.sequential import Sequential
-
-    class_attrs = set(dir(Functional)) | set(dir(Sequential))
+    class_attrs = set(dir(model_class("Functional"))) | set(dir(model_class("Sequential")))
     return (_layer_skipset() | class_attrs | _MODEL_INTERNALS) - {"optimizer"}
 
 
@@ -90,9 +88,7 @@ def _private_last(name: str) -> str:
 
 def _children(obj) -> Iterator[tuple[str, object]]:
     """``(attribute name, value)`` pairs in Keras' visiting order."""
-    from irtool.models.functional import Functional
-    from irtool.models.model import Model
-
+    Functional, Model = model_class("Functional"), model_class("Model")
     if isinstance(obj, Optimizer):
         return  # the built-in optimizers hold no other saveables
     names = set(dir(obj))

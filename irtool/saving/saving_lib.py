@@ -11,7 +11,7 @@ Loading runs no code from the file: classes are looked up by name among irtool's
 ``custom_objects`` (a ``Lambda`` needs ``safe_mode=False``), and the archive is checked before use:
 member names that could escape a folder, members declaring more than :data:`MAX_JSON_BYTES` /
 :data:`MAX_WEIGHTS_BYTES` or compressed suspiciously well, JSON nested deeper than
-:data:`~irtool.saving.config_limits.MAX_CONFIG_DEPTH`, missing members, malformed JSON and
+:data:`~irtool.serialization.config_limits.MAX_CONFIG_DEPTH`, missing members, malformed JSON and
 malformed or link-bearing HDF5 are refused with a one-line ``ValueError`` naming the file.
 """
 
@@ -28,9 +28,11 @@ import zlib
 import h5py
 import numpy as np
 
-from irtool.saving import config_limits, h5_weights
-from irtool.saving.config_limits import check_json_text
+from irtool.saving import h5_weights
 from irtool.saving.h5_weights import open_h5, read_weights, write_atomically, write_weights
+from irtool.serialization import config_limits
+from irtool.serialization.config_limits import check_json_text
+from irtool.serialization.keras_objects import deserialize_keras_object, model_class, serialize_keras_object
 
 __all__ = ["KERAS_FORMAT_VERSION", "load_model", "load_weights", "save_model", "save_weights"]
 
@@ -62,7 +64,6 @@ def _json_default(value):
 
 def model_config_json(model) -> str:
     """``config.json``: the serialized model with its ``compile_config`` (``{}`` when not compiled)."""
-    from irtool.saving.serialization import serialize_keras_object
 
     config = serialize_keras_object(model)
     if "compile_config" not in config and hasattr(model, "get_compile_config"):
@@ -220,9 +221,6 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
     ``custom_objects`` maps class names to custom layers, losses or metrics; ``compile=False`` skips
     the training configuration; ``safe_mode=False`` allows ``Lambda`` layers, whose code would run.
     """
-    from irtool.models.model import Model
-    from irtool.saving.serialization import deserialize_keras_object
-
     filepath = os.fspath(filepath)
     if filepath.endswith((".h5", ".hdf5")):
         raise ValueError(
@@ -241,7 +239,7 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
             model = deserialize_keras_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
             _reraise_with_source(error, filepath, CONFIG_FILENAME)
-        if not isinstance(model, Model):
+        if not isinstance(model, model_class("Model")):
             raise ArchiveError(f"{filepath}: {CONFIG_FILENAME} describes a {type(model).__name__}, not a model")
         if compile and compile_config:
             try:

@@ -117,17 +117,16 @@ class Trainer:
             if hasattr(self.optimizer, "build"):
                 self.optimizer.build(config.trainable)
         if weighted not in config.programs:
-            graph_model = config.training_model(y, weighted)
+            graph = config.training_graph(y, weighted)
             config.programs[weighted] = (
-                graph_model,
-                GradientProgram(graph_model.graph, config.trainable, training=True, rng=random.generator()),
-                CompiledGraph(fuse_matmul_add(graph_model.graph)),
+                GradientProgram(graph, config.trainable, training=True, rng=random.generator()),
+                CompiledGraph(fuse_matmul_add(graph)),
             )
         return config, config.programs[weighted]
 
     def _step(self, x: list, y: list, w: list, training: bool) -> list:
         weighted = any(v is not None for v in w)
-        config, (_, train_program, eval_program) = self._prepare(y, weighted)
+        config, (train_program, eval_program) = self._prepare(y, weighted)
         feeds = config.feeds(x, y, w)
         if training:
             outputs, grads = train_program.run(feeds)

@@ -13,15 +13,16 @@ from __future__ import annotations
 import numpy as np
 
 from irtool import ops
+from irtool.ir.graph import Graph
 from irtool.layers.input_layer import Input
+from irtool.ops.graph_from_trace import build_graph
+from irtool.train import losses, metrics, optimizers
 
 
 class CompileConfig:
     """The optimizer, losses, loss weights and metrics of one ``compile``, per flat output."""
 
     def __init__(self, model, optimizer, loss, loss_weights, metrics, weighted_metrics):
-        from irtool import optimizers
-
         self.model = model
         self.optimizer = optimizers.get(optimizer)
         self.names = list(model.output_names)
@@ -33,7 +34,7 @@ class CompileConfig:
         self.weighted_metric_specs = self._spread_metrics(weighted_metrics, "weighted_metrics")
         self.losses: list | None = None  # resolved on the first batch (crossentropy by shapes)
         self.metrics: list | None = None  # [(output index, log name, metric, weighted)]
-        self.programs: dict = {}  # weighted (bool) -> (training model, GradientProgram, CompiledGraph)
+        self.programs: dict = {}  # weighted (bool) -> (GradientProgram, CompiledGraph)
 
     @property
     def multi_output(self) -> bool:
@@ -81,8 +82,6 @@ class CompileConfig:
 
     # -- built on the first batch -------------------------------------------------------------------
     def build(self, y_true: list, y_pred_specs: list) -> None:
-        from irtool import losses, metrics
-
         self.losses = [
             losses.resolve_loss(spec, np.shape(y), pred.shape)
             for spec, y, pred in zip(self.loss_specs, y_true, y_pred_specs)
@@ -95,12 +94,10 @@ class CompileConfig:
                     name = f"{self.names[k]}_{metric.name}" if self.multi_output else metric.name
                     self.metrics.append((k, name, metric, weighted))
 
-    def training_model(self, y_true: list, weighted: bool):
-        """The model extended with y_true (and, when ``weighted``, sample_weight) placeholders and
+    def training_graph(self, y_true: list, weighted: bool) -> Graph:
+        """The model's graph extended with y_true (and, when ``weighted``, sample_weight) inputs and
         the traced losses: outputs ``[total_loss, loss_k..., y_pred...]``. Unweighted batches use a
         graph without weights, as Keras calls losses with ``sample_weight=None``."""
-        from irtool.models.functional import Functional
-
         model = self.model
         trues, weights, per_output, total = [], [], [], None
         self.loss_outputs = []
@@ -126,7 +123,8 @@ class CompileConfig:
         total = add_regularization_losses(model, total)
         inputs = list(model.inputs) + trues + weights
         outputs = [total] + per_output + list(model.outputs)
-        return Functional(inputs, outputs, name=f"{model.name}_training")
+        names = ["loss"] + [f"{self.names[k]}_loss" for k in self.loss_outputs] + self.names
+        return build_graph(inputs, outputs, names)
 
     def feeds(self, x: list, y: list, w: list) -> list:
         """Graph inputs for one batch: x, then y_true (and sample weights, if any) of the outputs

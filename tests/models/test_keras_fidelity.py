@@ -437,7 +437,7 @@ def _deep_dict(depth: int) -> dict:
 
 
 def test_deep_json_is_refused_before_parsing():
-    from irtool.saving.config_limits import MAX_CONFIG_DEPTH
+    from irtool.serialization.config_limits import MAX_CONFIG_DEPTH
 
     with pytest.raises(
         ValueError,
@@ -456,7 +456,7 @@ def test_deep_json_is_refused_before_parsing():
 
 
 def test_huge_json_is_refused_before_parsing():
-    from irtool.saving import config_limits
+    from irtool.serialization import config_limits
 
     text = '{"a": "' + "x" * config_limits.MAX_JSON_BYTES + '"}'
     with pytest.raises(ValueError, match=f"is {len(text):,} bytes, more than the limit of 67,108,864 bytes"):

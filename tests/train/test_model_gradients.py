@@ -22,8 +22,8 @@ def check_model_gradients(model, loss, x, y, samples=4, eps=1e-6, rtol=1e-4, ato
     for w in model.weights:  # zero biases put ReLUs exactly on their kink, where differences halve
         w.assign(w.numpy() + 0.05 * RNG.standard_normal(w.shape))
     ys = y if isinstance(y, list) else [y]
-    config, (graph_model, _, _) = model._prepare(ys)
-    graph = graph_model.graph
+    config, (train_program, _) = model._prepare(ys)
+    graph = train_program.graph
     weights = model.trainable_weights
     program = GradientProgram(graph, weights, training=False)
     xs = x if isinstance(x, list) else [x]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import builtins
 import marshal
+import sys
 import threading
 import types
 
@@ -68,10 +69,10 @@ def load_function(code, defaults=None, closure=None, name: str = "lambda"):
         ) from None
     if not isinstance(function_code, types.CodeType):
         raise ValueError(f"Could not load the Python function of '{name}': the config does not hold bytecode.")
-    import irtool
-    from irtool import ops
-
-    globals_ = {"__builtins__": builtins, "ops": ops, "keras": irtool, "irtool": irtool, "np": np}
+    # The public package, read at run time: any irtool import runs irtool/__init__ first, so it is
+    # complete by now, and importing it here would tie serialization to every package above it.
+    irtool = sys.modules["irtool"]
+    globals_ = {"__builtins__": builtins, "ops": irtool.ops, "keras": irtool, "irtool": irtool, "np": np}
     cells = tuple(types.CellType(value) for value in closure) if closure is not None else None
     return types.FunctionType(
         function_code, globals_, function_code.co_name, tuple(defaults) if defaults else None, cells

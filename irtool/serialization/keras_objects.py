@@ -18,36 +18,25 @@ code in a config (a ``lambda``) is refused unless ``safe_mode=False``.
 
 from __future__ import annotations
 
-import importlib
 import types
 import warnings
 
 import numpy as np
 
-from irtool.saving import config_limits
-from irtool.saving.object_registration import (
+import irtool.ops as ops_namespace
+from irtool.ops.core import SymbolicTensor
+from irtool.ops.variable import Variable
+from irtool.serialization import config_limits
+from irtool.serialization.object_registration import (
     CustomObjectScope,
     get_registered_name,
     get_registered_object,
     scoped_custom_objects,
 )
-from irtool.saving.python_code import SafeModeScope, dump_function, in_safe_mode, load_function
+from irtool.serialization.python_code import SafeModeScope, dump_function, in_safe_mode, load_function
 
 PLAIN_TYPES = (str, int, float, bool)
 
-# Keras' public module -> the irtool namespace its classes and functions are read from.
-_NAMESPACES = {
-    "keras.layers": "irtool.layers",
-    "keras.initializers": "irtool.initializers",
-    "keras.regularizers": "irtool.regularizers",
-    "keras.constraints": "irtool.constraints",
-    "keras.activations": "irtool.activations",
-    "keras.optimizers": "irtool.optimizers",
-    "keras.optimizers.schedules": "irtool.optimizers.schedules",
-    "keras.losses": "irtool.losses",
-    "keras.metrics": "irtool.metrics",
-    "keras.ops": "irtool.ops",
-}
 # Keras' internal packages (``keras.src.layers.core.dense``...) by their first component.
 _SRC_PACKAGES = {
     "layers": "keras.layers",
@@ -70,43 +59,65 @@ _KINDS = {
     "keras.losses": "loss",
     "keras.metrics": "metric",
 }
+# Where a class or function exported twice is written: the first of these namespaces that has it.
+_PRECEDENCE = (
+    "keras",
+    "keras.src.models.functional",
+    "keras.layers",
+    "keras.initializers",
+    "keras.regularizers",
+    "keras.constraints",
+    "keras.optimizers.schedules",
+    "keras.optimizers",
+    "keras.losses",
+    "keras.metrics",
+    "keras.activations",
+    "keras.ops",
+)
 _MODEL_CLASSES = ("Functional", "Model", "Sequential")
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 
 
-# -- public-name tables (built on first use: they import the public namespaces) --------------
-_PUBLIC: dict = {}
+# -- the public namespaces, registered by the packages that define them ----------------------
+# Serialization sits below layers, models and the trainer, so it cannot import them: each public
+# irtool namespace registers its objects under the Keras module it stands for when it is imported
+# (``import irtool`` imports them all), and raw operations register how they are revived.
+_NAMESPACES: dict = {}  # Keras module -> {name: irtool object}
+_PUBLIC: dict = {}  # built on first use from _NAMESPACES
+_OPERATION_REVIVER: list = []
+
+
+def register_namespace(keras_module: str, objects: dict) -> None:
+    """Declare ``objects`` (a namespace's ``{name: object}``) as irtool's ``keras_module``: they are
+    written under that module's name and read back from it.
+
+    >>> register_namespace("keras.layers", vars(irtool.layers))  # doctest: +SKIP
+    """
+    _NAMESPACES[keras_module] = {k: v for k, v in objects.items() if not k.startswith("_")}
+    _PUBLIC.clear()
+
+
+def model_class(name: str) -> type:
+    """irtool's ``Model``, ``Functional`` or ``Sequential``, for code below ``models`` (saving) that
+    must tell models apart; registered by ``irtool.models``."""
+    return {**_NAMESPACES["keras"], **_NAMESPACES["keras.src.models.functional"]}[name]
+
+
+def register_operation_reviver(reviver) -> None:
+    """``reviver(class_name, config) -> class`` rebuilds raw operations (``keras.src.ops.*`` configs)."""
+    _OPERATION_REVIVER[:] = [reviver]
 
 
 def _public_tables():
     """``({class: keras_module}, {function: keras_module})`` for irtool's exported objects."""
     if not _PUBLIC:
         classes, functions = {}, {}
-        # Earlier namespaces win where one object is exported twice.
-        for keras_module in (
-            "keras.layers",
-            "keras.initializers",
-            "keras.regularizers",
-            "keras.constraints",
-            "keras.optimizers.schedules",
-            "keras.optimizers",
-            "keras.losses",
-            "keras.metrics",
-            "keras.activations",
-            "keras.ops",
-        ):
-            namespace = importlib.import_module(_NAMESPACES[keras_module])
-            for name in dir(namespace):
-                obj = getattr(namespace, name)
+        for keras_module in _PRECEDENCE:
+            for name, obj in _NAMESPACES.get(keras_module, {}).items():
                 if isinstance(obj, type) and obj.__name__ == name:
                     classes.setdefault(obj, keras_module)
                 elif isinstance(obj, types.FunctionType) and obj.__name__ == name:
                     functions.setdefault(obj, keras_module)
-        from irtool.models import Functional, Model, Sequential
-
-        classes[Sequential] = "keras"
-        classes[Model] = "keras"
-        classes[Functional] = "keras.src.models.functional"
         _PUBLIC["classes"], _PUBLIC["functions"] = classes, functions
     return _PUBLIC["classes"], _PUBLIC["functions"]
 
@@ -165,9 +176,6 @@ def serialize_keras_object(obj):
 
 def _serialize_value(obj):
     """Tensors, arrays and NumPy scalars; ``None`` when ``obj`` is none of them."""
-    from irtool.ops.core import SymbolicTensor
-    from irtool.ops.variable import Variable
-
     if isinstance(obj, SymbolicTensor):
         history = obj._keras_history
         if history is not None:
@@ -356,7 +364,7 @@ def _keras_namespace(module) -> str | None:
     -> ``keras.layers``), or ``None`` when it is not a Keras (or irtool) built-in module."""
     if not module:
         return None
-    if module in _NAMESPACES:
+    if module in _KINDS or module == "keras.ops":
         return module
     parts = module.split(".")
     if parts[0] == "keras" and len(parts) > 2 and parts[1] == "src":
@@ -372,19 +380,15 @@ def _retrieve_class(class_name, registered_name, module, custom_objects, config,
         if found is not None:
             return found
     if module and module.startswith("keras.src.ops.") or module == "irtool.ops":
-        from irtool.models.operation_config import revived_operation_class
-
-        return revived_operation_class(class_name, config)
+        (reviver,) = _OPERATION_REVIVER
+        return reviver(class_name, config)
     if class_name in _MODEL_CLASSES and (
         module in (None, "keras", "keras.models") or module.startswith(("keras.src.models", "irtool.models"))
     ):
-        import irtool.models
-
-        return getattr(irtool.models, class_name)
+        return model_class(class_name)
     namespace = _keras_namespace(module)
     if namespace is not None and namespace != "keras.ops":
-        target = importlib.import_module(_NAMESPACES[namespace])
-        found = getattr(target, class_name, None)
+        found = _NAMESPACES.get(namespace, {}).get(class_name)
         if isinstance(found, type):
             return found
         message = (
@@ -401,12 +405,7 @@ def _retrieve_function(name, registered_name, module, custom_objects, config):
             return found
     namespace = _keras_namespace(module)
     if namespace in ("keras.activations", "keras.ops", "keras.losses", "keras.metrics"):
-        target = importlib.import_module(_NAMESPACES[namespace])
-        found = getattr(target, name, None)
-        if namespace == "keras.activations":
-            from irtool import activations
-
-            found = activations.ALL_OBJECTS.get(name, found)
+        found = _NAMESPACES.get(namespace, {}).get(name)
         if callable(found) and not isinstance(found, type):
             return found
         raise _unknown("function", name, module, config, "irtool does not implement this Keras function.")
@@ -429,3 +428,6 @@ def get_from_identifier(identifier, module_objects: dict, kind: str):
     if callable(obj):
         return obj
     raise ValueError(f"Could not interpret {kind} identifier: {identifier}")
+
+
+register_namespace("keras.ops", vars(ops_namespace))
