@@ -7,9 +7,8 @@ kernel), ``vjp`` (its reverse-mode derivative, for the trainer) and ``to_onnx`` 
 ``apply(prim, inputs, **attrs)`` is the only place where the two execution modes meet: if
 any input is symbolic (or, inside a layer call, a ``Variable``) it records a ``PrimNode`` and
 returns new ``SymbolicTensor``s whose ``producer`` points back at the record; otherwise it runs
-``forward`` on NumPy arrays. A
-model walks these back-pointers from its outputs to build its graph, so nothing global is
-needed to trace.
+``forward`` on NumPy arrays. A model walks these back-pointers from its outputs to build its
+graph, so nothing global is needed to trace.
 
 Every record also keeps the **scope**: the tuple of layer calls (outermost first) that were
 running when it was made, so the graph knows which layer each primitive belongs to.

@@ -6,10 +6,10 @@ is float32, the training kernels of ``conv`` and ``depthwise_conv`` (``conv_forw
 of groups) and their gradient with respect to the input (``conv_input_grad``, a transposed
 convolution; ungrouped convolutions only) run through tiny cached ONNX Runtime sessions: one
 ``Conv`` or ``ConvTranspose`` node between the ``Transpose`` nodes that move channels-last data
-to ONNX's channels-first layout. The ungrouped kernel gradient is an im2col copy in NumPy and one large
-matmul, ``im2col(x)^T @ gy``, run by ONNX Runtime's ``Gemm`` (``matmul_tn``). Everything else
-stays in NumPy: grouped and depthwise kernel gradients, ``conv_transpose``, and every other dtype
-(float64, as in the finite-difference tests, and float16).
+to ONNX's channels-first layout. The ungrouped kernel gradient is an im2col copy in NumPy and
+one large matmul, ``im2col(x)^T @ gy``, run by ONNX Runtime's ``Gemm`` (``matmul_tn``).
+Everything else stays in NumPy: grouped and depthwise kernel gradients, ``conv_transpose``,
+and every other dtype (float64, as in the finite-difference tests, and float16).
 
 A training step that uses these kernels runs NumPy's BLAS on one thread (``blas_limited``): BLAS
 worker threads that spin after each call would otherwise take the cores from ONNX Runtime's
