@@ -58,10 +58,6 @@ def is_float(dtype: str) -> bool:
     return dtype.startswith("float")
 
 
-def is_int(dtype: str) -> bool:
-    return dtype.startswith("int") or dtype.startswith("uint")
-
-
 def itemsize(dtype: str) -> int:
     return np.dtype(dtype).itemsize
 

@@ -54,6 +54,19 @@ def _keras_mask(x):
     return getattr(x, "_keras_mask", None)
 
 
+def _shapes(query_shape, value_shape, key_shape):
+    """The three shapes as tuples (``key`` defaults to ``value``), checking that ``key`` and
+    ``value`` agree on every dimension but the last."""
+    query_shape, value_shape = tuple(query_shape), tuple(value_shape)
+    key_shape = value_shape if key_shape is None else tuple(key_shape)
+    if value_shape[1:-1] != key_shape[1:-1]:
+        raise ValueError(
+            "All dimensions of `value` and `key`, except the last one, must be equal. Received: "
+            f"value_shape={value_shape} and key_shape={key_shape}"
+        )
+    return query_shape, value_shape, key_shape
+
+
 class MultiHeadAttention(Layer):
     """Multi-head attention (Vaswani et al., 2017) with Keras 3's arguments and weight layout.
 
@@ -182,13 +195,7 @@ class MultiHeadAttention(Layer):
         )
 
     def build(self, query_shape, value_shape, key_shape=None):
-        query_shape, value_shape = tuple(query_shape), tuple(value_shape)
-        key_shape = value_shape if key_shape is None else tuple(key_shape)
-        if value_shape[1:-1] != key_shape[1:-1]:
-            raise ValueError(
-                "All dimensions of `value` and `key`, except the last one, must be equal. Received: "
-                f"value_shape={value_shape} and key_shape={key_shape}"
-            )
+        query_shape, value_shape, key_shape = _shapes(query_shape, value_shape, key_shape)
         if len(query_shape) != len(value_shape) or len(query_shape) < 3:
             raise ValueError(
                 "`query`, `value` and `key` must have the same rank, at least 3 (batch, <attention dims>, features). "
@@ -341,13 +348,7 @@ class MultiHeadAttention(Layer):
         return output, scores
 
     def compute_output_shape(self, query_shape, value_shape, key_shape=None):
-        query_shape, value_shape = tuple(query_shape), tuple(value_shape)
-        key_shape = value_shape if key_shape is None else tuple(key_shape)
-        if value_shape[1:-1] != key_shape[1:-1]:
-            raise ValueError(
-                "All dimensions of `value` and `key`, except the last one, must be equal. Received: "
-                f"value_shape={value_shape} and key_shape={key_shape}"
-            )
+        query_shape, value_shape, key_shape = _shapes(query_shape, value_shape, key_shape)
         return query_shape[:-1] + self._output_shape if self._output_shape else query_shape
 
     def get_config(self):

@@ -46,7 +46,7 @@ def _check_axes(axes, input_shape, layer_axis) -> None:
 
 
 def _compute_dtype(x):
-    """Keras computes normalizations in at least float32."""
+    """Integer and boolean inputs are normalized in float32; float inputs keep their dtype."""
     return x if is_float(str(x.dtype)) else ops.cast(x, "float32")
 
 
@@ -55,8 +55,10 @@ class BatchNormalization(Layer):
 
     Weights (Keras' order): ``gamma``, ``beta`` (trainable, if ``scale``/``center``), then
     ``moving_mean`` and ``moving_variance`` (non-trainable); with ``renorm=True`` also
-    ``moving_stddev``, ``renorm_mean`` and ``renorm_stddev``. At inference the moving statistics
-    are used; the ONNX export folds everything into one ``Mul`` and one ``Add``.
+    ``moving_stddev``, ``renorm_mean`` and ``renorm_stddev`` (Keras' weight layout only:
+    inference ignores them and training with ``renorm=True`` raises ``NotImplementedError``). At
+    inference the moving statistics are used; the ONNX export folds everything into one ``Mul``
+    and one ``Add``.
     """
 
     def __init__(
@@ -269,7 +271,8 @@ class LayerNormalization(Layer):
     """Normalizes each example over ``axis`` (int or list), then ``* gamma + beta``.
 
     ``gamma`` and ``beta`` have the sizes of the normalized axes. Exported as ONNX
-    ``LayerNormalization`` (opset >= 17) when the axes are the trailing ones.
+    ``LayerNormalization`` (opset >= 17) when the axes are the trailing ones and ``rms_scaling``
+    is off, else as ``ReduceMean``/``Sub``/``Mul``/``Sqrt``/``Div``.
     """
 
     def __init__(

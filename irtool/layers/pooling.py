@@ -1,7 +1,9 @@
 """Pooling layers: Max/AveragePooling1D/2D/3D and GlobalMax/GlobalAveragePooling1D/2D/3D.
 
 Windowed pooling records one ``max_pool``/``average_pool`` primitive; global pooling is a
-plain reduction (``ops.max``/``ops.mean``) over the spatial axes, as in Keras.
+plain reduction (``ops.max``/``ops.mean``) over the spatial axes, as in Keras (a masked
+``GlobalAveragePooling1D`` divides a masked ``ops.sum`` by the number of unmasked steps). The
+argument checks (``standardize_data_format``, ``standardize_tuple``) are the ``max_pool`` op's.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class BasePooling(Layer):
 
 
 class MaxPooling1D(BasePooling):
-    """Max pooling over the steps axis of ``(batch, steps, features)``."""
+    """Max pooling over the steps axis (``(batch, steps, features)`` in channels_last)."""
 
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, name=None, **kwargs):
         super().__init__(pool_size, strides, 1, "max", padding, data_format, name=name, **kwargs)

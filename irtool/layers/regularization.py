@@ -13,6 +13,7 @@ from irtool import random
 from irtool.layers.dropout import Dropout
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.layer import Layer
+from irtool.ops.conv_utils import standardize_data_format
 from irtool.ops.core import SymbolicTensor, apply
 from irtool.ops.noise import ALPHA_DROPOUT, GAUSSIAN_DROPOUT, GAUSSIAN_NOISE
 
@@ -23,16 +24,6 @@ def _check_rate(rate, what: str = "rate") -> None:
             f"Invalid value received for argument `{what}`. Expected a float value between 0 and 1. "
             f"Received: {what}={rate}"
         )
-
-
-def _data_format(data_format) -> str:
-    value = "channels_last" if data_format is None else str(data_format).lower()
-    if value not in ("channels_first", "channels_last"):
-        raise ValueError(
-            "The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
-            f"Received: data_format={data_format}"
-        )
-    return value
 
 
 class _SpatialDropout(Dropout):
@@ -67,7 +58,7 @@ class SpatialDropout2D(_SpatialDropout):
 
     def __init__(self, rate, data_format=None, seed=None, name=None, dtype=None):
         super().__init__(rate, seed=seed, name=name, dtype=dtype)
-        self.data_format = _data_format(data_format)
+        self.data_format = standardize_data_format(data_format)
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format}
@@ -166,7 +157,8 @@ class AlphaDropout(_Noise):
 
 
 class ActivityRegularization(Layer):
-    """The identity; when training adds ``l1 * sum(|x|) + l2 * sum(x**2)`` to the loss (trainer issue)."""
+    """The identity; when training, the trainer adds ``(l1 * sum(|x|) + l2 * sum(x**2)) / batch_size``
+    to the loss (``train.trainer.add_regularization_losses``)."""
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)

@@ -1,6 +1,7 @@
-"""Layout-agnostic array primitives used by the reshaping layers: ``pad`` and ``repeat``.
+"""Layout-agnostic array primitives: ``pad`` and ``repeat`` (used by the reshaping layers) and
+``tile``.
 
-Neither reads a ``data_format``: both act on explicit axes, so they work in any layout
+None reads a ``data_format``: all act on explicit axes, so they work in any layout
 (ZeroPadding pads the spatial axes, UpSampling repeats them, RepeatVector repeats a new axis).
 """
 

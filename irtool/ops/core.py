@@ -2,13 +2,13 @@
 
 A **primitive** (``Primitive`` subclass, one instance per kind) declares the rules for one
 operation side by side: ``infer`` (output specs from input specs), ``forward`` (the NumPy
-kernel), ``to_onnx`` (its lowering) and, for the trainer, ``vjp``.
+kernel), ``vjp`` (its reverse-mode derivative, for the trainer) and ``to_onnx`` (its lowering).
 
 ``apply(prim, inputs, **attrs)`` is the only place where the two execution modes meet: if
-any input is symbolic it records a ``PrimNode`` and returns new ``SymbolicTensor``s whose
-``producer`` points back at the record; otherwise it runs ``forward`` on NumPy arrays. A
-model walks these back-pointers from its outputs to build its graph, so nothing global is
-needed to trace.
+any input is symbolic (or, inside a layer call, a ``Variable``) it records a ``PrimNode`` and
+returns new ``SymbolicTensor``s whose ``producer`` points back at the record; otherwise it runs
+``forward`` on NumPy arrays. A model walks these back-pointers from its outputs to build its
+graph, so nothing global is needed to trace.
 
 Every record also keeps the **scope**: the tuple of layer calls (outermost first) that were
 running when it was made, so the graph knows which layer each primitive belongs to.
@@ -62,7 +62,9 @@ class Primitive:
     """One kind of primitive operation, with all of its rules in one class.
 
     Subclasses set ``name`` (snake case, used in node names) and implement ``infer``,
-    ``forward`` and ``to_onnx``; ``vjp`` is added by the trainer.
+    ``forward``, ``vjp`` and ``to_onnx`` (``tests/ops/test_primitive_contract.py`` checks that
+    every primitive overrides all four); ``training_kernel``/``training_vjp`` only where training
+    differs.
     """
 
     name = "primitive"
@@ -92,7 +94,8 @@ class Primitive:
         raise NotImplementedError(f"Primitive {self.name!r} has no ONNX lowering.")
 
     def vjp(self, cotangents: list, inputs: list, outputs: list, **attrs) -> list:
-        """Gradients of the loss for each input, from those of the outputs (see ``ops.gradients``)."""
+        """Gradients of the loss for each input, from those of the outputs (the contract is in
+        ``ops.gradients``' docstring)."""
         raise NotImplementedError(f"Primitive {self.name!r} has no gradient rule (vjp) yet.")
 
     def training_kernel(self, attrs: dict, rng):

@@ -1,17 +1,19 @@
 """Fast float32 convolution kernels for training, run by ONNX Runtime's CPU kernels.
 
 The NumPy convolution (im2col + one BLAS matmul) is exact but 3-4x slower than the vectorized
-convolution kernels of ONNX Runtime (MLAS) or PyTorch (oneDNN) on the same CPU. The trainer's
-two convolution hot spots, the forward pass and the gradient with respect to the input (a
-transposed convolution), therefore run through tiny cached ONNX Runtime sessions when the data
-is float32: one ``Conv`` or ``ConvTranspose`` node between the ``Transpose`` nodes that move
-channels-last data to ONNX's channels-first layout. The kernel gradient stays in NumPy (one
-matmul), as does everything in float64 (the finite-difference tests) and float16.
+convolution kernels of ONNX Runtime (MLAS) or PyTorch (oneDNN) on the same CPU. So when the data
+is float32, the training kernels of ``conv`` and ``depthwise_conv`` (``conv_forward``, any number
+of groups) and their gradient with respect to the input (``conv_input_grad``, a transposed
+convolution; ungrouped convolutions only) run through tiny cached ONNX Runtime sessions: one
+``Conv`` or ``ConvTranspose`` node between the ``Transpose`` nodes that move channels-last data
+to ONNX's channels-first layout. The ungrouped kernel gradient is an im2col copy in NumPy and
+one large matmul, ``im2col(x)^T @ gy``, run by ONNX Runtime's ``Gemm`` (``matmul_tn``).
+Everything else stays in NumPy: grouped and depthwise kernel gradients, ``conv_transpose``,
+and every other dtype (float64, as in the finite-difference tests, and float16).
 
-The kernel gradient's one large matmul runs there too (``matmul_tn``), and a training step that
-uses these kernels runs NumPy's BLAS on one thread (``blas_limited``): BLAS worker threads that
-spin after each call would otherwise take the cores from ONNX Runtime's threads (measured: the
-toy ResNet step drops from ~117 ms to ~91 ms on 2 cores).
+A training step that uses these kernels runs NumPy's BLAS on one thread (``blas_limited``): BLAS
+worker threads that spin after each call would otherwise take the cores from ONNX Runtime's
+threads (measured: the toy ResNet step drops from ~117 ms to ~91 ms on 2 cores).
 
 The reference executor (``predict``, ``model(x)``) never uses these kernels, so ONNX Runtime
 parity tests still compare two independent implementations. ``IRTOOL_KERNELS=numpy`` in the
@@ -30,7 +32,7 @@ from irtool.ops.conv_utils import conv_pads
 
 _KINDS = ("onnxruntime", "numpy")
 _state = {"kind": "numpy" if os.environ.get("IRTOOL_KERNELS", "").lower() == "numpy" else "onnxruntime"}
-_sessions: dict = {}  # (op, shapes, attributes) -> session; the oldest go beyond _MAX_SESSIONS
+_sessions: dict = {}  # (op, shapes, attributes) -> session; past _MAX_SESSIONS the oldest is dropped
 _MAX_SESSIONS = 256
 _lock = threading.Lock()
 

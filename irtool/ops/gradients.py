@@ -28,7 +28,3 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 def is_differentiable(x) -> bool:
     return np.issubdtype(np.asarray(x).dtype, np.floating)
-
-
-def zeros_for(x) -> np.ndarray:
-    return np.zeros(np.shape(x), dtype=np.asarray(x).dtype)

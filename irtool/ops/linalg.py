@@ -1,4 +1,6 @@
-"""Matrix products: ``matmul`` (NumPy semantics, batched and broadcast) and ``einsum``."""
+"""Matrix products: ``matmul`` (NumPy semantics, batched and broadcast), ``einsum``, the fused
+``matmul_add`` that ``ops.fusion`` makes from a Dense layer's product and bias, and the
+triangles ``tril``/``triu`` (one ``trilu`` primitive)."""
 
 from __future__ import annotations
 

@@ -34,6 +34,12 @@ def _as_tensor(x, dtype=None):
     return np.asarray(x, dtype=dtype or "float32")
 
 
+def _float_input(x):
+    """``x`` as a tensor, cast to float32 unless it already is a float."""
+    x = _as_tensor(x)
+    return x if is_float(str(x.dtype)) else cast(x, "float32")
+
+
 def _check_float(name: str, x: TensorSpec) -> None:
     if not is_float(x.dtype):
         raise ValueError(f"`{name}` needs a floating-point input. Received: shape={x.shape}, dtype={x.dtype}")
@@ -249,9 +255,7 @@ BATCH_NORM = BatchNorm()
 
 
 def _batch_norm_inputs(x, mean, variance, axis, offset, scale):
-    x = _as_tensor(x)
-    if not is_float(str(x.dtype)):
-        x = cast(x, "float32")
+    x = _float_input(x)
     dtype = str(x.dtype)
     ndim = len(x.shape)
     axis = normalize_axis(axis, ndim)
@@ -441,9 +445,7 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, **kwarg
     rms = bool(kwargs.pop("rms_scaling", False))
     if kwargs:
         raise TypeError(f"Unexpected keyword arguments to `layer_normalization`: {sorted(kwargs)}")
-    x = _as_tensor(x)
-    if not is_float(str(x.dtype)):
-        x = cast(x, "float32")
+    x = _float_input(x)
     dtype = str(x.dtype)
     ndim = len(x.shape)
     axes = _norm_axes(axis, ndim)
@@ -491,9 +493,7 @@ def normalize(x, axis=-1, order=2, epsilon=None):
     """
     if not isinstance(order, int) or isinstance(order, bool) or order < 1:
         raise ValueError(f"Argument `order` must be an int >= 1. Received: order={order}")
-    x = _as_tensor(x)
-    if not is_float(str(x.dtype)):
-        x = cast(x, "float32")
+    x = _float_input(x)
     if len(x.shape) == 0:
         from irtool.ops.shape import expand_dims
 
@@ -516,9 +516,7 @@ def moments(x, axes, keepdims=False, synchronized=False):
     """``(mean, variance)`` of ``x`` over ``axes`` (Keras' ops; variance is the biased one)."""
     if synchronized:
         raise NotImplementedError("`moments(synchronized=True)` needs a distributed backend.")
-    x = _as_tensor(x)
-    if not is_float(str(x.dtype)):
-        x = cast(x, "float32")
+    x = _float_input(x)
     axes = tuple(axes) if isinstance(axes, (list, tuple)) else axes
     m = _mean(x, axis=axes, keepdims=True)
     variance = _mean(square(subtract(x, m)), axis=axes, keepdims=keepdims)

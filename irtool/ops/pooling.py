@@ -16,27 +16,15 @@ import numpy as np
 
 from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec
+from irtool.ops.conv_utils import conv_output_length, conv_pads, standardize_data_format
 from irtool.ops.core import Primitive, apply
 from irtool.ops.operation import top_level_op
 
-DATA_FORMATS = ("channels_last", "channels_first")
-
-
-def standardize_data_format(data_format) -> str:
-    """``None`` -> the global ``image_data_format()``; otherwise validated, lower case."""
-    if data_format is None:
-        return "channels_last"
-    data_format = str(data_format).lower()
-    if data_format not in DATA_FORMATS:
-        raise ValueError(
-            "The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
-            f"Received: data_format={data_format}"
-        )
-    return data_format
-
 
 def standardize_tuple(value, n: int, name: str, allow_zero: bool = False) -> tuple:
-    """Keras' ``argument_validation.standardize_tuple``: an int or ``n`` ints, all > 0 (or >= 0)."""
+    """An int or ``n`` ints, all > 0 (or >= 0), with the messages of Keras'
+    ``argument_validation.standardize_tuple``; unlike it (and ``conv_utils.standardize_tuple``),
+    an element that is not an int (``2.0``, ``"2"``) is an error."""
     error = f"The `{name}` argument must be a tuple of {n} integers. Received {name}={value}"
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         values = (int(value),) * n
@@ -62,21 +50,6 @@ def standardize_tuple(value, n: int, name: str, allow_zero: bool = False) -> tup
 def spatial_axes(ndim: int, data_format: str) -> list:
     """The spatial axes of a rank-``ndim`` tensor (batch, spatial..., channels or batch, channels, spatial...)."""
     return list(range(1, ndim - 1)) if data_format == "channels_last" else list(range(2, ndim))
-
-
-def same_pads(size: int, kernel: int, stride: int) -> tuple:
-    """``(before, after)`` padding of ``"same"`` (SAME_UPPER: the extra pixel goes after)."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
-
-
-def pooled_size(size, kernel: int, stride: int, padding: str):
-    if size is None:
-        return None
-    if padding == "same":
-        return -(-size // stride)
-    return (size - kernel) // stride + 1
 
 
 def to_channels_first(ndim: int) -> list:
@@ -146,7 +119,7 @@ class Pool(Primitive):
             raise ValueError(f"`{self.name}` needs a float input. Received dtype={x.dtype}")
         shape = list(x.shape)
         for axis, k, s in zip(spatial_axes(rank, data_format), pool_size, strides):
-            out = pooled_size(x.shape[axis], k, s, padding)
+            out = conv_output_length(x.shape[axis], k, s, 1, padding)
             if out is not None and out <= 0:
                 raise ValueError(
                     f"Computed output size would be zero or negative. Received: `inputs.shape={x.shape}`, "
@@ -159,10 +132,10 @@ class Pool(Primitive):
         """Spatial axes, their sizes, the pooled sizes and the ``(before, after)`` pads."""
         axes = spatial_axes(x.ndim, data_format)
         sizes = [x.shape[a] for a in axes]
-        outs = [pooled_size(n, k, s, padding) for n, k, s in zip(sizes, pool_size, strides)]
+        outs = [conv_output_length(n, k, s, 1, padding) for n, k, s in zip(sizes, pool_size, strides)]
         if min(outs) <= 0:
             raise ValueError(f"`{self.name}` of an input of shape {x.shape} with pool_size={pool_size} is empty.")
-        pads = [same_pads(n, k, s) if padding == "same" else (0, 0) for n, k, s in zip(sizes, pool_size, strides)]
+        pads = [conv_pads(n, k, s, 1, padding) for n, k, s in zip(sizes, pool_size, strides)]
         return axes, sizes, outs, pads
 
     @staticmethod

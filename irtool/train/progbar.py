@@ -107,7 +107,6 @@ class Progbar:
         self._values_order = []
         self._start = self._now()
         self._last_update = 0
-        self._time_at_epoch_start = self._start
         self._time_after_first_step = None
         self._prev_total_width = 0
 
