@@ -1,34 +1,35 @@
-"""The ``irtool`` command line: export a model defined in a Python file to ONNX, summarize or plot it.
+"""The ``irtool`` command line: export a model to ONNX, print its summary, or plot it (or an ONNX file).
 
     irtool export examples/mnist_mlp.py -o out/mnist.onnx --check
     irtool summary examples/mnist_mlp.py --show-trainable
     irtool plot examples/mnist_mlp.py -o mnist.png --show-shapes
     irtool plot out/mnist.onnx -o mnist_onnx.svg
 
-The file is run (as module ``__irtool_model__``, so its ``if __name__ == "__main__":`` block
-is skipped) and the model is picked from its globals: ``--object NAME`` (a model or a
-zero-argument function returning one), else ``model``, else ``build_model()`` or
-``get_model()``, else the only model instance defined. Errors print one line,
-``irtool: error: ...``, and exit with 1 (2 for usage errors); ``--debug`` adds the traceback.
+The model source is a Python file that builds the model, a saved ``.keras`` model or (for
+``plot``) an ONNX file; ``irtool.loading`` loads it (see there how a Python file's model is
+picked, ``--object NAME`` first). This module parses arguments, calls ``loading``, ``onnx``,
+``viz`` and ``runtime``, and prints. Errors print one line, ``irtool: error: ...``, and exit
+with 1 (2 for usage errors); ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
-import runpy
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-#: Model-loading entry points tried, in order, when ``--object`` is not given.
-FACTORY_NAMES = ("build_model", "get_model")
-#: Saved-model formats recognised by suffix: ``.keras`` files are loaded (``load_model``), the others refused.
-SAVED_MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".pb", ".tflite", ".npz")
+from irtool import __version__, loading
+from irtool.loading import LoadError, describe, load, load_model
+from irtool.onnx import ExportError
+from irtool.runtime import ort
+from irtool.viz import GraphvizUnavailableError, RenderError, model_to_dot, save_plot
+from irtool.viz.onnx_view import onnx_to_dot
+from irtool.viz.render import format_of
 
 
 class CLIError(Exception):
@@ -54,136 +55,7 @@ def _one_line(text: str) -> str:
     return " ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
-def _describe(error: BaseException) -> str:
-    message = _one_line(str(error))
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
-
-
-# -- loading a model from a Python file ------------------------------------------------------------
-def run_model_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Run the Python file at ``path`` with its folder on ``sys.path``; returns its globals."""
-    from irtool import backend
-
-    file = Path(path)
-    suffix = file.suffix.lower()
-    if suffix in SAVED_MODEL_SUFFIXES:
-        raise CLIError(
-            f"loading saved models ({suffix} files) is not supported yet; pass the Python file that builds the model"
-        )
-    if not file.exists():
-        raise CLIError(f"no such file: {path}")
-    if file.is_dir():
-        raise CLIError(f"{path} is a directory; pass the Python file that builds the model")
-    filename = os.path.abspath(file)
-    folder = os.path.dirname(filename)
-    backend.clear_session()  # the file's layers get the names they get in a fresh process
-    sys.path.insert(0, folder)
-    try:
-        return runpy.run_path(filename, run_name="__irtool_model__")
-    except SyntaxError as error:
-        where = f"{error.filename}, line {error.lineno}" if error.filename else str(path)
-        raise CLIError(f"syntax error in {where}: {error.msg}") from error
-    except SystemExit as error:
-        raise CLIError(f"{path} called sys.exit({error.code!r}) while being loaded") from error
-    except Exception as error:
-        lines = [f.lineno for f in traceback.extract_tb(error.__traceback__) if f.filename == filename]
-        where = f"{path}, line {lines[-1]}" if lines else str(path)
-        raise CLIError(f"running {where} raised {_describe(error)}") from error
-    finally:
-        if sys.path and sys.path[0] == folder:
-            del sys.path[0]
-        elif folder in sys.path:
-            sys.path.remove(folder)
-
-
-def _as_model(obj: Any, name: str, path: str):
-    """``obj`` if it is a model, else the model returned by calling it with no arguments."""
-    from irtool.models.model import Model
-
-    if isinstance(obj, Model):
-        return obj
-    if not callable(obj):
-        raise CLIError(f"{name} in {path} is a {type(obj).__name__}, not a model or a function returning one")
-    try:
-        inspect.signature(obj).bind()
-    except TypeError:
-        raise CLIError(f"{name}{inspect.signature(obj)} in {path} cannot be called without arguments") from None
-    except ValueError:  # no signature available (a builtin): just try it
-        pass
-    try:
-        result = obj()
-    except Exception as error:
-        raise CLIError(f"{name}() in {path} raised {_describe(error)}") from error
-    if not isinstance(result, Model):
-        raise CLIError(f"{name}() in {path} returned a {type(result).__name__}, not a model")
-    return result
-
-
-def pick_model(namespace: dict[str, Any], object_name: str | None = None, path: str = "the file"):
-    """The model among a file's globals (see the module docstring for the order of choices)."""
-    from irtool.models.model import Model
-
-    models: dict[int, list[str]] = {}
-    for name, value in namespace.items():
-        if isinstance(value, Model) and not name.startswith("__"):
-            models.setdefault(id(value), []).append(name)
-    found = ", ".join(names[0] for names in models.values())
-    if object_name is not None:
-        if object_name not in namespace:
-            hint = f" (models defined: {found})" if found else ""
-            raise CLIError(f"{path} defines no object named {object_name!r}{hint}")
-        return _as_model(namespace[object_name], object_name, path)
-    if isinstance(namespace.get("model"), Model):
-        return namespace["model"]
-    for name in FACTORY_NAMES:
-        if callable(namespace.get(name)):
-            return _as_model(namespace[name], name, path)
-    if len(models) == 1:
-        return namespace[next(iter(models.values()))[0]]
-    if models:
-        raise CLIError(f"{path} defines several models ({found}); choose one with --object NAME")
-    raise CLIError(
-        f"no model found in {path}: define a variable `model`, a function `build_model()`, or pass --object NAME"
-    )
-
-
-def load_model(path: str, object_name: str | None = None):
-    """Run the model file at ``path`` and pick its model (a ``.keras`` file is loaded, not run)."""
-    if str(path).lower().endswith(".keras"):
-        return load_keras_file(path, object_name)
-    return pick_model(run_model_file(path), object_name, str(path))
-
-
-def load_keras_file(path: str, object_name: str | None = None):
-    """The model saved in a ``.keras`` archive, without its training configuration."""
-    from irtool.saving import load_model as load_saved_model
-
-    if object_name is not None:
-        raise CLIError(f"--object picks a model in a Python file; {path} holds one saved model")
-    if not Path(path).is_file():
-        raise CLIError(f"no such file: {path}")
-    try:
-        return load_saved_model(path, compile=False)
-    except Exception as error:
-        raise CLIError(f"cannot load {path}: {_describe(error)}") from error
-
-
 # -- export ----------------------------------------------------------------------------------------
-def _check_exportable(model) -> None:
-    from irtool.models.functional import Functional
-
-    if not isinstance(model, Functional):
-        raise CLIError(
-            f"model '{model.name}' is a subclassed {type(model).__name__}; only functional and Sequential "
-            "models can be exported"
-        )
-    if getattr(model, "_graph", None) is None:
-        raise CLIError(
-            f"model '{model.name}' is not built yet: start the Sequential model with an Input "
-            "(or give its first layer input_shape=...)"
-        )
-
-
 def _output_path(output: str | None, source: str) -> Path:
     stem = Path(source).stem
     if output is None:
@@ -204,7 +76,7 @@ def _make_folders(folder: Path) -> list[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise CLIError(f"cannot create the folder {folder}: {_describe(error)}") from error
+        raise CLIError(f"cannot create the folder {folder}: {describe(error)}") from error
     return created
 
 
@@ -220,13 +92,19 @@ def _parity_line(report: dict, batch_sizes: Sequence[int]) -> str:
 
 
 def _check(model, path: str, out: Path, args: argparse.Namespace) -> None:
-    from irtool.runtime.ort import check_parity
-
+    """``--check``: ONNX Runtime on the written file against the model's NumPy executor."""
     batch_sizes = (2, 3)
     try:
-        reports = check_parity(model, path, batch_sizes=batch_sizes, atol=args.atol, rtol=args.rtol)
+        reports = ort.check_parity(
+            path,
+            loading.numpy_reference(model),
+            batch_sizes=batch_sizes,
+            atol=args.atol,
+            rtol=args.rtol,
+            reference_name="NumPy",
+        )
     except Exception as error:
-        raise CLIError(f"ONNX Runtime could not run the export: {_describe(error)}; {out} was not written") from error
+        raise CLIError(f"ONNX Runtime could not run the export: {describe(error)}; {out} was not written") from error
     for report in reports:
         print(_parity_line(report, batch_sizes))
     failed = [r["name"] for r in reports if not r["ok"]]
@@ -243,12 +121,8 @@ def _check(model, path: str, out: Path, args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``irtool export``: write the model as ONNX (atomically; nothing is left on failure)."""
-    import onnx
-
-    from irtool.onnx import ExportError
-
     model = load_model(args.file, args.object)
-    _check_exportable(model)
+    loading.check_exportable(model)
     out = _output_path(args.output, args.file)
     if out.is_dir():
         raise CLIError(f"the output {out} is a directory")
@@ -264,9 +138,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         except ExportError as error:
             raise CLIError(f"export of model '{model.name}' failed: {_one_line(str(error))}") from error
         except Exception as error:
-            raise CLIError(f"export of model '{model.name}' failed: {_describe(error)}") from error
-        if not isinstance(proto, onnx.ModelProto):
-            proto = onnx.load(tmp)
+            raise CLIError(f"export of model '{model.name}' failed: {describe(error)}") from error
         if args.check:
             _check(model, tmp, out, args)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp files are private; the export gets the usual mode
@@ -299,7 +171,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
             show_trainable=args.show_trainable,
         )
     except Exception as error:
-        raise CLIError(f"summary of model '{model.name}' failed: {_describe(error)}") from error
+        raise CLIError(f"summary of model '{model.name}' failed: {describe(error)}") from error
     return 0
 
 
@@ -324,29 +196,18 @@ def _plot_output_path(output: str | None, source: str) -> Path:
 
 def _onnx_dot(args: argparse.Namespace):
     """The node-level picture of the ONNX file ``args.file`` (any producer's, read without running anything)."""
-    from irtool.viz.onnx_view import load_onnx, onnx_to_dot
-
-    if args.object is not None:
-        raise CLIError(f"--object picks a model in a Python file; {args.file} is an ONNX file")
     for option, flag in _LAYER_VIEW_ONLY.items():
         if getattr(args, option):
             raise CLIError(f"{flag} applies to models, not to ONNX files ({args.file} is drawn node by node)")
-    if not Path(args.file).is_file():
-        raise CLIError(f"no such file: {args.file}")
+    loaded = load(args.file, args.object)
     try:
-        proto = load_onnx(args.file)
-    except (OSError, ValueError) as error:
-        raise CLIError(str(error)) from error
-    try:
-        return onnx_to_dot(proto, show_dtype=args.show_dtype, rankdir=args.rankdir, dpi=args.dpi), Path(args.file).name
+        return onnx_to_dot(loaded.onnx, show_dtype=args.show_dtype, rankdir=args.rankdir, dpi=args.dpi), loaded.name
     except Exception as error:
-        raise CLIError(f"cannot plot {args.file}: {_describe(error)}") from error
+        raise CLIError(f"cannot plot {args.file}: {describe(error)}") from error
 
 
 def _model_dot(args: argparse.Namespace):
     """The layer view of the model in ``args.file`` (a Python file or a saved ``.keras`` model)."""
-    from irtool.viz import model_to_dot
-
     model = load_model(args.file, args.object)
     try:
         dot = model_to_dot(
@@ -360,17 +221,12 @@ def _model_dot(args: argparse.Namespace):
             show_trainable=args.show_trainable,
         )
     except Exception as error:
-        raise CLIError(f"plot of model '{model.name}' failed: {_describe(error)}") from error
+        raise CLIError(f"plot of model '{model.name}' failed: {describe(error)}") from error
     return dot, f"model '{model.name}'"
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """``irtool plot``: draw the model (or an ONNX file) to a png, svg, pdf or dot file, written atomically."""
-    import warnings
-
-    from irtool.viz import GraphvizUnavailableError, RenderError, save_plot
-    from irtool.viz.render import format_of
-
     out = _plot_output_path(args.output, args.file)
     try:
         fmt = format_of(out)
@@ -380,7 +236,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise CLIError(f"the output {out} is a directory")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        dot, what = _onnx_dot(args) if args.file.lower().endswith(".onnx") else _model_dot(args)
+        dot, what = _onnx_dot(args) if loading.source_kind(args.file) == "onnx" else _model_dot(args)
         created = _make_folders(out.parent)
         try:
             plot = save_plot(dot, out, args.renderer)
@@ -392,7 +248,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
                     folder.rmdir()
                 except OSError:
                     break
-            raise CLIError(f"cannot write {out}: {_describe(error)}") from error
+            raise CLIError(f"cannot write {out}: {describe(error)}") from error
     for warning in caught:
         print(f"irtool: warning: {_one_line(str(warning.message))}", file=sys.stderr)
     by = f", rendered by {plot.renderer}" if plot.renderer else ""
@@ -447,9 +303,10 @@ def _add_plot_parser(commands) -> None:
 
 # -- the parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from irtool import __version__
-
-    parser = _Parser(prog="irtool", description="Export, inspect and plot irtool models defined in Python files.")
+    parser = _Parser(
+        prog="irtool",
+        description="Export, summarize and plot irtool models (Python files or saved .keras models) and plot ONNX files.",
+    )
     parser.add_argument("--version", action="version", version=f"irtool {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("file", help="a Python file that builds the model, or a saved .keras model")
@@ -501,12 +358,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("irtool: error: interrupted", file=sys.stderr)
         return 130
     except Exception as error:
+        expected = isinstance(error, (CLIError, LoadError))  # failures with a message meant for the user
         if args.debug:
-            shown = error.__cause__ if isinstance(error, CLIError) and error.__cause__ is not None else error
+            shown = error.__cause__ if expected and error.__cause__ is not None else error
             traceback.print_exception(shown)
-        message = str(error) if isinstance(error, CLIError) else f"unexpected {_describe(error)}"
+        message = str(error) if expected else f"unexpected {describe(error)}"
         print(f"irtool: error: {_one_line(message)}", file=sys.stderr)
-        return error.code if isinstance(error, CLIError) else 1
+        return getattr(error, "code", 1) if expected else 1
 
 
-__all__ = ["CLIError", "build_parser", "load_model", "main", "pick_model", "run_model_file"]
+__all__ = ["CLIError", "build_parser", "main"]

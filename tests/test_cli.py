@@ -12,6 +12,7 @@ from pathlib import Path
 import onnx
 import pytest
 
+import irtool.loading
 import irtool.runtime.ort
 from irtool.cli import main
 
@@ -200,7 +201,7 @@ def test_export_check_passes(tiny, tmp_path, capsys):
 
 
 def test_export_check_failure_writes_nothing(tiny, tmp_path, capsys, monkeypatch):
-    def disagree(model, path, **kwargs):
+    def disagree(path, reference, **kwargs):
         return [
             {
                 "name": "out",
@@ -417,7 +418,7 @@ def test_plot_dot_output_matches_model_to_dot_with_every_option(tmp_path, capsys
     argv += ["--show-trainable", "--expand-nested", "--rankdir", "LR", "--dpi", "96"]
     assert main(argv) == 0
     assert capsys.readouterr().out == f"plotted model 'outer' -> {out} (dot)\n"
-    model = irtool.cli.load_model(str(source))
+    model = irtool.loading.load_model(str(source))
     expected = irtool.utils.model_to_dot(
         model,
         show_shapes=True,

@@ -119,6 +119,7 @@ def _failed(key, error):
 
 
 def _make_session(model):
+    # Not irtool.runtime.make_session: ops sit below the runtime layer, and these need their own thread options.
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -1,9 +1,13 @@
-"""ONNX Runtime helpers: open a session on a chosen provider, and check an export's parity.
+"""ONNX Runtime helpers: read an ONNX model's inputs and outputs, open a session on a chosen
+provider, make random inputs for it, and check it against a reference implementation.
 
-``check_parity(model, proto)`` feeds the same random inputs to ONNX Runtime and to the
-model's NumPy executor (``model.predict``) and reports, per output, how far they differ:
+This module takes ONNX (a path, serialized bytes or an ``onnx.ModelProto``) and NumPy arrays,
+and imports nothing of irtool outside ``irtool.runtime``: turning a model into ONNX is
+``irtool.loading``'s job. ``check_parity`` feeds the same random inputs to ONNX Runtime and to
+``reference`` (a function from the list of input arrays to the list of output arrays, e.g. an
+irtool model's NumPy executor) and reports, per output, how far they differ:
 
->>> reports = check_parity(model, "model.onnx")  # doctest: +SKIP
+>>> reports = check_parity("model.onnx", lambda xs: [model.predict(xs[0])])  # doctest: +SKIP
 >>> [(r["name"], r["ok"]) for r in reports]  # doctest: +SKIP
 [('dense_2', True)]
 """
@@ -11,15 +15,82 @@ model's NumPy executor (``model.predict``) and reports, per output, how far they
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper
 
 CPU = "CPUExecutionProvider"
 
-#: Sizes given to dynamic (``None``) non-batch dimensions, by axis position and run.
+#: Sizes given to dynamic non-batch dimensions, by axis position and run.
 DYNAMIC_SIZES = (3, 5)
+
+#: What the functions here accept as an ONNX model.
+OnnxSource = str | os.PathLike | bytes | bytearray | onnx.ModelProto
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A graph input or output as the ONNX model declares it.
+
+    ``dtype`` is the NumPy dtype (``None`` when the element type has none); ``shape`` holds an
+    ``int`` per fixed dimension, the name of a symbolic one (``"batch"``) or ``None`` for an
+    unnamed dynamic one, and is ``None`` itself when the rank is unknown.
+    """
+
+    name: str
+    dtype: np.dtype | None
+    shape: tuple[int | str | None, ...] | None
+
+
+def load_onnx(source: OnnxSource, external_data: bool = False) -> onnx.ModelProto:
+    """The ``onnx.ModelProto`` of ``source`` (a path, bytes or a proto, returned as is).
+
+    A file is read without its external data unless ``external_data`` (inputs, outputs and
+    shapes need none). Raises ``OSError`` for a missing file and ``ValueError`` naming the
+    file when it is not a readable ONNX model.
+    """
+    if isinstance(source, onnx.ModelProto):
+        return source
+    if isinstance(source, (bytes, bytearray)):
+        what = "the bytes given"
+        read: Callable[[], onnx.ModelProto] = lambda: onnx.load_from_string(bytes(source))  # noqa: E731
+    else:
+        what = os.fspath(source)
+        read = lambda: onnx.load(what, load_external_data=external_data)  # noqa: E731
+    try:
+        return read()
+    except OSError:
+        raise
+    except Exception as error:
+        reason = " ".join(str(error).split())
+        raise ValueError(f"{what} is not a readable ONNX model ({type(error).__name__}: {reason})") from error
+
+
+def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
+    tensor_type = value.type.tensor_type
+    try:
+        dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+    except (KeyError, TypeError, ValueError):
+        dtype = None
+    shape = None
+    if tensor_type.HasField("shape"):
+        shape = tuple(
+            int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None) for d in tensor_type.shape.dim
+        )
+    return TensorInfo(value.name, dtype, shape)
+
+
+def graph_io(source: OnnxSource) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """The model's graph inputs (initializers excluded) and outputs, in order."""
+    graph = load_onnx(source).graph
+    weights = {init.name for init in graph.initializer}
+    inputs = [_tensor_info(v) for v in graph.input if v.name not in weights]
+    return inputs, [_tensor_info(v) for v in graph.output]
 
 
 def _provider_name(provider: Any) -> str:
@@ -27,7 +98,7 @@ def _provider_name(provider: Any) -> str:
     return provider[0] if isinstance(provider, (tuple, list)) else str(provider)
 
 
-def make_session(path_or_proto: Any, providers: Any = None):
+def make_session(path_or_proto: OnnxSource, providers: Any = None) -> ort.InferenceSession:
     """An ``onnxruntime.InferenceSession`` on ``providers`` (default: the CPU provider).
 
     ``path_or_proto`` is a file path, an ``onnx.ModelProto`` or serialized bytes;
@@ -36,8 +107,6 @@ def make_session(path_or_proto: Any, providers: Any = None):
     (``onnxruntime.preload_dlls``, where it exists). Raises ``RuntimeError`` when a requested
     provider is not available or the session silently fell back to another one.
     """
-    import onnxruntime as ort
-
     if providers is None:
         providers = [CPU]
     elif isinstance(providers, (str, tuple)):
@@ -56,7 +125,7 @@ def make_session(path_or_proto: Any, providers: Any = None):
             f"ONNX Runtime {ort.__version__} has no {', '.join(missing)} (available: {', '.join(available)})."
             + (" Install onnxruntime-gpu for CUDA." if any("CUDA" in n for n in missing) else "")
         )
-    if hasattr(path_or_proto, "SerializeToString"):
+    if isinstance(path_or_proto, onnx.ModelProto):
         source: Any = path_or_proto.SerializeToString()
     elif isinstance(path_or_proto, (bytes, bytearray)):
         source = bytes(path_or_proto)
@@ -75,27 +144,38 @@ def make_session(path_or_proto: Any, providers: Any = None):
     return session
 
 
-def random_inputs(model, batch_size: int, run: int = 0, seed: int = 0) -> list[np.ndarray]:
-    """Random arrays for the model's (flat) inputs, respecting their dtypes and shapes.
+def random_inputs(
+    source: OnnxSource | Sequence[TensorInfo], batch_size: int, run: int = 0, seed: int = 0
+) -> list[np.ndarray]:
+    """Random arrays for the ONNX model's inputs (or for ``TensorInfo``s), with their dtypes and shapes.
 
-    Dynamic dimensions never get size 1: the batch axis gets ``batch_size``, other dynamic
-    axes 3 or 5 (by axis position and ``run``, the same for every input). Floats are
-    standard normal, integers in ``[0, 5)``, booleans fair coin flips.
+    Dynamic dimensions never get size 1: one at axis 0 gets ``batch_size``, others 3 or 5 (by
+    axis position and ``run``); a symbolic dimension keeps the size it got where it first
+    appeared, so inputs that share a dimension name agree. Floats are standard normal,
+    integers in ``[0, 5)``, booleans fair coin flips.
     """
+    infos = graph_io(source)[0] if isinstance(source, (str, os.PathLike, bytes, bytearray, onnx.ModelProto)) else source
     rng = np.random.default_rng([seed, run, batch_size])
+    sizes: dict[str, int] = {}
     arrays = []
-    for t in model.inputs:
-        shape = tuple(
-            (batch_size if axis == 0 else DYNAMIC_SIZES[(axis + run) % len(DYNAMIC_SIZES)]) if dim is None else int(dim)
-            for axis, dim in enumerate(t.shape)
-        )
-        dtype = np.dtype(t.dtype)
-        if dtype == np.bool_:
+    for info in infos:
+        if info.shape is None:
+            raise ValueError(f"the ONNX input {info.name!r} has no declared shape; random inputs need its rank")
+        if info.dtype is None or not (info.dtype == np.bool_ or info.dtype.kind in "iuf"):
+            raise ValueError(f"the ONNX input {info.name!r} has element type {info.dtype}; random inputs need numbers")
+        shape = []
+        for axis, dim in enumerate(info.shape):
+            if isinstance(dim, int):
+                shape.append(dim)
+                continue
+            size = batch_size if axis == 0 else DYNAMIC_SIZES[(axis + run) % len(DYNAMIC_SIZES)]
+            shape.append(sizes.setdefault(dim, size) if dim else size)
+        if info.dtype == np.bool_:
             arrays.append(rng.random(shape) < 0.5)
-        elif np.issubdtype(dtype, np.integer):
-            arrays.append(rng.integers(0, 5, size=shape).astype(dtype))
+        elif info.dtype.kind in "iu":
+            arrays.append(rng.integers(0, 5, size=shape).astype(info.dtype))
         else:
-            arrays.append(rng.standard_normal(shape).astype(dtype))
+            arrays.append(rng.standard_normal(shape).astype(info.dtype))
     return arrays
 
 
@@ -112,49 +192,49 @@ def _differences(got: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def check_parity(
-    model,
-    proto_or_path: Any,
+    proto_or_path: OnnxSource,
+    reference: Callable[[list[np.ndarray]], Sequence[Any]],
     batch_sizes: Sequence[int] = (2, 3),
     atol: float = 1e-5,
     rtol: float = 1e-5,
     seed: int = 0,
     providers: Any = None,
+    reference_name: str = "the reference",
 ) -> list[dict]:
-    """Compare ONNX Runtime with ``model.predict`` on random inputs; one report per output.
+    """Compare ONNX Runtime with ``reference`` on random inputs; one report per ONNX output.
 
-    Each report has ``name`` (the ONNX output name), ``shape`` (the model's symbolic shape),
-    ``dtype``, ``max_abs_diff`` and ``max_rel_diff`` (over all ``batch_sizes``), ``ok`` and,
-    when not ok for another reason than the values, ``error``. Float outputs pass when
-    ``|a - b| <= atol + rtol * |b|`` everywhere; integer and boolean outputs must be equal.
+    ``reference(arrays)`` gets the input arrays in the ONNX model's input order and returns
+    the outputs in its output order. For each of ``batch_sizes`` both get the same
+    ``random_inputs``. Each report has ``name`` (the ONNX output name), ``shape`` (its
+    declared ONNX shape, see ``TensorInfo``), ``dtype``, ``max_abs_diff`` and ``max_rel_diff``
+    (over all ``batch_sizes``), ``ok`` and, when not ok for another reason than the values,
+    ``error``. Float outputs pass when ``|a - b| <= atol + rtol * |b|`` everywhere; integer and
+    boolean outputs must be equal; ``reference_name`` names the reference in ``error``. Raises
+    ``ValueError`` when ``reference`` returns another number of outputs than the ONNX model has.
     """
-    from irtool.ir import tree
-
+    proto = load_onnx(proto_or_path)
+    inputs, outputs = graph_io(proto)
     session = make_session(proto_or_path, providers)
-    onnx_inputs = [i.name for i in session.get_inputs()]
-    onnx_outputs = [o.name for o in session.get_outputs()]
-    model_inputs = list(model.inputs)
-    model_outputs = list(model.outputs)
-    if len(onnx_inputs) != len(model_inputs) or len(onnx_outputs) != len(model_outputs):
-        raise ValueError(
-            f"The ONNX model has {len(onnx_inputs)} inputs and {len(onnx_outputs)} outputs, but model "
-            f"'{model.name}' has {len(model_inputs)} and {len(model_outputs)}."
-        )
     reports = [
         {
-            "name": name,
-            "shape": tuple(t.shape),
-            "dtype": str(t.dtype),
+            "name": info.name,
+            "shape": info.shape,
+            "dtype": str(info.dtype),
             "max_abs_diff": 0.0,
             "max_rel_diff": 0.0,
             "ok": True,
         }
-        for name, t in zip(onnx_outputs, model_outputs)
+        for info in outputs
     ]
     for run, batch_size in enumerate(batch_sizes):
-        feeds = random_inputs(model, int(batch_size), run=run, seed=seed)
-        got = session.run(None, dict(zip(onnx_inputs, feeds)))
-        want = model.predict(feeds if len(feeds) > 1 else feeds[0], batch_size=max(int(batch_size), 1), verbose=0)
-        want = tree.flatten(want) if isinstance(want, (list, tuple, dict)) else [want]
+        feeds = random_inputs(inputs, int(batch_size), run=run, seed=seed)
+        got = session.run(None, {info.name: array for info, array in zip(inputs, feeds)})
+        want = list(reference(feeds))
+        if len(want) != len(outputs):
+            raise ValueError(
+                f"{reference_name} gave {len(want)} outputs, but the ONNX model has {len(outputs)} "
+                f"({', '.join(info.name for info in outputs)})."
+            )
         for report, g, w in zip(reports, got, want):
             g, w = np.asarray(g), np.asarray(w)
             if g.shape != w.shape or g.dtype != w.dtype:
@@ -162,7 +242,8 @@ def check_parity(
                 report["max_abs_diff"] = report["max_rel_diff"] = float("inf")
                 report.setdefault(
                     "error",
-                    f"batch {batch_size}: ONNX Runtime gave {g.dtype}{list(g.shape)}, NumPy {w.dtype}{list(w.shape)}",
+                    f"batch {batch_size}: ONNX Runtime gave {g.dtype}{list(g.shape)}, "
+                    f"{reference_name} {w.dtype}{list(w.shape)}",
                 )
                 continue
             if g.size == 0:
@@ -178,4 +259,13 @@ def check_parity(
     return reports
 
 
-__all__ = ["CPU", "check_parity", "make_session", "random_inputs"]
+__all__ = [
+    "CPU",
+    "DYNAMIC_SIZES",
+    "TensorInfo",
+    "check_parity",
+    "graph_io",
+    "load_onnx",
+    "make_session",
+    "random_inputs",
+]
