@@ -59,6 +59,15 @@ class LoweringContext:
         """The NumPy value of ``name`` if it is an initializer (a weight or constant), else None."""
         return self.constants.get(name)
 
+    def static_dim(self, name: str, axis: int):
+        """The static size of ``name``'s ``axis`` if known here (an initializer or a value whose
+        shape was recorded), else None."""
+        value = self.constant_value(name)
+        if value is not None:
+            return value.shape[axis]
+        shape = self.shapes.get(name)
+        return None if shape is None else shape[axis]
+
     def permuted(self, x: str, perm: list) -> str:
         """``x`` transposed by ``perm``: a new initializer when ``x`` is one (folded now, no
         node), else a ``Transpose`` node. Use it for weights in Keras layout (Conv kernels)."""

@@ -141,12 +141,10 @@ class Repeat(Primitive):
         return [g.reshape(shape).sum(axis=axis + 1).astype(x.dtype, copy=False)]
 
     def to_onnx(self, ctx, ins, outs, repeats, axis):
-        from irtool.ops.image import static_dim
-
         if repeats == 1:
             ctx.node("Identity", ins, outs)
             return
-        size = static_dim(ctx, ins[0], axis)
+        size = ctx.static_dim(ins[0], axis)
         if size is not None:
             # Static size: one Gather with constant indices (exact, any dtype and layout).
             indices = np.arange(size * repeats, dtype=np.int64) // repeats

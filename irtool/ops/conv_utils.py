@@ -1,5 +1,5 @@
 """Shared pieces of the convolution primitives: Keras' argument checks, the padding and
-output-length arithmetic of ``conv`` and ``conv_transpose``, the NumPy kernels and the
+output-length arithmetic of ``conv`` and ``conv_transpose`` (from ``conv_arithmetic``), the NumPy kernels and the
 ONNX emission helpers (channels-first node between NHWC transposes, runtime ``same`` pads).
 """
 
@@ -10,6 +10,13 @@ from numpy.lib.stride_tricks import as_strided
 
 from irtool import backend
 from irtool.ir.dtypes import is_float
+from irtool.ops import fast_kernels
+from irtool.ops.conv_arithmetic import (  # noqa: F401 - part of this module's interface
+    conv_output_length,
+    conv_pads,
+    conv_transpose_crops,
+    conv_transpose_output_length,
+)
 
 # -- argument helpers (Keras' messages) --------------------------------------------------------
 
@@ -55,46 +62,6 @@ def standardize_padding(value, allow_causal: bool = False) -> str:
     if padding not in allowed:
         raise ValueError(f"The `padding` argument must be a list/tuple or one of {allowed}. Received: {padding}")
     return padding
-
-
-# -- shape arithmetic -------------------------------------------------------------------------
-
-
-def conv_pads(n: int, k: int, s: int, d: int, padding: str) -> tuple:
-    """(begin, end) padding of one spatial dim of length ``n``."""
-    eff = (k - 1) * d + 1
-    if padding == "valid":
-        return 0, 0
-    if padding == "causal":
-        return eff - 1, 0
-    need = max((-(-n // s) - 1) * s + eff - n, 0)
-    return need // 2, need - need // 2
-
-
-def conv_output_length(n, k: int, s: int, d: int, padding: str):
-    if n is None:
-        return None
-    if padding == "valid":
-        return (n - (k - 1) * d - 1) // s + 1
-    return -(-n // s)
-
-
-def conv_transpose_crops(k: int, s: int, d: int, padding: str, output_padding) -> tuple:
-    """(P, R): crop at the start and end of the full scatter of length ``(n-1)*s + K``."""
-    eff = (k - 1) * d + 1
-    if padding == "valid":
-        extra = max(eff, s) - eff if output_padding is None else output_padding
-        return 0, -extra
-    pad_len = s + eff - 2 if output_padding is None else eff + eff % 2 - 2 + output_padding
-    left = min(pad_len // 2 + pad_len % 2, eff - 1)
-    return eff - 1 - left, eff - 1 - (pad_len - left)
-
-
-def conv_transpose_output_length(n, k: int, s: int, d: int, padding: str, output_padding):
-    if n is None:
-        return None
-    begin, end = conv_transpose_crops(k, s, d, padding, output_padding)
-    return (n - 1) * s + (k - 1) * d + 1 - begin - end
 
 
 def _channel_axis(data_format: str, rank: int) -> int:
@@ -250,8 +217,6 @@ def _conv_nhwc_vjp(x, kernel, gy, strides, padding, dilation, groups, want_x=Tru
         return (gxp[crop] if padded else gxp), gk.reshape(kernel.shape)
     if groups == 1:
         cols = _windows(xp, ksize, strides, dilation, out_spatial).reshape(m, taps * channels)
-        from irtool.ops import fast_kernels
-
         gk = fast_kernels.matmul_tn(cols, gy.reshape(m, out))
         gk = (cols.T @ gy.reshape(m, out) if gk is None else gk).reshape(kernel.shape)
     else:

@@ -28,7 +28,7 @@ import threading
 
 import numpy as np
 
-from irtool.ops.conv_utils import conv_pads
+from irtool.ops.conv_arithmetic import conv_pads
 
 _KINDS = ("onnxruntime", "numpy")
 _state = {"kind": "numpy" if os.environ.get("IRTOOL_KERNELS", "").lower() == "numpy" else "onnxruntime"}

@@ -18,20 +18,12 @@ import numpy as np
 
 from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec
+from irtool.ops.arrays import pad
 from irtool.ops.core import Primitive, apply
 from irtool.ops.operation import top_level_op
 from irtool.ops.pooling import lower_nchw, spatial_axes, standardize_data_format
 
 INTERPOLATIONS = ("bilinear", "nearest")
-
-
-def static_dim(ctx, name: str, axis: int):
-    """The static size of ``name``'s ``axis`` if the lowering context knows it, else None."""
-    value = ctx.constant_value(name)
-    if value is not None:
-        return value.shape[axis]
-    shape = getattr(ctx, "shapes", {}).get(name)
-    return None if shape is None else shape[axis]
 
 
 def nearest_indices(size: int, out: int) -> np.ndarray:
@@ -166,7 +158,7 @@ class Resize(Primitive):
         lower_nchw(ctx, emit, ins, outs, data_format, 4)
 
     def _nearest(self, ctx, x, axis, out):
-        n = static_dim(ctx, x, axis)
+        n = ctx.static_dim(x, axis)
         if n is not None:
             return ctx.const(nearest_indices(n, out))
         return self._dynamic_indices(ctx, x, axis, out)
@@ -249,7 +241,7 @@ class CenterCrop(Primitive):
         return [grad]
 
     def to_onnx(self, ctx, ins, outs, axes, size):
-        sizes = [static_dim(ctx, ins[0], a) for a in axes]
+        sizes = [ctx.static_dim(ins[0], a) for a in axes]
         if None not in sizes:
             starts = [(n - s) // 2 for n, s in zip(sizes, size)]
             ends = [b + s for b, s in zip(starts, size)]
@@ -312,7 +304,6 @@ def resize(
     ``crop_to_aspect_ratio``/``pad_to_aspect_ratio`` need static height and width. Integer
     images are resized as float32 (the result stays float32).
     """
-    from irtool.ops.arrays import pad
     from irtool.ops.shape import get_item
 
     data_format = standardize_data_format(data_format)

@@ -115,9 +115,7 @@ def record_call(
                     f"its inputs. Received output {i} of type {type(t).__name__}."
                 )
             if t._keras_history is not None or t.producer is None or id(t) in seen or id(t) in input_ids:
-                from irtool.ops.shape import identity
-
-                t = identity(t)
+                t = core.identity(t)
             seen.add(id(t))
             fresh.append(t)
         outputs = tree.pack_like(outputs, fresh)

@@ -9,7 +9,8 @@ import numpy as np
 
 from irtool.ir.dtypes import standardize_dtype
 from irtool.ir.spec import TensorSpec, broadcast_shapes, normalize_axis
-from irtool.ops.core import Primitive, SymbolicTensor, apply
+from irtool.ops.core import IDENTITY, Identity, Primitive, SymbolicTensor, apply, identity  # noqa: F401 - identity lives in core
+from irtool.ops.elementwise import cast, equal, promote
 from irtool.ops.gradients import is_differentiable, unbroadcast
 from irtool.ops.operation import top_level_op
 
@@ -22,33 +23,6 @@ def _tensor(x):
 
 def _shape(x) -> tuple:
     return tuple(x.shape)
-
-
-class Identity(Primitive):
-    """``out = x``. Also gives each layer output its own tensor; the lowering drops it."""
-
-    elementwise = True
-
-    name = "identity"
-
-    def infer(self, specs):
-        return [specs[0]]
-
-    def forward(self, x):
-        return x
-
-    def vjp(self, cotangents, inputs, outputs):
-        return [cotangents[0]]
-
-    def to_onnx(self, ctx, ins, outs):
-        ctx.node("Identity", ins, outs)
-
-
-IDENTITY = Identity()
-
-
-def identity(x):
-    return apply(IDENTITY, [x])[0]
 
 
 class Reshape(Primitive):
@@ -264,13 +238,11 @@ CONCATENATE = Concatenate()
 
 
 def _same_dtype(xs):
-    from irtool.ops.elementwise import promote
 
     xs = [_tensor(x) for x in xs]
     dtype = xs[0].dtype if isinstance(xs[0], SymbolicTensor) else standardize_dtype(xs[0].dtype)
     for x in xs[1:]:
         _, _, dtype = promote(np.zeros((), dtype), x)
-    from irtool.ops.elementwise import cast
 
     return [cast(x, dtype) for x in xs]
 
@@ -547,7 +519,6 @@ WHERE = Where()
 
 @top_level_op("Where")
 def where(condition, x1, x2):
-    from irtool.ops.elementwise import cast, promote
 
     a, b, _ = promote(x1, x2)
     return apply(WHERE, [cast(_tensor(condition), "bool"), a, b])[0]
@@ -618,7 +589,6 @@ def ones_like(x, dtype=None):
 
 
 def _full_like(x, value, dtype):
-    from irtool.ops.elementwise import cast
 
     x = _tensor(x)
     dtype = standardize_dtype(dtype or x.dtype)
@@ -640,7 +610,6 @@ def arange(start, stop=None, step=1, dtype=None):
 
 @top_level_op("OneHot")
 def one_hot(x, num_classes, axis=-1, dtype=None):
-    from irtool.ops.elementwise import cast, equal
 
     x = _tensor(x)
     classes = np.arange(num_classes, dtype=x.dtype if isinstance(x, SymbolicTensor) else np.asarray(x).dtype)
@@ -665,7 +634,6 @@ def convert_to_tensor(x, dtype=None):
 
 
 def _cast(x, dtype):
-    from irtool.ops.elementwise import cast
 
     return cast(x, dtype)
 

@@ -18,11 +18,7 @@ from irtool.ir.naming import to_snake_case, uniquify
 from irtool.ops.variable import Variable
 from irtool.train.loss_functions import squeeze_or_expand_to_same_rank
 from irtool.train.losses import Loss, deserialize_object, serialize
-
-
-def _array(x, dtype=None) -> np.ndarray:
-    x = np.asarray(getattr(x, "_value", x))
-    return x if dtype is None else x.astype(dtype, copy=False)
+from irtool.train.metric_functions import FUNCTIONS, _array
 
 
 def divide_no_nan(x, y):
@@ -165,8 +161,6 @@ class MeanMetricWrapper(Mean):
 
     @classmethod
     def from_config(cls, config):
-        from irtool.train.metrics import FUNCTIONS
-
         config = dict(config)
         if "fn" in config:
             config["fn"] = deserialize_object(config["fn"], FUNCTIONS, kind="metric function")
