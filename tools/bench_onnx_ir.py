@@ -50,8 +50,9 @@ import irtool  # noqa: E402
 import irtool.onnx  # noqa: E402
 from irtool.ir.gc import gc_paused  # noqa: E402
 from irtool.onnx.context import LoweringContext  # noqa: E402
-from irtool.onnx.export import _output_names, default_opset, validate  # noqa: E402
+from irtool.onnx.export import default_opset, validate  # noqa: E402
 from irtool.onnx.layout import channels_first, has_channels_last_ops  # noqa: E402
+from irtool.ops.fusion import fuse_matmul_add  # noqa: E402
 
 # ---------------------------------------------------------------------------------------
 # variant b: the lowering emits onnx-ir objects
@@ -107,11 +108,12 @@ def to_onnx_ir(model, check: bool = True) -> onnx.ModelProto:
 
 
 def _to_onnx_ir(model, check):
-    """``irtool.onnx.export._to_onnx``'s driver, onnx-ir edition (same names, same order)."""
+    """``irtool.onnx.export._lower``'s driver, onnx-ir edition (same names, same order)."""
     opset = default_opset()
     graph = model._graph
     if has_channels_last_ops(graph):
         graph = channels_first(graph)
+    graph = fuse_matmul_add(graph)  # as the export does (matmul_add lowers to Gemm)
     ctx = IRLoweringContext(opset)
     names, ranks = {}, {}
     for i, v in enumerate(graph.inputs):
@@ -121,31 +123,29 @@ def _to_onnx_ir(model, check):
         dims = [d if d is not None else n for d, n in zip(spec.shape, dims)]
         ctx.graph.inputs.append(ctx.typed(name, spec.dtype, dims))
         ctx.dtypes[name], ctx.shapes[name], ranks[name] = spec.dtype, tuple(spec.shape), len(spec.shape)
-    output_names = _output_names(model, graph)
+    output_names = list(model.output_names)
     final = {}
     for v, name in zip(graph.outputs, output_names):
         if v not in final and v not in names:
             final[v] = ctx.unique(name)
     for v in graph.values("weight"):
-        d = graph.nx.nodes[v]
-        names[v] = ctx.unique(d["name"])
-        ctx.add_initializer(names[v], d["payload"]._value)
-    nx_nodes = graph.nx.nodes
-    for op in graph.ops:
-        d = nx_nodes[op]
+        names[v] = ctx.unique(graph.name(v))
+        ctx.add_initializer(names[v], graph.constant_array(v))
+    for key in graph.ops:
+        op = graph.op(key)
         ins = []
         for v in op.inputs:
             if v not in names:
-                vd = nx_nodes[v]
-                names[v] = ctx.const(vd["payload"], vd["name"])
+                names[v] = ctx.const(graph.constant_array(v), graph.name(v))
             ins.append(names[v])
         outs = []
         for v in op.outputs:
-            name = names[v] = final.get(v) or ctx.unique(nx_nodes[v]["name"])
-            ctx.dtypes[name], ctx.shapes[name], ranks[name] = v.dtype, tuple(v.shape), len(v.shape)
+            spec = graph.spec(v)
+            name = names[v] = final.get(v) or ctx.unique(graph.name(v))
+            ctx.dtypes[name], ctx.shapes[name], ranks[name] = spec.dtype, tuple(spec.shape), len(spec.shape)
             outs.append(name)
-        ctx.scope = ctx.layer = d["name"].rsplit("/", 1)[0] if "/" in d["name"] else d["name"]
-        d["prim"].to_onnx(ctx, ins, outs, **d["attrs"])
+        ctx.scope = ctx.layer = op.name.rsplit("/", 1)[0] if "/" in op.name else op.name
+        op.prim.to_onnx(ctx, ins, outs, **op.attrs)
     ctx.scope = "output"
     for i, (v, name) in enumerate(zip(graph.outputs, output_names)):
         if final.get(v) is None or i != graph.outputs.index(v):

@@ -219,12 +219,43 @@ class Graph:
             self.ops.insert(self.ops.index(before), key)
         return list(outputs)
 
+    def replace_op(self, op, prim, attrs: dict, inputs: list, name: str | None = None):
+        """Compute ``op``'s output values with another primitive: the new op takes ``op``'s place in
+        ``ops`` and its outputs (same keys and names, so consumers and graph outputs are untouched);
+        ``inputs`` must be computed before that place. Returns the new op's key."""
+        old = self.nx.nodes[op]
+        specs = prim.infer([self.spec(v) for v in inputs], **attrs)
+        if [tuple(s) for s in specs] != [tuple(self.spec(v)) for v in old["outputs"]]:
+            raise ValueError(
+                f"Cannot replace op {old['name']!r}: {prim.name} infers {specs}, the op computes "
+                f"{[self.spec(v) for v in old['outputs']]}."
+            )
+        name = self._op_names(name or old["name"])
+        key = Key(name)
+        outputs = old["outputs"]
+        self.nx.add_node(
+            key, is_op=True, name=name, prim=prim, attrs=attrs, scope=old["scope"], inputs=list(inputs), outputs=outputs
+        )
+        for port, value in enumerate(inputs):
+            self.nx.add_edge(value, key, port=port)
+        for port, value in enumerate(outputs):
+            self.nx.add_edge(key, value, port=port)
+        self.ops[self.ops.index(op)] = key
+        self.nx.remove_node(op)
+        self._op_names.used.discard(old["name"])
+        return key
+
     def replace_uses(self, old, new) -> None:
-        """Make every op input and graph output that reads ``old`` read ``new`` instead."""
-        for _, op, port in list(self.nx.out_edges(old, data="port")):
+        """Make every op input and graph output that reads ``old`` read ``new`` instead, except
+        the op computing ``new`` (which may read ``old``: ``new = f(old)`` inserted after it)."""
+        maker = self.producer(new)
+        moved = [
+            (op, key, port) for _, op, key, port in self.nx.out_edges(old, keys=True, data="port") if op is not maker
+        ]
+        for op, key, port in moved:
             self.nx.nodes[op]["inputs"][port] = new
             self.nx.add_edge(new, op, port=port)
-        self.nx.remove_edges_from(list(self.nx.out_edges(old, keys=True)))
+            self.nx.remove_edge(old, op, key)
         self.outputs = [new if v is old else v for v in self.outputs]
 
     def remove_op(self, op) -> None:

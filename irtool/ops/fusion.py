@@ -23,7 +23,7 @@ def fuse_matmul_add(graph: Graph) -> Graph:
     """
     fused = graph.copy()
     for op in list(fused.ops):
-        if op not in fused.nx:  # an add fused into an earlier matmul
+        if op not in fused:  # an add fused into an earlier matmul
             continue
         o = fused.op(op)
         if o.prim is not MATMUL:
@@ -47,8 +47,6 @@ def fuse_matmul_add(graph: Graph) -> Graph:
         if bspec.shape != (spec.shape[-1],) or bspec.shape[0] is None or fused.spec(a.outputs[0]) != spec:
             continue
         scope_path = a.name.rsplit("/", 1)[0] + "/" if "/" in a.name else ""
-        (new,) = fused.add_op(MATMUL_ADD, {}, [x, w, bias], f"{scope_path}matmul_add", a.scope, before=add)
-        fused.replace_uses(a.outputs[0], new)
-        fused.remove_op(add)
+        fused.replace_op(add, MATMUL_ADD, {}, [x, w, bias], f"{scope_path}matmul_add")
         fused.remove_op(op)
     return fused

@@ -2,11 +2,18 @@
 
 import networkx as nx
 import numpy as np
+import onnx
 import pytest
 
+import irtool
 import irtool as keras
 from irtool import layers, ops
+from irtool.ir.executor import CompiledGraph
 from irtool.ir.spec import TensorSpec, broadcast_shapes
+from irtool.ops.elementwise import MULTIPLY
+from irtool.ops.fusion import fuse_matmul_add
+
+from ..conftest import run_onnx
 
 
 def small_model():
@@ -98,3 +105,88 @@ def test_shape_errors_inside_layers_name_the_layer():
     message = str(info.value)
     assert "Broken.call()" in message and "'broken'" in message
     assert "x1.shape=(None, 3), x2.shape=(5, 2)" in message
+
+
+# -- the read and edit API, and passes written on it ------------------------------------------------
+
+
+def mlp():
+    inputs = keras.Input((4,), name="x")
+    hidden = layers.Dense(8, activation="relu", name="hidden")(inputs)
+    return keras.Model(inputs, layers.Dense(3, name="head")(hidden))
+
+
+def test_read_api_gives_typed_records():
+    graph = mlp().graph
+    matmul, add, relu = graph.ops[:3]
+    op = graph.op(matmul)
+    assert (op.name, op.prim.name, op.scope[0].operation.name) == ("hidden/matmul", "matmul", "hidden")
+    x, kernel = op.inputs
+    assert graph.value(kernel).kind == "weight" and graph.value(kernel).payload.path == "hidden/kernel"
+    assert graph.value(x).spec == TensorSpec((None, 4), "float32") and graph.producer(x) is None
+    (product,) = op.outputs
+    assert graph.producer(product) is matmul and graph.consumers(product) == [add] and graph.uses(product) == 1
+    assert graph.constant_array(kernel) is graph.value(kernel).payload._value
+    assert product in graph and graph.is_op(matmul) and not graph.is_op(product)
+
+
+def test_edit_api_keeps_the_invariants():
+    model = mlp()
+    graph = model.graph.copy()
+    relu = graph.ops[2]
+    (relu_out,) = graph.op_outputs(relu)
+    # Insert `relu_out * 2` before the head and make the head read it.
+    two = graph.add_value("two", TensorSpec((), "float32"), "const", np.float32(2.0))
+    (doubled,) = graph.add_op(MULTIPLY, {}, [relu_out, two], "double", before=graph.ops[3])
+    head_matmul = graph.ops[4]
+    graph.replace_uses(relu_out, doubled)
+    assert graph.op_inputs(head_matmul)[0] is doubled and graph.op_inputs(graph.ops[3])[0] is relu_out
+    graph.lint()
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype("float32")
+    hidden = keras.Model(model.input, model.get_layer("hidden").output).predict(x, verbose=0)
+    head = model.get_layer("head")
+    expected = (2 * hidden) @ head.kernel.numpy() + head.bias.numpy()
+    np.testing.assert_allclose(CompiledGraph(graph).run([x])[0], expected, rtol=1e-5, atol=1e-6)
+    assert len(model.graph.ops) == 5  # the copy is independent
+    model.graph.lint()
+
+    # Rewire back, then the doubling is dead: remove_unused drops it and its constant.
+    graph.replace_uses(doubled, relu_out)
+    graph.remove_unused()
+    graph.lint()
+    assert [graph.name(op) for op in graph.ops] == [graph.name(op) for op in model.graph.ops]
+    assert "two" not in [graph.name(v) for v in graph.values()]
+    with pytest.raises(ValueError, match="still used"):
+        graph.remove_op(graph.ops[0])
+
+
+def test_subgraph_is_a_cut_that_lowers_and_runs():
+    model = mlp()
+    graph = model.graph
+    hidden = graph.op_outputs(graph.ops[2])[0]
+    cut = graph.subgraph([hidden], graph.outputs)
+    cut.lint()
+    assert [cut.name(v) for v in cut.inputs] == ["hidden/relu"] and len(cut.ops) == 2
+    proto = irtool.onnx.lower(cut, name="head_only")
+    onnx.checker.check_model(proto, full_check=True)
+    assert [n.op_type for n in proto.graph.node] == ["Gemm"] and proto.graph.input[0].name == "hidden/relu"
+    h = np.random.default_rng(1).standard_normal((3, 8)).astype("float32")
+    (got,) = run_onnx(proto, {"hidden/relu": h})
+    np.testing.assert_allclose(got, CompiledGraph(cut).run([h])[0], rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="not computed from the given inputs"):
+        graph.subgraph([], graph.outputs)
+
+
+def test_fuse_matmul_add_is_exact_and_selective():
+    model = mlp()
+    fused = fuse_matmul_add(model.graph)
+    fused.lint()
+    assert [fused.prim(op).name for op in fused.ops] == ["matmul_add", "relu", "matmul_add"]
+    x = np.random.default_rng(2).standard_normal((6, 4)).astype("float32")
+    np.testing.assert_allclose(CompiledGraph(fused).run([x])[0], model.predict(x, verbose=0), rtol=1e-6)
+    assert fused.outputs[0] is model.graph.outputs[0]  # the add's value keeps its key
+    # A product that is also an output (or read twice) stays a matmul.
+    inputs = keras.Input((4,))
+    product = ops.matmul(inputs, np.ones((4, 2), "float32"))
+    both = keras.Model(inputs, [product, product + np.ones(2, "float32")])
+    assert [both.graph.prim(op).name for op in fuse_matmul_add(both.graph).ops] == ["matmul", "add"]
