@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from irtool import ops
+from irtool import ops, random
 from irtool.layers.dropout import DROPOUT
 from irtool.layers.layer import Layer
 from irtool.layers.multi_head_attention import MultiHeadAttention, band_mask
@@ -16,8 +16,6 @@ __all__ = ["AdditiveAttention", "Attention", "MultiHeadAttention"]
 
 
 def _eager_dropout(x, rate, layer):
-    from irtool import random
-
     keep = random.layer_generator(layer, layer.seed).random(x.shape) >= rate
     return np.where(keep, x / np.asarray(1 - rate, x.dtype), 0).astype(x.dtype)
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import string
 
@@ -169,8 +170,6 @@ class MultiHeadAttention(Layer):
     # -- building --------------------------------------------------------------------------
     def _build_from(self, args, kwargs) -> None:
         # Keras builds with the shapes of all tensor arguments (build(query_shape, value_shape, key_shape)).
-        import inspect
-
         bound = inspect.signature(self.call).bind(*args, **kwargs).arguments
         key = bound.get("key")
         self.build(tuple(bound["query"].shape), tuple(bound["value"].shape), None if key is None else tuple(key.shape))

@@ -10,6 +10,8 @@ plain inference. An eager call on arrays with ``training=True`` does the same in
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from irtool import constraints, initializers, ops, regularizers
@@ -291,8 +293,6 @@ class LayerNormalization(Layer):
     ):
         rms_scaling = kwargs.pop("rms_scaling", False)
         if rms_scaling:
-            import warnings
-
             warnings.warn(
                 "You passed `rms_scaling=True`, which is deprecated. This argument incorrectly scales the input by "
                 "the variance, not the root mean square. To correctly use RMS Normalization, please use "

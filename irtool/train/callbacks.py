@@ -46,6 +46,7 @@ from __future__ import annotations
 import collections
 import csv
 import os
+import shutil
 import uuid
 import warnings
 
@@ -973,8 +974,6 @@ def _atomic_save(save, filepath: str) -> None:
         os.replace(tmp, filepath)
     except BaseException:
         if os.path.isdir(tmp):
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
         elif os.path.lexists(tmp):
             os.remove(tmp)

@@ -16,6 +16,8 @@ from irtool import random
 from irtool.ir.executor import CompiledGraph
 from irtool.ops.fusion import fuse_matmul_add
 from irtool.train.autodiff import GradientProgram
+from irtool.train.callbacks import CallbackList
+from irtool.train.data import sample_weights_for, targets_of
 from irtool.train.trainer import CompileConfig
 
 
@@ -186,8 +188,6 @@ class Trainer:
         validation_freq=1,
     ):
         """Train for ``epochs`` epochs; returns the ``History`` (Keras 3 semantics)."""
-        from irtool.train.callbacks import CallbackList
-
         self._require_compiled()
         xs, ys, ws = self._arrays(x, y, sample_weight, class_weight)
         if validation_split and validation_data is None:
@@ -254,8 +254,6 @@ class Trainer:
         return_dict=False,
     ):
         """Loss and metrics on ``x``/``y`` (a scalar when there is only the loss, like Keras)."""
-        from irtool.train.callbacks import CallbackList
-
         self._require_compiled()
         xs, ys, ws = self._arrays(x, y, sample_weight, None)
         batch_size = batch_size or 32
@@ -294,8 +292,6 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def _arrays(self, x, y, sample_weight, class_weight):
-        from irtool.train.data import sample_weights_for, targets_of
-
         xs = self._flatten_feeds(x)
         ys = targets_of(self, y)
         ws = sample_weights_for(ys, sample_weight, class_weight, len(ys))

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from irtool import ops
+from irtool import ops, regularizers
 from irtool.ir.graph import Graph
 from irtool.layers.input_layer import Input
 from irtool.ops.graph_from_trace import build_graph
+from irtool.ops.operation import raw_operation, record_call
 from irtool.train import losses, metrics, optimizers
 
 
@@ -146,8 +147,6 @@ class CompileConfig:
 def _activity_regularizer(layer):
     regularizer = getattr(layer, "activity_regularizer", None)
     if regularizer is None and type(layer).__name__ == "ActivityRegularization" and (layer.l1 or layer.l2):
-        from irtool import regularizers
-
         regularizer = regularizers.L1L2(l1=layer.l1, l2=layer.l2)
     return regularizer
 
@@ -188,8 +187,6 @@ def add_regularization_losses(model, total):
     nested in it, ``regularizer(output) / batch_size`` per output. The terms are recorded as one
     ``regularization_losses`` call reading the weights at run time, so they train and evaluate
     like the rest of the loss."""
-    from irtool.ops.operation import raw_operation, record_call
-
     weights = [w for w in model.trainable_weights if getattr(w, "regularizer", None) is not None]
     activities = _activity_terms(model, set(model.graph.ops))
     if not weights and not activities:

@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import graphviz
 
+from irtool.layers.input_layer import InputLayer
+from irtool.models.functional import Functional
+from irtool.models.model import Model
+from irtool.models.sequential import Sequential
 from irtool.viz import styles
 
 
@@ -86,8 +90,6 @@ def model_to_dot(
 
 
 def _check_model(model) -> None:
-    from irtool.models.model import Model
-
     if not isinstance(model, Model):
         raise TypeError(f"`model` must be a Model (functional, Sequential or subclassed). Received: {model!r}")
     if not getattr(model, "built", False) or _is_unbuilt_sequential(model):
@@ -98,8 +100,6 @@ def _check_model(model) -> None:
 
 
 def _is_unbuilt_sequential(model) -> bool:
-    from irtool.models.sequential import Sequential
-
     return isinstance(model, Sequential) and getattr(model, "_graph", None) is None
 
 
@@ -121,8 +121,6 @@ class _LayerViewWriter:
         self.edges: dict[tuple[str, str], None] = {}  # insertion-ordered set: deterministic DOT
 
     def expands(self, operation) -> bool:
-        from irtool.models.functional import Functional
-
         return (
             self.expand_nested
             and isinstance(operation, Functional)
@@ -131,8 +129,6 @@ class _LayerViewWriter:
         )
 
     def add_model(self, dot: graphviz.Digraph, model, prefix: str) -> None:
-        from irtool.models.functional import Functional
-
         if not isinstance(model, Functional):  # a subclassed model is one box, as in Keras
             dot.node(node_id(prefix, model), label=self.label(model, owner=None))
             return
@@ -167,8 +163,6 @@ class _LayerViewWriter:
 
     def destination_id(self, prefix: str, operation, input_index: int) -> str:
         """The box an edge into ``operation``'s input ``input_index`` ends at (inside expanded models)."""
-        from irtool.models.sequential import Sequential
-
         while self.expands(operation):
             prefix = f"{prefix}{operation.name}/"
             if isinstance(operation, Sequential):
@@ -188,9 +182,6 @@ def visible_operations(model) -> list:
 
 
 def _is_visible(operation, model) -> bool:
-    from irtool.layers.input_layer import InputLayer
-    from irtool.models.sequential import Sequential
-
     return not (isinstance(model, Sequential) and isinstance(operation, InputLayer))
 
 

@@ -13,6 +13,9 @@ import html
 import re
 from collections.abc import Sequence
 
+from irtool.models.model import Model
+from irtool.ops.operation import RawOperation
+
 #: The font of every label; graphviz-pure maps it to its bundled Arimo, system Graphviz to fontconfig's match.
 FONT = "Helvetica"
 HEADER_POINT_SIZE = 14
@@ -114,9 +117,6 @@ def family_of_class_name(class_name: str, default: str = "custom") -> str:
 
 def family_of_operation(operation) -> str:
     """The colour family of a layer, model or raw op (``RawOperation``) box."""
-    from irtool.models.model import Model
-    from irtool.ops.operation import RawOperation
-
     if isinstance(operation, Model):
         return "model"
     if isinstance(operation, RawOperation):

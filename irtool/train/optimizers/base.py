@@ -31,6 +31,7 @@ import warnings
 
 import numpy as np
 
+from irtool import initializers
 from irtool.ir.naming import to_snake_case, uniquify
 from irtool.ops.variable import Variable
 from irtool.train import schedules
@@ -127,8 +128,6 @@ class Optimizer:
         elif isinstance(initializer, numbers.Number):
             value = np.full(shape, initializer, dtype)
         else:
-            from irtool import initializers
-
             value = initializers.get(initializer)(tuple(shape), dtype=dtype)
         variable = StateVariable(value, dtype=dtype, trainable=False, name=name)
         variable.path = f"{self.name}/{variable.name}"
