@@ -12,6 +12,7 @@ from irtool.ir import tree
 from irtool.layers.input_layer import Input, InputLayer
 from irtool.layers.layer import Layer
 from irtool.models.functional import Functional
+from irtool.models.operation_config import op_functions
 from irtool.models.sequential import Sequential
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.operation import RawOperation
@@ -195,8 +196,6 @@ def _call_order(model):
 
 
 def _replay_raw_operation(operation: RawOperation, args, kwargs):
-    from irtool.models.operation_config import op_functions
-
     fn = op_functions().get(operation.class_name)
     if fn is None:
         raise ValueError(

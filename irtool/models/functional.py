@@ -22,6 +22,7 @@ from irtool.ir.executor import CompiledGraph, as_array
 from irtool.ir.gc import gc_paused
 from irtool.layers.input_layer import InputLayer
 from irtool.layers.layer import Layer
+from irtool.models.functional_config import functional_get_config
 from irtool.models.graph_builder import clone_input_layer_name, map_layers
 from irtool.models.model import Model
 from irtool.ops import core
@@ -32,6 +33,8 @@ from irtool.ops.graph_from_trace import build_graph
 
 class Functional(Model):
     """A model defined by its input and output tensors (what ``Model(inputs, outputs)`` returns)."""
+
+    _model_kind = "functional"
 
     def __new__(cls, *args, **kwargs):
         return Layer.__new__(cls)
@@ -172,15 +175,9 @@ class Functional(Model):
     # -- config (Keras 3's functional format; see functional_config.py) -------------------
     def get_config(self) -> dict:
         """The model's layers with their ``inbound_nodes``, ``input_layers`` and ``output_layers``."""
-        from irtool.models.functional_config import functional_get_config
-
         return functional_get_config(self)
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        from irtool.models.functional_config import model_from_config
-
-        return model_from_config(cls, config, custom_objects)
+    # ``from_config`` is ``Model.from_config``: a functional config gives ``cls(inputs, outputs)``.
 
     def get_build_config(self):
         # A functional model is built by construction; Keras writes this for it.
@@ -288,6 +285,11 @@ class Functional(Model):
         ):
             return results[0]
         return tree.pack_like(structure, results)
+
+
+# ``Model(inputs, outputs)`` builds a Functional (``Model.__new__``); model.py cannot import
+# this module (it imports model.py), so the class is handed to the base here.
+Model._functional_class = Functional
 
 
 def _is_f32(x) -> bool:

@@ -16,15 +16,23 @@ node arguments); irtool writes and reads that offset exactly as Keras does.
 Rebuilding creates every operation first, then replays the nodes in the order of the layer
 list, deferring a node until the tensors it reads exist (a shared layer may be called at
 several depths), as Keras' ``functional_from_config`` does.
+
+The model classes import this module, so it knows them only by ``_model_kind`` (see
+``Model``): a model passed in or deserialized is read through its attributes, never
+checked with ``isinstance``.
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from irtool.ir import tree
+from irtool.layers.layer import Layer, dtype_policy_config
+from irtool.models.operation_config import raw_operation_config
 from irtool.ops.core import SymbolicTensor
-from irtool.ops.operation import RawOperation
+from irtool.ops.operation import Operation, RawOperation
 from irtool.serialization import config_limits
 from irtool.serialization.config_limits import check_json_text
 from irtool.serialization.keras_objects import TensorReference, deserialize_keras_object, serialize_keras_object
@@ -41,10 +49,6 @@ class _NodeNotReady(Exception):
 # -- writing -------------------------------------------------------------------------------------
 def functional_get_config(model) -> dict:
     """Keras 3's config of a functional model (JSON-serializable)."""
-    from irtool.models.functional import Functional
-    from irtool.models.operation_config import raw_operation_config
-    from irtool.models.sequential import Sequential
-
     input_calls = model._input_calls
     own_calls = set(model._calls) | set(input_calls.values())
     node_index: dict = {}
@@ -107,7 +111,7 @@ def functional_get_config(model) -> dict:
 
     def endpoint(tensor, what: str) -> list:
         call, index = history(tensor, what)
-        offset = 1 if isinstance(call.operation, Functional) and not isinstance(call.operation, Sequential) else 0
+        offset = 1 if _owns_first_call(call.operation) else 0
         return [call.operation.name, node_index[call] + offset, index]
 
     config = {"name": model.name, "trainable": model.trainable, "layers": layers}
@@ -118,6 +122,12 @@ def functional_get_config(model) -> dict:
         tree.map_structure(lambda t: endpoint(t, "output"), model._outputs_struct)
     )
     return config
+
+
+def _owns_first_call(operation) -> bool:
+    """A functional model (not a Sequential one): Keras counts its own call (inputs to
+    outputs) as its node 0, so ``input_layers``/``output_layers`` name it one node later."""
+    return getattr(operation, "_model_kind", None) == "functional"
 
 
 def _tensors(value) -> list:
@@ -148,8 +158,6 @@ def _is_leaf(value) -> bool:
 def sequential_get_config(model) -> dict:
     """Keras 3's Sequential config: the layers (with the InputLayer when there is one) and
     ``build_input_shape``."""
-    from irtool.layers.layer import dtype_policy_config
-
     layers = ([model._input_layer] if model._input_layer is not None else []) + list(model._stack)
     config = {"name": model.name, "trainable": model.trainable, "dtype": dtype_policy_config(model.dtype)}
     config["layers"] = [serialize_keras_object(layer) for layer in layers]
@@ -160,29 +168,21 @@ def sequential_get_config(model) -> dict:
 
 # -- reading -------------------------------------------------------------------------------------
 def model_from_config(cls, config: dict, custom_objects=None):
-    """``Model.from_config``: a functional config becomes a ``Functional`` (or ``cls`` when it
-    takes ``inputs, outputs``), anything else goes to ``cls(**config)`` like a layer."""
-    from irtool.layers.layer import Layer
-    from irtool.models.functional import Functional
-    from irtool.models.model import Model
-
+    """``Model.from_config``: a functional config becomes ``cls(inputs=..., outputs=...)`` (a
+    ``Functional`` when ``cls`` is ``Model``: see ``Model.__new__``), anything else goes to
+    ``cls(**config)`` like a layer."""
     if not config_limits.is_reading():
         with config_limits.reading_config(config, f"{cls.__name__}.from_config"):
             return model_from_config(cls, config, custom_objects)
     if all(key in config for key in _FUNCTIONAL_KEYS):
-        target = Functional if cls in (Model, Functional) else cls
         with CustomObjectScope(custom_objects or {}):
-            return functional_from_config(target, config)
+            return functional_from_config(cls, config)
     with CustomObjectScope(custom_objects or {}):
         return Layer.from_config.__func__(cls, config)
 
 
 def functional_from_config(cls, config: dict, custom_objects=None):
     """Rebuild a functional model from :func:`functional_get_config`'s output (or Keras')."""
-    from irtool.models.functional import Functional
-    from irtool.models.sequential import Sequential
-    from irtool.ops.operation import Operation
-
     safe_mode = in_safe_mode()
     safe_mode = True if safe_mode is None else safe_mode
     config = dict(config)
@@ -232,8 +232,8 @@ def functional_from_config(cls, config: dict, custom_objects=None):
         operation = created.get(layer_name)
         if operation is None:
             raise ValueError(f"Invalid model configuration: unknown layer '{layer_name}' in inputs/outputs.")
-        if isinstance(operation, Functional) and not isinstance(operation, Sequential):
-            node -= 1  # Keras counts a functional model's own call first
+        if _owns_first_call(operation):
+            node -= 1
         return _output_tensor(operation, node, index, strict=True)
 
     inputs = _map_leaves(endpoint, inputs_config)
@@ -355,8 +355,6 @@ def model_to_json(model, **kwargs) -> str:
 
 
 def _json_default(obj):
-    import numpy as np
-
     if isinstance(obj, (np.generic, np.ndarray)):
         return obj.tolist()
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable: {obj!r}")

@@ -4,6 +4,11 @@
 what every model offers beyond a layer: ``predict``, ``summary``, ``export``, (with the
 trainer) ``compile``/``fit``/``evaluate``, and saving in Keras 3's formats (``save`` to
 ``.keras``, ``save_weights``/``load_weights`` with ``.weights.h5``).
+
+The models modules import one way: ``summary`` and ``functional_config`` (which know
+models only through ``Model._model_kind``) <- ``model`` <- ``functional`` <- ``sequential``
+<- ``cloning``. So the base class never names its subclasses: ``functional.py`` registers
+``Functional`` on it (``Model._functional_class``) for ``Model(inputs, outputs)``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,12 @@ import warnings
 import numpy as np
 
 from irtool.layers.layer import Layer
+from irtool.models.functional_config import model_from_config, model_to_json
+from irtool.models.summary import print_summary
+from irtool.onnx import export_onnx
+from irtool.saving.saving_lib import load_weights, save_model, save_weights
+from irtool.train.callbacks import CallbackList
+from irtool.train.compile_config import deserialize_compile_config, serialize_compile_args
 from irtool.train.loop import Trainer
 
 
@@ -29,11 +40,19 @@ class Model(Trainer, Layer):
     50890
     """
 
+    # What kind of model this is: "subclassed" here, "functional" on ``Functional``,
+    # "sequential" on ``Sequential``. The summary and config code (below the model classes in
+    # the import order) read it instead of importing the classes for ``isinstance``.
+    _model_kind = "subclassed"
+
+    # The class ``Model(inputs, outputs)`` builds: ``Functional``, which sets it here when
+    # ``functional.py`` defines it (this module cannot import its own subclasses).
+    _functional_class: type | None = None
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
-            from irtool.models.functional import Functional
-
-            return Functional.__new__(Functional, *args, **kwargs)
+            functional = Model._functional_class
+            return functional.__new__(functional, *args, **kwargs)
         return super().__new__(cls, *args, **kwargs)
 
     # -- inference -----------------------------------------------------------------------
@@ -44,8 +63,6 @@ class Model(Trainer, Layer):
         batch_size = batch_size or 32
         if not verbose and callbacks is None and n <= batch_size:
             return self._pack_outputs(self._run_flat(flat))  # the fast path: one call, no hooks
-        from irtool.train.callbacks import CallbackList
-
         total = steps or max(1, math.ceil(n / batch_size))
         hooks = (
             callbacks
@@ -75,8 +92,6 @@ class Model(Trainer, Layer):
         layer_range=None,
     ):
         """Print a Keras-format table of the model's layers, shapes and parameter counts."""
-        from irtool.models.summary import print_summary
-
         print_summary(
             self,
             line_length=line_length,
@@ -90,8 +105,6 @@ class Model(Trainer, Layer):
     # -- training configuration -----------------------------------------------------------
     def get_compile_config(self) -> dict:
         """The ``compile`` arguments in Keras 3's serialized form (``{}`` when not compiled)."""
-        from irtool.train.compile_config import serialize_compile_args
-
         if not self.compiled or not hasattr(self, "_compile_args"):
             return {}
         return serialize_compile_args(self._compile_args)
@@ -99,8 +112,6 @@ class Model(Trainer, Layer):
     def compile_from_config(self, config: dict, custom_objects=None) -> None:
         """``compile`` with a ``get_compile_config()`` dict, and create the optimizer's variables (so
         a loaded optimizer state has somewhere to go)."""
-        from irtool.train.compile_config import deserialize_compile_config
-
         if type(self).compile is not Model.compile:
             warnings.warn(
                 "`compile()` was not called as part of model loading because the model's `compile()` method is "
@@ -121,14 +132,10 @@ class Model(Trainer, Layer):
         >>> model.save("mnist.keras")                                     # doctest: +SKIP
         >>> restored = irtool.models.load_model("mnist.keras")            # doctest: +SKIP
         """
-        from irtool.saving.saving_lib import save_model
-
         save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
     def save_weights(self, filepath, overwrite=True, max_shard_size=None) -> None:
         """Save the weights (and the optimizer's state) in Keras 3's ``.weights.h5`` layout, atomically."""
-        from irtool.saving.saving_lib import save_weights
-
         save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs) -> None:
@@ -137,30 +144,22 @@ class Model(Trainer, Layer):
         Every weight's shape is checked first; a mismatch raises (naming the layer and both shapes)
         and leaves the model unchanged, or with ``skip_mismatch=True`` skips that layer with a warning.
         """
-        from irtool.saving.saving_lib import load_weights
-
         load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
 
     # -- config (irtool.models.functional_config) -------------------------------------------
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """A model from ``get_config()``'s output (a functional config gives a ``Functional``)."""
-        from irtool.models.functional_config import model_from_config
-
         return model_from_config(cls, config, custom_objects)
 
     def to_json(self, **kwargs) -> str:
         """The serialized model as a JSON string (``kwargs`` go to ``json.dumps``)."""
-        from irtool.models.functional_config import model_to_json
-
         return model_to_json(self, **kwargs)
 
     def export(self, filepath, format="onnx", opset=None, verbose=None, **kwargs):
         """Write the model as an ONNX file (the only format irtool exports)."""
         if format != "onnx":
             raise ValueError(f"Unrecognized format={format!r}. irtool exports format='onnx'.")
-        from irtool.onnx import export_onnx
-
         return export_onnx(self, filepath, opset=opset, **kwargs)
 
 

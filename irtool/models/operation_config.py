@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 
+from irtool import ops
 from irtool.ir import tree
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.operation import Operation, RawOperation, raw_operation_class, record_call
@@ -56,8 +57,6 @@ _OPS: dict = {}
 def op_functions() -> dict:
     """``{Keras op class name: irtool.ops function}`` for every op recorded at the top level."""
     if not _OPS:
-        from irtool import ops
-
         for name in dir(ops):
             fn = getattr(ops, name)
             op_class = getattr(fn, "_keras_op_class", None)

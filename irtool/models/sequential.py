@@ -7,6 +7,7 @@ import numpy as np
 from irtool.layers.input_layer import Input, InputLayer
 from irtool.layers.layer import Layer
 from irtool.models.functional import Functional
+from irtool.models.functional_config import sequential_from_config, sequential_get_config
 from irtool.ops.core import SymbolicTensor
 
 
@@ -21,6 +22,8 @@ class Sequential(Functional):
     >>> model.output_shape
     (None, 2)
     """
+
+    _model_kind = "sequential"
 
     def __init__(self, layers=None, trainable=True, name=None):
         Layer.__init__(self, name=name, trainable=trainable)
@@ -174,14 +177,10 @@ class Sequential(Functional):
     # -- config (see functional_config.py) -----------------------------------------------------
     def get_config(self) -> dict:
         """Keras 3's Sequential config: ``layers`` (InputLayer first when known), ``build_input_shape``."""
-        from irtool.models.functional_config import sequential_get_config
-
         return sequential_get_config(self)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from irtool.models.functional_config import sequential_from_config
-
         return sequential_from_config(cls, config, custom_objects)
 
     def get_build_config(self):

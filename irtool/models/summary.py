@@ -19,9 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from irtool.models.functional import Functional
-from irtool.models.sequential import Sequential
-
 # Bits per element, as in Keras' ``dtype_utils.DTYPE_TO_SIZE`` (``bool`` counts one bit).
 _DTYPE_BITS = {
     **{f"float{i}": i for i in (16, 32, 64)},
@@ -58,7 +55,10 @@ def format_summary(
     layer_range: Sequence[str] | None = None,
 ) -> str:
     """The text ``print_summary`` prints (ends with a newline, like rich's captured output)."""
-    if isinstance(model, Sequential) or not isinstance(model, Functional):
+    # ``Model.summary`` calls this module, so it tells the model kinds apart by ``_model_kind``
+    # (see ``Model``), not with ``isinstance``: anything but a functional model gets the
+    # Sequential table of its layers.
+    if getattr(model, "_model_kind", None) != "functional":
         sequential_like = True
         layers = list(getattr(model, "layers", None) or model._sublayers())
     else:
@@ -108,7 +108,7 @@ def format_summary(
     return "\n".join(lines) + "\n"
 
 
-def _is_sequential_like(model: Functional) -> bool:
+def _is_sequential_like(model: Any) -> bool:
     """Keras' test: one call per depth, each with at most one input tensor, and no layer used twice."""
     calls: set = set()
     for depth_calls in model._nodes_by_depth.values():
