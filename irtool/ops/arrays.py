@@ -13,6 +13,7 @@ from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec, normalize_axis
 from irtool.ops.core import Primitive, apply
 from irtool.ops.operation import top_level_op
+from irtool.ops.shape import expand_dims, reshape
 
 PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "symmetric": None, "wrap": "wrap"}
 
@@ -173,7 +174,6 @@ REPEAT = Repeat()
 @top_level_op("Repeat")
 def repeat(x, repeats, axis=None):
     """Repeat each element ``repeats`` times along ``axis`` (flattened first when ``axis`` is None)."""
-    from irtool.ops.shape import reshape
 
     x = _tensor(x)
     if isinstance(repeats, (list, tuple, np.ndarray)) or hasattr(repeats, "shape"):
@@ -230,7 +230,6 @@ TILE = Tile()
 def tile(x, repeats):
     """Repeat the whole of ``x`` ``repeats`` times (NumPy's ``tile``: missing leading counts are 1,
     and a longer ``repeats`` adds leading axes)."""
-    from irtool.ops.shape import expand_dims
 
     x = _tensor(x)
     repeats = (repeats,) if isinstance(repeats, (int, np.integer)) else tuple(repeats)

@@ -25,8 +25,12 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import warnings
 
 import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper
+from threadpoolctl import ThreadpoolController
 
 from irtool.ops.conv_arithmetic import conv_pads
 
@@ -38,15 +42,13 @@ _lock = threading.Lock()
 
 
 def blas_limited():
-    """A context in which NumPy's BLAS uses one thread (a no-op without ``threadpoolctl``, or
-    with the NumPy kernels selected)."""
+    """A context in which NumPy's BLAS uses one thread (a no-op where ``threadpoolctl`` cannot
+    drive the BLAS, or with the NumPy kernels selected)."""
     controller = _state.get("threadpools", False)
     if controller is False:
         try:
-            from threadpoolctl import ThreadpoolController
-
             controller = ThreadpoolController()
-        except Exception:  # not installed, or an unusual BLAS it cannot drive
+        except Exception:  # an unusual BLAS that threadpoolctl cannot drive
             controller = None
         _state["threadpools"] = controller
     if controller is None or _state["kind"] != "onnxruntime":
@@ -106,8 +108,6 @@ _FAILED = object()
 
 def _failed(key, error):
     if not _state.get("warned"):
-        import warnings
-
         _state["warned"] = True
         warnings.warn(
             f"irtool: ONNX Runtime could not run the training kernel {key[0]!r} ({type(error).__name__}: "
@@ -120,8 +120,6 @@ def _failed(key, error):
 
 def _make_session(model):
     # Not irtool.runtime.make_session: ops sit below the runtime layer, and these need their own thread options.
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
@@ -132,7 +130,6 @@ def _make_session(model):
 
 def _graph(nodes, inputs, output, nd, channels_last):
     """A model around ``nodes`` (which read ``x_cf``/``w_onnx``, write ``y_cf``), with the layout moves."""
-    from onnx import TensorProto, helper
 
     pre, post = [], []
     if channels_last:
@@ -163,7 +160,6 @@ def conv_forward(x, kernel, bias, strides, padding, data_format, dilation, group
     key = ("conv", x.shape, kernel.shape, bias is not None, tuple(strides), tuple(pads), tuple(dilation), groups, last)
 
     def build():
-        from onnx import helper
 
         ins = ["x_cf", "w_onnx"] + (["b"] if bias is not None else [])
         node = helper.make_node(
@@ -203,7 +199,6 @@ def conv_input_grad(gy, kernel, x_shape, strides, padding, data_format, dilation
     key = ("conv_dx", gy.shape, kernel.shape, spatial, tuple(strides), tuple(pads), tuple(dilation), groups, last)
 
     def build():
-        from onnx import helper
 
         node = helper.make_node(
             "ConvTranspose",
@@ -226,7 +221,6 @@ def matmul_tn(a, b):
         return None
 
     def build():
-        from onnx import TensorProto, helper
 
         node = helper.make_node("Gemm", ["a", "b"], ["y"], transA=1)
         values = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("a", "b")]

@@ -20,8 +20,10 @@ from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec
 from irtool.ops.arrays import pad
 from irtool.ops.core import Primitive, apply
+from irtool.ops.elementwise import cast
 from irtool.ops.operation import top_level_op
 from irtool.ops.pooling import lower_nchw, spatial_axes, standardize_data_format
+from irtool.ops.shape import expand_dims, get_item, squeeze
 
 INTERPOLATIONS = ("bilinear", "nearest")
 
@@ -264,8 +266,6 @@ CENTER_CROP = CenterCrop()
 
 def _image_batch(images, data_format):
     """``images`` as a rank-4 batch (adding a batch axis to one image), and whether it was added."""
-    from irtool.ops.elementwise import cast
-    from irtool.ops.shape import expand_dims
 
     if not hasattr(images, "shape"):
         images = np.asarray(images, dtype="float32")
@@ -282,7 +282,6 @@ def _image_batch(images, data_format):
 
 
 def _unbatch(x, added):
-    from irtool.ops.shape import squeeze
 
     return squeeze(x, 0) if added else x
 
@@ -304,7 +303,6 @@ def resize(
     ``crop_to_aspect_ratio``/``pad_to_aspect_ratio`` need static height and width. Integer
     images are resized as float32 (the result stays float32).
     """
-    from irtool.ops.shape import get_item
 
     data_format = standardize_data_format(data_format)
     if interpolation not in INTERPOLATIONS:

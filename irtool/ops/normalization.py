@@ -26,6 +26,7 @@ from irtool.ops.gradients import unbroadcast
 from irtool.ops.operation import top_level_op
 from irtool.ops.reduce import mean as _mean
 from irtool.ops.reduce import sum as _sum
+from irtool.ops.shape import expand_dims, reshape, squeeze
 
 
 def _as_tensor(x, dtype=None):
@@ -271,8 +272,6 @@ def _batch_norm_inputs(x, mean, variance, axis, offset, scale):
                 f"{tuple(x.shape)} and axis={axis}. Received: {name}.shape={tuple(param.shape)}"
             )
         if axis != ndim - 1:  # (C,) -> (C, 1, ..., 1): broadcasts along the channel axis
-            from irtool.ops.shape import reshape
-
             param = reshape(param, (-1,) + (1,) * (ndim - 1 - axis))
         inputs.append(param)
     return inputs, axis
@@ -464,7 +463,6 @@ def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None, **kwarg
             )
         if tuple(param.shape) != norm_shape and None not in norm_shape:
             # A full-rank broadcastable shape, or Keras' order for mixed-sign axes: reshaped as Keras does.
-            from irtool.ops.shape import reshape
 
             param = reshape(param, norm_shape)
         inputs.append(param)
@@ -495,8 +493,6 @@ def normalize(x, axis=-1, order=2, epsilon=None):
         raise ValueError(f"Argument `order` must be an int >= 1. Received: order={order}")
     x = _float_input(x)
     if len(x.shape) == 0:
-        from irtool.ops.shape import expand_dims
-
         x = expand_dims(x, 0)
     eps = 1e-7 if epsilon is None else float(epsilon)
     if order == 2:
@@ -521,7 +517,5 @@ def moments(x, axes, keepdims=False, synchronized=False):
     m = _mean(x, axis=axes, keepdims=True)
     variance = _mean(square(subtract(x, m)), axis=axes, keepdims=keepdims)
     if not keepdims:
-        from irtool.ops.shape import squeeze
-
         m = squeeze(m, axis=axes)
     return m, variance

@@ -7,7 +7,9 @@ import numpy as np
 from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec, normalize_axis
 from irtool.ops.core import Primitive, apply
+from irtool.ops.elementwise import cast, maximum, minimum
 from irtool.ops.operation import top_level_op
+from irtool.ops.shape import reshape
 
 
 def _reduced_shape(shape, axes, keepdims):
@@ -76,8 +78,6 @@ def _reduce(prim, x, axis, keepdims):
     if not hasattr(x, "shape"):
         x = np.asarray(x)
     if prim is MEAN and not is_float(str(x.dtype)):
-        from irtool.ops.elementwise import cast
-
         x = cast(x, "float32")
     return apply(prim, [x], axes=_axes(x, axis), keepdims=bool(keepdims))[0]
 
@@ -97,7 +97,6 @@ def max(x, axis=None, keepdims=False, initial=None):  # noqa: A001 - Keras' name
     out = _reduce(MAX, x, axis, keepdims)
     if initial is None:
         return out
-    from irtool.ops.elementwise import maximum
 
     return maximum(out, initial)
 
@@ -107,7 +106,6 @@ def min(x, axis=None, keepdims=False, initial=None):  # noqa: A001 - Keras' name
     out = _reduce(MIN, x, axis, keepdims)
     if initial is None:
         return out
-    from irtool.ops.elementwise import minimum
 
     return minimum(out, initial)
 
@@ -115,8 +113,6 @@ def min(x, axis=None, keepdims=False, initial=None):  # noqa: A001 - Keras' name
 @top_level_op("Prod")
 def prod(x, axis=None, keepdims=False, dtype=None):
     if dtype is not None:
-        from irtool.ops.elementwise import cast
-
         x = cast(x, dtype)
     return _reduce(PROD, x, axis, keepdims)
 
@@ -161,7 +157,6 @@ ARGMIN = ArgReduce("argmin", np.argmin, "ArgMin")
 
 
 def _arg_reduce(prim, x, axis, keepdims):
-    from irtool.ops.shape import reshape
 
     if not hasattr(x, "shape"):
         x = np.asarray(x)

@@ -34,6 +34,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from irtool import random
 from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec
 from irtool.ops import elementwise as ew
@@ -738,8 +739,6 @@ def recurrent(
     prim.infer([spec_of(x) for x in items], **attrs)  # clear shape errors for eager calls too
     eager = not any(isinstance(x, SymbolicTensor) for x in items)
     if eager and training and ("dropout" in attrs or "recurrent_dropout" in attrs):
-        from irtool import random
-
         outputs = prim.training_kernel(attrs, random.generator())(*items)[0]
         outputs = list(outputs) if isinstance(outputs, tuple) else [outputs]
     else:
