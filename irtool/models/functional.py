@@ -99,6 +99,7 @@ class Functional(Model):
         self._nodes_by_depth = dict(calls_by_depth)
         self._calls = {call for calls in calls_by_depth.values() for call in calls}
         self._compiled = None
+        self._inference = None
         self.built = True
 
     # -- structure ------------------------------------------------------------------------
@@ -106,6 +107,14 @@ class Functional(Model):
     def graph(self):
         """The primitive-level ``ir.Graph`` (``print(model.graph)`` shows it)."""
         return self._graph
+
+    @property
+    def inference_graph(self):
+        """The graph that ``predict`` runs and the ONNX export lowers: ``graph`` after the fusion
+        passes (``ops.fusion``), made once (a model's graph does not change once built)."""
+        if self._inference is None:
+            self._inference = fuse_matmul_add(self._graph)
+        return self._inference
 
     @property
     def operations(self) -> list:
@@ -273,7 +282,7 @@ class Functional(Model):
 
     def _run_flat(self, feeds: list) -> list:
         if self._compiled is None:
-            self._compiled = CompiledGraph(fuse_matmul_add(self._graph))
+            self._compiled = CompiledGraph(self.inference_graph)
         return self._compiled.run(feeds)
 
     def _pack_outputs(self, results: list):

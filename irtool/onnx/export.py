@@ -38,7 +38,7 @@ def default_opset() -> int:
 
 def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelProto:
     """Lower ``model`` (a functional model) to a validated ``onnx.ModelProto``."""
-    graph = getattr(model, "_graph", None)
+    graph = getattr(model, "inference_graph", None)
     if graph is None:
         raise ExportError(
             f"Model '{model.name}' has no graph to export: build it first (give it an Input, or call it on data), "
@@ -80,8 +80,9 @@ def _lower(graph, opset, check, model_name, output_names, doc_string):
     if output_names is None:
         output_names = [graph.name(v) for v in graph.outputs]
     if has_channels_last_ops(graph):
-        graph = channels_first(graph)
-    graph = fuse_matmul_add(graph)
+        graph = fuse_matmul_add(channels_first(graph), in_place=True)  # the layout pass made a new graph
+    else:
+        graph = fuse_matmul_add(graph)
     ctx = LoweringContext(opset)
     names: dict = {}
 
