@@ -55,7 +55,9 @@ def test_imports_inside_functions_say_why():
         for node in ast.walk(ast.parse("\n".join(lines))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for inner in ast.walk(node):
-                    if isinstance(inner, (ast.Import, ast.ImportFrom)) and not lines[inner.lineno - 2].strip().startswith("#"):
+                    if isinstance(inner, (ast.Import, ast.ImportFrom)) and not lines[
+                        inner.lineno - 2
+                    ].strip().startswith("#"):
                         unexplained.append(f"{path.relative_to(ROOT)}:{inner.lineno}")
     assert unexplained == []
 

@@ -48,7 +48,7 @@ from onnx import helper  # noqa: E402
 
 import irtool  # noqa: E402
 import irtool.onnx  # noqa: E402
-from irtool.ir.gc import gc_paused  # noqa: E402
+from irtool.ir.gc_pause import gc_paused  # noqa: E402
 from irtool.onnx.context import LoweringContext  # noqa: E402
 from irtool.onnx.export import default_opset, validate  # noqa: E402
 from irtool.onnx.layout import channels_first, has_channels_last_ops  # noqa: E402

@@ -93,13 +93,15 @@ from irtool.layers.regularization import (
     SpatialDropout2D,
     SpatialDropout3D,
 )
-from irtool.layers.reshaping import Flatten, Identity, Reshape
-from irtool.layers.reshaping_extra import (
+from irtool.layers.reshaping import (
     Cropping1D,
     Cropping2D,
     Cropping3D,
+    Flatten,
+    Identity,
     Permute,
     RepeatVector,
+    Reshape,
     UpSampling1D,
     UpSampling2D,
     UpSampling3D,

@@ -19,7 +19,7 @@ import numpy as np
 
 from irtool.ir import tree
 from irtool.ir.executor import CompiledGraph, as_array
-from irtool.ir.gc import gc_paused
+from irtool.ir.gc_pause import gc_paused
 from irtool.layers.input_layer import InputLayer
 from irtool.layers.layer import Layer
 from irtool.models.functional_config import functional_get_config

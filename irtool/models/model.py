@@ -25,7 +25,7 @@ from irtool.onnx import export_onnx
 from irtool.saving.saving_lib import load_weights, save_model, save_weights
 from irtool.train.callbacks import CallbackList
 from irtool.train.compile_config import deserialize_compile_config, serialize_compile_args
-from irtool.train.loop import Trainer
+from irtool.train.trainer import Trainer
 
 
 class Model(Trainer, Layer):

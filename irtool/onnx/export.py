@@ -16,7 +16,7 @@ import tempfile
 import onnx
 from onnx import helper
 
-from irtool.ir.gc import gc_paused
+from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
 from irtool.onnx.context import LoweringContext, LoweringError, tensor_type
 from irtool.onnx.layout import channels_first, has_channels_last_ops

@@ -6,7 +6,7 @@ lowering (never on the graph the trainer differentiates), and preserve its resul
 
 from __future__ import annotations
 
-from irtool.ir.gc import gc_paused
+from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
 from irtool.ops.elementwise import ADD
 from irtool.ops.linalg import MATMUL, MATMUL_ADD

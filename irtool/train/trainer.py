@@ -1,206 +1,327 @@
-"""What ``compile`` records, and the training graph built from it.
+"""The training and evaluation loops: ``compile``, ``fit``, ``evaluate``, ``*_on_batch``.
 
-On the first training or evaluation batch the trainer builds a **training graph**: the model's
-graph extended with symbolic ``y_true`` and ``sample_weight`` placeholders per output and the
-losses traced on top (losses are written in ``irtool.ops``), whose first output is the total
-loss. A ``GradientProgram`` compiles its forward and backward schedules once; a training step
-is then one forward, one backward and one optimizer update in NumPy, and metrics are updated
-from the step's NumPy outputs.
+Keras 3 semantics throughout (keras.md §4): batches of 32 by default with the last partial
+batch kept, ``validation_split`` taken from the end before shuffling, running epoch means in
+the logs (the loss averaged over samples), ``History`` returned, ``val_*`` metrics at epoch
+end, evaluate's return order, and the callback hooks in Keras' order.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from irtool import ops, regularizers
-from irtool.ir.graph import Graph
-from irtool.layers.input_layer import Input
-from irtool.ops.graph_from_trace import build_graph
-from irtool.ops.operation import raw_operation, record_call
-from irtool.train import losses, metrics, optimizers
+from irtool import random
+from irtool.ir.executor import CompiledGraph
+from irtool.ops.fusion import fuse_matmul_add
+from irtool.train.autodiff import GradientProgram
+from irtool.train.callbacks import CallbackList
+from irtool.train.data import sample_weights_for, targets_of
+from irtool.train.training_graph import CompileConfig
 
 
-class CompileConfig:
-    """The optimizer, losses, loss weights and metrics of one ``compile``, per flat output."""
+class _RunningMean:
+    """A sample-weighted running mean (Keras' loss trackers)."""
 
-    def __init__(self, model, optimizer, loss, loss_weights, metrics, weighted_metrics):
-        self.model = model
-        self.optimizer = optimizers.get(optimizer)
-        self.names = list(model.output_names)
-        self.keys = sorted(model.output) if isinstance(model.output, dict) else self.names
-        self.loss_specs = self._spread(loss, "loss")
-        weights = self._spread(loss_weights, "loss_weights")
-        self.loss_weights = [1.0 if w is None else float(w) for w in weights]
-        self.metric_specs = self._spread_metrics(metrics, "metrics")
-        self.weighted_metric_specs = self._spread_metrics(weighted_metrics, "weighted_metrics")
-        self.losses: list | None = None  # resolved on the first batch (crossentropy by shapes)
-        self.metrics: list | None = None  # [(output index, log name, metric, weighted)]
-        self.programs: dict = {}  # weighted (bool) -> (GradientProgram, CompiledGraph)
+    def __init__(self, name: str):
+        self.name = name
+        self.reset_state()
+
+    def update_state(self, value, weight) -> None:
+        self.total += float(value) * weight
+        self.count += weight
+
+    def result(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def reset_state(self) -> None:
+        self.total, self.count = 0.0, 0.0
+
+
+class Trainer:
+    """Mixed into ``Model``: everything that needs a compiled loss and optimizer."""
+
+    compiled = False
+    optimizer = None
+    stop_training = False
+    history = None
+
+    def compile(
+        self,
+        optimizer="rmsprop",
+        loss=None,
+        loss_weights=None,
+        metrics=None,
+        weighted_metrics=None,
+        run_eagerly=False,
+        steps_per_execution=1,
+        jit_compile="auto",
+        auto_scale_loss=True,
+    ) -> None:
+        """Configure training: optimizer, losses (one, a list by output, or a dict by name), metrics.
+
+        The arguments are kept as given, so ``save()`` can store them (``get_compile_config``).
+        """
+        self._compile_config = CompileConfig(self, optimizer, loss, loss_weights, metrics, weighted_metrics)
+        self.optimizer = self._compile_config.optimizer
+        self._compile_args = {
+            "optimizer": self.optimizer,
+            "loss": loss,
+            "loss_weights": loss_weights,
+            "metrics": metrics,
+            "weighted_metrics": weighted_metrics,
+            "run_eagerly": run_eagerly,
+            "steps_per_execution": steps_per_execution,
+            "jit_compile": jit_compile,
+        }
+        self.compiled = True
+        self.stop_training = False
+        self._loss_tracker = _RunningMean("loss")
+        self._output_loss_trackers = None
+
+    # -- metrics -----------------------------------------------------------------------------------
+    @property
+    def metrics(self) -> list:
+        if not self.compiled:
+            return []
+        out = [self._loss_tracker] + list(self._output_loss_trackers or [])
+        return out + [m for _, _, m, _ in self._compile_config.metrics or []]
 
     @property
-    def multi_output(self) -> bool:
-        return len(self.names) > 1
+    def metrics_names(self) -> list:
+        if not self.compiled or self._compile_config.metrics is None:
+            return ["loss", "compile_metrics"] if self.compiled else []
+        return ["loss", "compile_metrics"] + [t.name for t in self._output_loss_trackers or []]
 
-    def _spread(self, value, what: str) -> list:
-        n = len(self.names)
-        if value is None:
-            return [None] * n
-        if isinstance(value, dict):
-            self._check_keys(value, what)
-            return [value.get(key, value.get(name)) for key, name in zip(self.keys, self.names)]
-        if isinstance(value, (list, tuple)):
-            if len(value) != n:
-                raise ValueError(
-                    f"For a model with {n} output(s), `{what}` as a list should have {n} entries. "
-                    f"Received: {what}={value}"
-                )
-            return list(value)
-        return [value] * n
+    def reset_metrics(self) -> None:
+        for m in self.metrics:
+            m.reset_state()
 
-    def _spread_metrics(self, value, what: str) -> list:
-        n = len(self.names)
-        if value is None:
-            return [[] for _ in range(n)]
-        if isinstance(value, dict):
-            self._check_keys(value, what)
-            out = [value.get(key, value.get(name)) for key, name in zip(self.keys, self.names)]
-            return [[] if v is None else list(v) if isinstance(v, (list, tuple)) else [v] for v in out]
-        if isinstance(value, (list, tuple)):
-            if any(isinstance(v, (list, tuple)) or v is None for v in value):
-                if len(value) != n:
-                    raise ValueError(f"`{what}` as a list of lists should have one list per output ({n}).")
-                return [[] if v is None else list(v) for v in value]
-            return [list(value) for _ in range(n)]
-        return [[value] for _ in range(n)]
+    def _require_compiled(self) -> CompileConfig:
+        if not self.compiled:
+            raise ValueError("You must call `compile()` before using the model.")
+        return self._compile_config
 
-    def _check_keys(self, value: dict, what: str) -> None:
-        for key in value:
-            if key not in self.keys and key not in self.names:
-                raise ValueError(
-                    f"In the dict argument `{what}`, key '{key}' does not correspond to any model output. "
-                    f"Received:\n{what}={value}"
-                )
+    # -- one batch ---------------------------------------------------------------------------------
+    def _prepare(self, y: list, weighted: bool = False):
+        """The compiled training/evaluation programs for batches with or without sample weights."""
+        config = self._require_compiled()
+        if config.losses is None:
+            config.build(y, self.outputs)
+            config.trainable = list(self.trainable_weights)
+            if config.multi_output:
+                self._output_loss_trackers = [
+                    _RunningMean(f"{config.names[k]}_loss")
+                    for k in range(len(config.names))
+                    if config.losses[k] is not None
+                ]
+            if hasattr(self.optimizer, "build"):
+                self.optimizer.build(config.trainable)
+        if weighted not in config.programs:
+            graph = config.training_graph(y, weighted)
+            config.programs[weighted] = (
+                GradientProgram(graph, config.trainable, training=True, rng=random.generator()),
+                CompiledGraph(fuse_matmul_add(graph)),
+            )
+        return config, config.programs[weighted]
 
-    # -- built on the first batch -------------------------------------------------------------------
-    def build(self, y_true: list, y_pred_specs: list) -> None:
-        self.losses = [
-            losses.resolve_loss(spec, np.shape(y), pred.shape)
-            for spec, y, pred in zip(self.loss_specs, y_true, y_pred_specs)
-        ]
-        self.metrics = []
-        for k, y in enumerate(y_true):
-            for specs, weighted in ((self.metric_specs[k], False), (self.weighted_metric_specs[k], True)):
-                for spec in specs:
-                    metric = metrics.resolve_metric(spec, np.shape(y), y_pred_specs[k].shape)
-                    name = f"{self.names[k]}_{metric.name}" if self.multi_output else metric.name
-                    self.metrics.append((k, name, metric, weighted))
+    def _step(self, x: list, y: list, w: list, training: bool) -> list:
+        weighted = any(v is not None for v in w)
+        config, (train_program, eval_program) = self._prepare(y, weighted)
+        feeds = config.feeds(x, y, w)
+        if training:
+            outputs, grads = train_program.run(feeds)
+            self.optimizer.apply(grads, config.trainable)
+        else:
+            outputs = eval_program.run(feeds)
+        n = len(x[0])
+        self._loss_tracker.update_state(outputs[0], n)
+        k_losses = len(config.loss_outputs)
+        for tracker, value in zip(self._output_loss_trackers or [], outputs[1 : 1 + k_losses]):
+            tracker.update_state(value, n)
+        predictions = outputs[1 + k_losses :]
+        for k, _, metric, weighted_metric in config.metrics:
+            metric.update_state(y[k], predictions[k], sample_weight=w[k] if weighted_metric else None)
+        return outputs
 
-    def training_graph(self, y_true: list, weighted: bool) -> Graph:
-        """The model's graph extended with y_true (and, when ``weighted``, sample_weight) inputs and
-        the traced losses: outputs ``[total_loss, loss_k..., y_pred...]``. Unweighted batches use a
-        graph without weights, as Keras calls losses with ``sample_weight=None``."""
-        model = self.model
-        trues, weights, per_output, total = [], [], [], None
-        self.loss_outputs = []
-        for k, (y, output) in enumerate(zip(y_true, model.outputs)):
-            loss = self.losses[k]
-            if loss is None:
-                continue
-            y = np.asarray(y)
-            dtype = y.dtype.name if np.issubdtype(y.dtype, np.integer) else output.dtype
-            y_sym = Input(batch_shape=(None,) + tuple(y.shape[1:]), dtype=dtype, name=f"{self.names[k]}_true")
-            w_sym = None
-            if weighted:
-                w_sym = Input(batch_shape=(None,), dtype=output.dtype, name=f"{self.names[k]}_sample_weight")
-                weights.append(w_sym)
-            value = loss(y_sym, output, sample_weight=w_sym)
-            trues.append(y_sym)
-            per_output.append(value)
-            self.loss_outputs.append(k)
-            scaled = value if self.loss_weights[k] == 1.0 else ops.multiply(value, self.loss_weights[k])
-            total = scaled if total is None else ops.add(total, scaled)
-        if total is None:
-            raise ValueError("No loss to optimize: pass `loss=` to `compile()`.")
-        total = add_regularization_losses(model, total)
-        inputs = list(model.inputs) + trues + weights
-        outputs = [total] + per_output + list(model.outputs)
-        names = ["loss"] + [f"{self.names[k]}_loss" for k in self.loss_outputs] + self.names
-        return build_graph(inputs, outputs, names)
+    def _logs(self) -> dict:
+        config = self._compile_config
+        logs = {"loss": self._loss_tracker.result()}
+        for tracker in self._output_loss_trackers or []:
+            logs[tracker.name] = tracker.result()
+        for _, name, metric, _ in config.metrics or []:
+            logs[name] = float(np.asarray(metric.result()))
+        return logs
 
-    def feeds(self, x: list, y: list, w: list) -> list:
-        """Graph inputs for one batch: x, then y_true (and sample weights, if any) of the outputs
-        with a loss."""
-        n = len(x[0]) if x else len(y[0])
-        trues = [y[k] for k in self.loss_outputs]
-        if all(w[k] is None for k in self.loss_outputs):
-            return list(x) + trues
-        weights = []
-        for k in self.loss_outputs:
-            dtype = self.model.outputs[k].dtype
-            weights.append(np.ones(n, dtype) if w[k] is None else np.asarray(w[k], dtype))
-        return list(x) + trues + weights
+    # -- public loops ------------------------------------------------------------------------------
+    def train_on_batch(self, x=None, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One gradient step on one batch; returns the batch's loss (and metrics), like Keras."""
+        xs, ys, ws = self._arrays(x, y, sample_weight, class_weight)
+        self.reset_metrics()
+        self._step(xs, ys, ws, training=True)
+        return self._result(self._logs(), return_dict)
+
+    def test_on_batch(self, x=None, y=None, sample_weight=None, return_dict=False):
+        xs, ys, ws = self._arrays(x, y, sample_weight, None)
+        self.reset_metrics()
+        self._step(xs, ys, ws, training=False)
+        return self._result(self._logs(), return_dict)
+
+    def fit(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        epochs=1,
+        verbose="auto",
+        callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
+        shuffle=True,
+        class_weight=None,
+        sample_weight=None,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        validation_batch_size=None,
+        validation_freq=1,
+    ):
+        """Train for ``epochs`` epochs; returns the ``History`` (Keras 3 semantics)."""
+        self._require_compiled()
+        xs, ys, ws = self._arrays(x, y, sample_weight, class_weight)
+        if validation_split and validation_data is None:
+            xs, ys, ws, val = _split(xs, ys, ws, validation_split)
+        else:
+            val = None
+            if validation_data is not None:
+                vx, vy, *vw = validation_data
+                val = self._arrays(vx, vy, vw[0] if vw else None, None)
+        n = len(xs[0])
+        batch_size = batch_size or 32
+        steps = steps_per_epoch or math.ceil(n / batch_size)
+        callback_list = (
+            callbacks
+            if isinstance(callbacks, CallbackList)
+            else CallbackList(
+                callbacks,
+                add_history=True,
+                add_progbar=verbose != 0,
+                model=self,
+                verbose=verbose,
+                epochs=epochs,
+                steps=steps,
+            )
+        )
+        self.stop_training = False
+        callback_list.on_train_begin()
+        rng = random.generator()
+        epoch_logs: dict = {}
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            callback_list.on_epoch_begin(epoch)
+            order = rng.permutation(n) if shuffle is True else np.arange(n)
+            for step in range(steps):
+                index = order[(step * batch_size) % n : (step * batch_size) % n + batch_size]
+                if shuffle == "batch":
+                    index = rng.permutation(index)
+                callback_list.on_train_batch_begin(step)
+                self._step(_take(xs, index), _take(ys, index), _take(ws, index), training=True)
+                callback_list.on_train_batch_end(step, self._logs())
+                if self.stop_training:
+                    break
+            epoch_logs = dict(self._logs())
+            if val is not None and _validate_now(epoch, validation_freq):
+                val_logs = self._evaluate_arrays(*val, validation_batch_size or batch_size, callback_list)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            callback_list.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        if getattr(self.optimizer, "use_ema", False):
+            self.optimizer.finalize_variable_values(self.trainable_weights)
+        callback_list.on_train_end(logs=epoch_logs)
+        return self.history
+
+    def evaluate(
+        self,
+        x=None,
+        y=None,
+        batch_size=None,
+        verbose="auto",
+        sample_weight=None,
+        steps=None,
+        callbacks=None,
+        return_dict=False,
+    ):
+        """Loss and metrics on ``x``/``y`` (a scalar when there is only the loss, like Keras)."""
+        self._require_compiled()
+        xs, ys, ws = self._arrays(x, y, sample_weight, None)
+        batch_size = batch_size or 32
+        n_steps = steps or math.ceil(len(xs[0]) / batch_size)
+        callback_list = (
+            callbacks
+            if isinstance(callbacks, CallbackList)
+            else CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_steps)
+        )
+        logs = self._evaluate_arrays(xs, ys, ws, batch_size, callback_list, steps=steps)
+        return self._result(logs, return_dict)
+
+    def _evaluate_arrays(self, xs, ys, ws, batch_size, callback_list, steps=None) -> dict:
+        self.reset_metrics()
+        callback_list.on_test_begin()
+        n = len(xs[0])
+        n_steps = steps or math.ceil(n / batch_size)
+        for step in range(n_steps):
+            index = slice(step * batch_size, (step + 1) * batch_size)
+            callback_list.on_test_batch_begin(step)
+            self._step(_take(xs, index), _take(ys, index), _take(ws, index), training=False)
+            callback_list.on_test_batch_end(step, self._logs())
+        logs = self._logs()
+        callback_list.on_test_end(logs)
+        return logs
+
+    def _result(self, logs: dict, return_dict: bool):
+        if return_dict:
+            return dict(sorted(logs.items()))
+        config = self._compile_config
+        values = [logs["loss"]] + [logs[t.name] for t in self._output_loss_trackers or []]
+        metric_items = [(name, logs[name]) for _, name, _, _ in config.metrics]
+        if config.multi_output:
+            metric_items.sort()
+        values += [v for _, v in metric_items]
+        return values[0] if len(values) == 1 else values
+
+    def _arrays(self, x, y, sample_weight, class_weight):
+        xs = self._flatten_feeds(x)
+        ys = targets_of(self, y)
+        ws = sample_weights_for(ys, sample_weight, class_weight, len(ys))
+        sizes = {len(a) for a in xs + ys}
+        if len(sizes) != 1:
+            raise ValueError(
+                f"Data cardinality is ambiguous: x and y have different numbers of samples {sorted(sizes)}."
+            )
+        return xs, ys, ws
 
 
-# -- Keras' `model.losses` in the training loss -------------------------------------------------------
+def _take(arrays: list, index) -> list:
+    return [None if a is None else a[index] for a in arrays]
 
 
-def _activity_regularizer(layer):
-    regularizer = getattr(layer, "activity_regularizer", None)
-    if regularizer is None and type(layer).__name__ == "ActivityRegularization" and (layer.l1 or layer.l2):
-        regularizer = regularizers.L1L2(l1=layer.l1, l2=layer.l2)
-    return regularizer
+def _split(xs, ys, ws, fraction: float):
+    n = len(xs[0])
+    split_at = int(math.floor(n * (1.0 - fraction)))
+    if split_at == 0 or split_at == n:
+        raise ValueError(
+            f"Training data contains {n} samples, which is not sufficient to split it into a validation and "
+            f"training set as specified by `validation_split={fraction}`. Either provide more data, or a "
+            "different value for the `validation_split` argument."
+        )
+    head = slice(0, split_at)
+    tail = slice(split_at, n)
+    return _take(xs, head), _take(ys, head), _take(ws, head), (_take(xs, tail), _take(ys, tail), _take(ws, tail))
 
 
-def _batch_count(x):
-    """The batch size of symbolic ``x`` as a scalar of its dtype (the batch dim may be unknown)."""
-    flat = ops.reshape(x, (-1, int(np.prod(x.shape[1:])))) if len(x.shape) != 2 else x
-    return ops.sum(ops.ones_like(flat[:, 0]))
-
-
-def _activity_terms(model, graph_ops, translate=None) -> list:
-    """``(tensor of this graph, regularizer)`` for each output of each call, in ``model`` or in
-    the models nested in it, of a layer with an activity regularizer. A nested model's inner
-    tensors are found through the tensors its replay recorded (``LayerCall.replayed``)."""
-    terms = []
-    for layer in model.layers:
-        regularizer = _activity_regularizer(layer)
-        for call in layer._inbound_nodes:
-            if regularizer is not None:
-                for t in call.output_tensors:
-                    t = t if translate is None else translate(t)
-                    if t is not None and t.producer in graph_ops and str(t.dtype).startswith("float"):
-                        terms.append((t, regularizer))
-            if call.replayed is not None and hasattr(layer, "layers"):
-
-                def inner(t, replayed=call.replayed):
-                    t = replayed.get(id(t))
-                    return t if t is None or translate is None else translate(t)
-
-                terms += _activity_terms(layer, graph_ops, inner)
-    return terms
-
-
-def add_regularization_losses(model, total):
-    """``total`` plus what Keras adds to the compiled loss from ``model.losses``: each regularized
-    trainable weight's ``regularizer(weight)``, and for each call of a layer with an
-    ``activity_regularizer`` (``ActivityRegularization`` included) in this model or the models
-    nested in it, ``regularizer(output) / batch_size`` per output. The terms are recorded as one
-    ``regularization_losses`` call reading the weights at run time, so they train and evaluate
-    like the rest of the loss."""
-    weights = [w for w in model.trainable_weights if getattr(w, "regularizer", None) is not None]
-    activities = _activity_terms(model, set(model.graph.ops))
-    if not weights and not activities:
-        return total
-
-    def penalties(loss, *outputs):
-        terms = [ops.cast(w.regularizer(w), loss.dtype) for w in weights]
-        for (_, regularizer), out in zip(activities, outputs):
-            term = regularizer(out)
-            if len(out.shape) > 0:
-                term = ops.divide(term, _batch_count(out))
-            terms.append(ops.cast(term, loss.dtype))
-        for term in terms:
-            loss = ops.add(loss, term)
-        return loss
-
-    return record_call(raw_operation("RegularizationLosses"), penalties, (total, *[t for t, _ in activities]), {})
+def _validate_now(epoch: int, freq) -> bool:
+    if isinstance(freq, int):
+        return (epoch + 1) % freq == 0
+    return epoch + 1 in freq

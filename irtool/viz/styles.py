@@ -65,7 +65,6 @@ _FAMILY_BY_MODULE = {
     "merging": "merge",
     "dot": "merge",
     "reshaping": "reshape",
-    "reshaping_extra": "reshape",
     "activation": "activation",
     "activations": "activation",
     "dropout": "activation",

@@ -11,7 +11,7 @@ real = require_keras()
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 RNG = np.random.default_rng(31)
-MY_MODULES = {"pooling", "reshaping_extra", "preprocessing"}
+MY_MODULES = {"pooling", "reshaping", "preprocessing"}
 
 
 def compare_with_keras(builder, feeds, atol=1e-5, seed=False):
