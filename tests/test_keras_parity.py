@@ -4,16 +4,15 @@ Keras runs on its torch or numpy backend (set KERAS_BACKEND before this module i
 Weights move with get_weights/set_weights, so this also checks that layouts match.
 """
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+import irtool
 
-import irtool  # noqa: E402
+from .harness import require_keras
+
+real = require_keras()
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 RNG = np.random.default_rng(5)
 ACTIVATIONS = [

@@ -13,7 +13,7 @@ from irtool import layers
 from irtool.train.autodiff import GradientProgram
 
 from ..conftest import assert_onnx_parity
-from ..harness import run_layer_test
+from ..harness import require_keras, run_layer_test
 from ..train.test_vjp_norm_rnn import training_gradcheck
 
 
@@ -309,10 +309,8 @@ def test_video_model_onnx_parity():
 
 @pytest.fixture
 def real():
-    import os
 
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
+    real = require_keras()
     real.backend.clear_session()
     real.utils.set_random_seed(0)
     return real

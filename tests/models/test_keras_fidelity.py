@@ -6,19 +6,17 @@ runs the same code on Keras to check that the expectation is Keras' own.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 import irtool
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+from ..harness import require_keras
 
 
 def real_keras():
     """Real Keras, or skip the comparison part of a test."""
-    return pytest.importorskip("keras")
+    return require_keras()
 
 
 def _error(fn):
@@ -79,6 +77,7 @@ def test_raw_ops_have_keras_class_names():
 
 def test_raw_op_classes_match_keras():
     keras = real_keras()
+    keras.backend.clear_session()  # Keras' op names count per session, like irtool's (reset per test)
     ours = _op_classes(_raw_ops_model(irtool))
     theirs = _op_classes(_raw_ops_model(keras))
     # Input layers are named by a global counter that differs between the two sessions.

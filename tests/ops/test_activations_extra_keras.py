@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 import irtool  # noqa: E402
 from irtool import activations  # noqa: E402
+
+from ..harness import require_keras  # noqa: E402
+
+real = require_keras()
 
 RNG = np.random.default_rng(11)
 X = (RNG.standard_normal((4, 3, 8)) * 3).astype("float32")

@@ -12,8 +12,9 @@ import time
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-real = pytest.importorskip("keras")
+from ..harness import require_keras
+
+real = require_keras()  # selects Keras' backend before keras.src is imported below
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 from keras.src.utils.progbar import Progbar as KerasProgbar  # noqa: E402

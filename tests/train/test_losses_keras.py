@@ -1,14 +1,13 @@
 """Losses against real Keras 3 (torch backend): same random inputs, every reduction and weighting."""
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras")
-
 from irtool import losses  # noqa: E402
+
+from ..harness import require_keras
+
+keras = require_keras()
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

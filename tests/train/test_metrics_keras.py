@@ -1,15 +1,14 @@
 """Metrics against real Keras 3 (torch backend): same inputs, several weighted updates, then reset."""
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras")
-
 from irtool import metrics  # noqa: E402
 from irtool.train.metrics import resolve_metric  # noqa: E402
+
+from ..harness import require_keras
+
+keras = require_keras()
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

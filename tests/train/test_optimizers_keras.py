@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
-keras = pytest.importorskip("keras")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 import irtool.optimizers as optimizers  # noqa: E402
 from irtool.ops.variable import Variable  # noqa: E402
 from irtool.optimizers import schedules  # noqa: E402
+
+from ..harness import require_keras  # noqa: E402
+
+keras = require_keras()
 
 STEPS = 10
 SHAPES = [(5, 4), (4,), (3, 2, 2)]

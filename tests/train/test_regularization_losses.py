@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
-import pytest
 
 import irtool as keras
 from irtool import layers, regularizers
+
+from ..harness import require_keras
 
 RNG = np.random.default_rng(3)
 
@@ -67,8 +66,7 @@ def test_no_regularizers_leave_the_training_graph_alone():
 
 
 def test_matches_keras_fit():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras_ = pytest.importorskip("keras")
+    keras_ = require_keras()
     x, y = _data(n=16)
 
     def build(k, r):
@@ -91,8 +89,7 @@ def test_matches_keras_fit():
 
 
 def test_activity_regularizers_inside_nested_models_count_like_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    keras_ = pytest.importorskip("keras")
+    keras_ = require_keras()
     x, y = _data(n=8)
 
     def build(k, r):

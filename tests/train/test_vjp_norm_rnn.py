@@ -6,8 +6,6 @@ training=True)``: the numeric derivative runs the training kernels with the same
 BatchNormalization's batch statistics and moving-statistics update are compared with real Keras.
 """
 
-import os
-
 import numpy as np
 import pytest
 
@@ -16,6 +14,7 @@ from irtool import layers, ops
 from irtool.ops.prelu import prelu
 from irtool.train.autodiff import GradientProgram
 
+from ..harness import require_keras
 from .gradcheck import check_gradients
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -257,8 +256,7 @@ def test_renorm_training_is_reported():
 
 
 def test_batch_normalization_training_matches_keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    real = pytest.importorskip("keras")
+    real = require_keras()
     x = (r(6, 5, 4) * 2 + 1).astype("float32")
     mask = RNG.random((6, 5)) > 0.3
     for use_mask in (False, True):
