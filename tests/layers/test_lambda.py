@@ -9,6 +9,7 @@ import irtool as keras
 from irtool import layers, ops
 
 from ..conftest import assert_onnx_parity
+from ..harness import run_layer_test
 
 RNG = np.random.default_rng(16)
 
@@ -122,3 +123,16 @@ def test_config():
     assert layers.Lambda.from_config(config, custom_objects={"scaled_sin": scaled_sin}).function is scaled_sin
     with pytest.raises(TypeError, match="must be callable"):
         layers.Lambda(3)
+
+
+def test_layer_harness():
+    """A named function (found through custom_objects on load): configs, .keras, ONNX and gradients.
+    Keras' own Lambda cannot run a function written in irtool.ops, so there is no Keras side."""
+    run_layer_test(
+        layers.Lambda,
+        {"function": scaled_sin, "arguments": {"factor": 3.0}},
+        (3, 4),
+        custom_objects={"scaled_sin": scaled_sin},
+        keras_parity=False,
+        expected_output_shape=(None, 3, 4),
+    )
