@@ -16,39 +16,11 @@ import irtool.loading
 import irtool.runtime.ort
 from irtool.cli import main
 
+from ._model_sources import TINY, TWO_MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
-TINY = """
-import irtool as keras
-from irtool import layers
-
-inputs = keras.Input((4,), name="x")
-model = keras.Model(inputs, layers.Dense(3, name="out")(inputs), name="tiny")
-"""
-
-TWO_MODELS = """
-import irtool as keras
-from irtool import layers
-
-inputs = keras.Input((4,))
-first = keras.Model(inputs, layers.Dense(3)(inputs), name="first")
-second = keras.Model(inputs, layers.Dense(2)(inputs), name="second")
-alias = second
-count = 3
-
-
-def make(units=5):
-    return keras.Model(inputs, layers.Dense(units)(inputs), name="made")
-
-
-def needs_args(units):
-    return make(units)
-
-
-def not_a_model():
-    return 42
-"""
 
 UNLOWERABLE = """
 import irtool as keras

@@ -24,36 +24,7 @@ from irtool.loading import (
 )
 from irtool.runtime import check_parity, make_session
 
-TINY = """
-import irtool as keras
-from irtool import layers
-
-inputs = keras.Input((4,), name="x")
-model = keras.Model(inputs, layers.Dense(3, name="out")(inputs), name="tiny")
-"""
-
-TWO_MODELS = """
-import irtool as keras
-from irtool import layers
-
-inputs = keras.Input((4,))
-first = keras.Model(inputs, layers.Dense(3)(inputs), name="first")
-second = keras.Model(inputs, layers.Dense(2)(inputs), name="second")
-alias = second
-count = 3
-
-
-def make(units=5):
-    return keras.Model(inputs, layers.Dense(units)(inputs), name="made")
-
-
-def needs_args(units):
-    return make(units)
-
-
-def not_a_model():
-    return 42
-"""
+from ._model_sources import TINY, TWO_MODELS
 
 
 def write(folder: Path, name: str, source: str) -> Path:
