@@ -85,9 +85,11 @@ def assert_same_outputs(a, b, x, rtol=1e-6, atol=1e-6, quiet=False):
 
 
 def assert_onnx_parity(model, feeds, atol=1e-5, rtol=1e-5, opset=None):
-    """Export ``model``, check it with onnx.checker(full_check) and compare ORT with NumPy."""
+    """Export ``model``, check it with onnx.checker(full_check) and compare ORT with NumPy; the
+    graphs the passes made on the way (fusion) must pass ``lint()``."""
     proto = irtool.onnx.to_onnx(model, opset=opset)
     onnx.checker.check_model(proto, full_check=True)
+    model.inference_graph.lint()
     if not isinstance(feeds, (list, tuple)):
         feeds = [feeds]
     names = [i.name for i in proto.graph.input]
