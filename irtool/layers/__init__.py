@@ -55,6 +55,7 @@ from irtool.layers.normalization import (
     BatchNormalization,
     GroupNormalization,
     LayerNormalization,
+    RMSNormalization,
     UnitNormalization,
 )
 from irtool.layers.pooling import (
