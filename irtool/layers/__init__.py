@@ -35,6 +35,7 @@ from irtool.layers.input_layer import Input, InputLayer
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.lambda_layer import Lambda
 from irtool.layers.layer import Layer
+from irtool.layers.masking import Masking
 from irtool.layers.merging import (
     Add,
     Average,

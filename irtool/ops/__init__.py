@@ -82,7 +82,7 @@ from irtool.ops.nn import (
 )
 from irtool.ops.normalization import batch_normalization, layer_normalization, moments, normalize, rms_normalization
 from irtool.ops.pooling import average_pool, max_pool
-from irtool.ops.reduce import argmax, argmin, max, mean, min, prod, sum
+from irtool.ops.reduce import all, any, argmax, argmin, max, mean, min, prod, sum
 from irtool.ops.rnn import gru, lstm, simple_rnn
 from irtool.ops.shape import (
     arange,
