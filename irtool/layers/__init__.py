@@ -2,6 +2,14 @@
 
 from irtool.layers.activation import Activation
 from irtool.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from irtool.layers.adaptive_pooling import (
+    AdaptiveAveragePooling1D,
+    AdaptiveAveragePooling2D,
+    AdaptiveAveragePooling3D,
+    AdaptiveMaxPooling1D,
+    AdaptiveMaxPooling2D,
+    AdaptiveMaxPooling3D,
+)
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from irtool.layers.bidirectional import Bidirectional
 from irtool.layers.convolutional import (

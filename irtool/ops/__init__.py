@@ -7,6 +7,7 @@ becomes a named node of its own (``add``, ``matmul``, ``get_item``...) that show
 """
 
 from irtool.ops import image, nn
+from irtool.ops.adaptive_pooling import adaptive_average_pool, adaptive_max_pool
 from irtool.ops.arrays import pad, repeat, tile
 from irtool.ops.conv import conv, conv_transpose, depthwise_conv, separable_conv
 from irtool.ops.core import Constant, Primitive, SymbolicTensor, apply, is_symbolic
