@@ -1,5 +1,6 @@
 """``irtool.layers``: Keras layers written in ``irtool.ops``."""
 
+from irtool.layers import convnext
 from irtool.layers.activation import Activation
 from irtool.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from irtool.layers.adaptive_pooling import (
@@ -127,3 +128,8 @@ from irtool.serialization.keras_objects import register_namespace
 __all__ = [name for name in dir() if not name.startswith("_")]
 
 register_namespace("keras.layers", globals())
+# Keras application internals, written and read under Keras' own module name (not keras.layers).
+register_namespace(
+    "keras.src.applications.convnext",
+    {"LayerScale": convnext.LayerScale, "StochasticDepth": convnext.StochasticDepth},
+)
