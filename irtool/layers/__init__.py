@@ -1,7 +1,16 @@
 """``irtool.layers``: Keras layers written in ``irtool.ops``."""
 
+from irtool.layers import convnext
 from irtool.layers.activation import Activation
 from irtool.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from irtool.layers.adaptive_pooling import (
+    AdaptiveAveragePooling1D,
+    AdaptiveAveragePooling2D,
+    AdaptiveAveragePooling3D,
+    AdaptiveMaxPooling1D,
+    AdaptiveMaxPooling2D,
+    AdaptiveMaxPooling3D,
+)
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from irtool.layers.bidirectional import Bidirectional
 from irtool.layers.convolutional import (
@@ -35,6 +44,7 @@ from irtool.layers.input_layer import Input, InputLayer
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.lambda_layer import Lambda
 from irtool.layers.layer import Layer
+from irtool.layers.masking import Masking
 from irtool.layers.merging import (
     Add,
     Average,
@@ -55,6 +65,7 @@ from irtool.layers.normalization import (
     BatchNormalization,
     GroupNormalization,
     LayerNormalization,
+    RMSNormalization,
     UnitNormalization,
 )
 from irtool.layers.pooling import (
@@ -117,3 +128,8 @@ from irtool.serialization.keras_objects import register_namespace
 __all__ = [name for name in dir() if not name.startswith("_")]
 
 register_namespace("keras.layers", globals())
+# Keras application internals, written and read under Keras' own module name (not keras.layers).
+register_namespace(
+    "keras.src.applications.convnext",
+    {"LayerScale": convnext.LayerScale, "StochasticDepth": convnext.StochasticDepth},
+)

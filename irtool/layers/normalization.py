@@ -1,5 +1,5 @@
-"""Normalization layers: BatchNormalization, LayerNormalization, GroupNormalization and
-UnitNormalization, with Keras 3's arguments, defaults, weights and configs.
+"""Normalization layers: BatchNormalization, LayerNormalization, RMSNormalization,
+GroupNormalization and UnitNormalization, with Keras 3's arguments, defaults, weights and configs.
 
 BatchNormalization records one ``batch_norm`` primitive that reads the moving statistics at
 inference and, when the graph runs in training mode (the trainer), normalizes with the batch
@@ -380,6 +380,44 @@ class LayerNormalization(Layer):
                 "gamma_constraint": constraints.serialize(self.gamma_constraint),
             }
         )
+        return config
+
+
+class RMSNormalization(Layer):
+    """``x / sqrt(mean(square(x), axis) + epsilon) * scale`` (Keras 3's RMS normalization).
+
+    ``scale`` (ones at first) has the sizes of the normalized axes. As in Keras, ``axis`` becomes
+    a sorted list when the layer is built, and the layer neither casts nor passes masks.
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.axis = axis
+        self.epsilon = epsilon
+        self.scale = None
+
+    def build(self, input_shape):
+        _check_axes(self.axis, input_shape, self.axis)
+        self.axis = sorted(self.axis) if isinstance(self.axis, (list, tuple)) else [self.axis]
+        shape = tuple(input_shape[a] for a in self.axis)
+        if None in shape:
+            raise ValueError(
+                f"The normalized axes {self.axis} of the input to RMSNormalization should have defined "
+                f"dimensions. Received: input_shape={tuple(input_shape)}"
+            )
+        self.scale = self.add_weight(name="scale", shape=shape, initializer="ones")
+        self.built = True
+
+    def call(self, x):
+        return ops.rms_normalization(x, scale=self.scale, axis=self.axis, epsilon=self.epsilon)
+
+    def compute_output_shape(self, input_shape):
+        _check_axes(self.axis, input_shape, self.axis)
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"axis": self.axis, "epsilon": self.epsilon})
         return config
 
 

@@ -30,6 +30,7 @@ _CALL_PARAMS = {
     "Take": ("x", "indices"),
     "Where": ("condition", "x1", "x2"),
     "LayerNorm": ("x", "gamma", "beta"),
+    "RMSNorm": ("x", "scale"),
     "Pad": ("x", "constant_values"),
     "Einsum": ("operands",),
 }
@@ -39,8 +40,8 @@ _EXTRA_CALL_PARAMS = ("bias",)
 _KERAS_ONLY_DEFAULTS = {"LayerNorm": {"rms_scaling": False}, "OneHot": {"sparse": False}, "Round": {"decimals": 0}}
 _FAMILIES = {
     "keras.src.ops.nn": (
-        "AveragePool BatchNorm Conv ConvTranspose DepthwiseConv Elu Gelu HardSigmoid LayerNorm LeakyRelu LogSoftmax "
-        "MaxPool Moments Normalize OneHot Relu Relu6 Selu SeparableConv Sigmoid Silu Softmax Softplus Softsign "
+        "AdaptiveAveragePool AdaptiveMaxPool AveragePool BatchNorm Conv ConvTranspose DepthwiseConv Elu Gelu HardSigmoid LayerNorm LeakyRelu LogSoftmax "
+        "MaxPool Moments Normalize OneHot RMSNorm Relu Relu6 Selu SeparableConv Sigmoid Silu Softmax Softplus Softsign "
         "Celu Glu HardShrink HardSilu HardTanh LogSigmoid SoftShrink SparsePlus SparseSigmoid Sparsemax Squareplus "
         "TanhShrink Threshold"
     ).split(),

@@ -7,6 +7,7 @@ becomes a named node of its own (``add``, ``matmul``, ``get_item``...) that show
 """
 
 from irtool.ops import image, nn
+from irtool.ops.adaptive_pooling import adaptive_average_pool, adaptive_max_pool
 from irtool.ops.arrays import pad, repeat, tile
 from irtool.ops.conv import conv, conv_transpose, depthwise_conv, separable_conv
 from irtool.ops.core import Constant, Primitive, SymbolicTensor, apply, is_symbolic
@@ -80,9 +81,9 @@ from irtool.ops.nn import (
     tanh_shrink,
     threshold,
 )
-from irtool.ops.normalization import batch_normalization, layer_normalization, moments, normalize
+from irtool.ops.normalization import batch_normalization, layer_normalization, moments, normalize, rms_normalization
 from irtool.ops.pooling import average_pool, max_pool
-from irtool.ops.reduce import argmax, argmin, max, mean, min, prod, sum
+from irtool.ops.reduce import all, any, argmax, argmin, max, mean, min, prod, sum
 from irtool.ops.rnn import gru, lstm, simple_rnn
 from irtool.ops.shape import (
     arange,

@@ -21,7 +21,7 @@ from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec, normalize_axis
 from irtool.ops.core import Primitive, apply
 from irtool.ops.elementwise import abs as _abs
-from irtool.ops.elementwise import cast, divide, maximum, power, sqrt, square, subtract
+from irtool.ops.elementwise import add, cast, divide, maximum, multiply, power, sqrt, square, subtract
 from irtool.ops.gradients import unbroadcast
 from irtool.ops.operation import top_level_op
 from irtool.ops.reduce import mean as _mean
@@ -505,6 +505,29 @@ def normalize(x, axis=-1, order=2, epsilon=None):
     else:
         norm = power(_sum(power(_abs(x), float(order)), axis=axis, keepdims=True), 1.0 / order)
     return divide(x, maximum(norm, eps))
+
+
+@top_level_op("RMSNorm")
+def rms_normalization(x, scale=None, axis=-1, epsilon=None):
+    """``x / sqrt(mean(square(x), axis) + epsilon) * scale`` (Keras' ops; ``epsilon`` defaults to 1e-7).
+
+    ``scale`` has the sizes of the normalized axes (``axis``: an int or a list). Composed of
+    existing primitives, so its gradient and ONNX form come from theirs.
+    """
+    x = _float_input(x)
+    if len(x.shape) == 0:
+        x = expand_dims(x, 0)
+    ndim = len(x.shape)
+    axes = _norm_axes(axis, ndim)
+    eps = 1e-7 if epsilon is None else float(epsilon)
+    y = divide(x, sqrt(add(_mean(square(x), axis=axes, keepdims=True), np.asarray(eps, str(x.dtype)))))
+    if scale is None:
+        return y
+    scale = _as_tensor(scale, str(x.dtype))
+    if axes != tuple(range(-len(axes), 0)):
+        # Normalized axes that are not the trailing ones: ``scale`` broadcasts with ones elsewhere.
+        scale = reshape(scale, tuple(x.shape[a] if a - ndim in axes else 1 for a in range(ndim)))
+    return multiply(y, scale)
 
 
 @top_level_op("Moments")

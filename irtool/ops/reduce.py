@@ -1,4 +1,4 @@
-"""Reductions over axes: sum, mean, max, min, prod, argmax, argmin."""
+"""Reductions over axes: sum, mean, max, min, prod, any, all, argmax, argmin."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec, normalize_axis
 from irtool.ops.core import Primitive, apply
-from irtool.ops.elementwise import cast, maximum, minimum
+from irtool.ops.elementwise import cast, greater, maximum, minimum, not_equal
 from irtool.ops.operation import top_level_op
 from irtool.ops.shape import reshape
 
@@ -115,6 +115,22 @@ def prod(x, axis=None, keepdims=False, dtype=None):
     if dtype is not None:
         x = cast(x, dtype)
     return _reduce(PROD, x, axis, keepdims)
+
+
+# ``any``/``all`` reduce 0/1 floats: ONNX has no boolean ReduceMax/ReduceMin before opset 20, and
+# the existing reductions bring their gradients (none flow through booleans) and lowerings.
+@top_level_op("Any")
+def any(x, axis=None, keepdims=False):  # noqa: A001 - Keras' name
+    """Whether any element along ``axis`` is nonzero (Keras' ops), as a boolean tensor."""
+    nonzero = cast(not_equal(x, 0), "float32")
+    return greater(_reduce(MAX, nonzero, axis, keepdims), 0.0)
+
+
+@top_level_op("All")
+def all(x, axis=None, keepdims=False):  # noqa: A001 - Keras' name
+    """Whether every element along ``axis`` is nonzero (Keras' ops), as a boolean tensor."""
+    nonzero = cast(not_equal(x, 0), "float32")
+    return greater(_reduce(MIN, nonzero, axis, keepdims), 0.0)
 
 
 def _prod_without(x, axes):

@@ -58,6 +58,9 @@ _KINDS = {
     "keras.optimizers.schedules": "learning rate schedule",
     "keras.losses": "loss",
     "keras.metrics": "metric",
+    # Keras-internal modules whose classes saved models name (application building blocks):
+    # irtool registers a namespace under the same module name.
+    "keras.src.applications.convnext": "layer",
 }
 # Where a class or function exported twice is written: the first of these namespaces that has it.
 _PRECEDENCE = (
@@ -73,6 +76,7 @@ _PRECEDENCE = (
     "keras.metrics",
     "keras.activations",
     "keras.ops",
+    "keras.src.applications.convnext",
 )
 _MODEL_CLASSES = ("Functional", "Model", "Sequential")
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
@@ -199,7 +203,8 @@ def _serialize_value(obj):
 def _class_identity(cls) -> dict:
     classes, _ = _public_tables()
     module = classes.get(cls)
-    if module == "keras.src.models.functional":
+    if module is not None and module.startswith("keras.src."):
+        # Keras names classes it does not export (``keras.src...``) by their class name.
         return {"module": module, "class_name": cls.__name__, "registered_name": cls.__name__}
     if module is not None:
         return {"module": module, "class_name": cls.__name__, "registered_name": None}

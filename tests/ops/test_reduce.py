@@ -130,3 +130,17 @@ def test_eager_reductions_return_numpy():
     ]:
         assert isinstance(out, np.ndarray)
         assert_same(out, np.asarray(want))
+
+
+@pytest.mark.parametrize("name", ["any", "all"])
+@pytest.mark.parametrize("axis", [None, -1, (0, 2)], ids=str)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_any_all(name, axis, keepdims):
+    x = rand(3, 4, 5)
+    x[x < 0.3] = 0.0
+    x[0, 1] = 0.0
+    x[1, 2] = 1.0
+    np_fn = np.any if name == "any" else np.all
+    check_op(
+        lambda t: getattr(ops, name)(t, axis=axis, keepdims=keepdims), [x], lambda a: np_fn(a, axis, keepdims=keepdims)
+    )

@@ -18,6 +18,12 @@ from ..harness import flat_outputs, require_keras
 SPECS = [
     ("Activation", dict(activation="relu", name="act"), (None, 4)),
     ("ActivityRegularization", dict(l1=0.01, l2=0.02), (None, 4)),
+    ("AdaptiveAveragePooling1D", dict(output_size=3), (None, 8, 3)),
+    ("AdaptiveAveragePooling2D", dict(output_size=(2, 3), data_format="channels_first"), (None, 3, 7, 7)),
+    ("AdaptiveAveragePooling3D", dict(output_size=2), (None, 4, 5, 4, 2)),
+    ("AdaptiveMaxPooling1D", dict(output_size=(3,)), (None, 8, 3)),
+    ("AdaptiveMaxPooling2D", dict(output_size=3), (None, 7, 8, 3)),
+    ("AdaptiveMaxPooling3D", dict(output_size=(1, 2, 3)), (None, 4, 4, 4, 2)),
     ("Add", dict(name="add_x"), [(None, 4), (None, 4)]),
     ("AdditiveAttention", dict(use_scale=False, dropout=0.1), [(None, 3, 4), (None, 5, 4)]),
     ("AlphaDropout", dict(rate=0.2, noise_shape=(None, 1), seed=3), (None, 4)),
@@ -146,6 +152,7 @@ SPECS = [
     ("MaxPooling1D", dict(pool_size=3, strides=1), (None, 8, 3)),
     ("MaxPooling2D", dict(pool_size=(2, 2), padding="same"), (None, 7, 7, 3)),
     ("MaxPooling3D", dict(pool_size=(1, 2, 2)), (None, 4, 4, 4, 2)),
+    ("Masking", dict(mask_value=-1.0), (None, 5, 3)),
     ("Maximum", dict(), [(None, 4), (None, 4)]),
     ("Minimum", dict(), [(None, 4), (None, 4)]),
     (
@@ -167,6 +174,7 @@ SPECS = [
     ("Normalization", dict(axis=-1, mean=[1.0, 2.0, 3.0], variance=[1.0, 4.0, 9.0]), (None, 3)),
     ("PReLU", dict(alpha_initializer="ones", shared_axes=[1], alpha_regularizer="l2"), (None, 4, 3)),
     ("Permute", dict(dims=(2, 1)), (None, 3, 4)),
+    ("RMSNormalization", dict(axis=[-2, -1], epsilon=1e-4), (None, 5, 4)),
     ("ReLU", dict(max_value=6.0, negative_slope=0.1, threshold=0.5), (None, 4)),
     ("RepeatVector", dict(n=3), (None, 4)),
     ("Rescaling", dict(scale=1 / 255.0, offset=-1.0), (None, 4)),
