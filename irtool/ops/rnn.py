@@ -40,7 +40,15 @@ from irtool.ir.spec import TensorSpec
 from irtool.ops import elementwise as ew
 from irtool.ops.core import Primitive, SymbolicTensor, apply, scope, spec_of, value_of
 from irtool.ops.operation import top_level_op
-from irtool.ops.rnn_lowering import bidirectional_outputs, onnx_activations, pack_weights, single_outputs
+from irtool.ops.rnn_lowering import (
+    bidirectional_outputs,
+    if_node,
+    onnx_activations,
+    pack_weights,
+    prefix_condition,
+    scan_outputs,
+    single_outputs,
+)
 
 # kind -> (gate blocks, number of states, ONNX op)
 KINDS = {"simple_rnn": (1, 1, "RNN"), "gru": (3, 1, "GRU"), "lstm": (4, 2, "LSTM")}
@@ -336,7 +344,23 @@ class Recurrent(Primitive):
             self.kind, [a.recurrent_activation, a.activation, a.activation]
         )
         node_attrs = onnx_activations(ctx, self, acts * self.directions)
-        node_attrs["hidden_size"] = a.units
+        if mask is None:
+            self._native(ctx, a, node_attrs, x, weights, states, None, outs, dtype)
+            return
+        # The native node's sequence_lens is exact when every row's mask is a prefix; any other
+        # mask (left padding, holes) runs the Scan. ONNX Runtime picks the branch at run time.
+        cond = prefix_condition(ctx, mask, a.has_initial_state)
+        if_node(
+            ctx,
+            cond,
+            lambda names: self._native(ctx, a, node_attrs, x, weights, states, mask, names, dtype),
+            lambda names: scan_outputs(ctx, self, a, x, weights, states, mask, names, dtype),
+            outs,
+        )
+
+    def _native(self, ctx, a, node_attrs, x, weights, states, mask, outs, dtype):
+        """One native RNN/GRU/LSTM node: exact without a mask or with a right-padded one."""
+        node_attrs = dict(node_attrs, hidden_size=a.units)
         if self.kind == "gru":
             node_attrs["linear_before_reset"] = int(a.reset_after)
         node_attrs["direction"] = (
