@@ -66,9 +66,12 @@ def _explicit_mask_model(lib, case):
     return lib.Model([x, m], CASES[case](lib.layers)(x, mask=m))
 
 
-def _check_onnx(model, proto, feeds, atol=1e-5):
+def _check_onnx(model, proto, feeds, atol=1e-5, direct=False):
     got = run_onnx(proto, {i.name: v for i, v in zip(proto.graph.input, feeds)})
-    want = model.predict(list(feeds) if len(feeds) > 1 else feeds[0], verbose=0)
+    if direct:  # a direct call: inputs of different batch sizes (weights as inputs)
+        want = [np.asarray(w) for w in model(list(feeds))]
+    else:
+        want = model.predict(list(feeds) if len(feeds) > 1 else feeds[0], verbose=0)
     want = list(want) if isinstance(want, (list, tuple)) else [want]
     assert len(got) == len(want)
     for g, w in zip(got, want):
@@ -219,3 +222,20 @@ def test_explicit_masks_match_keras_in_onnx(case):
         got = run_onnx(proto, {i.name: v for i, v in zip(proto.graph.input, feeds)})
         for g, w in zip(got, keras_outputs(theirs, feeds)):
             np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_weights_computed_in_the_graph_with_holes(reset_after):
+    """Weights that are graph inputs (not initializers) are split with nodes for the Scan."""
+    rng = np.random.default_rng(5)
+    shapes = [(F, 9), (3, 9), (2, 9) if reset_after else (9,)]
+    weights = [rng.standard_normal(s).astype("float32") for s in shapes]
+    x = keras.Input((None, F))
+    m = keras.Input((None,), dtype="bool")
+    ws = [keras.Input(batch_shape=w.shape) for w in weights]
+    out = ops.gru(x, *ws, mask=m, reset_after=reset_after, return_sequences=True, return_state=True)
+    model = keras.Model([x, m, *ws], out)
+    proto = irtool.onnx.to_onnx(model)
+    onnx.checker.check_model(proto, full_check=True)
+    for name in ("holes", "right_padded", "all_masked_rows"):
+        _check_onnx(model, proto, [*_feeds(MASKS[name]), *weights], direct=True)
