@@ -62,6 +62,19 @@ def run_onnx(proto, feeds: dict) -> list:
     return session.run(None, feeds)
 
 
+def all_nodes(graph) -> list:
+    """The nodes of an ONNX graph (or model) and, depth first, of its subgraphs (If branches,
+    Loop/Scan bodies): a masked recurrent layer's native node sits in an If's then-branch."""
+    graph = getattr(graph, "graph", graph)
+    nodes = []
+    for node in graph.node:
+        nodes.append(node)
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
+                nodes.extend(all_nodes(sub))
+    return nodes
+
+
 def flat_outputs(predictions) -> list:
     """Predictions as a flat list of arrays (dict outputs in sorted key order)."""
     if isinstance(predictions, dict):

@@ -172,6 +172,27 @@ def test_export_check_passes(tiny, tmp_path, capsys):
     assert lines[2].startswith("exported tiny -> ")
 
 
+MASKED_RNN = """
+import irtool as keras
+from irtool import layers
+
+tokens = keras.Input((None,), dtype="int32", name="tokens")
+h = layers.Embedding(5, 3, mask_zero=True)(tokens)
+h = layers.Bidirectional(layers.GRU(3, return_sequences=True))(h)
+model = keras.Model(tokens, layers.LSTM(2, go_backwards=True)(h), name="masked")
+"""
+
+
+def test_export_check_holds_for_masks_with_holes(tmp_path, capsys):
+    """--check's random tokens hold zeros anywhere (left padding, holes): the export is exact."""
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(write(tmp_path, "masked.py", MASKED_RNN)), "-o", str(out), "--check"]) == 0
+    assert "check: ONNX Runtime agrees with NumPy on 1 output" in capsys.readouterr().out
+    (tokens,) = irtool.runtime.ort.random_inputs(str(out), batch_size=3)
+    mask = tokens != 0
+    assert (mask[:, 1:] & ~mask[:, :-1]).any()  # some row's mask is not a prefix
+
+
 def test_export_check_failure_writes_nothing(tiny, tmp_path, capsys, monkeypatch):
     def disagree(path, reference, **kwargs):
         return [

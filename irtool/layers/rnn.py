@@ -3,8 +3,8 @@
 Each layer holds its weights on a cell sublayer (``lstm/lstm_cell/kernel``, ...) and runs the
 whole sequence with one fused primitive of ``irtool.ops.rnn``, which is exact Keras in NumPy
 and one native ONNX ``RNN``/``LSTM``/``GRU`` node with a dynamic time axis. Masks (``mask=`` or a
-mask attached to the input, e.g. from ``Embedding(mask_zero=True)``) follow Keras; in ONNX they
-are exact for right-padded masks only (see ``irtool.ops.rnn``). ``dropout`` and
+mask attached to the input, e.g. from ``Embedding(mask_zero=True)``) follow Keras, in ONNX too:
+the native node for right-padded masks, a ``Scan`` for any other (see ``irtool.ops.rnn``). ``dropout`` and
 ``recurrent_dropout`` act like Keras 3's when training (masks drawn once per call and shared by
 all steps; one per gate when ``recurrent_dropout`` is set) and not at inference; ``unroll`` and
 ``use_cudnn`` are accepted and ignored; ``stateful=True`` is not supported.

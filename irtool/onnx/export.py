@@ -147,7 +147,8 @@ def _lower(graph, opset, check, model_name, output_names, doc_string):
             helper.make_value_info(name, tensor_type(spec.dtype, spec.shape, [None] * len(spec.shape)))
         )
 
-    keep = {p.name for p in output_protos}
+    # Values that If/Loop/Scan subgraphs read from the outer scope are kept under their names, as outputs are.
+    keep = {p.name for p in output_protos} | {name for node in ctx.nodes for name in outer_references(node)}
     nodes = _drop_dead(_drop_identities(_merge_transposes(ctx.nodes, keep), keep), keep)
     # Weights folded at lowering (a Conv kernel permuted to ONNX's layout) leave their Keras-layout
     # originals unused: store only what some node or output reads.
@@ -169,6 +170,22 @@ def _lower(graph, opset, check, model_name, output_names, doc_string):
     if check:
         proto = validate(proto)
     return proto
+
+
+def outer_references(node) -> set:
+    """The names ``node``'s subgraphs (If branches, Loop/Scan bodies, nested) read from outside
+    themselves: inputs in all but name, which the peepholes must keep."""
+    refs: set = set()
+    for attr in node.attribute:
+        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+        for g in graphs:
+            local = {i.name for i in g.input} | {t.name for t in g.initializer}
+            local.update(name for n in g.node for name in n.output)
+            for n in g.node:
+                refs.update(name for name in n.input if name and name not in local)
+                refs.update(outer_references(n) - local)
+            refs.update(o.name for o in g.output if o.name not in local)
+    return refs
 
 
 SKELETON_MAX_BYTES = 1024

@@ -13,18 +13,21 @@ for, by the final states (``h`` / ``h, c`` per direction, forward first).
   ``zero_output_for_mask`` (which Keras' Bidirectional forces when returning sequences). With
   ``go_backwards`` the steps run from the last to the first and the returned sequence is in
   processing order, as in Keras (``flip_output`` reverses it, for Bidirectional).
-* **ONNX** is one native ``RNN`` / ``GRU`` / ``LSTM`` node (``direction="bidirectional"`` for a
-  pair) with ``W``/``R``/``B`` packed from the weights at export (LSTM gates reordered to ONNX's
-  ``i, o, f, c``; GRU ``reset_after=True`` is ``linear_before_reset=1``). ``x`` is transposed to
-  ``(time, batch, features)`` (``layout=0``: ONNX Runtime's CPU kernels reject ``layout=1``), so
-  the time axis stays dynamic. A mask becomes ``sequence_lens = sum(mask, time)``: this is exact
-  for **right-padded** masks (``[1, 1, 1, 0, 0]``, what ``Embedding(mask_zero=True)`` gives on
-  zero-padded sequences) and wrong for any other mask pattern, which only NumPy honours. A row
-  whose mask is all False ends with zero states in ONNX Runtime, where Keras keeps the initial
-  states (the same unless initial states are given). Activations ONNX accepts: tanh, sigmoid,
-  relu, linear, hard_sigmoid, softsign, softplus, elu, leaky_relu; any other (a name or a
-  callable written in ops) runs in NumPy and fails to lower with a clear error. The lowering
-  helpers are in ``irtool.ops.rnn_lowering``.
+* **ONNX** without a mask is one native ``RNN`` / ``GRU`` / ``LSTM`` node
+  (``direction="bidirectional"`` for a pair) with ``W``/``R``/``B`` packed from the weights at
+  export (LSTM gates reordered to ONNX's ``i, o, f, c``; GRU ``reset_after=True`` is
+  ``linear_before_reset=1``). ``x`` is transposed to ``(time, batch, features)`` (``layout=0``:
+  ONNX Runtime's CPU kernels reject ``layout=1``), so the time axis stays dynamic. With a mask
+  the export is exact for any mask pattern, choosing at run time with an ``If``: when every
+  row's mask is a prefix (``[1, 1, 1, 0, 0]``, right padding, what ``Embedding(mask_zero=True)``
+  gives on zero-padded sequences; with initial states, also no all-masked row, whose states
+  ONNX Runtime would zero where Keras keeps them) the native node runs with ``sequence_lens =
+  sum(mask, time)``; otherwise (left padding, holes) one ``Scan`` per direction runs Keras'
+  step on ``x @ kernel + bias`` (computed for all steps before the loop) with ``Where`` keeping
+  the states and the previous output (or zeros) on masked steps, exactly as NumPy does.
+  Activations ONNX accepts: tanh, sigmoid, relu, linear, hard_sigmoid, softsign, softplus, elu,
+  leaky_relu; any other (a name or a callable written in ops) runs in NumPy and fails to lower
+  with a clear error. The lowering helpers are in ``irtool.ops.rnn_lowering``.
 """
 
 from __future__ import annotations
@@ -40,7 +43,15 @@ from irtool.ir.spec import TensorSpec
 from irtool.ops import elementwise as ew
 from irtool.ops.core import Primitive, SymbolicTensor, apply, scope, spec_of, value_of
 from irtool.ops.operation import top_level_op
-from irtool.ops.rnn_lowering import bidirectional_outputs, onnx_activations, pack_weights, single_outputs
+from irtool.ops.rnn_lowering import (
+    bidirectional_outputs,
+    if_node,
+    onnx_activations,
+    pack_weights,
+    prefix_condition,
+    scan_outputs,
+    single_outputs,
+)
 
 # kind -> (gate blocks, number of states, ONNX op)
 KINDS = {"simple_rnn": (1, 1, "RNN"), "gru": (3, 1, "GRU"), "lstm": (4, 2, "LSTM")}
@@ -336,7 +347,23 @@ class Recurrent(Primitive):
             self.kind, [a.recurrent_activation, a.activation, a.activation]
         )
         node_attrs = onnx_activations(ctx, self, acts * self.directions)
-        node_attrs["hidden_size"] = a.units
+        if mask is None:
+            self._native(ctx, a, node_attrs, x, weights, states, None, outs, dtype)
+            return
+        # The native node's sequence_lens is exact when every row's mask is a prefix; any other
+        # mask (left padding, holes) runs the Scan. ONNX Runtime picks the branch at run time.
+        cond = prefix_condition(ctx, mask, a.has_initial_state)
+        if_node(
+            ctx,
+            cond,
+            lambda names: self._native(ctx, a, node_attrs, x, weights, states, mask, names, dtype),
+            lambda names: scan_outputs(ctx, self, a, x, weights, states, mask, names, dtype),
+            outs,
+        )
+
+    def _native(self, ctx, a, node_attrs, x, weights, states, mask, outs, dtype):
+        """One native RNN/GRU/LSTM node: exact without a mask or with a right-padded one."""
+        node_attrs = dict(node_attrs, hidden_size=a.units)
         if self.kind == "gru":
             node_attrs["linear_before_reset"] = int(a.reset_after)
         node_attrs["direction"] = (

@@ -9,7 +9,7 @@ import irtool as keras
 from irtool import layers, ops
 
 from ..conftest import assert_onnx_parity, run_onnx
-from ..harness import run_layer_test
+from ..harness import all_nodes, run_layer_test
 from ..ops import _rnn_reference as ref
 
 RNG = np.random.default_rng(21)
@@ -108,7 +108,7 @@ def test_layer_outputs_match_reference_and_onnx(cls, return_sequences, go_backwa
         return ref.layer(kind, xv, _weights(layer), None, mask, return_sequences, go_backwards)
 
     proto = _check(model, reference, masked=True)
-    assert [node.op_type for node in proto.graph.node].count({"simple_rnn": "RNN"}.get(kind, kind.upper())) == 1
+    assert [node.op_type for node in all_nodes(proto)].count({"simple_rnn": "RNN"}.get(kind, kind.upper())) == 1
 
 
 @pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU])
@@ -148,7 +148,7 @@ def test_bidirectional_merge_modes_one_node(cls, merge_mode):
         return ref.bidirectional(kind, xv, weights[:half], weights[half:], None, mask, True, merge_mode)
 
     proto = _check(model, reference, masked=True)
-    (node,) = [nd for nd in proto.graph.node if nd.op_type in ("RNN", "LSTM", "GRU")]
+    (node,) = [nd for nd in all_nodes(proto) if nd.op_type in ("RNN", "LSTM", "GRU")]
     assert [a.s for a in node.attribute if a.name == "direction"] == [b"bidirectional"]
 
 
@@ -166,7 +166,7 @@ def test_bidirectional_with_a_different_backward_layer_runs_two_ops():
         return [np.concatenate([y, y_rev], -1)]
 
     proto = _check(model, reference, masked=True)
-    assert sorted(n.op_type for n in proto.graph.node if n.op_type in ("LSTM", "GRU")) == ["GRU", "LSTM"]
+    assert sorted(n.op_type for n in all_nodes(proto) if n.op_type in ("LSTM", "GRU")) == ["GRU", "LSTM"]
     # Same kind and settings but given explicitly: fused again.
     twin = layers.Bidirectional(layers.GRU(2), backward_layer=layers.GRU(2, go_backwards=True))
     proto = keras.onnx.to_onnx(keras.Model(x, twin(x)))

@@ -97,13 +97,13 @@ def test_embedding_masks_match_keras(case):
     for time in (3, 6):
         ids = RNG.integers(1, 12, (4, time)).astype("int32")
         for row, length in enumerate((time, 1, time - 1, 2)):
-            ids[row, length:] = 0  # right padding: exact in ONNX too
+            ids[row, length:] = 0  # right padding: the export's native node
         padded.append(ids.copy())
-        ids[0, 0] = ids[1, 1] = 0  # holes: Keras semantics are NumPy-only
+        ids[0, 0] = ids[1, 1] = 0  # holes and left padding: the export's Scan branch
         holes.append(ids)
     theirs, ours = _both(builder, inputs, *padded, *holes)
     proto = irtool.onnx.to_onnx(ours)
-    for ids in padded:
+    for ids in padded + holes:
         _compare_onnx(theirs, ours, ids, proto)
 
 
