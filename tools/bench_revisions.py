@@ -131,7 +131,7 @@ def main(argv=None) -> int:
                     runs[side].append(_measure(trees[side]))
                 print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
         finally:
-            for side, tree in trees.items():
+            for tree in trees.values():
                 if tree != ROOT:
                     subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
     print(f"| case | before ({args.before}) | after ({args.after or 'working tree'}) | after/before |")
