@@ -98,44 +98,44 @@ class Graph:
 
     # -- reading ------------------------------------------------------------------------
     def op(self, op) -> Op:
-        d = self.nx.nodes[op]
+        d = self.nx._node[op]
         return Op(d["name"], d["prim"], d["attrs"], d["scope"], tuple(d["inputs"]), tuple(d["outputs"]))
 
     def value(self, value) -> Value:
-        d = self.nx.nodes[value]
+        d = self.nx._node[value]
         return Value(d["name"], d["spec"], d["kind"], d["payload"])
 
     def __contains__(self, node) -> bool:
         return node in self.nx
 
     def is_op(self, node) -> bool:
-        return self.nx.nodes[node]["is_op"]
+        return self.nx._node[node]["is_op"]
 
     def name(self, node) -> str:
-        return self.nx.nodes[node]["name"]
+        return self.nx._node[node]["name"]
 
     def spec(self, value) -> TensorSpec:
-        return self.nx.nodes[value]["spec"]
+        return self.nx._node[value]["spec"]
 
     def kind(self, value) -> str:
-        return self.nx.nodes[value]["kind"]
+        return self.nx._node[value]["kind"]
 
     def prim(self, op):
-        return self.nx.nodes[op]["prim"]
+        return self.nx._node[op]["prim"]
 
     def attrs(self, op) -> dict:
-        return self.nx.nodes[op]["attrs"]
+        return self.nx._node[op]["attrs"]
 
     def scope(self, op) -> tuple:
-        return self.nx.nodes[op]["scope"]
+        return self.nx._node[op]["scope"]
 
     def op_inputs(self, op) -> list:
         """The values ``op`` reads, by input port."""
-        return list(self.nx.nodes[op]["inputs"])
+        return list(self.nx._node[op]["inputs"])
 
     def op_outputs(self, op) -> list:
         """The values ``op`` computes, by output port."""
-        return list(self.nx.nodes[op]["outputs"])
+        return list(self.nx._node[op]["outputs"])
 
     def producer(self, value):
         """The op computing ``value``, or None for inputs, weights and constants."""
@@ -160,7 +160,7 @@ class Graph:
 
     def constant_array(self, value):
         """The array a weight or constant holds now (a weight's current value), else None."""
-        d = self.nx.nodes[value]
+        d = self.nx._node[value]
         if d["kind"] == "weight":
             return d["payload"]._value
         if d["kind"] == "const":
@@ -236,7 +236,7 @@ class Graph:
         """Compute ``op``'s output values with another primitive: the op keeps its key, its place
         in ``ops`` and its outputs (same keys and names, so consumers and graph outputs are
         untouched) and reads ``inputs``, which must be computed before it."""
-        d = self.nx.nodes[op]
+        d = self.nx._node[op]
         specs = prim.infer([self.spec(v) for v in inputs], **attrs)
         if [tuple(s) for s in specs] != [tuple(self.spec(v)) for v in d["outputs"]]:
             raise ValueError(
@@ -259,14 +259,14 @@ class Graph:
             (op, key, port) for _, op, key, port in self.nx.out_edges(old, keys=True, data="port") if op is not maker
         ]
         for op, key, port in moved:
-            self.nx.nodes[op]["inputs"][port] = new
+            self.nx._node[op]["inputs"][port] = new
             self.nx.add_edge(new, op, port=port)
             self.nx.remove_edge(old, op, key)
         self.outputs = [new if v is old else v for v in self.outputs]
 
     def remove_op(self, op) -> None:
         """Remove ``op`` and its output values, which nothing may read any more."""
-        outputs = self.nx.nodes[op]["outputs"]
+        outputs = self.nx._node[op]["outputs"]
         for v in outputs:
             if self.uses(v):
                 raise ValueError(f"Cannot remove op {self.name(op)!r}: its output {self.name(v)!r} is still used.")
@@ -278,13 +278,13 @@ class Graph:
         live = set(self.outputs)
         kept = []
         for op in reversed(self.ops):
-            d = self.nx.nodes[op]
+            d = self.nx._node[op]
             if any(v in live for v in d["outputs"]):
                 live.update(d["inputs"])
                 kept.append(op)
         kept_set = set(kept)
         for op in [op for op in self.ops if op not in kept_set]:
-            self.nx.remove_nodes_from([op, *self.nx.nodes[op]["outputs"]])
+            self.nx.remove_nodes_from([op, *self.nx._node[op]["outputs"]])
         self.ops = kept[::-1]
         unread = [v for v in self.values() if self.kind(v) in ("weight", "const") and not self.nx.out_degree(v)]
         self.nx.remove_nodes_from(unread)
@@ -325,7 +325,7 @@ class Graph:
                     raise ValueError(f"Value {self.name(v)!r} is needed but is not computed from the given inputs.")
                 continue
             needed.add(op)
-            stack.extend(self.nx.nodes[op]["inputs"])
+            stack.extend(self.nx._node[op]["inputs"])
         other = Graph()
         for v in inputs:
             s = self.value(v)
@@ -419,7 +419,7 @@ class Graph:
         return f"<Graph: {len(self.inputs)} inputs, {len(self.ops)} ops, {len(self.outputs)} outputs>"
 
     def _operand(self, value) -> str:
-        d = self.nx.nodes[value]
+        d = self.nx._node[value]
         if d["kind"] == "weight":
             return f"@{d['name']}"
         if d["kind"] == "const":

@@ -38,20 +38,21 @@ def default_opset() -> int:
 
 def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelProto:
     """Lower ``model`` (a functional model) to a validated ``onnx.ModelProto``."""
-    graph = getattr(model, "inference_graph", None)
-    if graph is None:
-        raise ExportError(
-            f"Model '{model.name}' has no graph to export: build it first (give it an Input, or call it on data), "
-            "or use a functional model."
+    with gc_paused():  # the model's first export makes its fused graph: pause the collector for both
+        graph = getattr(model, "inference_graph", None)
+        if graph is None:
+            raise ExportError(
+                f"Model '{model.name}' has no graph to export: build it first (give it an Input, or call it on "
+                "data), or use a functional model."
+            )
+        return lower(
+            graph,
+            opset=opset,
+            check=check,
+            name=model.name,
+            output_names=list(model.output_names),
+            doc_string=f"{model.class_name} model '{model.name}' exported by irtool {__version__}",
         )
-    return lower(
-        graph,
-        opset=opset,
-        check=check,
-        name=model.name,
-        output_names=list(model.output_names),
-        doc_string=f"{model.class_name} model '{model.name}' exported by irtool {__version__}",
-    )
 
 
 def lower(

@@ -39,9 +39,9 @@ def fuse_matmul_add(graph: Graph, in_place: bool = False) -> Graph:
 def _matmul_add_pairs(graph: Graph):
     """``(matmul, add, [x, w, b])`` for every pair ``fuse_matmul_add`` fuses."""
     for op in graph.ops:
-        o = graph.op(op)
-        if o.prim is not MATMUL:
+        if graph.prim(op) is not MATMUL:
             continue
+        o = graph.op(op)
         x, w = o.inputs
         (product,) = o.outputs
         spec = graph.spec(product)
