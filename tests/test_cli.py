@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import runpy
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -210,7 +212,7 @@ def test_export_check_failure_writes_nothing(tiny, tmp_path, capsys, monkeypatch
     out = tmp_path / "out" / "t.onnx"
     assert main(["export", str(tiny), "-o", str(out), "--check"]) == 1
     captured = capsys.readouterr()
-    assert "output out: max |diff| 0.5, max rel 1 (float32, batch sizes 2, 3): FAILED" in captured.out
+    assert "output out: max |diff| 0.5, max rel 1 (float32, batch sizes 1, 3): FAILED" in captured.out
     assert captured.err.startswith("irtool: error: ONNX Runtime disagrees with NumPy on out")
     assert captured.err.count("\n") == 1
     assert not (tmp_path / "out").exists()
@@ -586,3 +588,62 @@ def test_plot_warnings_are_one_line_each(tmp_path, capsys):
     assert captured.err.startswith("irtool: warning: The plot of 'chain' is ") and captured.err.count("\n") == 1
     assert "PNG resolution lowered from 600 to" in captured.err
     assert captured.out == f"plotted model 'chain' -> {out} (png, rendered by graphviz-pure)\n"
+
+
+MASKED_TANH = """
+import irtool as keras
+from irtool import layers
+
+tokens = keras.Input((None,), dtype="int32", name="tokens")
+h = layers.GlobalAveragePooling1D()(layers.Embedding(7, 4, mask_zero=True)(tokens))
+model = keras.Model(tokens, layers.Dense(3, activation="tanh", name="scores")(h), name="masked_tanh")
+"""
+
+
+def test_export_check_names_a_real_disagreement(tmp_path, capsys, monkeypatch):
+    """A Tanh exported 0.1% too large: the failure names the output, the input set, the largest
+    difference, and a float64 run shows it is no rounding."""
+    from irtool.ops.elementwise import TANH
+
+    def tanh_a_bit_off(ctx, ins, outs):
+        (y,) = ctx.node("Tanh", ins)
+        ctx.node("Mul", [y, ctx.const(np.float32(1.001))], outs)
+
+    monkeypatch.setattr(TANH, "to_onnx", tanh_a_bit_off)
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(write(tmp_path, "masked.py", MASKED_TANH)), "-o", str(out), "--check"]) == 1
+    captured = capsys.readouterr()
+    (line,) = captured.out.splitlines()
+    assert line.startswith("output scores: max |diff| ") and ": FAILED: largest |diff| " in line
+    assert "padding: none, right, left, a hole, an all-padding row" in line
+    assert "a real disagreement (against a float64 NumPy run: ONNX Runtime is off by " in line
+    err = captured.err
+    assert err.startswith("irtool: error: ONNX Runtime disagrees with NumPy on scores (largest |diff| ")
+    assert re.search(
+        r" at batch [13], length [15](, [a-z -]+)?, a real disagreement\) \(atol 1e-05, rtol 1e-05\); ", err
+    )
+    assert "loosen" not in err and err.count("\n") == 1
+    assert files_under(tmp_path) == ["masked.py"]
+
+
+def test_export_check_calls_float32_noise_rounding(tmp_path, capsys):
+    source = write(
+        tmp_path,
+        "deep.py",
+        """
+        import irtool as keras
+        from irtool import layers
+
+        x = inputs = keras.Input((16,), name="x")
+        for _ in range(12):
+            x = layers.Dense(16, activation="tanh")(x)
+        model = keras.Model(inputs, layers.Dense(4, name="out")(x), name="deep")
+        """,
+    )
+    argv = ["export", str(source), "-o", str(tmp_path / "d.onnx"), "--check", "--atol", "1e-9", "--rtol", "0"]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "(float32, batch sizes 1, 3): FAILED: largest |diff| " in captured.out
+    assert "; float rounding (against a float64 NumPy run" in captured.out
+    assert ", float rounding) (atol 1e-09, rtol 0); only float rounding: loosen --atol/--rtol" in captured.err
+    assert files_under(tmp_path) == ["deep.py"]

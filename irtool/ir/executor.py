@@ -21,10 +21,13 @@ from irtool.ir.graph import Graph
 class CompiledGraph:
     """A graph ready to run: ``run([x0, x1, ...]) -> [y0, y1, ...]`` on NumPy arrays.
 
-    ``source`` holds the generated code, readable for debugging.
+    ``source`` holds the generated code, readable for debugging. With ``float_dtype`` (e.g.
+    ``"float64"``, for a high-precision reference run) floating weights and constants are bound
+    as copies in that dtype; the kernels follow their operands' dtype, so feeding arrays of that
+    dtype runs the whole graph in it (but for explicit casts).
     """
 
-    def __init__(self, graph: Graph):
+    def __init__(self, graph: Graph, float_dtype=None):
         local: dict = {}
         bound: dict = {}
         for i, v in enumerate(graph.inputs):
@@ -37,7 +40,10 @@ class CompiledGraph:
                 name = local.get(v)
                 if name is None:  # a weight or constant, bound once
                     name = local[v] = f"c{len(bound)}"
-                    bound[name] = graph.constant_array(v)
+                    array = graph.constant_array(v)
+                    if float_dtype is not None and np.issubdtype(np.asarray(array).dtype, np.floating):
+                        array = np.asarray(array, dtype=float_dtype)
+                    bound[name] = array
                 args.append(name)
             outs = [local.setdefault(v, f"v{len(local)}") for v in o.outputs]
             kernel = f"k{k}"

@@ -191,6 +191,30 @@ def _differences(got: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndar
     return diff, diff / (np.abs(np.nan_to_num(b)) + 1e-7)
 
 
+#: ``InputSet``: a label for the user ("batch 3, length 5, left-padded") and one array per ONNX input.
+InputSet = tuple[str, Sequence[np.ndarray]]
+
+#: ``check_parity`` calls a difference float rounding when ONNX Runtime is at most this many times
+#: as far from the exact reference as the reference itself is (plus ``ROUNDING_SLACK``).
+ROUNDING_FACTOR = 2.0
+#: ... plus this many float32 epsilons of the exact output's largest magnitude.
+ROUNDING_SLACK = 4.0
+
+FLOAT_ROUNDING = "float rounding"
+REAL_DISAGREEMENT = "a real disagreement"
+
+
+def _rounding_verdict(got: np.ndarray, want: np.ndarray, exact: np.ndarray) -> tuple[str, float, float]:
+    """``(verdict, max |got - exact|, max |want - exact|)`` for one output on one input set."""
+    exact = np.asarray(exact, dtype=np.float64)
+    onnx_error = float(_differences(got, exact)[0].max())
+    reference_error = float(_differences(want, exact)[0].max())
+    scale = float(np.max(np.abs(np.nan_to_num(exact, posinf=0.0, neginf=0.0)), initial=0.0))
+    slack = ROUNDING_SLACK * float(np.finfo(np.float32).eps) * scale
+    verdict = FLOAT_ROUNDING if onnx_error <= ROUNDING_FACTOR * reference_error + slack else REAL_DISAGREEMENT
+    return verdict, onnx_error, reference_error
+
+
 def check_parity(
     proto_or_path: OnnxSource,
     reference: Callable[[list[np.ndarray]], Sequence[Any]],
@@ -200,21 +224,39 @@ def check_parity(
     seed: int = 0,
     providers: Any = None,
     reference_name: str = "the reference",
+    input_sets: Sequence[InputSet] | None = None,
+    exact_reference: Callable[[list[np.ndarray]], Sequence[Any]] | None = None,
 ) -> list[dict]:
     """Compare ONNX Runtime with ``reference`` on random inputs; one report per ONNX output.
 
     ``reference(arrays)`` gets the input arrays in the ONNX model's input order and returns
-    the outputs in its output order. For each of ``batch_sizes`` both get the same
-    ``random_inputs``. Each report has ``name`` (the ONNX output name), ``shape`` (its
+    the outputs in its output order. Both get the same inputs: ``input_sets``, labelled
+    ``(label, arrays)`` pairs, when given, else ``random_inputs`` for each of ``batch_sizes``
+    (labelled ``"batch N"``). Each report has ``name`` (the ONNX output name), ``shape`` (its
     declared ONNX shape, see ``TensorInfo``), ``dtype``, ``max_abs_diff`` and ``max_rel_diff``
-    (over all ``batch_sizes``), ``ok`` and, when not ok for another reason than the values,
-    ``error``. Float outputs pass when ``|a - b| <= atol + rtol * |b|`` everywhere; integer and
-    boolean outputs must be equal; ``reference_name`` names the reference in ``error``. Raises
-    ``ValueError`` when ``reference`` returns another number of outputs than the ONNX model has.
+    (over all sets), ``ok`` and, when not ok for another reason than the values, ``error``
+    (prefixed with the set's label). Float outputs pass when ``|a - b| <= atol + rtol * |b|``
+    everywhere; integer and boolean outputs must be equal; ``reference_name`` names the
+    reference in ``error``.
+
+    A report that failed on its values also says where the largest difference is: ``worst``
+    (the set's label), ``worst_index`` (the element), ``onnx_value`` and ``reference_value``.
+    With ``exact_reference`` (the same computation in higher precision, e.g. a float64 NumPy
+    run), which is called only on the sets where a float output failed, a failed float output
+    also gets ``verdict``: ``FLOAT_ROUNDING`` when, on every set where it failed, ONNX Runtime
+    is within ``ROUNDING_FACTOR`` times the reference's own distance from the exact result
+    (plus ``ROUNDING_SLACK`` float32 epsilons of that result's scale), else
+    ``REAL_DISAGREEMENT``; ``onnx_error`` and ``reference_error`` are those distances (the
+    largest over the failing sets). Raises ``ValueError`` when ``reference`` returns another
+    number of outputs than the ONNX model has.
     """
     proto = load_onnx(proto_or_path)
     inputs, outputs = graph_io(proto)
     session = make_session(proto_or_path, providers)
+    if input_sets is None:
+        input_sets = [
+            (f"batch {int(b)}", random_inputs(inputs, int(b), run=run, seed=seed)) for run, b in enumerate(batch_sizes)
+        ]
     reports = [
         {
             "name": info.name,
@@ -226,8 +268,9 @@ def check_parity(
         }
         for info in outputs
     ]
-    for run, batch_size in enumerate(batch_sizes):
-        feeds = random_inputs(inputs, int(batch_size), run=run, seed=seed)
+    worst_failure = [-1.0] * len(outputs)
+    for label, feeds in input_sets:
+        feeds = list(feeds)
         got = session.run(None, {info.name: array for info, array in zip(inputs, feeds)})
         want = list(reference(feeds))
         if len(want) != len(outputs):
@@ -235,33 +278,60 @@ def check_parity(
                 f"{reference_name} gave {len(want)} outputs, but the ONNX model has {len(outputs)} "
                 f"({', '.join(info.name for info in outputs)})."
             )
-        for report, g, w in zip(reports, got, want):
+        failed_floats = []
+        for k, (report, g, w) in enumerate(zip(reports, got, want)):
             g, w = np.asarray(g), np.asarray(w)
             if g.shape != w.shape or g.dtype != w.dtype:
                 report["ok"] = False
                 report["max_abs_diff"] = report["max_rel_diff"] = float("inf")
                 report.setdefault(
                     "error",
-                    f"batch {batch_size}: ONNX Runtime gave {g.dtype}{list(g.shape)}, "
-                    f"{reference_name} {w.dtype}{list(w.shape)}",
+                    f"{label}: ONNX Runtime gave {g.dtype}{list(g.shape)}, {reference_name} {w.dtype}{list(w.shape)}",
                 )
                 continue
             if g.size == 0:
                 continue
             diff, rel = _differences(g, w)
-            report["max_abs_diff"] = max(report["max_abs_diff"], float(diff.max()))
+            largest = float(diff.max())
+            report["max_abs_diff"] = max(report["max_abs_diff"], largest)
             report["max_rel_diff"] = max(report["max_rel_diff"], float(rel.max()))
-            if np.issubdtype(w.dtype, np.floating):
+            floating = np.issubdtype(w.dtype, np.floating)
+            if floating:
                 ok = bool(np.all(diff <= atol + rtol * np.abs(np.nan_to_num(w.astype(np.float64)))))
             else:
                 ok = bool(np.all(diff == 0))
             report["ok"] = report["ok"] and ok
+            if ok:
+                continue
+            if largest > worst_failure[k]:
+                worst_failure[k] = largest
+                index = np.unravel_index(int(np.argmax(diff)), diff.shape)
+                report["worst"] = label
+                report["worst_index"] = tuple(int(i) for i in index)
+                report["onnx_value"] = g[index].item()
+                report["reference_value"] = w[index].item()
+            if floating and exact_reference is not None:
+                failed_floats.append((k, g, w))
+        if failed_floats:
+            exact = list(exact_reference(feeds))
+            for k, g, w in failed_floats:
+                verdict, onnx_error, reference_error = _rounding_verdict(g, w, exact[k])
+                report = reports[k]
+                if report.get("verdict") != REAL_DISAGREEMENT:
+                    report["verdict"] = verdict
+                report["onnx_error"] = max(report.get("onnx_error", 0.0), onnx_error)
+                report["reference_error"] = max(report.get("reference_error", 0.0), reference_error)
     return reports
 
 
 __all__ = [
     "CPU",
     "DYNAMIC_SIZES",
+    "FLOAT_ROUNDING",
+    "REAL_DISAGREEMENT",
+    "ROUNDING_FACTOR",
+    "ROUNDING_SLACK",
+    "InputSet",
     "TensorInfo",
     "check_parity",
     "graph_io",

@@ -237,3 +237,28 @@ def test_make_session_accepts_paths_and_bytes(tmp_path):
 def test_make_session_refuses_a_missing_provider():
     with pytest.raises(RuntimeError, match="CUDAExecutionProvider"):
         make_session(keras.onnx.to_onnx(_mlp()), ["CUDAExecutionProvider"])
+
+
+def test_check_parity_names_the_set_and_tells_rounding_from_a_real_disagreement():
+    proto = _relu_neg(["batch", 4], ["batch", 4])
+    x = np.array([[1.0, -2.0, 3.0, 0.5]], np.float32)
+    sets = [("all negative", [-np.abs(x)]), ("mixed", [x])]
+    exact = lambda xs: [-np.maximum(xs[0].astype(np.float64), 0)]  # noqa: E731
+    # the reference is 1e-3 off where ONNX Runtime is exact: ONNX Runtime is the closer, so rounding
+    (report,) = check_parity(
+        proto, lambda xs: [-np.maximum(xs[0], 0) * np.float32(1.001)], input_sets=sets, exact_reference=exact
+    )
+    assert report["ok"] is False and report["worst"] == "mixed" and report["worst_index"] == (0, 2)
+    assert report["onnx_value"] == -3.0 and report["reference_value"] == pytest.approx(-3.003)
+    assert report["verdict"] == "float rounding" and report["onnx_error"] == 0
+    # the reference computes something else (+1e-3) and its float64 run agrees: a real disagreement
+    shifted = lambda xs: [-np.maximum(xs[0].astype(np.float64), 0) + 1e-3]  # noqa: E731
+    (report,) = check_parity(
+        proto, lambda xs: [shifted(xs)[0].astype(np.float32)], input_sets=sets, exact_reference=shifted
+    )
+    assert report["verdict"] == "a real disagreement" and report["onnx_error"] == pytest.approx(1e-3, rel=1e-3)
+    assert report["reference_error"] < 1e-7
+    assert report["worst"] == "all negative"  # the first set of the largest difference
+    # without an exact reference there is no verdict; integer-free outputs that agree get no location
+    (report,) = check_parity(proto, lambda xs: [-np.maximum(xs[0], 0)], input_sets=sets)
+    assert report["ok"] and "worst" not in report and "verdict" not in report
