@@ -120,6 +120,7 @@ from irtool.layers.reshaping import (
     ZeroPadding2D,
     ZeroPadding3D,
 )
+from irtool.layers.reversible_embedding import ReversibleEmbedding
 from irtool.layers.rnn import GRU, LSTM, SimpleRNN
 from irtool.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
 from irtool.layers.time_distributed import TimeDistributed

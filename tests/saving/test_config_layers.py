@@ -177,6 +177,11 @@ SPECS = [
     ("RMSNormalization", dict(axis=[-2, -1], epsilon=1e-4), (None, 5, 4)),
     ("ReLU", dict(max_value=6.0, negative_slope=0.1, threshold=0.5), (None, 4)),
     ("RepeatVector", dict(n=3), (None, 4)),
+    (
+        "ReversibleEmbedding",
+        dict(input_dim=10, output_dim=3, tie_weights=False, logit_soft_cap=2.0, reverse_dtype="float32"),
+        (None, 5),
+    ),
     ("Rescaling", dict(scale=1 / 255.0, offset=-1.0), (None, 4)),
     ("Reshape", dict(target_shape=(2, 2)), (None, 4)),
     ("Resizing", dict(height=4, width=5, interpolation="nearest", crop_to_aspect_ratio=True), (None, 8, 8, 3)),
@@ -221,7 +226,7 @@ def sample_arrays(shape, name: str, seed: int = 0):
     if isinstance(shape, list):
         return [sample_arrays(s, name, seed + i + 1) for i, s in enumerate(shape)]
     concrete = tuple(2 if d is None else d for d in shape)
-    if name == "Embedding":
+    if name in ("Embedding", "ReversibleEmbedding"):
         return rng.integers(0, 10, concrete).astype("int32")
     return rng.standard_normal(concrete).astype("float32")
 
