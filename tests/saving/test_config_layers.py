@@ -123,6 +123,21 @@ SPECS = [
         ),
         (None, 5, 4),
     ),
+    (
+        "GroupQueryAttention",
+        dict(
+            head_dim=2,
+            num_query_heads=4,
+            num_key_value_heads=2,
+            dropout=0.1,
+            use_gate=True,
+            sliding_window=3,
+            kernel_initializer="he_normal",
+            bias_regularizer="l2",
+            seed=3,
+        ),
+        [(None, 3, 4), (None, 5, 4)],
+    ),
     ("GRUCell", dict(units=3, reset_after=False, activation="relu"), (None, 4)),
     ("GaussianDropout", dict(rate=0.2, seed=1), (None, 4)),
     ("GaussianNoise", dict(stddev=0.3, seed=1), (None, 4)),
@@ -232,7 +247,7 @@ def sample_arrays(shape, name: str, seed: int = 0):
 
 
 def run_layer(layer, name: str, arrays):
-    if name == "MultiHeadAttention":
+    if name in ("MultiHeadAttention", "GroupQueryAttention"):
         return layer(arrays[0], arrays[1])
     if name in _CELLS:
         return layer(arrays, [np.zeros((arrays.shape[0], layer.units), "float32")] * layer.n_states)[0]
@@ -380,5 +395,5 @@ def test_configs_load_across(spec, keras):
     assert type(from_keras) is type(ours)
     assert _close(_without_name(to_json(from_keras.get_config())), _without_name(to_json(ours.get_config())))
     from_irtool = keras.saving.deserialize_keras_object(to_json(serialize_keras_object(ours)))
-    assert type(from_irtool).__name__ == name
+    assert type(from_irtool).__name__ == ours.class_name  # GroupQueryAttention: Keras class GroupedQueryAttention
     assert _close(_without_name(to_json(from_irtool.get_config())), _without_name(to_json(theirs.get_config())))
