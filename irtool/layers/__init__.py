@@ -40,6 +40,7 @@ from irtool.layers.dot import Dot, dot
 from irtool.layers.dropout import Dropout
 from irtool.layers.einsum_dense import EinsumDense
 from irtool.layers.embedding import Embedding
+from irtool.layers.group_query_attention import GroupQueryAttention
 from irtool.layers.input_layer import Input, InputLayer
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.lambda_layer import Lambda
@@ -120,6 +121,7 @@ from irtool.layers.reshaping import (
     ZeroPadding2D,
     ZeroPadding3D,
 )
+from irtool.layers.reversible_embedding import ReversibleEmbedding
 from irtool.layers.rnn import GRU, LSTM, SimpleRNN
 from irtool.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
 from irtool.layers.time_distributed import TimeDistributed

@@ -60,7 +60,10 @@ _MODEL_INTERNALS = {
 }
 # Weightless sublayers Keras' layers hold where irtool uses a function; Keras writes an empty
 # ``vars`` group for each (``(attribute, name attribute)``), so irtool writes them too.
-_KERAS_EMPTY_SUBLAYERS = {"MultiHeadAttention": (("_softmax", "softmax"),)}
+_KERAS_EMPTY_SUBLAYERS = {
+    "MultiHeadAttention": (("_softmax", "softmax"),),
+    "GroupQueryAttention": (("_softmax", "softmax"),),
+}
 
 
 def _layer_skipset() -> set:
@@ -137,12 +140,18 @@ def weight_entries(model) -> list[tuple[str, object]]:
         used: dict = {}
         for item in container.values() if isinstance(container, dict) else container:
             if is_saveable(item):
-                visit(item, f"{path}/{_unique(to_snake_case(type(item).__name__), used)}")
+                visit(item, f"{path}/{_unique(to_snake_case(_keras_class_name(item)), used)}")
             elif isinstance(item, (list, tuple, dict)):
                 visit_container(item, f"{path}/{_unique('container', used)}", seen)
 
     visit(model, "")
     return entries
+
+
+def _keras_class_name(obj) -> str:
+    # A layer whose Keras class is named unlike its export (GroupQueryAttention's class is
+    # GroupedQueryAttention) says so through ``class_name``; Keras names list items by class.
+    return obj.class_name if isinstance(obj, Layer) else type(obj).__name__
 
 
 def _unique(name: str, used: dict) -> str:

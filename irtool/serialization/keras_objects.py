@@ -79,6 +79,15 @@ _PRECEDENCE = (
     "keras.src.applications.convnext",
 )
 _MODEL_CLASSES = ("Functional", "Model", "Sequential")
+# Keras layers that wrap code of one backend (a JAX function, a Flax or PyTorch module, a
+# TensorFlow SavedModel): their configs and files hold that code or a path to it, not Keras ops,
+# so irtool refuses them by name with what to do instead of a generic "unknown layer".
+_BACKEND_LAYERS = {
+    "JaxLayer": "a JAX function (`call_fn`) and its parameters",
+    "FlaxLayer": "a Flax module",
+    "TorchModuleWrapper": "a PyTorch `torch.nn.Module`",
+    "TFSMLayer": "a TensorFlow SavedModel endpoint",
+}
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 
 
@@ -396,11 +405,21 @@ def _retrieve_class(class_name, registered_name, module, custom_objects, config,
         found = _NAMESPACES.get(namespace, {}).get(class_name)
         if isinstance(found, type):
             return found
+        if namespace == "keras.layers" and class_name in _BACKEND_LAYERS:
+            raise _unknown("layer", class_name, module, config, _backend_layer_message(class_name))
         message = (
             "irtool does not implement this Keras class; a custom class of that name can be passed in custom_objects."
         )
         raise _unknown(kind or _KINDS.get(namespace, "object"), class_name, module, config, message)
     raise _unknown(kind or "object", class_name, module, config)
+
+
+def _backend_layer_message(class_name: str) -> str:
+    return (
+        f"A Keras {class_name} runs {_BACKEND_LAYERS[class_name]}, backend code that irtool cannot run or "
+        "export. Rebuild that part of the model from Keras layers (or an irtool custom layer written in "
+        "irtool.ops, passed in custom_objects), or export the model to ONNX from its own backend."
+    )
 
 
 def _retrieve_function(name, registered_name, module, custom_objects, config):

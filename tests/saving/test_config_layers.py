@@ -123,6 +123,21 @@ SPECS = [
         ),
         (None, 5, 4),
     ),
+    (
+        "GroupQueryAttention",
+        dict(
+            head_dim=2,
+            num_query_heads=4,
+            num_key_value_heads=2,
+            dropout=0.1,
+            use_gate=True,
+            sliding_window=3,
+            kernel_initializer="he_normal",
+            bias_regularizer="l2",
+            seed=3,
+        ),
+        [(None, 3, 4), (None, 5, 4)],
+    ),
     ("GRUCell", dict(units=3, reset_after=False, activation="relu"), (None, 4)),
     ("GaussianDropout", dict(rate=0.2, seed=1), (None, 4)),
     ("GaussianNoise", dict(stddev=0.3, seed=1), (None, 4)),
@@ -177,6 +192,11 @@ SPECS = [
     ("RMSNormalization", dict(axis=[-2, -1], epsilon=1e-4), (None, 5, 4)),
     ("ReLU", dict(max_value=6.0, negative_slope=0.1, threshold=0.5), (None, 4)),
     ("RepeatVector", dict(n=3), (None, 4)),
+    (
+        "ReversibleEmbedding",
+        dict(input_dim=10, output_dim=3, tie_weights=False, logit_soft_cap=2.0, reverse_dtype="float32"),
+        (None, 5),
+    ),
     ("Rescaling", dict(scale=1 / 255.0, offset=-1.0), (None, 4)),
     ("Reshape", dict(target_shape=(2, 2)), (None, 4)),
     ("Resizing", dict(height=4, width=5, interpolation="nearest", crop_to_aspect_ratio=True), (None, 8, 8, 3)),
@@ -221,13 +241,13 @@ def sample_arrays(shape, name: str, seed: int = 0):
     if isinstance(shape, list):
         return [sample_arrays(s, name, seed + i + 1) for i, s in enumerate(shape)]
     concrete = tuple(2 if d is None else d for d in shape)
-    if name == "Embedding":
+    if name in ("Embedding", "ReversibleEmbedding"):
         return rng.integers(0, 10, concrete).astype("int32")
     return rng.standard_normal(concrete).astype("float32")
 
 
 def run_layer(layer, name: str, arrays):
-    if name == "MultiHeadAttention":
+    if name in ("MultiHeadAttention", "GroupQueryAttention"):
         return layer(arrays[0], arrays[1])
     if name in _CELLS:
         return layer(arrays, [np.zeros((arrays.shape[0], layer.units), "float32")] * layer.n_states)[0]
@@ -375,5 +395,5 @@ def test_configs_load_across(spec, keras):
     assert type(from_keras) is type(ours)
     assert _close(_without_name(to_json(from_keras.get_config())), _without_name(to_json(ours.get_config())))
     from_irtool = keras.saving.deserialize_keras_object(to_json(serialize_keras_object(ours)))
-    assert type(from_irtool).__name__ == name
+    assert type(from_irtool).__name__ == ours.class_name  # GroupQueryAttention: Keras class GroupedQueryAttention
     assert _close(_without_name(to_json(from_irtool.get_config())), _without_name(to_json(theirs.get_config())))
