@@ -69,6 +69,7 @@ from irtool.layers.normalization import (
     RMSNormalization,
     UnitNormalization,
 )
+from irtool.layers.pipeline import Pipeline
 from irtool.layers.pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -124,7 +125,9 @@ from irtool.layers.reshaping import (
 from irtool.layers.reversible_embedding import ReversibleEmbedding
 from irtool.layers.rnn import GRU, LSTM, SimpleRNN
 from irtool.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
+from irtool.layers.spectral_normalization import SpectralNormalization
 from irtool.layers.time_distributed import TimeDistributed
+from irtool.layers.wrapper import Wrapper
 from irtool.serialization.keras_objects import register_namespace
 
 __all__ = [name for name in dir() if not name.startswith("_")]

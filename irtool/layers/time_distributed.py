@@ -18,11 +18,11 @@ import numpy as np
 
 from irtool.ir import tree
 from irtool.ir.spec import TensorSpec
-from irtool.layers.layer import Layer, dtype_from_config
+from irtool.layers.layer import Layer
 from irtool.layers.rnn import weight_scope
+from irtool.layers.wrapper import Wrapper
 from irtool.ops.core import Primitive, SymbolicTensor, apply, scope
 from irtool.ops.operation import LayerCall
-from irtool.serialization.keras_objects import deserialize_keras_object, serialize_keras_object
 
 _INT64_MAX = np.iinfo(np.int64).max
 
@@ -111,19 +111,7 @@ FOLD_TIME = FoldTime()
 UNFOLD_TIME = UnfoldTime()
 
 
-def _serialize(layer) -> dict:
-
-    return serialize_keras_object(layer)
-
-
-def _deserialize(config, custom_objects=None):
-    if isinstance(config, Layer):
-        return config
-
-    return deserialize_keras_object(config, custom_objects=custom_objects, kind="layer")
-
-
-class TimeDistributed(Layer):
+class TimeDistributed(Wrapper):
     """Applies ``layer`` to every temporal slice of an input, with the same weights at every step.
 
     The input is at least 3D, ``(batch, time, ...)``; dimension 1 is the time axis. For a batch
@@ -146,8 +134,7 @@ class TimeDistributed(Layer):
             raise ValueError(
                 f"Please initialize `TimeDistributed` layer with a `keras.layers.Layer` instance. Received: {layer}"
             )
-        super().__init__(**kwargs)
-        self.layer = layer
+        super().__init__(layer, **kwargs)
         self.supports_masking = True
 
     @staticmethod
@@ -221,14 +208,3 @@ class TimeDistributed(Layer):
                     "(batch size and timesteps) must match the input's first two dimensions. Expected mask "
                     f"shape prefix: ({input_shape[0]}, {input_shape[1]})."
                 )
-
-    def get_config(self):
-        config = super().get_config()
-        config["layer"] = _serialize(self.layer)
-        return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dtype_from_config(dict(config))
-        layer = _deserialize(config.pop("layer"), custom_objects)
-        return cls(layer, **config)

@@ -335,6 +335,8 @@ EXAMPLES: dict[str, list[Case]] = {
     "clip": [C(away(2, 3), low=-1.0, high=1.0)],
     # TimeDistributed's reshapes
     "fold_time": [C(f(2, 3, 4))],
+    # SpectralNormalization's training-time update: the identity on its input otherwise
+    "spectral_norm_update": [C(f(2, 3), layer=None, power_iterations=1, training=None)],
     "unfold_time": [C(f(6, 5), f(2, 3, 1))],
     # recurrent primitives (made by ``recurrent_primitive``), keyed by kind
     **{kind: [c for c in _recurrent_cases() if c.prim.kind == kind] for kind in KINDS},

@@ -189,6 +189,7 @@ SPECS = [
     ("Normalization", dict(axis=-1, mean=[1.0, 2.0, 3.0], variance=[1.0, 4.0, 9.0]), (None, 3)),
     ("PReLU", dict(alpha_initializer="ones", shared_axes=[1], alpha_regularizer="l2"), (None, 4, 3)),
     ("Permute", dict(dims=(2, 1)), (None, 3, 4)),
+    ("Pipeline", dict(layers=[("Rescaling", dict(scale=0.5)), ("Dense", dict(units=2))]), (None, 4)),
     ("RMSNormalization", dict(axis=[-2, -1], epsilon=1e-4), (None, 5, 4)),
     ("ReLU", dict(max_value=6.0, negative_slope=0.1, threshold=0.5), (None, 4)),
     ("RepeatVector", dict(n=3), (None, 4)),
@@ -208,6 +209,7 @@ SPECS = [
     ("SpatialDropout1D", dict(rate=0.2, seed=1), (None, 5, 3)),
     ("SpatialDropout2D", dict(rate=0.2, data_format="channels_last"), (None, 5, 5, 3)),
     ("SpatialDropout3D", dict(rate=0.2), (None, 3, 3, 3, 2)),
+    ("SpectralNormalization", dict(layer=("Dense", dict(units=3)), power_iterations=2), (None, 4)),
     ("Subtract", dict(), [(None, 4), (None, 4)]),
     ("TimeDistributed", dict(layer=("Conv2D", dict(filters=3, kernel_size=2, activation="relu"))), (None, 4, 5, 5, 2)),
     ("UnitNormalization", dict(axis=(1, 2)), (None, 3, 4)),
@@ -228,6 +230,8 @@ def make_layer(module, name: str, kwargs: dict):
     if "layer" in kwargs:
         inner_name, inner_kwargs = kwargs["layer"]
         kwargs["layer"] = getattr(module.layers, inner_name)(**inner_kwargs)
+    if "layers" in kwargs:  # Pipeline
+        kwargs["layers"] = [getattr(module.layers, inner)(**inner_kwargs) for inner, inner_kwargs in kwargs["layers"]]
     if module is not irtool:
         for key, value in kwargs.items():
             if hasattr(value, "get_config") and not isinstance(value, type):
@@ -269,7 +273,7 @@ def to_json(obj):
 
 def test_specs_cover_every_layer():
     classes = {obj for obj in vars(layers).values() if inspect.isclass(obj) and issubclass(obj, layers.Layer)}
-    covered = {getattr(layers, name) for name in IDS} | {layers.Layer, layers.Lambda}
+    covered = {getattr(layers, name) for name in IDS} | {layers.Layer, layers.Lambda, layers.Wrapper}
     assert {cls.__name__ for cls in classes - covered} == set()
 
 
