@@ -12,6 +12,14 @@ from irtool.layers.adaptive_pooling import (
     AdaptiveMaxPooling3D,
 )
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from irtool.layers.augmentation import (
+    RandomBrightness,
+    RandomContrast,
+    RandomFlip,
+    RandomRotation,
+    RandomTranslation,
+    RandomZoom,
+)
 from irtool.layers.bidirectional import Bidirectional
 from irtool.layers.convolutional import (
     Conv1D,

@@ -281,6 +281,47 @@ EXAMPLES: dict[str, list[Case]] = {
     "log_softmax": [C(f(2, 3, 2), axis=1)],
     # noise (the identity at inference)
     "gaussian_noise": [C(f(2, 3), stddev=0.1, seed=None)],
+    # augmentation (the identity at inference)
+    "random_flip": [C(f(2, 3, 3, 2), mode="horizontal", data_format="channels_last", seed=None)],
+    "random_rotation": [
+        C(
+            f(2, 3, 3, 2),
+            factor=(-0.2, 0.2),
+            fill_mode="reflect",
+            interpolation="bilinear",
+            fill_value=0.0,
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
+    "random_zoom": [
+        C(
+            f(3, 3, 2),
+            height_range=(-0.2, 0.2),
+            width_range=None,
+            fill_mode="reflect",
+            interpolation="bilinear",
+            fill_value=0.0,
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
+    "random_translation": [
+        C(
+            f(2, 3, 3, 2),
+            height_range=(-0.2, 0.2),
+            width_range=(0.0, 0.1),
+            fill_mode="constant",
+            interpolation="nearest",
+            fill_value=0.0,
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
+    "random_contrast": [
+        C(f(2, 3, 3, 2), factor=(0, 0.2), value_range=(0.0, 255.0), data_format="channels_last", seed=None)
+    ],
+    "random_brightness": [C(f(2, 2, 3, 3), factor=(-0.2, 0.2), value_range=(0.0, 255.0), seed=None)],
     "gaussian_dropout": [C(f(2, 3), rate=0.3, seed=None)],
     "alpha_dropout": [C(f(2, 3), rate=0.3, noise_shape=None, seed=None)],
     "dropout": [C(f(2, 3), rate=0.5, noise_shape=None, seed=None)],

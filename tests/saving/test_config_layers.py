@@ -191,6 +191,16 @@ SPECS = [
     ("Permute", dict(dims=(2, 1)), (None, 3, 4)),
     ("Pipeline", dict(layers=[("Rescaling", dict(scale=0.5)), ("Dense", dict(units=2))]), (None, 4)),
     ("RMSNormalization", dict(axis=[-2, -1], epsilon=1e-4), (None, 5, 4)),
+    ("RandomBrightness", dict(factor=(-0.1, 0.3), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
+    ("RandomContrast", dict(factor=0.3, value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
+    ("RandomFlip", dict(mode="vertical", seed=1), (None, 5, 5, 3)),
+    (
+        "RandomRotation",
+        dict(factor=(-0.1, 0.2), fill_mode="constant", fill_value=1.0, interpolation="nearest"),
+        (None, 5, 5, 3),
+    ),
+    ("RandomTranslation", dict(height_factor=0.1, width_factor=(-0.2, 0.1), fill_mode="wrap"), (None, 5, 5, 3)),
+    ("RandomZoom", dict(height_factor=(-0.3, 0.2), width_factor=0.1, fill_mode="nearest", seed=4), (None, 5, 5, 3)),
     ("ReLU", dict(max_value=6.0, negative_slope=0.1, threshold=0.5), (None, 4)),
     ("RepeatVector", dict(n=3), (None, 4)),
     (
@@ -255,6 +265,8 @@ def run_layer(layer, name: str, arrays):
         return layer(arrays[0], arrays[1])
     if name in _CELLS:
         return layer(arrays, [np.zeros((arrays.shape[0], layer.units), "float32")] * layer.n_states)[0]
+    if name.startswith("Random"):  # augmentation: random when called bare (as in Keras), compare inference
+        return layer(arrays, training=False)
     return layer(arrays)
 
 

@@ -1,0 +1,279 @@
+"""Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
+RandomTranslation, RandomContrast and RandomBrightness.
+
+As in Keras they only act when training: at inference (``predict``, a nested call with
+``training=False``, the ONNX export) each is the identity. In a graph each records one
+primitive of ``irtool.ops.augmentation`` that is the identity at inference and applies Keras'
+random transform in the trainer (seeded by the trainer's generator); called eagerly on arrays
+with ``training=True`` they transform in NumPy with the layer's generator (``seed``).
+Constructor arguments, validation messages and ``get_config`` follow Keras.
+"""
+
+from __future__ import annotations
+
+from irtool import random
+from irtool.layers.layer import Layer
+from irtool.ops import augmentation as aug
+from irtool.ops.conv_utils import standardize_data_format
+from irtool.ops.core import SymbolicTensor, apply
+
+_FILL_MODES = ("reflect", "wrap", "constant", "nearest")
+_INTERPOLATIONS = ("nearest", "bilinear")
+
+
+def _base_factor(factor, bounds):
+    """Keras' ``BaseImagePreprocessingLayer._set_factor``: ``(lower, upper)`` within ``bounds``."""
+    message = (
+        "The `factor` argument should be a number (or a list of two numbers) "
+        f"in the range [{bounds[0]}, {bounds[1]}]. Received: factor={factor}"
+    )
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2 or factor[0] > bounds[1] or factor[1] < bounds[0]:
+            raise ValueError(message)
+        return tuple(sorted(factor))
+    if isinstance(factor, (int, float)):
+        if factor < bounds[0] or factor > bounds[1]:
+            raise ValueError(message)
+        factor = abs(factor)
+        return max(-factor, bounds[0]), factor
+    raise ValueError(message)
+
+
+def _check_modes(fill_mode, interpolation):
+    if fill_mode not in _FILL_MODES:
+        raise NotImplementedError(f"Unknown `fill_mode` {fill_mode}. Expected of one {_FILL_MODES}.")
+    if interpolation not in _INTERPOLATIONS:
+        raise NotImplementedError(f"Unknown `interpolation` {interpolation}. Expected of one {_INTERPOLATIONS}.")
+
+
+class _Augmentation(Layer):
+    """A layer whose graph is one augmentation primitive ``_prim`` with ``_attrs()``."""
+
+    _prim = None
+
+    def __init__(self, seed=None, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.data_format = standardize_data_format(data_format)
+        self.built = True
+
+    def call(self, inputs, training=True):
+        rank = len(inputs.shape)
+        if rank not in (3, 4):
+            raise ValueError(
+                "Expected image tensor to have rank 3 (single image) "
+                f"or 4 (batch of images). Received: data.shape={tuple(inputs.shape)}"
+            )
+        if isinstance(inputs, SymbolicTensor):
+            if training is not None and not training:  # called with training=False: never active
+                return inputs
+            return apply(self._prim, [inputs], **self._attrs())[0]
+        if training:
+            return self._prim.training_forward(inputs, random.layer_generator(self, self.seed), **self._attrs())
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
+
+
+class RandomFlip(_Augmentation):
+    """Flips each image with probability 1/2 (``horizontal``, ``vertical`` or both at once)."""
+
+    _prim = aug.RANDOM_FLIP
+
+    def __init__(self, mode="horizontal_and_vertical", seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.mode = mode
+
+    def _attrs(self):
+        return {"mode": self.mode, "data_format": self.data_format, "seed": self.seed}
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed, "mode": self.mode}
+
+
+class _Resampling(_Augmentation):
+    """Shared arguments of the affine layers (fill and interpolation)."""
+
+    def __init__(self, fill_mode, interpolation, seed, fill_value, data_format, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        _check_modes(fill_mode, interpolation)
+        self.fill_mode = fill_mode
+        self.interpolation = interpolation
+        self.fill_value = fill_value
+
+    def _attrs(self):
+        return {
+            "fill_mode": self.fill_mode,
+            "interpolation": self.interpolation,
+            "fill_value": float(self.fill_value),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "fill_mode": self.fill_mode,
+            "fill_value": self.fill_value,
+            "interpolation": self.interpolation,
+            "seed": self.seed,
+        }
+
+
+class RandomRotation(_Resampling):
+    """Rotates each image by a random ``factor`` of a full turn about its centre."""
+
+    _prim = aug.RANDOM_ROTATION
+
+    def __init__(
+        self,
+        factor,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        data_format=None,
+        **kwargs,
+    ):
+        self.factor = _base_factor(factor, (-1, 1))
+        super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
+
+    def _attrs(self):
+        return {**super()._attrs(), "factor": tuple(float(f) for f in self.factor)}
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+def _range_factor(factor, name, message, open_low):
+    """RandomZoom's and RandomTranslation's ``_set_factor``: ``(lower, upper)``."""
+
+    def check(value):
+        if value > 1.0 or (value <= -1.0 if open_low else value < -1.0):
+            raise ValueError(message + f"Received: input_number={value}")
+
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2:
+            raise ValueError(message + f"Received: {name}={factor}")
+        check(factor[0])
+        check(factor[1])
+        return tuple(sorted(factor))
+    if isinstance(factor, (int, float)):
+        check(factor)
+        return -abs(factor), abs(factor)
+    raise ValueError(message + f"Received: {name}={factor}")
+
+
+class _ZoomOrShift(_Resampling):
+    _MESSAGE = ""
+    _OPEN_LOW = False
+
+    def __init__(self, height_factor, width_factor, fill_mode, interpolation, seed, fill_value, data_format, **kw):
+        super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kw)
+        self.height_factor = height_factor
+        self.width_factor = width_factor
+        self._height_range = _range_factor(height_factor, "height_factor", self._MESSAGE, self._OPEN_LOW)
+        self._width_range = None
+        if width_factor is not None:
+            self._width_range = _range_factor(width_factor, "width_factor", self._MESSAGE, self._OPEN_LOW)
+
+    def _attrs(self):
+        ranges = {"height_range": tuple(float(f) for f in self._height_range)}
+        ranges["width_range"] = None if self._width_range is None else tuple(float(f) for f in self._width_range)
+        return {**super()._attrs(), **ranges}
+
+    def get_config(self):
+        return {**super().get_config(), "height_factor": self.height_factor, "width_factor": self.width_factor}
+
+
+class RandomZoom(_ZoomOrShift):
+    """Zooms each image about its centre by ``1 + U(height_factor)`` (negative: zoom in)."""
+
+    _prim = aug.RANDOM_ZOOM
+    _MESSAGE = (
+        "The `height_factor` and `width_factor` arguments "
+        "should be a number (or a list of two numbers) in the range (-1.0, 1.0]. "
+    )
+    _OPEN_LOW = True
+
+    def __init__(
+        self,
+        height_factor,
+        width_factor=None,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(height_factor, width_factor, fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
+
+
+class RandomTranslation(_ZoomOrShift):
+    """Shifts each image by ``U(height_factor) * height`` rows and ``U(width_factor) * width``
+    columns."""
+
+    _prim = aug.RANDOM_TRANSLATION
+    _MESSAGE = "The `factor` argument should be a number (or a list of two numbers) in the range [-1.0, 1.0]. "
+
+    def __init__(
+        self,
+        height_factor,
+        width_factor,
+        fill_mode="reflect",
+        interpolation="bilinear",
+        seed=None,
+        fill_value=0.0,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(height_factor, width_factor, fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
+
+
+class _Colour(_Augmentation):
+    _BOUNDS = (-1, 1)
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, self._BOUNDS)
+        self.value_range = value_range
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "value_range": self.value_range, "seed": self.seed}
+
+
+class RandomContrast(_Colour):
+    """Scales each image's deviation from its mean by ``U(1 - lower, 1 + upper)``, clipped to
+    ``value_range`` (Keras' factor bounds are ``[0, 1]``, so a number ``f`` gives ``(0, f)``)."""
+
+    _prim = aug.RANDOM_CONTRAST
+    _BOUNDS = (0, 1)
+
+    def _attrs(self):
+        return {**super()._attrs(), "data_format": self.data_format}
+
+
+class RandomBrightness(_Colour):
+    """Adds ``U(factor) * (value_range[1] - value_range[0])`` to each image, clipped to the range."""
+
+    _prim = aug.RANDOM_BRIGHTNESS
+
+    def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(factor, value_range, seed=seed, **kwargs)
+        if not isinstance(value_range, (tuple, list)) or len(value_range) != 2:
+            raise ValueError(
+                f"The `value_range` argument should be a list of two numbers. Received: value_range={value_range}"
+            )
+        self.value_range = sorted(value_range)

@@ -1,0 +1,216 @@
+"""Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
+RandomContrast, RandomBrightness).
+
+Like the noise primitives they are the identity at inference (an ``Identity`` that the export
+drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
+program's generator. Images are rank 3 (one image) or rank 4 (a batch), in ``data_format``.
+
+The geometric transforms resample the image through Keras' ``affine_transform``
+(``(a0, a1, a2, b0, b1, b2, c0, c1)``: output pixel ``(x, y)`` reads the input at
+``x' = a0 x + a1 y + a2``, ``y' = b0 x + b1 y + b2``) with the index rules of Keras' torch
+backend's ``map_coordinates`` (``reflect``, ``wrap``, ``constant``, ``nearest``; ``bilinear``
+or ``nearest`` interpolation). Flips and the colour transforms pass gradients back; the
+resampling transforms do not (augmentation sits at a model's input, where nothing is trained).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from irtool.ops.noise import InferenceIdentity
+
+
+def _batched(x):
+    """``x`` as a batch of images and whether a batch axis was added."""
+    return (x, False) if x.ndim == 4 else (x[None], True)
+
+
+def _spatial_axes(data_format: str) -> tuple[int, int]:
+    return (1, 2) if data_format == "channels_last" else (2, 3)
+
+
+class _ImageAugmentation(InferenceIdentity):
+    """An inference-identity primitive whose training noise is ``transform(x4, rng, attrs)`` on a
+    batch of images (``aux`` from it goes to ``training_vjp``)."""
+
+    def noise(self, x, rng, **attrs):
+        x4, added = _batched(x)
+        out, aux = self.transform(x4, rng, **attrs)
+        return (out[0] if added else out), aux
+
+    def transform(self, x, rng, **attrs):
+        raise NotImplementedError
+
+
+class RandomFlipPrim(_ImageAugmentation):
+    """Each image is flipped with probability 1/2; ``horizontal_and_vertical`` flips both axes
+    with the same draw (Keras: one draw per image, so the image is kept or turned by 180°)."""
+
+    def _axes(self, mode, data_format):
+        h, w = _spatial_axes(data_format)
+        return [a for a, m in ((w, "horizontal"), (h, "vertical")) if m in mode]
+
+    def transform(self, x, rng, mode, data_format, seed=None):
+        flips = rng.random(x.shape[0]) <= 0.5
+        return self.flip(x, flips, self._axes(mode, data_format)), flips
+
+    @staticmethod
+    def flip(x, flips, axes):
+        out = x.copy()
+        if axes:
+            out[flips] = np.flip(x[flips], axis=axes)
+        return out
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, mode, data_format, seed=None):
+        g, added = _batched(cotangents[0])
+        g = self.flip(g, aux, self._axes(mode, data_format))  # a flip is its own adjoint
+        return [g[0] if added else g]
+
+
+# -- affine resampling ----------------------------------------------------------------------------
+
+
+def _mirror(index, size):
+    s = size - 1
+    return np.abs((index + s) % (2 * s) - s) if s > 0 else np.zeros_like(index)
+
+
+_INDEX_FIXERS = {
+    "constant": lambda i, n: np.clip(i, 0, n - 1),
+    "nearest": lambda i, n: np.clip(i, 0, n - 1),
+    "wrap": lambda i, n: i % n,
+    "reflect": lambda i, n: (_mirror(2 * i + 1, 2 * n + 1) - 1) // 2,
+}
+
+
+def _nodes(coordinate, interpolation):
+    """``[(index, weight)]`` of one coordinate array (Keras' ``map_coordinates`` order 0/1)."""
+    if interpolation == "nearest":
+        return [(np.round(coordinate).astype(np.int64), 1.0)]
+    lower = np.floor(coordinate)
+    upper_weight = coordinate - lower
+    index = lower.astype(np.int64)
+    return [(index, 1 - upper_weight), (index + 1, upper_weight)]
+
+
+def affine_transform(images, transforms, interpolation, fill_mode, fill_value, data_format):
+    """Keras' ``ops.image.affine_transform`` on a batch of images, one transform per image."""
+    if data_format == "channels_first":
+        images = images.transpose(0, 2, 3, 1)
+    batch, height, width, _ = images.shape
+    t = transforms.astype(np.float32)
+    y, x = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
+    a0, a1, a2, b0, b1, b2, c0, c1 = (t[:, i, None, None] for i in range(8))
+    k = c0 * x + c1 * y + 1
+    xs, ys = (a0 * x + a1 * y + a2) / k, (b0 * x + b1 * y + b2) / k  # (batch, height, width)
+    b = np.arange(batch)[:, None, None]
+    fix = _INDEX_FIXERS[fill_mode]
+    out = np.zeros(images.shape, np.float32)
+    for iy, wy in _nodes(ys, interpolation):
+        for ix, wx in _nodes(xs, interpolation):
+            values = images[b, fix(iy, height), fix(ix, width)].astype(np.float32)
+            if fill_mode == "constant":
+                valid = (iy >= 0) & (iy < height) & (ix >= 0) & (ix < width)
+                values = np.where(valid[..., None], values, np.float32(fill_value))
+            weight = np.asarray(wy * wx, np.float32)
+            out += (weight[..., None] if weight.ndim else weight) * values
+    out = out.astype(images.dtype)
+    return out.transpose(0, 3, 1, 2) if data_format == "channels_first" else out
+
+
+class _AffinePrim(_ImageAugmentation):
+    """Resamples each image through a random affine matrix from ``matrices``."""
+
+    def transform(self, x, rng, fill_mode, interpolation, fill_value, data_format, **attrs):
+        h, w = _spatial_axes(data_format)
+        matrices = self.matrices(rng, x.shape[0], x.shape[h], x.shape[w], **attrs)
+        return affine_transform(x, matrices, interpolation, fill_mode, fill_value, data_format), None
+
+    def matrices(self, rng, batch, height, width, **attrs):
+        raise NotImplementedError
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
+def _uniform(rng, low, high, size):
+    return rng.uniform(low, high, size).astype(np.float32)
+
+
+class RandomRotationPrim(_AffinePrim):
+    """Rotation about the image centre by ``factor * 360`` degrees, one angle per image."""
+
+    def matrices(self, rng, batch, height, width, factor, seed=None):
+        angle = np.deg2rad(_uniform(rng, factor[0] * 360.0, factor[1] * 360.0, batch))
+        cx, cy = 0.5 * (width - 1), 0.5 * (height - 1)
+        cos, sin = np.cos(angle), np.sin(angle)
+        a0, a1, b0, b1 = cos, -sin, sin, cos
+        zero = np.zeros(batch, np.float32)
+        return np.stack([a0, a1, cx - cx * a0 - cy * a1, b0, b1, cy - cx * b0 - cy * b1, zero, zero], 1)
+
+
+class RandomZoomPrim(_AffinePrim):
+    """Zoom about the centre by ``1 + U(height range)`` (and width range, else the same)."""
+
+    def matrices(self, rng, batch, height, width, height_range, width_range=None, seed=None):
+        zy = _uniform(rng, 1.0 + height_range[0], 1.0 + height_range[1], batch)
+        zx = zy if width_range is None else _uniform(rng, 1.0 + width_range[0], 1.0 + width_range[1], batch)
+        zero = np.zeros(batch, np.float32)
+        x_offset, y_offset = (width - 1.0) / 2.0 * (1.0 - zx), (height - 1.0) / 2.0 * (1.0 - zy)
+        return np.stack([zx, zero, x_offset, zero, zy, y_offset, zero, zero], 1)
+
+
+class RandomTranslationPrim(_AffinePrim):
+    """Shifts by ``U(height range) * height`` rows and ``U(width range) * width`` columns."""
+
+    def matrices(self, rng, batch, height, width, height_range, width_range, seed=None):
+        ty = _uniform(rng, height_range[0], height_range[1], batch) * height
+        tx = _uniform(rng, width_range[0], width_range[1], batch) * width
+        one, zero = np.ones(batch, np.float32), np.zeros(batch, np.float32)
+        return np.stack([one, zero, -tx, zero, one, -ty, zero, zero], 1)
+
+
+# -- colour ---------------------------------------------------------------------------------------
+
+
+class RandomContrastPrim(_ImageAugmentation):
+    """``(x - mean) * f + mean`` per image and channel (mean over the pixels), ``f`` drawn from
+    ``U(1 - factor[0], 1 + factor[1])`` per image, clipped to ``value_range``."""
+
+    def transform(self, x, rng, factor, value_range, data_format, seed=None):
+        f = _uniform(rng, 1.0 - factor[0], 1.0 + factor[1], (x.shape[0], 1, 1, 1)).astype(x.dtype)
+        mean = x.mean(axis=_spatial_axes(data_format), keepdims=True)
+        out = (x - mean) * f + mean
+        inside = (out >= value_range[0]) & (out <= value_range[1])
+        return np.clip(out, value_range[0], value_range[1]).astype(x.dtype), (f, inside)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, data_format, **attrs):
+        g, added = _batched(cotangents[0])
+        f, inside = aux
+        g = g * inside
+        g = f * g + (1 - f) * g.mean(axis=_spatial_axes(data_format), keepdims=True)
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
+class RandomBrightnessPrim(_ImageAugmentation):
+    """Adds ``U(factor) * (value_range[1] - value_range[0])`` per image, clipped to the range."""
+
+    def transform(self, x, rng, factor, value_range, seed=None):
+        low, high = value_range
+        delta = _uniform(rng, factor[0], factor[1], (x.shape[0], 1, 1, 1)) * np.float32(high - low)
+        out = x + delta.astype(x.dtype)
+        inside = (out >= low) & (out <= high)
+        return np.clip(out, low, high).astype(x.dtype), inside
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        g = g * aux
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
+RANDOM_FLIP = RandomFlipPrim("random_flip")
+RANDOM_ROTATION = RandomRotationPrim("random_rotation")
+RANDOM_ZOOM = RandomZoomPrim("random_zoom")
+RANDOM_TRANSLATION = RandomTranslationPrim("random_translation")
+RANDOM_CONTRAST = RandomContrastPrim("random_contrast")
+RANDOM_BRIGHTNESS = RandomBrightnessPrim("random_brightness")
