@@ -339,9 +339,16 @@ class Graph:
                 if v not in other.nx:
                     s = self.value(v)
                     other.add_value(s.name, s.spec, s.kind, s.payload, key=v)
-            specs = [self.spec(v) for v in o.outputs]
             other.add_op(
-                o.prim, o.attrs, list(o.inputs), o.name, o.scope, output_specs=specs, output_keys=o.outputs, key=op
+                o.prim,
+                o.attrs,
+                list(o.inputs),
+                o.name,
+                o.scope,
+                output_specs=[self.spec(v) for v in o.outputs],
+                output_keys=o.outputs,
+                output_names=[self.name(v) for v in o.outputs],
+                key=op,
             )
         other.outputs = list(outputs)
         return other
