@@ -105,6 +105,7 @@ from irtool.layers.pooling import (
     MaxPooling3D,
 )
 from irtool.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
+from irtool.layers.preprocessing_categorical import CategoryEncoding, Discretization
 from irtool.layers.regularization import (
     ActivityRegularization,
     AlphaDropout,

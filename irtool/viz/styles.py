@@ -102,7 +102,7 @@ _FAMILY_BY_NAME = [
         "activation",
     ),
     (re.compile(r"^(Dense|EinsumDense|Embedding|MatMul|Gemm|Einsum|Lambda)$"), "core"),
-    (re.compile(r"Rescaling|Normalization|Resizing|CenterCrop"), "preprocessing"),
+    (re.compile(r"Rescaling|Normalization|Resizing|CenterCrop|CategoryEncoding|Discretization"), "preprocessing"),
 ]
 
 

@@ -49,6 +49,7 @@ SPECS = [
     ),
     ("Bidirectional", dict(layer=("LSTM", dict(units=3, return_sequences=True)), merge_mode="sum"), (None, 5, 4)),
     ("CenterCrop", dict(height=4, width=5), (None, 8, 8, 3)),
+    ("CategoryEncoding", dict(num_tokens=10, output_mode="count"), (None, 3)),
     ("Concatenate", dict(axis=1), [(None, 2, 4), (None, 3, 4)]),
     (
         "Conv1D",
@@ -99,6 +100,7 @@ SPECS = [
         ),
         (None, 4),
     ),
+    ("Discretization", dict(bin_boundaries=[0.0, 1.5], output_mode="one_hot"), (None, 1)),
     ("DepthwiseConv1D", dict(kernel_size=3, depth_multiplier=2, padding="same"), (None, 8, 3)),
     (
         "DepthwiseConv2D",
@@ -255,7 +257,7 @@ def sample_arrays(shape, name: str, seed: int = 0):
     if isinstance(shape, list):
         return [sample_arrays(s, name, seed + i + 1) for i, s in enumerate(shape)]
     concrete = tuple(2 if d is None else d for d in shape)
-    if name in ("Embedding", "ReversibleEmbedding"):
+    if name in ("CategoryEncoding", "Embedding", "ReversibleEmbedding"):
         return rng.integers(0, 10, concrete).astype("int32")
     return rng.standard_normal(concrete).astype("float32")
 
