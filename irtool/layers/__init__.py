@@ -16,9 +16,13 @@ from irtool.layers.augmentation import (
     RandomBrightness,
     RandomContrast,
     RandomFlip,
+    RandomGrayscale,
+    RandomInvert,
+    RandomPosterization,
     RandomRotation,
     RandomTranslation,
     RandomZoom,
+    Solarization,
 )
 from irtool.layers.bidirectional import Bidirectional
 from irtool.layers.convolutional import (

@@ -1,5 +1,6 @@
 """Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
-RandomTranslation, RandomContrast and RandomBrightness.
+RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
+RandomPosterization and Solarization.
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
 ``training=False``, the ONNX export) each is the identity. In a graph each records one
@@ -277,3 +278,126 @@ class RandomBrightness(_Colour):
                 f"The `value_range` argument should be a list of two numbers. Received: value_range={value_range}"
             )
         self.value_range = sorted(value_range)
+
+
+def _value_range(value_range, message="The `value_range` argument should be a list of two numbers. "):
+    """Keras' ``_set_value_range``: a sorted list of two numbers."""
+    if not isinstance(value_range, (tuple, list)) or len(value_range) != 2:
+        raise ValueError(message + f"Received: value_range={value_range}")
+    return sorted(value_range)
+
+
+class RandomGrayscale(_Augmentation):
+    """Replaces each image by its luminance (``0.2989 R + 0.587 G + 0.114 B`` on every channel)
+    with probability ``factor``; 1-channel images are kept."""
+
+    _prim = aug.RANDOM_GRAYSCALE
+
+    def __init__(self, factor=0.5, data_format=None, seed=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        if factor < 0 or factor > 1:
+            raise ValueError(f"`factor` should be between 0 and 1. Received: factor={factor}")
+        self.factor = factor
+
+    def _attrs(self):
+        return {"factor": float(self.factor), "data_format": self.data_format, "seed": self.seed}
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}  # Keras saves no seed here
+
+
+class RandomInvert(_Augmentation):
+    """Inverts each image (``value_range[1] - x``) with a probability drawn from ``factor``."""
+
+    _prim = aug.RANDOM_INVERT
+
+    def __init__(self, factor=1.0, value_range=(0, 255), seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (0, 1))
+        self.value_range = value_range
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "value_range": self.value_range, "seed": self.seed}
+
+
+class RandomPosterization(_Augmentation):
+    """Keeps ``bits`` bits per 8-bit channel value, ``bits`` drawn per image from ``factor``
+    (bounds ``[1, 8]``; as in Keras the upper bound of a range is never drawn)."""
+
+    _prim = aug.RANDOM_POSTERIZATION
+
+    def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (1, 8))
+        self.value_range = _value_range(value_range)
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "value_range": self.value_range, "seed": self.seed}
+
+
+def _unit_factor(factor, name):
+    """Solarization's ``_set_factor``: ``(lower, upper)`` in ``[0, 1]``, a number ``f`` is ``(0, f)``."""
+    message = (
+        "The `addition_factor` and `threshold_factor` arguments "
+        "should be a number (or a list of two numbers) in the range [0, 1]. "
+    )
+
+    def check(value):
+        if value > 1.0 or value < 0:
+            raise ValueError(message + f"Received: input_number={value}")
+
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2:
+            raise ValueError(message + f"Received: {name}={factor}")
+        check(factor[0])
+        check(factor[1])
+        return tuple(sorted(factor))
+    if isinstance(factor, (int, float)):
+        check(factor)
+        return 0, factor
+    raise ValueError(message + f"Received: {name}={factor}")
+
+
+class Solarization(_Augmentation):
+    """Keras' Solarization: in training, adds ``U(addition_factor)`` (scaled to [0, 255] as Keras
+    does) and inverts the values at or above a threshold drawn from ``threshold_factor``. Like
+    Keras, it is the identity at inference."""
+
+    _prim = aug.SOLARIZATION
+
+    def __init__(self, addition_factor=0.0, threshold_factor=0.0, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.addition_factor = _unit_factor(addition_factor, "addition_factor")
+        self.threshold_factor = _unit_factor(threshold_factor, "threshold_factor")
+        self.value_range = _value_range(value_range)
+
+    def _attrs(self):
+        return {
+            "addition_factor": tuple(float(f) for f in self.addition_factor),
+            "threshold_factor": tuple(float(f) for f in self.threshold_factor),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "value_range": self.value_range,
+            "addition_factor": self.addition_factor,
+            "threshold_factor": self.threshold_factor,
+            "seed": self.seed,
+        }

@@ -1,5 +1,6 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
-RandomContrast, RandomBrightness).
+RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
+Solarization).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -208,9 +209,122 @@ class RandomBrightnessPrim(_ImageAugmentation):
         return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
 
 
+def _channel_axis(data_format: str) -> int:
+    return 3 if data_format == "channels_last" else 1
+
+
+_GRAY = (0.2989, 0.587, 0.114)  # Keras' (torchvision's) luminance weights
+
+
+class RandomGrayscalePrim(_ImageAugmentation):
+    """Each image becomes its luminance on every channel when ``U(0, 1) < factor`` (Keras'
+    ``rgb_to_grayscale``: 3 channels weighted, 1 channel kept)."""
+
+    def transform(self, x, rng, factor, data_format, seed=None):
+        apply = rng.uniform(0.0, 1.0, x.shape[0]).astype(np.float32) < factor
+        axis = _channel_axis(data_format)
+        if x.shape[axis] not in (1, 3):
+            raise ValueError(
+                "Invalid channel size: expected 3 (RGB) or 1 (Grayscale). "
+                f"Received input with shape: images.shape={x.shape}"
+            )
+        if x.shape[axis] == 1:
+            return x, None
+        r, g, b = (np.take(x, i, axis=axis) for i in range(3))
+        gray = np.expand_dims((_GRAY[0] * r + _GRAY[1] * g + _GRAY[2] * b).astype(x.dtype), axis)
+        return np.where(apply[:, None, None, None], gray, x).astype(x.dtype, copy=False), apply
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, data_format, **attrs):
+        if aux is None:
+            return [cotangents[0]]
+        g, added = _batched(cotangents[0])
+        axis = _channel_axis(data_format)
+        total = g.sum(axis=axis, keepdims=True)
+        shape = [1, 1, 1, 1]
+        shape[axis] = 3
+        through_gray = total * np.asarray(_GRAY, g.dtype).reshape(shape)
+        g = np.where(aux[:, None, None, None], through_gray, g)
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
+class RandomInvertPrim(_ImageAugmentation):
+    """``value_range[1] - x`` for each image where ``U(0, 1) < U(factor)`` (Keras draws the
+    probability first, then the threshold)."""
+
+    def transform(self, x, rng, factor, value_range, seed=None):
+        probability = _uniform(rng, factor[0], factor[1], x.shape[0])
+        threshold = _uniform(rng, 0.0, 1.0, x.shape[0])
+        apply = (threshold < probability)[:, None, None, None]
+        return np.where(apply, np.asarray(value_range[1], x.dtype) - x, x).astype(x.dtype, copy=False), apply
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        g = np.where(aux, -g, g)
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
+def _to_range(x, original, target):
+    """Keras' ``_transform_value_range`` (in float32)."""
+    if tuple(original) == tuple(target):
+        return x
+    low, high = np.float32(original[0]), np.float32(original[1])
+    scaled = (x.astype(np.float32) - low) / (high - low)
+    return scaled * (np.float32(target[1]) - np.float32(target[0])) + np.float32(target[0])
+
+
+class RandomPosterizationPrim(_ImageAugmentation):
+    """Keeps the top ``bits`` bits of each 8-bit pixel (in ``value_range`` mapped to [0, 255]),
+    ``bits`` drawn per image from ``randint(factor[0], factor[1])`` (upper bound excluded, as
+    torch's) or ``factor[0]`` when the bounds agree. No gradient (it is a step function)."""
+
+    def transform(self, x, rng, factor, value_range, seed=None):
+        if factor[0] != factor[1]:
+            bits = rng.integers(int(factor[0]), int(factor[1]), x.shape[0])
+        else:
+            bits = np.full(x.shape[0], int(factor[0]))
+        shift = (8 - bits).astype(np.uint8)[:, None, None, None]
+        pixels = _to_range(x, value_range, (0, 255)).astype(np.uint8)
+        pixels = ((pixels >> shift) << shift).astype(np.float32)
+        return _to_range(pixels, (0, 255), value_range).astype(x.dtype), None
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
+class SolarizationPrim(_ImageAugmentation):
+    """Keras' Solarization in [0, 255]: ``y = clip(x + a, 0, 255)``, then ``255 - y`` where
+    ``y >= t``, with ``a ~ U(addition[0], 255 addition[1])`` and ``t ~ U(threshold[0],
+    255 threshold[1])`` per image (Keras' bounds, drawn in that order)."""
+
+    def transform(self, x, rng, addition_factor, threshold_factor, value_range, seed=None):
+        size = (x.shape[0], 1, 1, 1)
+        additions = _uniform(rng, addition_factor[0], addition_factor[1] * 255, size)
+        thresholds = _uniform(rng, threshold_factor[0], threshold_factor[1] * 255, size)
+        return self.solarize(x, additions, thresholds, value_range)
+
+    @staticmethod
+    def solarize(x, additions, thresholds, value_range):
+        y = _to_range(x, value_range, (0, 255)) + additions
+        inside = (y > 0) & (y < 255)
+        y = np.clip(y, 0, 255)
+        kept = y < thresholds
+        y = np.where(kept, y, 255 - y)
+        slope = (np.where(kept, 1, -1) * inside).astype(np.float32)  # d out / d x, the scales cancel
+        return _to_range(y, (0, 255), value_range).astype(x.dtype), slope
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        g = g * aux
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
 RANDOM_TRANSLATION = RandomTranslationPrim("random_translation")
 RANDOM_CONTRAST = RandomContrastPrim("random_contrast")
 RANDOM_BRIGHTNESS = RandomBrightnessPrim("random_brightness")
+RANDOM_GRAYSCALE = RandomGrayscalePrim("random_grayscale")
+RANDOM_INVERT = RandomInvertPrim("random_invert")
+RANDOM_POSTERIZATION = RandomPosterizationPrim("random_posterization")
+SOLARIZATION = SolarizationPrim("solarization")

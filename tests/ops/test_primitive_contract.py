@@ -322,6 +322,12 @@ EXAMPLES: dict[str, list[Case]] = {
         C(f(2, 3, 3, 2), factor=(0, 0.2), value_range=(0.0, 255.0), data_format="channels_last", seed=None)
     ],
     "random_brightness": [C(f(2, 2, 3, 3), factor=(-0.2, 0.2), value_range=(0.0, 255.0), seed=None)],
+    "random_grayscale": [C(f(2, 3, 3, 3), factor=0.5, data_format="channels_last", seed=None)],
+    "random_invert": [C(f(2, 3, 3, 2), factor=(0.0, 0.5), value_range=(0.0, 255.0), seed=None)],
+    "random_posterization": [C(f(3, 3, 2), factor=(1.0, 4.0), value_range=(0.0, 255.0), seed=None)],
+    "solarization": [
+        C(f(2, 3, 3, 2), addition_factor=(0.0, 0.1), threshold_factor=(0.2, 0.5), value_range=(0.0, 1.0), seed=None)
+    ],
     "gaussian_dropout": [C(f(2, 3), rate=0.3, seed=None)],
     "alpha_dropout": [C(f(2, 3), rate=0.3, noise_shape=None, seed=None)],
     "dropout": [C(f(2, 3), rate=0.5, noise_shape=None, seed=None)],

@@ -194,6 +194,9 @@ SPECS = [
     ("RandomBrightness", dict(factor=(-0.1, 0.3), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
     ("RandomContrast", dict(factor=0.3, value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
     ("RandomFlip", dict(mode="vertical", seed=1), (None, 5, 5, 3)),
+    ("RandomGrayscale", dict(factor=0.3, seed=1), (None, 5, 5, 3)),
+    ("RandomInvert", dict(factor=(0.2, 0.5), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
+    ("RandomPosterization", dict(factor=(2, 6), value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
     (
         "RandomRotation",
         dict(factor=(-0.1, 0.2), fill_mode="constant", fill_value=1.0, interpolation="nearest"),
@@ -216,6 +219,11 @@ SPECS = [
     ("SimpleRNN", dict(units=3, activation="relu", return_sequences=True, recurrent_dropout=0.2, seed=4), (None, 5, 4)),
     ("SimpleRNNCell", dict(units=3, dropout=0.1), (None, 4)),
     ("Softmax", dict(axis=1), (None, 4, 3)),
+    (
+        "Solarization",
+        dict(addition_factor=0.2, threshold_factor=(0.3, 0.6), value_range=(0, 1), seed=3),
+        (None, 5, 5, 3),
+    ),
     ("SpatialDropout1D", dict(rate=0.2, seed=1), (None, 5, 3)),
     ("SpatialDropout2D", dict(rate=0.2, data_format="channels_last"), (None, 5, 5, 3)),
     ("SpatialDropout3D", dict(rate=0.2), (None, 3, 3, 3, 2)),
@@ -265,7 +273,8 @@ def run_layer(layer, name: str, arrays):
         return layer(arrays[0], arrays[1])
     if name in _CELLS:
         return layer(arrays, [np.zeros((arrays.shape[0], layer.units), "float32")] * layer.n_states)[0]
-    if name.startswith("Random"):  # augmentation: random when called bare (as in Keras), compare inference
+    if name.startswith("Random") or name == "Solarization":  # augmentation: random when called bare, as in Keras
+        # compare inference
         return layer(arrays, training=False)
     return layer(arrays)
 

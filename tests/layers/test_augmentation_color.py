@@ -1,0 +1,181 @@
+"""Colour augmentation layers (RandomGrayscale, RandomInvert, RandomPosterization,
+Solarization): the identity at inference and in the export, Keras' random transforms when
+training (against real Keras where the factors fix the draw, or with the draw injected),
+configs, validation, gradients, a Keras-written .keras file, and ``fit``."""
+
+import json
+
+import numpy as np
+import pytest
+
+import irtool
+import irtool as keras
+from irtool import layers
+from irtool.ops import augmentation as aug
+
+from ..harness import assert_onnx_parity, assert_same_config, get_keras, require_keras
+from .test_augmentation import _train_output
+
+RNG = np.random.default_rng(11)
+
+LAYERS = [
+    ("RandomGrayscale", {}),
+    ("RandomGrayscale", {"factor": 0.3, "seed": 2, "data_format": "channels_first"}),
+    ("RandomInvert", {}),
+    ("RandomInvert", {"factor": (0.2, 0.6), "value_range": (0, 1), "seed": 1}),
+    ("RandomPosterization", {"factor": 4}),
+    ("RandomPosterization", {"factor": (2, 6), "value_range": (1, 0), "seed": 3}),
+    ("Solarization", {}),
+    ("Solarization", {"addition_factor": 0.2, "threshold_factor": (0.3, 0.7), "value_range": (0, 1), "seed": 5}),
+]
+IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
+
+
+def images(shape=(3, 8, 7, 3), high=255.0):
+    return (RNG.random(shape) * high).astype("float32")
+
+
+@pytest.mark.parametrize("name, kwargs", LAYERS, ids=IDS)
+def test_identity_at_inference_and_in_onnx(name, kwargs):
+    inputs = keras.Input((8, 7, 3))
+    model = keras.Model(inputs, getattr(layers, name)(**kwargs)(inputs))
+    x = images()
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+    proto = assert_onnx_parity(model, x)
+    assert [n.op_type for n in proto.graph.node] in ([], ["Identity"])
+    real = get_keras()
+    if real is not None:  # Keras is the identity at inference too
+        np.testing.assert_array_equal(np.asarray(getattr(real.layers, name)(**kwargs)(x, training=False)), x)
+
+
+@pytest.mark.parametrize("name, kwargs", LAYERS, ids=IDS)
+def test_configs_round_trip_and_match_keras(name, kwargs):
+    layer = getattr(layers, name)(**kwargs)
+    config = layer.get_config()
+    assert type(layer).from_config(config).get_config() == config
+    real = get_keras()
+    if real is not None:
+        assert_same_config(config, getattr(real.layers, name)(**kwargs).get_config(), ignore=("dtype", "name"))
+
+
+def test_validation_messages():
+    with pytest.raises(ValueError, match=r"`factor` should be between 0 and 1. Received: factor=1.5"):
+        layers.RandomGrayscale(1.5)
+    with pytest.raises(ValueError, match=r"in the range \[0, 1\]. Received: factor=2"):
+        layers.RandomInvert(2)
+    with pytest.raises(ValueError, match=r"in the range \[1, 8\]. Received: factor=9"):
+        layers.RandomPosterization(9)
+    with pytest.raises(ValueError, match="`value_range` argument should be a list of two numbers"):
+        layers.RandomPosterization(3, value_range=(0, 1, 2))
+    with pytest.raises(ValueError, match=r"range \[0, 1\]. Received: input_number=1.5"):
+        layers.Solarization(addition_factor=1.5)
+    with pytest.raises(ValueError, match=r"Received: threshold_factor=\(0.1, 0.2, 0.3\)"):
+        layers.Solarization(threshold_factor=(0.1, 0.2, 0.3))
+    with pytest.raises(ValueError, match="Invalid channel size: expected 3"):
+        layers.RandomGrayscale(1.0)(images((1, 4, 4, 2)), training=True)
+
+
+# Factors that fix the draw, so the training transform must equal Keras' exactly.
+FIXED = [
+    ("RandomGrayscale", {"factor": 1.0}),
+    ("RandomGrayscale", {"factor": 0.0}),
+    ("RandomInvert", {"factor": (1.0, 1.0)}),
+    ("RandomInvert", {"factor": (1.0, 1.0), "value_range": (0, 1)}),
+    ("RandomInvert", {"factor": 0.0}),
+    ("RandomPosterization", {"factor": (3, 3)}),
+    ("RandomPosterization", {"factor": (6, 6), "value_range": (0, 1)}),
+    ("RandomPosterization", {"factor": (8, 8)}),
+    ("Solarization", {}),
+    ("Solarization", {"value_range": (0, 1)}),
+]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("name, kwargs", FIXED, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FIXED)])
+def test_training_transform_matches_keras(name, kwargs, data_format):
+    real = require_keras()
+    x = images((3, 7, 6, 3), 1.0 if kwargs.get("value_range") == (0, 1) else 255.0)
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    kwargs = dict(kwargs, data_format=data_format)
+    want = np.asarray(getattr(real.layers, name)(**kwargs)(x, training=True))
+    np.testing.assert_allclose(_train_output(getattr(layers, name)(**kwargs), x), want, atol=1e-4)
+    np.testing.assert_allclose(getattr(layers, name)(**kwargs)(x, training=True), want, atol=1e-4)  # eager
+    np.testing.assert_allclose(getattr(layers, name)(**kwargs)(x[0], training=True), want[0], atol=1e-4)  # rank 3
+
+
+@pytest.mark.parametrize("value_range", [(0, 255), (0, 1)])
+def test_solarization_with_given_draws_matches_keras(value_range):
+    """Keras' bounds cannot pin non-zero draws, so both get the same additions and thresholds."""
+    real = require_keras()
+    x = images((4, 5, 5, 3), value_range[1])
+    additions = np.array([0, 10, 40, 90], "float32").reshape(4, 1, 1, 1)
+    thresholds = np.array([30, 128, 200, 255], "float32").reshape(4, 1, 1, 1)
+    layer = real.layers.Solarization(0.5, 0.5, value_range=value_range)
+    given = {"additions": real.ops.convert_to_tensor(additions), "thresholds": real.ops.convert_to_tensor(thresholds)}
+    want = real.ops.convert_to_numpy(layer.transform_images(real.ops.convert_to_tensor(x), given, training=True))
+    got, _ = aug.SolarizationPrim.solarize(x, additions, thresholds, value_range)
+    np.testing.assert_allclose(got, np.asarray(want), atol=1e-4)
+
+
+def test_random_draws():
+    x = images((200, 4, 4, 3))
+    y = _train_output(layers.RandomGrayscale(0.5), x)
+    gray = np.array([np.allclose(a, a[..., :1]) for a in y])
+    kept = np.array([np.array_equal(a, b) for a, b in zip(y, x)])
+    assert (gray | kept).all() and 60 < gray.sum() < 140
+    y = _train_output(layers.RandomInvert((0.5, 0.5)), x)
+    inverted = np.array([np.allclose(a, 255 - b) for a, b in zip(y, x)])
+    assert (inverted | np.array([np.array_equal(a, b) for a, b in zip(y, x)])).all() and 60 < inverted.sum() < 140
+    y = _train_output(layers.RandomPosterization((1, 8)), x)
+    bits = [8 - int(np.log2(np.gcd.reduce(a.astype(np.int64).ravel() | 256))) for a in y]
+    assert set(bits) <= set(range(1, 8)) and len(set(bits)) > 3  # 8 is never drawn, as in Keras
+    y = _train_output(layers.Solarization(0.0, (0.5, 1.0)), x)
+    assert ((y == x) | np.isclose(y, 255 - x)).all()
+
+
+def test_gradients():
+    from irtool.train.autodiff import GradientProgram
+
+    x = images((4, 5, 5, 3), 1.0)
+    for layer in (
+        layers.RandomGrayscale(0.5),
+        layers.RandomInvert(0.5, value_range=(0, 1)),
+        layers.Solarization(0.1, 0.5, value_range=(0, 1)),
+    ):
+        inputs = keras.Input((5, 5, 3))
+        model = keras.Model(inputs, layers.Dense(1)(layer(inputs)))
+        program = GradientProgram(model.graph, model.graph.inputs, training=True, rng=np.random.default_rng(1))
+        _, (g,) = program.run([x])
+        v = RNG.standard_normal(x.shape)
+        eps = 1e-3
+
+        def loss(z, model=model):
+            (y,), _ = GradientProgram(model.graph, [], training=True, rng=np.random.default_rng(1)).run([z])
+            return float(np.sum(y))
+
+        numeric = (loss(x + eps * v) - loss(x - eps * v)) / (2 * eps)
+        np.testing.assert_allclose(np.sum(g * v), numeric, rtol=3e-2, atol=3e-2)
+
+
+def test_fit_and_keras_written_model(tmp_path):
+    real = require_keras()
+    inputs = real.Input((8, 8, 3))
+    h = real.layers.RandomGrayscale(0.3, seed=1)(inputs)
+    h = real.layers.RandomInvert(0.2)(h)
+    h = real.layers.RandomPosterization((3, 7))(h)
+    h = real.layers.Solarization(0.1, 0.5)(h)
+    h = real.layers.Conv2D(4, 3)(h)
+    theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
+    theirs.save(tmp_path / "aug.keras")
+    ours = irtool.models.load_model(tmp_path / "aug.keras")
+    x = images((4, 8, 8, 3))
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+    for mine, keras_layer in zip(ours.layers[1:5], theirs.layers[1:5]):
+        as_json = json.loads(json.dumps(keras_layer.get_config()))
+        assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
+    assert_onnx_parity(ours, x, atol=1e-4)
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = ours.fit(images((16, 8, 8, 3)), RNG.integers(0, 2, 16), epochs=2, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert_onnx_parity(ours, x, atol=1e-4)
