@@ -14,12 +14,15 @@ from irtool.layers.adaptive_pooling import (
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from irtool.layers.augmentation import (
     RandomBrightness,
+    RandomColorDegeneration,
     RandomContrast,
     RandomFlip,
     RandomGrayscale,
+    RandomHue,
     RandomInvert,
     RandomPosterization,
     RandomRotation,
+    RandomSaturation,
     RandomTranslation,
     RandomZoom,
     Solarization,

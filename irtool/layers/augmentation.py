@@ -1,6 +1,6 @@
 """Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
-RandomPosterization and Solarization.
+RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation and RandomHue.
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
 ``training=False``, the ONNX export) each is the identity. In a graph each records one
@@ -401,3 +401,50 @@ class Solarization(_Augmentation):
             "threshold_factor": self.threshold_factor,
             "seed": self.seed,
         }
+
+
+class _ColourRange(_Augmentation):
+    """``factor`` by Keras' base ``_set_factor`` within ``_BOUNDS`` and a ``value_range``
+    (sorted and checked where Keras does)."""
+
+    _BOUNDS = (-1, 1)
+    _SORT_RANGE = True
+
+    def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, self._BOUNDS)
+        self.value_range = _value_range(value_range) if self._SORT_RANGE else value_range
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "value_range": self.value_range, "seed": self.seed}
+
+
+class RandomColorDegeneration(_ColourRange):
+    """Blends each image towards its grayscale version by ``U(factor)`` (Keras' factor bounds
+    ``[-1, 1]``), clipped to ``value_range``."""
+
+    _prim = aug.RANDOM_COLOR_DEGENERATION
+
+
+class RandomSaturation(_ColourRange):
+    """Scales each image's HSV saturation by ``f / (1 - f)``, ``f ~ U(factor)`` (0.5: unchanged,
+    0: grayscale, 1: fully saturated), as Keras does."""
+
+    _prim = aug.RANDOM_SATURATION
+
+
+class RandomHue(_ColourRange):
+    """Shifts each image's HSV hue by ``±U(factor) / 2`` of a turn (Keras' factor bounds
+    ``[0, 1]``); ``value_range`` is kept as given, as Keras does."""
+
+    _prim = aug.RANDOM_HUE
+    _BOUNDS = (0, 1)
+    _SORT_RANGE = False

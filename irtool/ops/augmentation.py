@@ -1,6 +1,6 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization).
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -318,6 +318,123 @@ class SolarizationPrim(_ImageAugmentation):
         return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
 
 
+class RandomColorDegenerationPrim(_ImageAugmentation):
+    """``x + f (gray(x) - x)`` per image with ``f ~ U(factor)``, clipped to ``value_range``
+    (Keras' RandomColorDegeneration; ``gray`` is ``rgb_to_grayscale``)."""
+
+    def transform(self, x, rng, factor, value_range, data_format, seed=None):
+        f = _uniform(rng, factor[0], factor[1], (x.shape[0], 1, 1, 1))
+        return self.degenerate(x, f, value_range, data_format)
+
+    @staticmethod
+    def degenerate(x, f, value_range, data_format):
+        axis = _channel_axis(data_format)
+        if x.shape[axis] not in (1, 3):
+            raise ValueError(
+                "Invalid channel size: expected 3 (RGB) or 1 (Grayscale). "
+                f"Received input with shape: images.shape={x.shape}"
+            )
+        x = x.astype(np.float32)
+        gray = x
+        if x.shape[axis] == 3:
+            r, g, b = (np.take(x, i, axis=axis) for i in range(3))
+            gray = np.expand_dims(_GRAY[0] * r + _GRAY[1] * g + _GRAY[2] * b, axis).astype(np.float32)
+        y = x + f * (gray - x)
+        inside = (y >= value_range[0]) & (y <= value_range[1])
+        return np.clip(y, value_range[0], value_range[1]).astype(np.float32), (f, inside, axis, x.shape[axis])
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        f, inside, axis, channels = aux
+        dx = g = g * inside
+        if channels == 3:  # one channel: the image itself
+            shape = [1, 1, 1, 1]
+            shape[axis] = 3
+            dx = (1 - f) * g + f * g.sum(axis=axis, keepdims=True) * np.asarray(_GRAY, np.float32).reshape(shape)
+        return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
+
+
+def _channels_last(x, data_format):
+    return x if data_format == "channels_last" else x.transpose(0, 2, 3, 1)
+
+
+def _from_channels_last(x, data_format):
+    return x if data_format == "channels_last" else x.transpose(0, 3, 1, 2)
+
+
+def rgb_to_hsv(images):
+    """Keras' (dm_pix's) ``rgb_to_hsv`` on channels-last float32 images."""
+    eps = np.finfo(np.float32).eps
+    images = np.where(np.abs(images) < eps, np.float32(0), images).astype(np.float32)
+    r, g, b = images[..., 0], images[..., 1], images[..., 2]
+    value = np.maximum(np.maximum(r, g), b)
+    range_ = value - np.minimum(np.minimum(r, g), b)
+    safe_value = np.where(value > 0, value, np.float32(1))
+    safe_range = np.where(range_ > 0, range_, np.float32(1))
+    saturation = np.where(value > 0, range_ / safe_value, np.float32(0))
+    norm = np.float32(1) / (np.float32(6) * safe_range)
+    hue = np.where(value == g, norm * (b - r) + np.float32(2 / 6), norm * (r - g) + np.float32(4 / 6))
+    hue = np.where(value == r, norm * (g - b), hue)
+    hue = np.where(range_ > 0, hue, np.float32(0)) + (hue < 0).astype(np.float32)
+    return np.stack([hue, saturation, value], -1).astype(np.float32)
+
+
+def hsv_to_rgb(images):
+    """Keras' (dm_pix's) ``hsv_to_rgb`` on channels-last float32 images."""
+    hue, saturation, value = images[..., 0], images[..., 1], images[..., 2]
+    dh = np.remainder(hue, np.float32(1)) * np.float32(6)
+    dr = np.clip(np.abs(dh - 3) - 1, 0, 1)
+    dg = np.clip(2 - np.abs(dh - 2), 0, 1)
+    db = np.clip(2 - np.abs(dh - 4), 0, 1)
+    one_minus_s = 1 - saturation
+    planes = [value * (one_minus_s + saturation * d) for d in (dr, dg, db)]
+    return np.stack(planes, -1).astype(np.float32)
+
+
+class RandomSaturationPrim(_ImageAugmentation):
+    """Keras' RandomSaturation: the HSV saturation times ``f / (1 - f + epsilon)`` with
+    ``f ~ U(factor)`` per image, clipped to ``value_range`` (as Keras does, although saturation
+    lies in [0, 1]). No gradient."""
+
+    def transform(self, x, rng, factor, value_range, data_format, seed=None):
+        f = _uniform(rng, factor[0], factor[1], x.shape[0])
+        f = (f / (1 - f + np.float32(1e-7))).astype(np.float32)
+        return self.saturate(x, f, value_range, data_format), None
+
+    @staticmethod
+    def saturate(x, f, value_range, data_format):
+        hsv = rgb_to_hsv(_channels_last(x.astype(np.float32), data_format))
+        hsv[..., 1] = np.clip(hsv[..., 1] * f[:, None, None], value_range[0], value_range[1])
+        return _from_channels_last(hsv_to_rgb(hsv), data_format)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
+class RandomHuePrim(_ImageAugmentation):
+    """Keras' RandomHue: shifts the HSV hue (of the image scaled from ``value_range`` to [0, 1])
+    by ``±U(factor) / 2`` per image (the sign drawn first), clipped back to [0, 1] RGB. No
+    gradient."""
+
+    def transform(self, x, rng, factor, value_range, data_format, seed=None):
+        sign = np.where(_uniform(rng, 0.0, 1.0, x.shape[0]) > 0.5, np.float32(-1), np.float32(1))
+        delta = (sign * _uniform(rng, factor[0], factor[1], x.shape[0]) * np.float32(0.5)).astype(np.float32)
+        return self.shift(x, delta, value_range, data_format), None
+
+    @staticmethod
+    def shift(x, delta, value_range, data_format):
+        images = _to_range(x.astype(np.float32), value_range, (0, 1))
+        hsv = rgb_to_hsv(_channels_last(images, data_format))
+        hue = hsv[..., 0] + delta[:, None, None]
+        hue = np.where(hue > 1, hue - 1, hue)
+        hsv[..., 0] = np.where(hue < 0, hue + 1, hue)
+        rgb = np.clip(hsv_to_rgb(hsv), 0, 1)
+        return _from_channels_last(_to_range(rgb, (0, 1), value_range), data_format).astype(np.float32)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -328,3 +445,6 @@ RANDOM_GRAYSCALE = RandomGrayscalePrim("random_grayscale")
 RANDOM_INVERT = RandomInvertPrim("random_invert")
 RANDOM_POSTERIZATION = RandomPosterizationPrim("random_posterization")
 SOLARIZATION = SolarizationPrim("solarization")
+RANDOM_COLOR_DEGENERATION = RandomColorDegenerationPrim("random_color_degeneration")
+RANDOM_SATURATION = RandomSaturationPrim("random_saturation")
+RANDOM_HUE = RandomHuePrim("random_hue")

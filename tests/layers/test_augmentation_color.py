@@ -1,5 +1,5 @@
 """Colour augmentation layers (RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization): the identity at inference and in the export, Keras' random transforms when
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue): the identity at inference and in the export, Keras' random transforms when
 training (against real Keras where the factors fix the draw, or with the draw injected),
 configs, validation, gradients, a Keras-written .keras file, and ``fit``."""
 
@@ -27,6 +27,12 @@ LAYERS = [
     ("RandomPosterization", {"factor": (2, 6), "value_range": (1, 0), "seed": 3}),
     ("Solarization", {}),
     ("Solarization", {"addition_factor": 0.2, "threshold_factor": (0.3, 0.7), "value_range": (0, 1), "seed": 5}),
+    ("RandomColorDegeneration", {"factor": 0.4}),
+    ("RandomColorDegeneration", {"factor": (-0.2, 0.6), "value_range": (1, 0), "seed": 1}),
+    ("RandomSaturation", {"factor": 0.5}),
+    ("RandomSaturation", {"factor": (0.2, 0.9), "value_range": (0, 1), "data_format": "channels_first"}),
+    ("RandomHue", {"factor": 0.3}),
+    ("RandomHue", {"factor": (0.1, 0.8), "value_range": (0, 1), "seed": 4}),
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
 
@@ -87,6 +93,12 @@ FIXED = [
     ("RandomPosterization", {"factor": (8, 8)}),
     ("Solarization", {}),
     ("Solarization", {"value_range": (0, 1)}),
+    ("RandomColorDegeneration", {"factor": (0.3, 0.3)}),
+    ("RandomColorDegeneration", {"factor": (-0.4, -0.4), "value_range": (0, 1)}),
+    ("RandomSaturation", {"factor": (0.3, 0.3)}),
+    ("RandomSaturation", {"factor": (0.8, 0.8), "value_range": (0, 1)}),
+    ("RandomHue", {"factor": (0.0, 0.0)}),
+    ("RandomHue", {"factor": 0.0, "value_range": (0, 1)}),
 ]
 
 
@@ -118,6 +130,22 @@ def test_solarization_with_given_draws_matches_keras(value_range):
     np.testing.assert_allclose(got, np.asarray(want), atol=1e-4)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("value_range", [(0, 255), (0, 1)])
+def test_hue_with_given_draws_matches_keras(value_range, data_format):
+    """Keras draws the sign of the hue shift, so no factor pins it: both get the same shifts."""
+    real = require_keras()
+    x = images((4, 5, 5, 3), value_range[1])
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    delta = np.array([-0.4, -0.05, 0.2, 0.5], "float32")
+    layer = real.layers.RandomHue(0.5, value_range=value_range, data_format=data_format)
+    given = {"factor": real.ops.convert_to_tensor(delta)}
+    want = real.ops.convert_to_numpy(layer.transform_images(real.ops.convert_to_tensor(x), given, training=True))
+    got = aug.RandomHuePrim.shift(x, delta, value_range, data_format)
+    np.testing.assert_allclose(got, want, atol=1e-4 * value_range[1])
+
+
 def test_random_draws():
     x = images((200, 4, 4, 3))
     y = _train_output(layers.RandomGrayscale(0.5), x)
@@ -141,7 +169,8 @@ def test_gradients():
     for layer in (
         layers.RandomGrayscale(0.5),
         layers.RandomInvert(0.5, value_range=(0, 1)),
-        layers.Solarization(0.1, 0.5, value_range=(0, 1)),
+        layers.Solarization(0.1, 0.0, value_range=(0, 1)),  # threshold 0: no jumps
+        layers.RandomColorDegeneration(0.8, value_range=(0, 1)),
     ):
         inputs = keras.Input((5, 5, 3))
         model = keras.Model(inputs, layers.Dense(1)(layer(inputs)))
@@ -165,13 +194,16 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.RandomInvert(0.2)(h)
     h = real.layers.RandomPosterization((3, 7))(h)
     h = real.layers.Solarization(0.1, 0.5)(h)
+    h = real.layers.RandomColorDegeneration(0.3)(h)
+    h = real.layers.RandomSaturation(0.4, seed=2)(h)
+    h = real.layers.RandomHue(0.2)(h)
     h = real.layers.Conv2D(4, 3)(h)
     theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
     theirs.save(tmp_path / "aug.keras")
     ours = irtool.models.load_model(tmp_path / "aug.keras")
     x = images((4, 8, 8, 3))
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-    for mine, keras_layer in zip(ours.layers[1:5], theirs.layers[1:5]):
+    for mine, keras_layer in zip(ours.layers[1:8], theirs.layers[1:8]):
         as_json = json.loads(json.dumps(keras_layer.get_config()))
         assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
     assert_onnx_parity(ours, x, atol=1e-4)

@@ -322,6 +322,13 @@ EXAMPLES: dict[str, list[Case]] = {
         C(f(2, 3, 3, 2), factor=(0, 0.2), value_range=(0.0, 255.0), data_format="channels_last", seed=None)
     ],
     "random_brightness": [C(f(2, 2, 3, 3), factor=(-0.2, 0.2), value_range=(0.0, 255.0), seed=None)],
+    "random_color_degeneration": [
+        C(f(2, 3, 3, 3), factor=(-0.2, 0.5), value_range=(0.0, 255.0), data_format="channels_last", seed=None)
+    ],
+    "random_saturation": [
+        C(f(2, 3, 3, 3), factor=(0.2, 0.7), value_range=(0.0, 255.0), data_format="channels_first", seed=None)
+    ],
+    "random_hue": [C(f(3, 3, 3), factor=(0.0, 0.5), value_range=(0.0, 255.0), data_format="channels_last", seed=None)],
     "random_grayscale": [C(f(2, 3, 3, 3), factor=0.5, data_format="channels_last", seed=None)],
     "random_invert": [C(f(2, 3, 3, 2), factor=(0.0, 0.5), value_range=(0.0, 255.0), seed=None)],
     "random_posterization": [C(f(3, 3, 2), factor=(1.0, 4.0), value_range=(0.0, 255.0), seed=None)],
