@@ -13,6 +13,7 @@ from irtool.layers.adaptive_pooling import (
 )
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from irtool.layers.augmentation import (
+    AutoContrast,
     RandomBrightness,
     RandomColorDegeneration,
     RandomContrast,
@@ -23,6 +24,7 @@ from irtool.layers.augmentation import (
     RandomPosterization,
     RandomRotation,
     RandomSaturation,
+    RandomSharpness,
     RandomTranslation,
     RandomZoom,
     Solarization,

@@ -1,6 +1,8 @@
 """Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
-RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation and RandomHue.
+RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
+RandomSharpness and AutoContrast (which, as in Keras, is not random and acts at inference too:
+it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
 ``training=False``, the ONNX export) each is the identity. In a graph each records one
@@ -12,7 +14,7 @@ Constructor arguments, validation messages and ``get_config`` follow Keras.
 
 from __future__ import annotations
 
-from irtool import random
+from irtool import ops, random
 from irtool.layers.layer import Layer
 from irtool.ops import augmentation as aug
 from irtool.ops.conv_utils import standardize_data_format
@@ -448,3 +450,54 @@ class RandomHue(_ColourRange):
     _prim = aug.RANDOM_HUE
     _BOUNDS = (0, 1)
     _SORT_RANGE = False
+
+
+class RandomSharpness(_ColourRange):
+    """Blends each image with Keras' 3x3 blur by ``1 - 2 U(factor)`` (factor bounds ``[0, 1]``;
+    0.5 keeps the image, 0 blurs, 1 sharpens), clipped to ``value_range``."""
+
+    _prim = aug.RANDOM_SHARPNESS
+    _BOUNDS = (0, 1)
+
+
+class AutoContrast(Layer):
+    """Stretches each image channel to the whole ``value_range``: ``(x - min) * 255 / (max - min)``
+    in Keras' [0, 255] scale, min and max over axes 1 and 2 of the batch (for channels-first
+    images Keras reduces over channels and height; so does this layer). A channel whose min
+    equals its max is kept (Keras' NaNs replaced by the input). Not random: it acts at inference,
+    in training and in the export alike, as in Keras. Unlike Keras, inputs that hold NaN or inf
+    are not special-cased."""
+
+    def __init__(self, value_range=(0, 255), data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = standardize_data_format(data_format)
+        self.value_range = _value_range(value_range)
+        self.built = True
+
+    def call(self, inputs, training=None):  # the same in training (Keras files record training=True)
+        rank = len(inputs.shape)
+        if rank not in (3, 4):
+            raise ValueError(
+                "Expected image tensor to have rank 3 (single image) "
+                f"or 4 (batch of images). Received: data.shape={tuple(inputs.shape)}"
+            )
+        original = ops.cast(inputs, self.dtype)
+        low_range, high_range = (float(v) for v in self.value_range)
+        images = original
+        if (low_range, high_range) != (0.0, 255.0):
+            images = ops.multiply(ops.subtract(images, low_range), 255.0 / (high_range - low_range))
+        axes = (0, 1) if rank == 3 else (1, 2)
+        low = ops.min(images, axis=axes, keepdims=True)
+        high = ops.max(images, axis=axes, keepdims=True)
+        flat = ops.equal(high, low)
+        scale = ops.divide(255.0, ops.where(flat, 1.0, ops.subtract(high, low)))  # no division by 0
+        results = ops.clip(ops.multiply(ops.subtract(images, low), scale), 0.0, 255.0)
+        if (low_range, high_range) != (0.0, 255.0):
+            results = ops.add(ops.multiply(results, (high_range - low_range) / 255.0), low_range)
+        return ops.where(flat, original, results)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "value_range": self.value_range}

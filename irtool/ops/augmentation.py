@@ -1,6 +1,6 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue).
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -435,6 +435,43 @@ class RandomHuePrim(_ImageAugmentation):
         return [None]
 
 
+def _smooth(x):
+    """Keras' sharpness blur: a depthwise 3x3 convolution (1/13 around, 5/13 at the centre),
+    ``same`` zero padding, on channels-last images. Its kernel is symmetric: it is its adjoint."""
+    a, b = np.float32(1 / 13), np.float32(5 / 13)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    height, width = x.shape[1:3]
+    out = np.zeros_like(x)
+    for i in range(3):
+        for j in range(3):
+            out += (b if i == j == 1 else a) * padded[:, i : i + height, j : j + width]
+    return out
+
+
+class RandomSharpnessPrim(_ImageAugmentation):
+    """Keras' RandomSharpness: ``x + (1 - 2f) (blur(x) - x)`` per image, ``f ~ U(factor)``
+    (0.5: unchanged), clipped to ``value_range``."""
+
+    def transform(self, x, rng, factor, value_range, data_format, seed=None):
+        s = _uniform(rng, factor[0], factor[1], x.shape[0]) * np.float32(2)
+        return self.sharpen(x, s.reshape(-1, 1, 1, 1), value_range, data_format)
+
+    @staticmethod
+    def sharpen(x, s, value_range, data_format):
+        images = _channels_last(x.astype(np.float32), data_format)
+        y = images + (np.float32(1) - s) * (_smooth(images) - images)
+        inside = (y >= value_range[0]) & (y <= value_range[1])
+        y = np.clip(y, value_range[0], value_range[1])
+        return _from_channels_last(y, data_format), (s, inside)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, data_format, **attrs):
+        g, added = _batched(cotangents[0])
+        s, inside = aux
+        g = _channels_last(g.astype(np.float32), data_format) * inside
+        dx = _from_channels_last(s * g + (1 - s) * _smooth(g), data_format)
+        return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -448,3 +485,4 @@ SOLARIZATION = SolarizationPrim("solarization")
 RANDOM_COLOR_DEGENERATION = RandomColorDegenerationPrim("random_color_degeneration")
 RANDOM_SATURATION = RandomSaturationPrim("random_saturation")
 RANDOM_HUE = RandomHuePrim("random_hue")
+RANDOM_SHARPNESS = RandomSharpnessPrim("random_sharpness")

@@ -1,5 +1,6 @@
 """Colour augmentation layers (RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue): the identity at inference and in the export, Keras' random transforms when
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness) and
+AutoContrast (not random: it acts at inference and in the export, as in Keras): the identity at inference and in the export, Keras' random transforms when
 training (against real Keras where the factors fix the draw, or with the draw injected),
 configs, validation, gradients, a Keras-written .keras file, and ``fit``."""
 
@@ -33,6 +34,8 @@ LAYERS = [
     ("RandomSaturation", {"factor": (0.2, 0.9), "value_range": (0, 1), "data_format": "channels_first"}),
     ("RandomHue", {"factor": 0.3}),
     ("RandomHue", {"factor": (0.1, 0.8), "value_range": (0, 1), "seed": 4}),
+    ("RandomSharpness", {"factor": 0.3}),
+    ("RandomSharpness", {"factor": (0.1, 0.9), "value_range": (0, 1), "data_format": "channels_first", "seed": 2}),
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
 
@@ -99,6 +102,9 @@ FIXED = [
     ("RandomSaturation", {"factor": (0.8, 0.8), "value_range": (0, 1)}),
     ("RandomHue", {"factor": (0.0, 0.0)}),
     ("RandomHue", {"factor": 0.0, "value_range": (0, 1)}),
+    ("RandomSharpness", {"factor": (0.2, 0.2)}),
+    ("RandomSharpness", {"factor": (0.9, 0.9), "value_range": (0, 1)}),
+    ("RandomSharpness", {"factor": (0.5, 0.5)}),
 ]
 
 
@@ -169,8 +175,10 @@ def test_gradients():
     for layer in (
         layers.RandomGrayscale(0.5),
         layers.RandomInvert(0.5, value_range=(0, 1)),
-        layers.Solarization(0.1, 0.0, value_range=(0, 1)),  # threshold 0: no jumps
+        layers.Solarization(0.0, 0.0, value_range=(0, 1)),  # threshold 0 and no addition: no jumps or kinks
         layers.RandomColorDegeneration(0.8, value_range=(0, 1)),
+        layers.RandomSharpness(0.9, value_range=(-9, 9)),  # no clipping: no kinks in the numeric check
+        layers.RandomSharpness(0.6, value_range=(-9, 9), data_format="channels_first"),
     ):
         inputs = keras.Input((5, 5, 3))
         model = keras.Model(inputs, layers.Dense(1)(layer(inputs)))
@@ -184,7 +192,7 @@ def test_gradients():
             return float(np.sum(y))
 
         numeric = (loss(x + eps * v) - loss(x - eps * v)) / (2 * eps)
-        np.testing.assert_allclose(np.sum(g * v), numeric, rtol=3e-2, atol=3e-2)
+        np.testing.assert_allclose(np.sum(g * v), numeric, rtol=3e-2, atol=3e-2, err_msg=type(layer).__name__)
 
 
 def test_fit_and_keras_written_model(tmp_path):
@@ -197,13 +205,15 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.RandomColorDegeneration(0.3)(h)
     h = real.layers.RandomSaturation(0.4, seed=2)(h)
     h = real.layers.RandomHue(0.2)(h)
+    h = real.layers.RandomSharpness(0.3)(h)
+    h = real.layers.AutoContrast()(h)
     h = real.layers.Conv2D(4, 3)(h)
     theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
     theirs.save(tmp_path / "aug.keras")
     ours = irtool.models.load_model(tmp_path / "aug.keras")
     x = images((4, 8, 8, 3))
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-    for mine, keras_layer in zip(ours.layers[1:8], theirs.layers[1:8]):
+    for mine, keras_layer in zip(ours.layers[1:10], theirs.layers[1:10]):
         as_json = json.loads(json.dumps(keras_layer.get_config()))
         assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
     assert_onnx_parity(ours, x, atol=1e-4)
@@ -211,3 +221,37 @@ def test_fit_and_keras_written_model(tmp_path):
     history = ours.fit(images((16, 8, 8, 3)), RNG.integers(0, 2, 16), epochs=2, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert_onnx_parity(ours, x, atol=1e-4)
+
+
+AUTO_CONTRAST = [
+    {},
+    {"value_range": (0, 1)},
+    {"value_range": (1, -1), "data_format": "channels_first"},
+]
+
+
+@pytest.mark.parametrize("kwargs", AUTO_CONTRAST, ids=["0-255", "0-1", "reversed-first"])
+def test_auto_contrast_matches_keras_at_inference_training_and_in_onnx(kwargs):
+    real = get_keras()
+    x = images((3, 6, 5, 3), 1.0 if kwargs.get("value_range") == (0, 1) else 255.0)
+    x[1, :, :, 2] = x[1, 0, 0, 2]  # a flat channel is kept
+    x[2, :, :, :] = 0.5
+    shape = (6, 5, 3)
+    if kwargs.get("data_format") == "channels_first":
+        x, shape = np.ascontiguousarray(x.transpose(0, 3, 1, 2)), (3, 6, 5)
+    inputs = keras.Input(shape)
+    model = keras.Model(inputs, layers.AutoContrast(**kwargs)(inputs))
+    y = model.predict(x, verbose=0)
+    assert not np.allclose(y, x)
+    np.testing.assert_allclose(layers.AutoContrast(**kwargs)(x), y, rtol=1e-6)  # eager
+    np.testing.assert_allclose(_train_output(layers.AutoContrast(**kwargs), x), y, rtol=1e-6)  # training
+    assert_onnx_parity(model, x)
+    config = model.layers[1].get_config()
+    assert layers.AutoContrast.from_config(config).get_config() == config
+    if real is not None:
+        layer = real.layers.AutoContrast(**kwargs)
+        np.testing.assert_allclose(y, np.asarray(layer(x, training=False)), atol=1e-4 * np.abs(x).max())
+        np.testing.assert_allclose(y, np.asarray(layer(x, training=True)), atol=1e-4 * np.abs(x).max())
+        assert_same_config(config, layer.get_config(), ignore=("dtype", "name"))
+    with pytest.raises(ValueError, match="`value_range` argument should be a list of two numbers"):
+        layers.AutoContrast(value_range=3)
