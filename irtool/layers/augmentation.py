@@ -1,7 +1,7 @@
 """Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
-RandomSharpness and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomSharpness, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -501,3 +501,28 @@ class AutoContrast(Layer):
 
     def get_config(self):
         return {**super().get_config(), "data_format": self.data_format, "value_range": self.value_range}
+
+
+class Equalization(_Augmentation):
+    """Histogram equalization of each channel (histogram over the whole batch, ``bins`` bins),
+    as Keras does it: only in training (``fit``, eager ``training=True``); the identity at
+    inference and in the export, like the random layers. (Keras 3.15's returns its input
+    KerasTensor itself when called symbolically, so Keras cannot build a model with it after
+    another layer; irtool records it like any layer.)"""
+
+    _prim = aug.EQUALIZATION
+
+    def __init__(self, value_range=(0, 255), bins=256, data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        self.bins = bins
+        self.value_range = _value_range(value_range)
+
+    def _attrs(self):
+        return {
+            "value_range": tuple(float(v) for v in self.value_range),
+            "bins": int(self.bins),
+            "data_format": self.data_format,
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins, "value_range": self.value_range}

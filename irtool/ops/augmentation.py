@@ -1,6 +1,6 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness).
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -472,6 +472,38 @@ class RandomSharpnessPrim(_ImageAugmentation):
         return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
 
 
+class EqualizationPrim(_ImageAugmentation):
+    """Keras' Equalization (in training only, as Keras does; not random): each channel's
+    histogram over the whole batch (``bins`` bins of [0, 255] after scaling from
+    ``value_range``) is flattened through its cumulative distribution. No gradient."""
+
+    def transform(self, x, rng, value_range, bins, data_format, seed=None):
+        axis = _channel_axis(data_format)
+        channels = [self.equalize(np.take(x, i, axis=axis), value_range, bins) for i in range(x.shape[axis])]
+        return np.stack(channels, axis).astype(np.float32), None
+
+    @staticmethod
+    def equalize(channel, value_range, bins):
+        low, high = value_range
+        scale = np.float32(255 / (high - low))
+        channel = channel.astype(np.float32) * scale + np.float32(0 - low * scale)
+        indices = np.clip((channel * np.float32(bins - 1) / np.float32(255)).astype(np.int32), 0, bins - 1)
+        hist = np.bincount(indices.ravel(), minlength=bins)
+        if np.count_nonzero(hist) > 1:
+            cdf = np.cumsum(hist)
+            cdf_min = cdf[np.nonzero(cdf)[0][0]]
+            denominator = cdf[-1] - cdf_min
+            lookup = np.clip(np.round(((cdf - cdf_min) * 255) / (denominator if denominator else 1)), 0, 255)
+            lookup = lookup.astype(np.float32)
+            scaled = (channel / np.float32(255)) * np.float32(bins - 1)
+            channel = lookup[np.clip(scaled, 0, bins - 1).astype(np.int32)]
+        back = np.float32((high - low) / 255)
+        return channel * back + np.float32(low)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -486,3 +518,4 @@ RANDOM_COLOR_DEGENERATION = RandomColorDegenerationPrim("random_color_degenerati
 RANDOM_SATURATION = RandomSaturationPrim("random_saturation")
 RANDOM_HUE = RandomHuePrim("random_hue")
 RANDOM_SHARPNESS = RandomSharpnessPrim("random_sharpness")
+EQUALIZATION = EqualizationPrim("equalization")

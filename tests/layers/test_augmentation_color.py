@@ -1,6 +1,6 @@
 """Colour augmentation layers (RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness) and
-AutoContrast (not random: it acts at inference and in the export, as in Keras): the identity at inference and in the export, Keras' random transforms when
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness),
+Equalization (not random, but only in training, as in Keras) and AutoContrast (not random: it acts at inference and in the export, as in Keras): the identity at inference and in the export, Keras' random transforms when
 training (against real Keras where the factors fix the draw, or with the draw injected),
 configs, validation, gradients, a Keras-written .keras file, and ``fit``."""
 
@@ -36,6 +36,8 @@ LAYERS = [
     ("RandomHue", {"factor": (0.1, 0.8), "value_range": (0, 1), "seed": 4}),
     ("RandomSharpness", {"factor": 0.3}),
     ("RandomSharpness", {"factor": (0.1, 0.9), "value_range": (0, 1), "data_format": "channels_first", "seed": 2}),
+    ("Equalization", {}),
+    ("Equalization", {"value_range": (1, 0), "bins": 32}),
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
 
@@ -105,6 +107,9 @@ FIXED = [
     ("RandomSharpness", {"factor": (0.2, 0.2)}),
     ("RandomSharpness", {"factor": (0.9, 0.9), "value_range": (0, 1)}),
     ("RandomSharpness", {"factor": (0.5, 0.5)}),
+    ("Equalization", {}),
+    ("Equalization", {"bins": 16}),
+    ("Equalization", {"value_range": (0, 1), "bins": 64}),
 ]
 
 
@@ -119,7 +124,9 @@ def test_training_transform_matches_keras(name, kwargs, data_format):
     want = np.asarray(getattr(real.layers, name)(**kwargs)(x, training=True))
     np.testing.assert_allclose(_train_output(getattr(layers, name)(**kwargs), x), want, atol=1e-4)
     np.testing.assert_allclose(getattr(layers, name)(**kwargs)(x, training=True), want, atol=1e-4)  # eager
-    np.testing.assert_allclose(getattr(layers, name)(**kwargs)(x[0], training=True), want[0], atol=1e-4)  # rank 3
+    # rank 3 (Equalization's histogram is the batch's, so compare with Keras' single-image call)
+    want = np.asarray(getattr(real.layers, name)(**kwargs)(x[0], training=True))
+    np.testing.assert_allclose(getattr(layers, name)(**kwargs)(x[0], training=True), want, atol=1e-4)
 
 
 @pytest.mark.parametrize("value_range", [(0, 255), (0, 1)])
@@ -206,6 +213,8 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.RandomSaturation(0.4, seed=2)(h)
     h = real.layers.RandomHue(0.2)(h)
     h = real.layers.RandomSharpness(0.3)(h)
+    # (no Equalization: Keras 3.15's returns its input KerasTensor itself, so Keras cannot build
+    # a model with it after another layer: "... from operation 'equalization' is part of a cycle")
     h = real.layers.AutoContrast()(h)
     h = real.layers.Conv2D(4, 3)(h)
     theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))

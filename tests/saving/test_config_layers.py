@@ -111,6 +111,7 @@ SPECS = [
     ("ELU", dict(alpha=0.5), (None, 4)),
     ("EinsumDense", dict(equation="ab,bc->ac", output_shape=5, bias_axes="c", activation="relu"), (None, 4)),
     ("Embedding", dict(input_dim=10, output_dim=3, mask_zero=True, embeddings_regularizer="l2"), (None, 5)),
+    ("Equalization", dict(value_range=(0, 1), bins=64, data_format="channels_first"), (None, 3, 5, 5)),
     ("Flatten", dict(data_format="channels_last"), (None, 2, 3)),
     (
         "GRU",
@@ -278,7 +279,10 @@ def run_layer(layer, name: str, arrays):
         return layer(arrays[0], arrays[1])
     if name in _CELLS:
         return layer(arrays, [np.zeros((arrays.shape[0], layer.units), "float32")] * layer.n_states)[0]
-    if name.startswith("Random") or name == "Solarization":  # augmentation: random when called bare, as in Keras
+    if name.startswith("Random") or name in (
+        "Solarization",
+        "Equalization",
+    ):  # augmentation: random when called bare, as in Keras
         # compare inference
         return layer(arrays, training=False)
     return layer(arrays)
