@@ -1,7 +1,7 @@
 """Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
-RandomSharpness, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomSharpness, RandomErasing, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -526,3 +526,61 @@ class Equalization(_Augmentation):
 
     def get_config(self):
         return {**super().get_config(), "bins": self.bins, "value_range": self.value_range}
+
+
+class RandomErasing(_Augmentation):
+    """Erases a random box of each image (with probability drawn from ``factor``), filling it
+    with ``fill_value`` or Gaussian noise scaled by ``value_range[1]`` (Keras 3.15)."""
+
+    _prim = aug.RANDOM_ERASING
+
+    def __init__(
+        self, factor=1.0, scale=(0.02, 0.33), fill_value=None, value_range=(0, 255), seed=None, data_format=None, **kw
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kw)
+        self.factor = _base_factor(factor, (0, 1))
+        self.scale = _named_factor(scale, "scale", (0, 1))
+        self.fill_value = fill_value
+        self.value_range = value_range
+
+    def _attrs(self):
+        fill = self.fill_value
+        if fill is not None:
+            message = "The `fill_value` argument should be a number (or a list of three numbers) "
+            if isinstance(fill, (tuple, list)):
+                if len(fill) != 3:
+                    raise ValueError(message)
+                fill = tuple(float(v) for v in fill)
+            elif isinstance(fill, (int, float)):
+                fill = float(fill)
+            else:
+                raise ValueError(message)
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "scale": tuple(float(f) for f in self.scale),
+            "fill_value": fill,
+            "value_range": tuple(float(v) for v in self.value_range),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "factor": self.factor,
+            "scale": self.scale,
+            "fill_value": self.fill_value,
+            "value_range": self.value_range,
+            "seed": self.seed,
+        }
+
+
+def _named_factor(factor, name, bounds):
+    """RandomErasing's ``_set_factor_by_name``: ``_base_factor`` with the argument's name."""
+    try:
+        return _base_factor(factor, bounds)
+    except ValueError:
+        raise ValueError(
+            f"The `{name}` argument should be a number (or a list of two numbers) "
+            f"in the range [{bounds[0]}, {bounds[1]}]. Received: factor={factor}"
+        ) from None

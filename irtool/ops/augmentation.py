@@ -1,6 +1,6 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization).
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -504,6 +504,51 @@ class EqualizationPrim(_ImageAugmentation):
         return [None]
 
 
+class RandomErasingPrim(_ImageAugmentation):
+    """Keras' RandomErasing: per image a box of ``sqrt(U(scale))`` of the width and of the height
+    at ``U(0, 1)`` of the free room, filled (when ``U(0, 1) < U(factor)``) with ``fill_value``
+    or, when it is None, ``N(0, 1) * value_range[1]``, clipped to ``value_range``. Keras' draw
+    order: box sizes, x start, y start, probability, threshold, fill."""
+
+    def transform(self, x, rng, factor, scale, fill_value, value_range, data_format, seed=None):
+        batch = x.shape[0]
+        h, w = _spatial_axes(data_format)
+        sizes = np.sqrt(_uniform(rng, scale[0], scale[1], (batch, 2)))
+        corners = []
+        for ratio, length in ((sizes[:, 0], x.shape[w]), (sizes[:, 1], x.shape[h])):
+            crop = (ratio * np.float32(length)).astype(np.float32)
+            start = _uniform(rng, 0.0, 1.0, batch) * (np.float32(length) - crop)
+            corners += [start, start + crop]
+        probability = _uniform(rng, factor[0], factor[1], batch)
+        apply = _uniform(rng, 0.0, 1.0, batch) < probability
+        if fill_value is None:
+            fill = rng.standard_normal(x.shape).astype(np.float32) * np.float32(value_range[1])
+        else:
+            fill = np.broadcast_to(np.asarray(fill_value, np.float32), x.shape)
+        fill = np.clip(fill, value_range[0], value_range[1])
+        erased = self.mask(x.shape, corners, data_format) & apply[:, None, None, None]
+        return np.where(erased, fill, x.astype(np.float32)), erased
+
+    @staticmethod
+    def mask(shape, corners, data_format):
+        """Keras' ``_generate_batch_mask``: ``x0 <= x < x1`` and ``y0 <= y < y1``, all channels."""
+        h, w = _spatial_axes(data_format)
+        grid_y, grid_x = np.meshgrid(
+            np.arange(shape[h], dtype=np.float32), np.arange(shape[w], dtype=np.float32), indexing="ij"
+        )
+        grid_x, grid_y = (
+            g[None, :, :, None] if data_format == "channels_last" else g[None, None] for g in (grid_x, grid_y)
+        )
+        x0, x1, y0, y1 = (c[:, None, None, None] for c in corners)
+        inside = (grid_x >= x0) & (grid_x < x1) & (grid_y >= y0) & (grid_y < y1)
+        return np.broadcast_to(inside, shape)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        g = np.where(aux, 0, g)
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -519,3 +564,4 @@ RANDOM_SATURATION = RandomSaturationPrim("random_saturation")
 RANDOM_HUE = RandomHuePrim("random_hue")
 RANDOM_SHARPNESS = RandomSharpnessPrim("random_sharpness")
 EQUALIZATION = EqualizationPrim("equalization")
+RANDOM_ERASING = RandomErasingPrim("random_erasing")

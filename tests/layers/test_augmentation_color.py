@@ -1,5 +1,5 @@
 """Colour augmentation layers (RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness),
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, RandomErasing),
 Equalization (not random, but only in training, as in Keras) and AutoContrast (not random: it acts at inference and in the export, as in Keras): the identity at inference and in the export, Keras' random transforms when
 training (against real Keras where the factors fix the draw, or with the draw injected),
 configs, validation, gradients, a Keras-written .keras file, and ``fit``."""
@@ -38,6 +38,8 @@ LAYERS = [
     ("RandomSharpness", {"factor": (0.1, 0.9), "value_range": (0, 1), "data_format": "channels_first", "seed": 2}),
     ("Equalization", {}),
     ("Equalization", {"value_range": (1, 0), "bins": 32}),
+    ("RandomErasing", {}),
+    ("RandomErasing", {"factor": (0.3, 0.8), "scale": 0.5, "fill_value": 2.0, "value_range": (0, 1), "seed": 3}),
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
 
@@ -110,6 +112,9 @@ FIXED = [
     ("Equalization", {}),
     ("Equalization", {"bins": 16}),
     ("Equalization", {"value_range": (0, 1), "bins": 64}),
+    ("RandomErasing", {"factor": (1.0, 1.0), "scale": (1.0, 1.0), "fill_value": 3.0}),
+    ("RandomErasing", {"factor": (1.0, 1.0), "scale": (1.0, 1.0), "fill_value": 300.0}),
+    ("RandomErasing", {"factor": 0.0, "fill_value": 1.0}),
 ]
 
 
@@ -159,6 +164,17 @@ def test_hue_with_given_draws_matches_keras(value_range, data_format):
     np.testing.assert_allclose(got, want, atol=1e-4 * value_range[1])
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_erasing_box_matches_keras(data_format):
+    """Keras' box positions are always random: both get the same corners."""
+    real = require_keras()
+    shape = (3, 7, 6, 3) if data_format == "channels_last" else (3, 3, 7, 6)
+    corners = [np.array(c, "float32") for c in ([0.5, 1.2, 2.0], [3.1, 4.0, 6.0], [0.0, 2.5, 1.0], [4.0, 6.9, 3.0])]
+    layer = real.layers.RandomErasing(data_format=data_format)
+    want = layer._generate_batch_mask(shape, tuple(real.ops.convert_to_tensor(c) for c in corners))
+    np.testing.assert_array_equal(aug.RandomErasingPrim.mask(shape, corners, data_format), np.asarray(want))
+
+
 def test_random_draws():
     x = images((200, 4, 4, 3))
     y = _train_output(layers.RandomGrayscale(0.5), x)
@@ -171,6 +187,9 @@ def test_random_draws():
     y = _train_output(layers.RandomPosterization((1, 8)), x)
     bits = [8 - int(np.log2(np.gcd.reduce(a.astype(np.int64).ravel() | 256))) for a in y]
     assert set(bits) <= set(range(1, 8)) and len(set(bits)) > 3  # 8 is never drawn, as in Keras
+    y = _train_output(layers.RandomErasing((1.0, 1.0), scale=(0.1, 0.3), fill_value=-1.0), x)
+    erased = (y == 0).reshape(200, -1).sum(1)  # fill -1 is clipped to 0; each image has a box
+    assert (erased > 0).all() and len(set(erased.tolist())) > 3 and (y[y != 0] == x[y != 0]).all()
     y = _train_output(layers.Solarization(0.0, (0.5, 1.0)), x)
     assert ((y == x) | np.isclose(y, 255 - x)).all()
 
@@ -186,6 +205,7 @@ def test_gradients():
         layers.RandomColorDegeneration(0.8, value_range=(0, 1)),
         layers.RandomSharpness(0.9, value_range=(-9, 9)),  # no clipping: no kinks in the numeric check
         layers.RandomSharpness(0.6, value_range=(-9, 9), data_format="channels_first"),
+        layers.RandomErasing(0.7, fill_value=0.5),
     ):
         inputs = keras.Input((5, 5, 3))
         model = keras.Model(inputs, layers.Dense(1)(layer(inputs)))
@@ -213,6 +233,7 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.RandomSaturation(0.4, seed=2)(h)
     h = real.layers.RandomHue(0.2)(h)
     h = real.layers.RandomSharpness(0.3)(h)
+    h = real.layers.RandomErasing(0.5, scale=(0.1, 0.2), seed=4)(h)
     # (no Equalization: Keras 3.15's returns its input KerasTensor itself, so Keras cannot build
     # a model with it after another layer: "... from operation 'equalization' is part of a cycle")
     h = real.layers.AutoContrast()(h)
@@ -222,7 +243,7 @@ def test_fit_and_keras_written_model(tmp_path):
     ours = irtool.models.load_model(tmp_path / "aug.keras")
     x = images((4, 8, 8, 3))
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-    for mine, keras_layer in zip(ours.layers[1:10], theirs.layers[1:10]):
+    for mine, keras_layer in zip(ours.layers[1:11], theirs.layers[1:11]):
         as_json = json.loads(json.dumps(keras_layer.get_config()))
         assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
     assert_onnx_parity(ours, x, atol=1e-4)

@@ -333,6 +333,17 @@ EXAMPLES: dict[str, list[Case]] = {
         C(f(2, 3, 4, 2), factor=(0.1, 0.9), value_range=(0.0, 255.0), data_format="channels_last", seed=None)
     ],
     "equalization": [C(f(2, 3, 4, 2), value_range=(-3.0, 3.0), bins=16, data_format="channels_last")],
+    "random_erasing": [
+        C(
+            f(2, 4, 4, 3),
+            factor=(0.5, 1.0),
+            scale=(0.1, 0.4),
+            fill_value=None,
+            value_range=(0.0, 255.0),
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
     "random_grayscale": [C(f(2, 3, 3, 3), factor=0.5, data_format="channels_last", seed=None)],
     "random_invert": [C(f(2, 3, 3, 2), factor=(0.0, 0.5), value_range=(0.0, 255.0), seed=None)],
     "random_posterization": [C(f(3, 3, 2), factor=(1.0, 4.0), value_range=(0.0, 255.0), seed=None)],
