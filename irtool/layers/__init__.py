@@ -27,6 +27,7 @@ from irtool.layers.augmentation import (
     RandomRotation,
     RandomSaturation,
     RandomSharpness,
+    RandomShear,
     RandomTranslation,
     RandomZoom,
     Solarization,

@@ -1,7 +1,7 @@
 """Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
-RandomSharpness, RandomErasing, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomSharpness, RandomErasing, RandomShear, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -584,3 +584,72 @@ def _named_factor(factor, name, bounds):
             f"The `{name}` argument should be a number (or a list of two numbers) "
             f"in the range [{bounds[0]}, {bounds[1]}]. Received: factor={factor}"
         ) from None
+
+
+def _shear_factor(factor, name):
+    """RandomShear's ``_set_factor_with_name``: a number ``f`` in [0, 1] gives ``(-f, f)``."""
+    message = "The `factor` argument should be a number (or a list of two numbers) in the range [0, 1.0]. "
+
+    def check(value):
+        if value > 1.0 or value < 0.0:
+            raise ValueError(message + f"Received: input_number={value}")
+
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2:
+            raise ValueError(message + f"Received: {name}={factor}")
+        check(factor[0])
+        check(factor[1])
+        return tuple(sorted(factor))
+    if isinstance(factor, (int, float)):
+        check(factor)
+        return -abs(factor), abs(factor)
+    raise ValueError(message + f"Received: {name}={factor}")
+
+
+class RandomShear(_Resampling):
+    """Shears each image about the origin by ``x_factor`` (x' = x + s y) and ``y_factor``, the
+    two signs flipped together at random (Keras 3.15)."""
+
+    _prim = aug.RANDOM_SHEAR
+
+    def __init__(
+        self,
+        x_factor=0.0,
+        y_factor=0.0,
+        interpolation="bilinear",
+        fill_mode="reflect",
+        fill_value=0.0,
+        data_format=None,
+        seed=None,
+        **kwargs,
+    ):
+        self.x_factor = _shear_factor(x_factor, "x_factor")
+        self.y_factor = _shear_factor(y_factor, "y_factor")
+        super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
+
+    @classmethod
+    def from_config(cls, config):
+        """Keras 3.15 saves a number ``f`` as ``(-f, f)`` and then refuses that pair on load (its
+        own ``RandomShear(0.3)`` does not round trip); a symmetric pair is read back as ``f``."""
+        config = dict(config)
+        for name in ("x_factor", "y_factor"):
+            factor = config.get(name)
+            if isinstance(factor, (tuple, list)) and len(factor) == 2 and factor[0] == -factor[1] and factor[1] >= 0:
+                config[name] = factor[1]
+        return super().from_config(config)
+
+    def _attrs(self):
+        factors = {name: tuple(float(f) for f in getattr(self, name)) for name in ("x_factor", "y_factor")}
+        return {**super()._attrs(), **factors}
+
+    def get_config(self):
+        return {  # Keras' key order
+            **_Augmentation.get_config(self),
+            "x_factor": self.x_factor,
+            "y_factor": self.y_factor,
+            "fill_mode": self.fill_mode,
+            "interpolation": self.interpolation,
+            "seed": self.seed,
+            "fill_value": self.fill_value,
+            "data_format": self.data_format,
+        }

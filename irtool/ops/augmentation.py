@@ -1,6 +1,6 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing).
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -169,6 +169,23 @@ class RandomTranslationPrim(_AffinePrim):
         tx = _uniform(rng, width_range[0], width_range[1], batch) * width
         one, zero = np.ones(batch, np.float32), np.zeros(batch, np.float32)
         return np.stack([one, zero, -tx, zero, one, -ty, zero, zero], 1)
+
+
+class RandomShearPrim(_AffinePrim):
+    """Keras' RandomShear: ``x' = x + sx y``, ``y' = sy x + y`` (about the origin), ``(sx, sy)``
+    drawn from the factors and both negated when ``U(0, 1) > 0.5`` (Keras' draw order: sign,
+    y, x)."""
+
+    def matrices(self, rng, batch, height, width, x_factor, y_factor, seed=None):
+        sign = np.where(_uniform(rng, 0.0, 1.0, batch) > 0.5, np.float32(-1), np.float32(1))
+        shear_y = _uniform(rng, y_factor[0], y_factor[1], batch)
+        shear_x = _uniform(rng, x_factor[0], x_factor[1], batch)
+        return self.shear_matrix(np.stack([shear_x * sign, shear_y * sign], 1))
+
+    @staticmethod
+    def shear_matrix(shear):
+        one, zero = np.ones(len(shear), np.float32), np.zeros(len(shear), np.float32)
+        return np.stack([one, shear[:, 0], zero, shear[:, 1], one, zero, zero, zero], 1).astype(np.float32)
 
 
 # -- colour ---------------------------------------------------------------------------------------
@@ -565,3 +582,4 @@ RANDOM_HUE = RandomHuePrim("random_hue")
 RANDOM_SHARPNESS = RandomSharpnessPrim("random_sharpness")
 EQUALIZATION = EqualizationPrim("equalization")
 RANDOM_ERASING = RandomErasingPrim("random_erasing")
+RANDOM_SHEAR = RandomShearPrim("random_shear")

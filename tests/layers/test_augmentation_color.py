@@ -1,5 +1,5 @@
 """Colour augmentation layers (RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, RandomErasing),
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, RandomErasing, RandomShear),
 Equalization (not random, but only in training, as in Keras) and AutoContrast (not random: it acts at inference and in the export, as in Keras): the identity at inference and in the export, Keras' random transforms when
 training (against real Keras where the factors fix the draw, or with the draw injected),
 configs, validation, gradients, a Keras-written .keras file, and ``fit``."""
@@ -13,6 +13,7 @@ import irtool
 import irtool as keras
 from irtool import layers
 from irtool.ops import augmentation as aug
+from irtool.ops.augmentation import affine_transform
 
 from ..harness import assert_onnx_parity, assert_same_config, get_keras, require_keras
 from .test_augmentation import _train_output
@@ -40,6 +41,8 @@ LAYERS = [
     ("Equalization", {"value_range": (1, 0), "bins": 32}),
     ("RandomErasing", {}),
     ("RandomErasing", {"factor": (0.3, 0.8), "scale": 0.5, "fill_value": 2.0, "value_range": (0, 1), "seed": 3}),
+    ("RandomShear", {"x_factor": 0.3}),
+    ("RandomShear", {"x_factor": (0.1, 0.2), "y_factor": 0.4, "fill_mode": "constant", "interpolation": "nearest"}),
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
 
@@ -71,6 +74,16 @@ def test_configs_round_trip_and_match_keras(name, kwargs):
         assert_same_config(config, getattr(real.layers, name)(**kwargs).get_config(), ignore=("dtype", "name"))
 
 
+def test_shear_config_with_a_number_loads():
+    """Keras saves RandomShear(0.3) as x_factor (-0.3, 0.3), which its own constructor refuses;
+    irtool reads the symmetric pair back as 0.3."""
+    config = json.loads(json.dumps(layers.RandomShear(0.3, (0.1, 0.2)).get_config()))
+    assert config["x_factor"] == [-0.3, 0.3]
+    assert layers.RandomShear.from_config(config).x_factor == (-0.3, 0.3)
+    with pytest.raises(ValueError, match="input_number=-0.3"):
+        layers.RandomShear((-0.3, 0.3))  # as in Keras
+
+
 def test_validation_messages():
     with pytest.raises(ValueError, match=r"`factor` should be between 0 and 1. Received: factor=1.5"):
         layers.RandomGrayscale(1.5)
@@ -84,6 +97,12 @@ def test_validation_messages():
         layers.Solarization(addition_factor=1.5)
     with pytest.raises(ValueError, match=r"Received: threshold_factor=\(0.1, 0.2, 0.3\)"):
         layers.Solarization(threshold_factor=(0.1, 0.2, 0.3))
+    with pytest.raises(ValueError, match=r"in the range \[0, 1.0\]. Received: input_number=-0.2"):
+        layers.RandomShear(x_factor=(-0.2, 0.1))
+    with pytest.raises(NotImplementedError, match="Unknown `fill_mode` mirror"):
+        layers.RandomShear(0.1, fill_mode="mirror")
+    with pytest.raises(ValueError, match="`scale` argument should be a number"):
+        layers.RandomErasing(scale=(0.1, 0.2, 0.3))
     with pytest.raises(ValueError, match="Invalid channel size: expected 3"):
         layers.RandomGrayscale(1.0)(images((1, 4, 4, 2)), training=True)
 
@@ -115,6 +134,7 @@ FIXED = [
     ("RandomErasing", {"factor": (1.0, 1.0), "scale": (1.0, 1.0), "fill_value": 3.0}),
     ("RandomErasing", {"factor": (1.0, 1.0), "scale": (1.0, 1.0), "fill_value": 300.0}),
     ("RandomErasing", {"factor": 0.0, "fill_value": 1.0}),
+    ("RandomShear", {"x_factor": 0.0, "y_factor": 0.0}),
 ]
 
 
@@ -173,6 +193,23 @@ def test_erasing_box_matches_keras(data_format):
     layer = real.layers.RandomErasing(data_format=data_format)
     want = layer._generate_batch_mask(shape, tuple(real.ops.convert_to_tensor(c) for c in corners))
     np.testing.assert_array_equal(aug.RandomErasingPrim.mask(shape, corners, data_format), np.asarray(want))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("fill_mode", ["reflect", "wrap", "constant", "nearest"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_shear_with_given_factors_matches_keras(fill_mode, interpolation, data_format):
+    """Keras draws the shear's sign, so no factor pins it: both get the same shear factors."""
+    real = require_keras()
+    x = images((3, 7, 6, 2))
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    shear = np.array([[0.3, -0.2], [-0.5, 0.1], [0.0, 0.7]], "float32")
+    layer = real.layers.RandomShear(0.5, 0.5, interpolation, fill_mode, fill_value=2.0, data_format=data_format)
+    given = {"shear_factor": real.ops.convert_to_tensor(shear)}
+    want = layer._transform_images(real.ops.convert_to_tensor(x), given, interpolation)
+    got = affine_transform(x, aug.RandomShearPrim.shear_matrix(shear), interpolation, fill_mode, 2.0, data_format)
+    np.testing.assert_allclose(got, real.ops.convert_to_numpy(want), atol=1e-4)
 
 
 def test_random_draws():
@@ -234,6 +271,7 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.RandomHue(0.2)(h)
     h = real.layers.RandomSharpness(0.3)(h)
     h = real.layers.RandomErasing(0.5, scale=(0.1, 0.2), seed=4)(h)
+    h = real.layers.RandomShear(0.2, 0.1, fill_mode="nearest")(h)
     # (no Equalization: Keras 3.15's returns its input KerasTensor itself, so Keras cannot build
     # a model with it after another layer: "... from operation 'equalization' is part of a cycle")
     h = real.layers.AutoContrast()(h)
@@ -243,7 +281,7 @@ def test_fit_and_keras_written_model(tmp_path):
     ours = irtool.models.load_model(tmp_path / "aug.keras")
     x = images((4, 8, 8, 3))
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-    for mine, keras_layer in zip(ours.layers[1:11], theirs.layers[1:11]):
+    for mine, keras_layer in zip(ours.layers[1:12], theirs.layers[1:12]):
         as_json = json.loads(json.dumps(keras_layer.get_config()))
         assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
     assert_onnx_parity(ours, x, atol=1e-4)

@@ -344,6 +344,18 @@ EXAMPLES: dict[str, list[Case]] = {
             seed=None,
         )
     ],
+    "random_shear": [
+        C(
+            f(2, 4, 3, 2),
+            x_factor=(-0.3, 0.3),
+            y_factor=(0.0, 0.2),
+            fill_mode="reflect",
+            interpolation="bilinear",
+            fill_value=0.0,
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
     "random_grayscale": [C(f(2, 3, 3, 3), factor=0.5, data_format="channels_last", seed=None)],
     "random_invert": [C(f(2, 3, 3, 2), factor=(0.0, 0.5), value_range=(0.0, 255.0), seed=None)],
     "random_posterization": [C(f(3, 3, 2), factor=(1.0, 4.0), value_range=(0.0, 255.0), seed=None)],

@@ -209,6 +209,7 @@ SPECS = [
     ),
     ("RandomSaturation", dict(factor=(0.2, 0.7), seed=1), (None, 5, 5, 3)),
     ("RandomSharpness", dict(factor=(0.2, 0.7), value_range=(0, 1), seed=1), (None, 5, 5, 3)),
+    ("RandomShear", dict(x_factor=(0.1, 0.3), y_factor=(0.0, 0.2), fill_mode="wrap", seed=2), (None, 5, 5, 3)),
     ("RandomTranslation", dict(height_factor=0.1, width_factor=(-0.2, 0.1), fill_mode="wrap"), (None, 5, 5, 3)),
     ("RandomZoom", dict(height_factor=(-0.3, 0.2), width_factor=0.1, fill_mode="nearest", seed=4), (None, 5, 5, 3)),
     ("ReLU", dict(max_value=6.0, negative_slope=0.1, threshold=0.5), (None, 4)),
