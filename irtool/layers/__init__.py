@@ -18,6 +18,7 @@ from irtool.layers.augmentation import (
     RandomBrightness,
     RandomColorDegeneration,
     RandomContrast,
+    RandomCrop,
     RandomErasing,
     RandomFlip,
     RandomGrayscale,

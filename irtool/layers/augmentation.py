@@ -1,7 +1,7 @@
 """Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
-RandomSharpness, RandomErasing, RandomShear, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomSharpness, RandomErasing, RandomShear, RandomCrop, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -13,6 +13,8 @@ Constructor arguments, validation messages and ``get_config`` follow Keras.
 """
 
 from __future__ import annotations
+
+import random as py_random
 
 from irtool import ops, random
 from irtool.layers.layer import Layer
@@ -653,3 +655,48 @@ class RandomShear(_Resampling):
             "fill_value": self.fill_value,
             "data_format": self.data_format,
         }
+
+
+class RandomCrop(_Augmentation):
+    """Keras 3.15's RandomCrop. In training (``fit``, eager ``training=True``) it crops the batch
+    to ``height`` x ``width`` at one random offset (or, for an image not larger than the target in
+    both axes, crops the centre to the target's aspect ratio and resizes to it).
+
+    At inference Keras 3.15 returns its input unchanged (``transform_images`` does nothing when
+    not training), while its declared output shape is ``(..., height, width, ...)``: for example
+    ``RandomCrop(4, 4)`` on 8x6 images predicts 8x6 images although ``compute_output_shape``
+    says ``(None, 4, 4, 3)``. irtool does what Keras outputs: the identity at inference and in
+    the export, so the graph's symbolic output keeps the input's shape (what ``predict`` and the
+    ONNX model really return), while ``compute_output_shape`` returns Keras' declared shape. Layers
+    after it see the cropped size in training and the full size at inference, as in Keras; only
+    size-agnostic ones (convolutions, global pooling) work in both. Like Keras, a missing ``seed``
+    becomes a random one in the config."""
+
+    _prim = aug.RANDOM_CROP
+
+    def __init__(self, height, width, seed=None, data_format=None, name=None, **kwargs):
+        super().__init__(
+            seed=seed if seed is not None else py_random.randint(1, int(1e9)),
+            data_format=data_format,
+            name=name,
+            **kwargs,
+        )
+        self.height = height
+        self.width = width
+
+    def _attrs(self):
+        return {
+            "height": int(self.height),
+            "width": int(self.width),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        h, w = (-3, -2) if self.data_format == "channels_last" else (-2, -1)
+        shape[h], shape[w] = self.height, self.width
+        return tuple(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width, "seed": self.seed}

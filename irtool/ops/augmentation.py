@@ -1,6 +1,6 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear).
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irtool.ops.image import RESIZE
 from irtool.ops.noise import InferenceIdentity
 
 
@@ -186,6 +187,43 @@ class RandomShearPrim(_AffinePrim):
     def shear_matrix(shear):
         one, zero = np.ones(len(shear), np.float32), np.zeros(len(shear), np.float32)
         return np.stack([one, shear[:, 0], zero, shear[:, 1], one, zero, zero, zero], 1).astype(np.float32)
+
+
+class RandomCropPrim(_ImageAugmentation):
+    """Keras 3.15's RandomCrop in training: one ``height`` x ``width`` box for the whole batch at
+    ``int(U(0, H - height + 1))``, ``int(U(0, W - width + 1))`` when the image is larger in both
+    axes; otherwise the centred crop of the target's aspect ratio resized (bilinear) to it. The
+    output's spatial size therefore differs from the inference identity's (see the layer)."""
+
+    def transform(self, x, rng, height, width, data_format, seed=None):
+        h, w = _spatial_axes(data_format)
+        size_h, size_w = x.shape[h], x.shape[w]
+        if size_h > height and size_w > width:
+            h_start = int(np.float32(rng.uniform(0, float(size_h - height + 1))))
+            w_start = int(np.float32(rng.uniform(0, float(size_w - width + 1))))
+            resized = False
+        else:
+            crop_h = max(min(size_h, int(float(size_w * height) / width)), 1)
+            crop_w = max(min(size_w, int(float(size_h * width) / height)), 1)
+            h_start, w_start = int(float(size_h - crop_h) / 2), int(float(size_w - crop_w) / 2)
+        index = [slice(None)] * 4
+        index[h], index[w] = slice(h_start, h_start + height), slice(w_start, w_start + width)
+        out = x[tuple(index)]
+        resized = out.shape[h] != height or out.shape[w] != width
+        if resized:
+            out = RESIZE.forward(
+                out, size=(height, width), factors=None, interpolation="bilinear", data_format=data_format
+            )
+        return out.astype(np.float32), None if resized else (tuple(index), x.shape)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        if aux is None:  # resized: no gradient
+            return [None]
+        index, shape = aux
+        g, added = _batched(cotangents[0])
+        dx = np.zeros(shape, np.float32)
+        dx[index] = g
+        return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
 
 
 # -- colour ---------------------------------------------------------------------------------------
@@ -583,3 +621,4 @@ RANDOM_SHARPNESS = RandomSharpnessPrim("random_sharpness")
 EQUALIZATION = EqualizationPrim("equalization")
 RANDOM_ERASING = RandomErasingPrim("random_erasing")
 RANDOM_SHEAR = RandomShearPrim("random_shear")
+RANDOM_CROP = RandomCropPrim("random_crop")

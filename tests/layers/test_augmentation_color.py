@@ -323,3 +323,77 @@ def test_auto_contrast_matches_keras_at_inference_training_and_in_onnx(kwargs):
         assert_same_config(config, layer.get_config(), ignore=("dtype", "name"))
     with pytest.raises(ValueError, match="`value_range` argument should be a list of two numbers"):
         layers.AutoContrast(value_range=3)
+
+
+# -- RandomCrop: Keras 3.15 returns its input unchanged at inference (its declared shape says
+# otherwise), and crops (or centre-crops and resizes) in training.
+
+CROP_SIZES = [(8, 6), (8, 4), (10, 3), (5, 6), (2, 9), (6, 6)]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("size", CROP_SIZES, ids=[f"{h}x{w}" for h, w in CROP_SIZES])
+def test_random_crop_training_matches_keras_where_not_random(size, data_format):
+    """Not larger than the target in both axes: Keras' centred aspect-ratio crop and resize."""
+    real = require_keras()
+    x = images((3, 8, 6, 3))
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    kwargs = dict(height=size[0], width=size[1], seed=3, data_format=data_format)
+    want = np.asarray(real.layers.RandomCrop(**kwargs)(x, training=True))
+    np.testing.assert_allclose(layers.RandomCrop(**kwargs)(x, training=True), want, atol=1e-3)
+    np.testing.assert_allclose(_train_output(layers.RandomCrop(**kwargs), x), want, atol=1e-3)
+    np.testing.assert_allclose(layers.RandomCrop(**kwargs)(x[0], training=True), want[0], atol=1e-3)
+
+
+def test_random_crop_random_offsets():
+    x = images((2, 8, 6, 3))
+    offsets = set()
+    for seed in range(40):
+        y = _train_output(layers.RandomCrop(4, 4), x, seed=seed)
+        assert y.shape == (2, 4, 4, 3)
+        found = [(i, j) for i in range(5) for j in range(3) if np.array_equal(y, x[:, i : i + 4, j : j + 4])]
+        assert len(found) == 1  # one box for the whole batch, as in Keras
+        offsets.add(found[0])
+    assert offsets == {(i, j) for i in range(5) for j in range(3)}
+
+
+def test_random_crop_inference_is_the_input_as_in_keras_and_exports():
+    real = get_keras()
+    x = images((3, 8, 6, 3))
+    inputs = keras.Input((8, 6, 3))
+    layer = layers.RandomCrop(4, 4, seed=1)
+    model = keras.Model(inputs, layer(inputs))
+    assert model.output.shape == (None, 8, 6, 3)  # what predict returns (Keras declares (None, 4, 4, 3))
+    assert layer.compute_output_shape((None, 8, 6, 3)) == (None, 4, 4, 3)  # Keras' declared shape
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+    assert_onnx_parity(model, x)
+    config = layer.get_config()
+    assert layers.RandomCrop.from_config(config).get_config() == config
+    assert isinstance(layers.RandomCrop(3, 3).seed, int)  # Keras draws a default seed into the config
+    if real is not None:
+        theirs = real.layers.RandomCrop(4, 4, seed=1)
+        assert_same_config(config, theirs.get_config(), ignore=("dtype", "name"))
+        real_in = real.Input((8, 6, 3))
+        real_model = real.Model(real_in, theirs(real_in))
+        assert tuple(real_model.output.shape) == (None, 4, 4, 3)
+        np.testing.assert_array_equal(real_model.predict(x, verbose=0), x)
+
+
+def test_random_crop_fit_and_keras_written_model(tmp_path):
+    real = require_keras()
+    inputs = real.Input((8, 6, 3))
+    h = real.layers.RandomCrop(5, 4, seed=2)(inputs)
+    h = real.layers.Conv2D(4, 3, padding="same")(h)
+    theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
+    theirs.save(tmp_path / "crop.keras")
+    ours = irtool.models.load_model(tmp_path / "crop.keras")
+    x = images((4, 8, 6, 3))
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+    as_json = json.loads(json.dumps(theirs.layers[1].get_config()))
+    assert_same_config(json.loads(json.dumps(ours.layers[1].get_config())), as_json, ignore=("dtype",))
+    assert_onnx_parity(ours, x, atol=1e-4)
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = ours.fit(images((16, 8, 6, 3)), RNG.integers(0, 2, 16), epochs=2, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert_onnx_parity(ours, x, atol=1e-4)

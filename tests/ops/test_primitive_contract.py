@@ -356,6 +356,7 @@ EXAMPLES: dict[str, list[Case]] = {
             seed=None,
         )
     ],
+    "random_crop": [C(f(2, 5, 4, 2), height=3, width=2, data_format="channels_last", seed=None)],
     "random_grayscale": [C(f(2, 3, 3, 3), factor=0.5, data_format="channels_last", seed=None)],
     "random_invert": [C(f(2, 3, 3, 2), factor=(0.0, 0.5), value_range=(0.0, 255.0), seed=None)],
     "random_posterization": [C(f(3, 3, 2), factor=(1.0, 4.0), value_range=(0.0, 255.0), seed=None)],
