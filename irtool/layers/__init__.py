@@ -13,12 +13,25 @@ from irtool.layers.adaptive_pooling import (
 )
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from irtool.layers.augmentation import (
+    AutoContrast,
+    Equalization,
     RandomBrightness,
+    RandomColorDegeneration,
     RandomContrast,
+    RandomCrop,
+    RandomErasing,
     RandomFlip,
+    RandomGrayscale,
+    RandomHue,
+    RandomInvert,
+    RandomPosterization,
     RandomRotation,
+    RandomSaturation,
+    RandomSharpness,
+    RandomShear,
     RandomTranslation,
     RandomZoom,
+    Solarization,
 )
 from irtool.layers.bidirectional import Bidirectional
 from irtool.layers.convolutional import (

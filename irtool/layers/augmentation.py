@@ -1,5 +1,8 @@
 """Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
-RandomTranslation, RandomContrast and RandomBrightness.
+RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
+RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
+RandomSharpness, RandomErasing, RandomShear, RandomCrop, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
 ``training=False``, the ONNX export) each is the identity. In a graph each records one
@@ -11,7 +14,9 @@ Constructor arguments, validation messages and ``get_config`` follow Keras.
 
 from __future__ import annotations
 
-from irtool import random
+import random as py_random
+
+from irtool import ops, random
 from irtool.layers.layer import Layer
 from irtool.ops import augmentation as aug
 from irtool.ops.conv_utils import standardize_data_format
@@ -277,3 +282,421 @@ class RandomBrightness(_Colour):
                 f"The `value_range` argument should be a list of two numbers. Received: value_range={value_range}"
             )
         self.value_range = sorted(value_range)
+
+
+def _value_range(value_range, message="The `value_range` argument should be a list of two numbers. "):
+    """Keras' ``_set_value_range``: a sorted list of two numbers."""
+    if not isinstance(value_range, (tuple, list)) or len(value_range) != 2:
+        raise ValueError(message + f"Received: value_range={value_range}")
+    return sorted(value_range)
+
+
+class RandomGrayscale(_Augmentation):
+    """Replaces each image by its luminance (``0.2989 R + 0.587 G + 0.114 B`` on every channel)
+    with probability ``factor``; 1-channel images are kept."""
+
+    _prim = aug.RANDOM_GRAYSCALE
+
+    def __init__(self, factor=0.5, data_format=None, seed=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        if factor < 0 or factor > 1:
+            raise ValueError(f"`factor` should be between 0 and 1. Received: factor={factor}")
+        self.factor = factor
+
+    def _attrs(self):
+        return {"factor": float(self.factor), "data_format": self.data_format, "seed": self.seed}
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}  # Keras saves no seed here
+
+
+class RandomInvert(_Augmentation):
+    """Inverts each image (``value_range[1] - x``) with a probability drawn from ``factor``."""
+
+    _prim = aug.RANDOM_INVERT
+
+    def __init__(self, factor=1.0, value_range=(0, 255), seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (0, 1))
+        self.value_range = value_range
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "value_range": self.value_range, "seed": self.seed}
+
+
+class RandomPosterization(_Augmentation):
+    """Keeps ``bits`` bits per 8-bit channel value, ``bits`` drawn per image from ``factor``
+    (bounds ``[1, 8]``; as in Keras the upper bound of a range is never drawn)."""
+
+    _prim = aug.RANDOM_POSTERIZATION
+
+    def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (1, 8))
+        self.value_range = _value_range(value_range)
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "value_range": self.value_range, "seed": self.seed}
+
+
+def _unit_factor(factor, name):
+    """Solarization's ``_set_factor``: ``(lower, upper)`` in ``[0, 1]``, a number ``f`` is ``(0, f)``."""
+    message = (
+        "The `addition_factor` and `threshold_factor` arguments "
+        "should be a number (or a list of two numbers) in the range [0, 1]. "
+    )
+
+    def check(value):
+        if value > 1.0 or value < 0:
+            raise ValueError(message + f"Received: input_number={value}")
+
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2:
+            raise ValueError(message + f"Received: {name}={factor}")
+        check(factor[0])
+        check(factor[1])
+        return tuple(sorted(factor))
+    if isinstance(factor, (int, float)):
+        check(factor)
+        return 0, factor
+    raise ValueError(message + f"Received: {name}={factor}")
+
+
+class Solarization(_Augmentation):
+    """Keras' Solarization: in training, adds ``U(addition_factor)`` (scaled to [0, 255] as Keras
+    does) and inverts the values at or above a threshold drawn from ``threshold_factor``. Like
+    Keras, it is the identity at inference."""
+
+    _prim = aug.SOLARIZATION
+
+    def __init__(self, addition_factor=0.0, threshold_factor=0.0, value_range=(0, 255), seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.addition_factor = _unit_factor(addition_factor, "addition_factor")
+        self.threshold_factor = _unit_factor(threshold_factor, "threshold_factor")
+        self.value_range = _value_range(value_range)
+
+    def _attrs(self):
+        return {
+            "addition_factor": tuple(float(f) for f in self.addition_factor),
+            "threshold_factor": tuple(float(f) for f in self.threshold_factor),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "value_range": self.value_range,
+            "addition_factor": self.addition_factor,
+            "threshold_factor": self.threshold_factor,
+            "seed": self.seed,
+        }
+
+
+class _ColourRange(_Augmentation):
+    """``factor`` by Keras' base ``_set_factor`` within ``_BOUNDS`` and a ``value_range``
+    (sorted and checked where Keras does)."""
+
+    _BOUNDS = (-1, 1)
+    _SORT_RANGE = True
+
+    def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, self._BOUNDS)
+        self.value_range = _value_range(value_range) if self._SORT_RANGE else value_range
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "value_range": self.value_range, "seed": self.seed}
+
+
+class RandomColorDegeneration(_ColourRange):
+    """Blends each image towards its grayscale version by ``U(factor)`` (Keras' factor bounds
+    ``[-1, 1]``), clipped to ``value_range``."""
+
+    _prim = aug.RANDOM_COLOR_DEGENERATION
+
+
+class RandomSaturation(_ColourRange):
+    """Scales each image's HSV saturation by ``f / (1 - f)``, ``f ~ U(factor)`` (0.5: unchanged,
+    0: grayscale, 1: fully saturated), as Keras does."""
+
+    _prim = aug.RANDOM_SATURATION
+
+
+class RandomHue(_ColourRange):
+    """Shifts each image's HSV hue by ``±U(factor) / 2`` of a turn (Keras' factor bounds
+    ``[0, 1]``); ``value_range`` is kept as given, as Keras does."""
+
+    _prim = aug.RANDOM_HUE
+    _BOUNDS = (0, 1)
+    _SORT_RANGE = False
+
+
+class RandomSharpness(_ColourRange):
+    """Blends each image with Keras' 3x3 blur by ``1 - 2 U(factor)`` (factor bounds ``[0, 1]``;
+    0.5 keeps the image, 0 blurs, 1 sharpens), clipped to ``value_range``."""
+
+    _prim = aug.RANDOM_SHARPNESS
+    _BOUNDS = (0, 1)
+
+
+class AutoContrast(Layer):
+    """Stretches each image channel to the whole ``value_range``: ``(x - min) * 255 / (max - min)``
+    in Keras' [0, 255] scale, min and max over axes 1 and 2 of the batch (for channels-first
+    images Keras reduces over channels and height; so does this layer). A channel whose min
+    equals its max is kept (Keras' NaNs replaced by the input). Not random: it acts at inference,
+    in training and in the export alike, as in Keras. Unlike Keras, inputs that hold NaN or inf
+    are not special-cased."""
+
+    def __init__(self, value_range=(0, 255), data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = standardize_data_format(data_format)
+        self.value_range = _value_range(value_range)
+        self.built = True
+
+    def call(self, inputs, training=None):  # the same in training (Keras files record training=True)
+        rank = len(inputs.shape)
+        if rank not in (3, 4):
+            raise ValueError(
+                "Expected image tensor to have rank 3 (single image) "
+                f"or 4 (batch of images). Received: data.shape={tuple(inputs.shape)}"
+            )
+        original = ops.cast(inputs, self.dtype)
+        low_range, high_range = (float(v) for v in self.value_range)
+        images = original
+        if (low_range, high_range) != (0.0, 255.0):
+            images = ops.multiply(ops.subtract(images, low_range), 255.0 / (high_range - low_range))
+        axes = (0, 1) if rank == 3 else (1, 2)
+        low = ops.min(images, axis=axes, keepdims=True)
+        high = ops.max(images, axis=axes, keepdims=True)
+        flat = ops.equal(high, low)
+        scale = ops.divide(255.0, ops.where(flat, 1.0, ops.subtract(high, low)))  # no division by 0
+        results = ops.clip(ops.multiply(ops.subtract(images, low), scale), 0.0, 255.0)
+        if (low_range, high_range) != (0.0, 255.0):
+            results = ops.add(ops.multiply(results, (high_range - low_range) / 255.0), low_range)
+        return ops.where(flat, original, results)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "value_range": self.value_range}
+
+
+class Equalization(_Augmentation):
+    """Histogram equalization of each channel (histogram over the whole batch, ``bins`` bins),
+    as Keras does it: only in training (``fit``, eager ``training=True``); the identity at
+    inference and in the export, like the random layers. (Keras 3.15's returns its input
+    KerasTensor itself when called symbolically, so Keras cannot build a model with it after
+    another layer; irtool records it like any layer.)"""
+
+    _prim = aug.EQUALIZATION
+
+    def __init__(self, value_range=(0, 255), bins=256, data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        self.bins = bins
+        self.value_range = _value_range(value_range)
+
+    def _attrs(self):
+        return {
+            "value_range": tuple(float(v) for v in self.value_range),
+            "bins": int(self.bins),
+            "data_format": self.data_format,
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins, "value_range": self.value_range}
+
+
+class RandomErasing(_Augmentation):
+    """Erases a random box of each image (with probability drawn from ``factor``), filling it
+    with ``fill_value`` or Gaussian noise scaled by ``value_range[1]`` (Keras 3.15)."""
+
+    _prim = aug.RANDOM_ERASING
+
+    def __init__(
+        self, factor=1.0, scale=(0.02, 0.33), fill_value=None, value_range=(0, 255), seed=None, data_format=None, **kw
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kw)
+        self.factor = _base_factor(factor, (0, 1))
+        self.scale = _named_factor(scale, "scale", (0, 1))
+        self.fill_value = fill_value
+        self.value_range = value_range
+
+    def _attrs(self):
+        fill = self.fill_value
+        if fill is not None:
+            message = "The `fill_value` argument should be a number (or a list of three numbers) "
+            if isinstance(fill, (tuple, list)):
+                if len(fill) != 3:
+                    raise ValueError(message)
+                fill = tuple(float(v) for v in fill)
+            elif isinstance(fill, (int, float)):
+                fill = float(fill)
+            else:
+                raise ValueError(message)
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "scale": tuple(float(f) for f in self.scale),
+            "fill_value": fill,
+            "value_range": tuple(float(v) for v in self.value_range),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "factor": self.factor,
+            "scale": self.scale,
+            "fill_value": self.fill_value,
+            "value_range": self.value_range,
+            "seed": self.seed,
+        }
+
+
+def _named_factor(factor, name, bounds):
+    """RandomErasing's ``_set_factor_by_name``: ``_base_factor`` with the argument's name."""
+    try:
+        return _base_factor(factor, bounds)
+    except ValueError:
+        raise ValueError(
+            f"The `{name}` argument should be a number (or a list of two numbers) "
+            f"in the range [{bounds[0]}, {bounds[1]}]. Received: factor={factor}"
+        ) from None
+
+
+def _shear_factor(factor, name):
+    """RandomShear's ``_set_factor_with_name``: a number ``f`` in [0, 1] gives ``(-f, f)``."""
+    message = "The `factor` argument should be a number (or a list of two numbers) in the range [0, 1.0]. "
+
+    def check(value):
+        if value > 1.0 or value < 0.0:
+            raise ValueError(message + f"Received: input_number={value}")
+
+    if isinstance(factor, (tuple, list)):
+        if len(factor) != 2:
+            raise ValueError(message + f"Received: {name}={factor}")
+        check(factor[0])
+        check(factor[1])
+        return tuple(sorted(factor))
+    if isinstance(factor, (int, float)):
+        check(factor)
+        return -abs(factor), abs(factor)
+    raise ValueError(message + f"Received: {name}={factor}")
+
+
+class RandomShear(_Resampling):
+    """Shears each image about the origin by ``x_factor`` (x' = x + s y) and ``y_factor``, the
+    two signs flipped together at random (Keras 3.15)."""
+
+    _prim = aug.RANDOM_SHEAR
+
+    def __init__(
+        self,
+        x_factor=0.0,
+        y_factor=0.0,
+        interpolation="bilinear",
+        fill_mode="reflect",
+        fill_value=0.0,
+        data_format=None,
+        seed=None,
+        **kwargs,
+    ):
+        self.x_factor = _shear_factor(x_factor, "x_factor")
+        self.y_factor = _shear_factor(y_factor, "y_factor")
+        super().__init__(fill_mode, interpolation, seed, fill_value, data_format, **kwargs)
+
+    @classmethod
+    def from_config(cls, config):
+        """Keras 3.15 saves a number ``f`` as ``(-f, f)`` and then refuses that pair on load (its
+        own ``RandomShear(0.3)`` does not round trip); a symmetric pair is read back as ``f``."""
+        config = dict(config)
+        for name in ("x_factor", "y_factor"):
+            factor = config.get(name)
+            if isinstance(factor, (tuple, list)) and len(factor) == 2 and factor[0] == -factor[1] and factor[1] >= 0:
+                config[name] = factor[1]
+        return super().from_config(config)
+
+    def _attrs(self):
+        factors = {name: tuple(float(f) for f in getattr(self, name)) for name in ("x_factor", "y_factor")}
+        return {**super()._attrs(), **factors}
+
+    def get_config(self):
+        return {  # Keras' key order
+            **_Augmentation.get_config(self),
+            "x_factor": self.x_factor,
+            "y_factor": self.y_factor,
+            "fill_mode": self.fill_mode,
+            "interpolation": self.interpolation,
+            "seed": self.seed,
+            "fill_value": self.fill_value,
+            "data_format": self.data_format,
+        }
+
+
+class RandomCrop(_Augmentation):
+    """Keras 3.15's RandomCrop. In training (``fit``, eager ``training=True``) it crops the batch
+    to ``height`` x ``width`` at one random offset (or, for an image not larger than the target in
+    both axes, crops the centre to the target's aspect ratio and resizes to it).
+
+    At inference Keras 3.15 returns its input unchanged (``transform_images`` does nothing when
+    not training), while its declared output shape is ``(..., height, width, ...)``: for example
+    ``RandomCrop(4, 4)`` on 8x6 images predicts 8x6 images although ``compute_output_shape``
+    says ``(None, 4, 4, 3)``. irtool does what Keras outputs: the identity at inference and in
+    the export, so the graph's symbolic output keeps the input's shape (what ``predict`` and the
+    ONNX model really return), while ``compute_output_shape`` returns Keras' declared shape. Layers
+    after it see the cropped size in training and the full size at inference, as in Keras; only
+    size-agnostic ones (convolutions, global pooling) work in both. Like Keras, a missing ``seed``
+    becomes a random one in the config."""
+
+    _prim = aug.RANDOM_CROP
+
+    def __init__(self, height, width, seed=None, data_format=None, name=None, **kwargs):
+        super().__init__(
+            seed=seed if seed is not None else py_random.randint(1, int(1e9)),
+            data_format=data_format,
+            name=name,
+            **kwargs,
+        )
+        self.height = height
+        self.width = width
+
+    def _attrs(self):
+        return {
+            "height": int(self.height),
+            "width": int(self.width),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        h, w = (-3, -2) if self.data_format == "channels_last" else (-2, -1)
+        shape[h], shape[w] = self.height, self.width
+        return tuple(shape)
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width, "seed": self.seed}

@@ -1,5 +1,6 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
-RandomContrast, RandomBrightness).
+RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irtool.ops.image import RESIZE
 from irtool.ops.noise import InferenceIdentity
 
 
@@ -170,6 +172,60 @@ class RandomTranslationPrim(_AffinePrim):
         return np.stack([one, zero, -tx, zero, one, -ty, zero, zero], 1)
 
 
+class RandomShearPrim(_AffinePrim):
+    """Keras' RandomShear: ``x' = x + sx y``, ``y' = sy x + y`` (about the origin), ``(sx, sy)``
+    drawn from the factors and both negated when ``U(0, 1) > 0.5`` (Keras' draw order: sign,
+    y, x)."""
+
+    def matrices(self, rng, batch, height, width, x_factor, y_factor, seed=None):
+        sign = np.where(_uniform(rng, 0.0, 1.0, batch) > 0.5, np.float32(-1), np.float32(1))
+        shear_y = _uniform(rng, y_factor[0], y_factor[1], batch)
+        shear_x = _uniform(rng, x_factor[0], x_factor[1], batch)
+        return self.shear_matrix(np.stack([shear_x * sign, shear_y * sign], 1))
+
+    @staticmethod
+    def shear_matrix(shear):
+        one, zero = np.ones(len(shear), np.float32), np.zeros(len(shear), np.float32)
+        return np.stack([one, shear[:, 0], zero, shear[:, 1], one, zero, zero, zero], 1).astype(np.float32)
+
+
+class RandomCropPrim(_ImageAugmentation):
+    """Keras 3.15's RandomCrop in training: one ``height`` x ``width`` box for the whole batch at
+    ``int(U(0, H - height + 1))``, ``int(U(0, W - width + 1))`` when the image is larger in both
+    axes; otherwise the centred crop of the target's aspect ratio resized (bilinear) to it. The
+    output's spatial size therefore differs from the inference identity's (see the layer)."""
+
+    def transform(self, x, rng, height, width, data_format, seed=None):
+        h, w = _spatial_axes(data_format)
+        size_h, size_w = x.shape[h], x.shape[w]
+        if size_h > height and size_w > width:
+            h_start = int(np.float32(rng.uniform(0, float(size_h - height + 1))))
+            w_start = int(np.float32(rng.uniform(0, float(size_w - width + 1))))
+            resized = False
+        else:
+            crop_h = max(min(size_h, int(float(size_w * height) / width)), 1)
+            crop_w = max(min(size_w, int(float(size_h * width) / height)), 1)
+            h_start, w_start = int(float(size_h - crop_h) / 2), int(float(size_w - crop_w) / 2)
+        index = [slice(None)] * 4
+        index[h], index[w] = slice(h_start, h_start + height), slice(w_start, w_start + width)
+        out = x[tuple(index)]
+        resized = out.shape[h] != height or out.shape[w] != width
+        if resized:
+            out = RESIZE.forward(
+                out, size=(height, width), factors=None, interpolation="bilinear", data_format=data_format
+            )
+        return out.astype(np.float32), None if resized else (tuple(index), x.shape)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        if aux is None:  # resized: no gradient
+            return [None]
+        index, shape = aux
+        g, added = _batched(cotangents[0])
+        dx = np.zeros(shape, np.float32)
+        dx[index] = g
+        return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
+
+
 # -- colour ---------------------------------------------------------------------------------------
 
 
@@ -208,9 +264,361 @@ class RandomBrightnessPrim(_ImageAugmentation):
         return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
 
 
+def _channel_axis(data_format: str) -> int:
+    return 3 if data_format == "channels_last" else 1
+
+
+_GRAY = (0.2989, 0.587, 0.114)  # Keras' (torchvision's) luminance weights
+
+
+class RandomGrayscalePrim(_ImageAugmentation):
+    """Each image becomes its luminance on every channel when ``U(0, 1) < factor`` (Keras'
+    ``rgb_to_grayscale``: 3 channels weighted, 1 channel kept)."""
+
+    def transform(self, x, rng, factor, data_format, seed=None):
+        apply = rng.uniform(0.0, 1.0, x.shape[0]).astype(np.float32) < factor
+        axis = _channel_axis(data_format)
+        if x.shape[axis] not in (1, 3):
+            raise ValueError(
+                "Invalid channel size: expected 3 (RGB) or 1 (Grayscale). "
+                f"Received input with shape: images.shape={x.shape}"
+            )
+        if x.shape[axis] == 1:
+            return x, None
+        r, g, b = (np.take(x, i, axis=axis) for i in range(3))
+        gray = np.expand_dims((_GRAY[0] * r + _GRAY[1] * g + _GRAY[2] * b).astype(x.dtype), axis)
+        return np.where(apply[:, None, None, None], gray, x).astype(x.dtype, copy=False), apply
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, data_format, **attrs):
+        if aux is None:
+            return [cotangents[0]]
+        g, added = _batched(cotangents[0])
+        axis = _channel_axis(data_format)
+        total = g.sum(axis=axis, keepdims=True)
+        shape = [1, 1, 1, 1]
+        shape[axis] = 3
+        through_gray = total * np.asarray(_GRAY, g.dtype).reshape(shape)
+        g = np.where(aux[:, None, None, None], through_gray, g)
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
+class RandomInvertPrim(_ImageAugmentation):
+    """``value_range[1] - x`` for each image where ``U(0, 1) < U(factor)`` (Keras draws the
+    probability first, then the threshold)."""
+
+    def transform(self, x, rng, factor, value_range, seed=None):
+        probability = _uniform(rng, factor[0], factor[1], x.shape[0])
+        threshold = _uniform(rng, 0.0, 1.0, x.shape[0])
+        apply = (threshold < probability)[:, None, None, None]
+        return np.where(apply, np.asarray(value_range[1], x.dtype) - x, x).astype(x.dtype, copy=False), apply
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        g = np.where(aux, -g, g)
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
+def _to_range(x, original, target):
+    """Keras' ``_transform_value_range`` (in float32)."""
+    if tuple(original) == tuple(target):
+        return x
+    low, high = np.float32(original[0]), np.float32(original[1])
+    scaled = (x.astype(np.float32) - low) / (high - low)
+    return scaled * (np.float32(target[1]) - np.float32(target[0])) + np.float32(target[0])
+
+
+class RandomPosterizationPrim(_ImageAugmentation):
+    """Keeps the top ``bits`` bits of each 8-bit pixel (in ``value_range`` mapped to [0, 255]),
+    ``bits`` drawn per image from ``randint(factor[0], factor[1])`` (upper bound excluded, as
+    torch's) or ``factor[0]`` when the bounds agree. No gradient (it is a step function)."""
+
+    def transform(self, x, rng, factor, value_range, seed=None):
+        if factor[0] != factor[1]:
+            bits = rng.integers(int(factor[0]), int(factor[1]), x.shape[0])
+        else:
+            bits = np.full(x.shape[0], int(factor[0]))
+        shift = (8 - bits).astype(np.uint8)[:, None, None, None]
+        pixels = _to_range(x, value_range, (0, 255)).astype(np.uint8)
+        pixels = ((pixels >> shift) << shift).astype(np.float32)
+        return _to_range(pixels, (0, 255), value_range).astype(x.dtype), None
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
+class SolarizationPrim(_ImageAugmentation):
+    """Keras' Solarization in [0, 255]: ``y = clip(x + a, 0, 255)``, then ``255 - y`` where
+    ``y >= t``, with ``a ~ U(addition[0], 255 addition[1])`` and ``t ~ U(threshold[0],
+    255 threshold[1])`` per image (Keras' bounds, drawn in that order)."""
+
+    def transform(self, x, rng, addition_factor, threshold_factor, value_range, seed=None):
+        size = (x.shape[0], 1, 1, 1)
+        additions = _uniform(rng, addition_factor[0], addition_factor[1] * 255, size)
+        thresholds = _uniform(rng, threshold_factor[0], threshold_factor[1] * 255, size)
+        return self.solarize(x, additions, thresholds, value_range)
+
+    @staticmethod
+    def solarize(x, additions, thresholds, value_range):
+        y = _to_range(x, value_range, (0, 255)) + additions
+        inside = (y > 0) & (y < 255)
+        y = np.clip(y, 0, 255)
+        kept = y < thresholds
+        y = np.where(kept, y, 255 - y)
+        slope = (np.where(kept, 1, -1) * inside).astype(np.float32)  # d out / d x, the scales cancel
+        return _to_range(y, (0, 255), value_range).astype(x.dtype), slope
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        g = g * aux
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
+class RandomColorDegenerationPrim(_ImageAugmentation):
+    """``x + f (gray(x) - x)`` per image with ``f ~ U(factor)``, clipped to ``value_range``
+    (Keras' RandomColorDegeneration; ``gray`` is ``rgb_to_grayscale``)."""
+
+    def transform(self, x, rng, factor, value_range, data_format, seed=None):
+        f = _uniform(rng, factor[0], factor[1], (x.shape[0], 1, 1, 1))
+        return self.degenerate(x, f, value_range, data_format)
+
+    @staticmethod
+    def degenerate(x, f, value_range, data_format):
+        axis = _channel_axis(data_format)
+        if x.shape[axis] not in (1, 3):
+            raise ValueError(
+                "Invalid channel size: expected 3 (RGB) or 1 (Grayscale). "
+                f"Received input with shape: images.shape={x.shape}"
+            )
+        x = x.astype(np.float32)
+        gray = x
+        if x.shape[axis] == 3:
+            r, g, b = (np.take(x, i, axis=axis) for i in range(3))
+            gray = np.expand_dims(_GRAY[0] * r + _GRAY[1] * g + _GRAY[2] * b, axis).astype(np.float32)
+        y = x + f * (gray - x)
+        inside = (y >= value_range[0]) & (y <= value_range[1])
+        return np.clip(y, value_range[0], value_range[1]).astype(np.float32), (f, inside, axis, x.shape[axis])
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        f, inside, axis, channels = aux
+        dx = g = g * inside
+        if channels == 3:  # one channel: the image itself
+            shape = [1, 1, 1, 1]
+            shape[axis] = 3
+            dx = (1 - f) * g + f * g.sum(axis=axis, keepdims=True) * np.asarray(_GRAY, np.float32).reshape(shape)
+        return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
+
+
+def _channels_last(x, data_format):
+    return x if data_format == "channels_last" else x.transpose(0, 2, 3, 1)
+
+
+def _from_channels_last(x, data_format):
+    return x if data_format == "channels_last" else x.transpose(0, 3, 1, 2)
+
+
+def rgb_to_hsv(images):
+    """Keras' (dm_pix's) ``rgb_to_hsv`` on channels-last float32 images."""
+    eps = np.finfo(np.float32).eps
+    images = np.where(np.abs(images) < eps, np.float32(0), images).astype(np.float32)
+    r, g, b = images[..., 0], images[..., 1], images[..., 2]
+    value = np.maximum(np.maximum(r, g), b)
+    range_ = value - np.minimum(np.minimum(r, g), b)
+    safe_value = np.where(value > 0, value, np.float32(1))
+    safe_range = np.where(range_ > 0, range_, np.float32(1))
+    saturation = np.where(value > 0, range_ / safe_value, np.float32(0))
+    norm = np.float32(1) / (np.float32(6) * safe_range)
+    hue = np.where(value == g, norm * (b - r) + np.float32(2 / 6), norm * (r - g) + np.float32(4 / 6))
+    hue = np.where(value == r, norm * (g - b), hue)
+    hue = np.where(range_ > 0, hue, np.float32(0)) + (hue < 0).astype(np.float32)
+    return np.stack([hue, saturation, value], -1).astype(np.float32)
+
+
+def hsv_to_rgb(images):
+    """Keras' (dm_pix's) ``hsv_to_rgb`` on channels-last float32 images."""
+    hue, saturation, value = images[..., 0], images[..., 1], images[..., 2]
+    dh = np.remainder(hue, np.float32(1)) * np.float32(6)
+    dr = np.clip(np.abs(dh - 3) - 1, 0, 1)
+    dg = np.clip(2 - np.abs(dh - 2), 0, 1)
+    db = np.clip(2 - np.abs(dh - 4), 0, 1)
+    one_minus_s = 1 - saturation
+    planes = [value * (one_minus_s + saturation * d) for d in (dr, dg, db)]
+    return np.stack(planes, -1).astype(np.float32)
+
+
+class RandomSaturationPrim(_ImageAugmentation):
+    """Keras' RandomSaturation: the HSV saturation times ``f / (1 - f + epsilon)`` with
+    ``f ~ U(factor)`` per image, clipped to ``value_range`` (as Keras does, although saturation
+    lies in [0, 1]). No gradient."""
+
+    def transform(self, x, rng, factor, value_range, data_format, seed=None):
+        f = _uniform(rng, factor[0], factor[1], x.shape[0])
+        f = (f / (1 - f + np.float32(1e-7))).astype(np.float32)
+        return self.saturate(x, f, value_range, data_format), None
+
+    @staticmethod
+    def saturate(x, f, value_range, data_format):
+        hsv = rgb_to_hsv(_channels_last(x.astype(np.float32), data_format))
+        hsv[..., 1] = np.clip(hsv[..., 1] * f[:, None, None], value_range[0], value_range[1])
+        return _from_channels_last(hsv_to_rgb(hsv), data_format)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
+class RandomHuePrim(_ImageAugmentation):
+    """Keras' RandomHue: shifts the HSV hue (of the image scaled from ``value_range`` to [0, 1])
+    by ``±U(factor) / 2`` per image (the sign drawn first), clipped back to [0, 1] RGB. No
+    gradient."""
+
+    def transform(self, x, rng, factor, value_range, data_format, seed=None):
+        sign = np.where(_uniform(rng, 0.0, 1.0, x.shape[0]) > 0.5, np.float32(-1), np.float32(1))
+        delta = (sign * _uniform(rng, factor[0], factor[1], x.shape[0]) * np.float32(0.5)).astype(np.float32)
+        return self.shift(x, delta, value_range, data_format), None
+
+    @staticmethod
+    def shift(x, delta, value_range, data_format):
+        images = _to_range(x.astype(np.float32), value_range, (0, 1))
+        hsv = rgb_to_hsv(_channels_last(images, data_format))
+        hue = hsv[..., 0] + delta[:, None, None]
+        hue = np.where(hue > 1, hue - 1, hue)
+        hsv[..., 0] = np.where(hue < 0, hue + 1, hue)
+        rgb = np.clip(hsv_to_rgb(hsv), 0, 1)
+        return _from_channels_last(_to_range(rgb, (0, 1), value_range), data_format).astype(np.float32)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
+def _smooth(x):
+    """Keras' sharpness blur: a depthwise 3x3 convolution (1/13 around, 5/13 at the centre),
+    ``same`` zero padding, on channels-last images. Its kernel is symmetric: it is its adjoint."""
+    a, b = np.float32(1 / 13), np.float32(5 / 13)
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    height, width = x.shape[1:3]
+    out = np.zeros_like(x)
+    for i in range(3):
+        for j in range(3):
+            out += (b if i == j == 1 else a) * padded[:, i : i + height, j : j + width]
+    return out
+
+
+class RandomSharpnessPrim(_ImageAugmentation):
+    """Keras' RandomSharpness: ``x + (1 - 2f) (blur(x) - x)`` per image, ``f ~ U(factor)``
+    (0.5: unchanged), clipped to ``value_range``."""
+
+    def transform(self, x, rng, factor, value_range, data_format, seed=None):
+        s = _uniform(rng, factor[0], factor[1], x.shape[0]) * np.float32(2)
+        return self.sharpen(x, s.reshape(-1, 1, 1, 1), value_range, data_format)
+
+    @staticmethod
+    def sharpen(x, s, value_range, data_format):
+        images = _channels_last(x.astype(np.float32), data_format)
+        y = images + (np.float32(1) - s) * (_smooth(images) - images)
+        inside = (y >= value_range[0]) & (y <= value_range[1])
+        y = np.clip(y, value_range[0], value_range[1])
+        return _from_channels_last(y, data_format), (s, inside)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, data_format, **attrs):
+        g, added = _batched(cotangents[0])
+        s, inside = aux
+        g = _channels_last(g.astype(np.float32), data_format) * inside
+        dx = _from_channels_last(s * g + (1 - s) * _smooth(g), data_format)
+        return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
+
+
+class EqualizationPrim(_ImageAugmentation):
+    """Keras' Equalization (in training only, as Keras does; not random): each channel's
+    histogram over the whole batch (``bins`` bins of [0, 255] after scaling from
+    ``value_range``) is flattened through its cumulative distribution. No gradient."""
+
+    def transform(self, x, rng, value_range, bins, data_format, seed=None):
+        axis = _channel_axis(data_format)
+        channels = [self.equalize(np.take(x, i, axis=axis), value_range, bins) for i in range(x.shape[axis])]
+        return np.stack(channels, axis).astype(np.float32), None
+
+    @staticmethod
+    def equalize(channel, value_range, bins):
+        low, high = value_range
+        scale = np.float32(255 / (high - low))
+        channel = channel.astype(np.float32) * scale + np.float32(0 - low * scale)
+        indices = np.clip((channel * np.float32(bins - 1) / np.float32(255)).astype(np.int32), 0, bins - 1)
+        hist = np.bincount(indices.ravel(), minlength=bins)
+        if np.count_nonzero(hist) > 1:
+            cdf = np.cumsum(hist)
+            cdf_min = cdf[np.nonzero(cdf)[0][0]]
+            denominator = cdf[-1] - cdf_min
+            lookup = np.clip(np.round(((cdf - cdf_min) * 255) / (denominator if denominator else 1)), 0, 255)
+            lookup = lookup.astype(np.float32)
+            scaled = (channel / np.float32(255)) * np.float32(bins - 1)
+            channel = lookup[np.clip(scaled, 0, bins - 1).astype(np.int32)]
+        back = np.float32((high - low) / 255)
+        return channel * back + np.float32(low)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
+class RandomErasingPrim(_ImageAugmentation):
+    """Keras' RandomErasing: per image a box of ``sqrt(U(scale))`` of the width and of the height
+    at ``U(0, 1)`` of the free room, filled (when ``U(0, 1) < U(factor)``) with ``fill_value``
+    or, when it is None, ``N(0, 1) * value_range[1]``, clipped to ``value_range``. Keras' draw
+    order: box sizes, x start, y start, probability, threshold, fill."""
+
+    def transform(self, x, rng, factor, scale, fill_value, value_range, data_format, seed=None):
+        batch = x.shape[0]
+        h, w = _spatial_axes(data_format)
+        sizes = np.sqrt(_uniform(rng, scale[0], scale[1], (batch, 2)))
+        corners = []
+        for ratio, length in ((sizes[:, 0], x.shape[w]), (sizes[:, 1], x.shape[h])):
+            crop = (ratio * np.float32(length)).astype(np.float32)
+            start = _uniform(rng, 0.0, 1.0, batch) * (np.float32(length) - crop)
+            corners += [start, start + crop]
+        probability = _uniform(rng, factor[0], factor[1], batch)
+        apply = _uniform(rng, 0.0, 1.0, batch) < probability
+        if fill_value is None:
+            fill = rng.standard_normal(x.shape).astype(np.float32) * np.float32(value_range[1])
+        else:
+            fill = np.broadcast_to(np.asarray(fill_value, np.float32), x.shape)
+        fill = np.clip(fill, value_range[0], value_range[1])
+        erased = self.mask(x.shape, corners, data_format) & apply[:, None, None, None]
+        return np.where(erased, fill, x.astype(np.float32)), erased
+
+    @staticmethod
+    def mask(shape, corners, data_format):
+        """Keras' ``_generate_batch_mask``: ``x0 <= x < x1`` and ``y0 <= y < y1``, all channels."""
+        h, w = _spatial_axes(data_format)
+        grid_y, grid_x = np.meshgrid(
+            np.arange(shape[h], dtype=np.float32), np.arange(shape[w], dtype=np.float32), indexing="ij"
+        )
+        grid_x, grid_y = (
+            g[None, :, :, None] if data_format == "channels_last" else g[None, None] for g in (grid_x, grid_y)
+        )
+        x0, x1, y0, y1 = (c[:, None, None, None] for c in corners)
+        inside = (grid_x >= x0) & (grid_x < x1) & (grid_y >= y0) & (grid_y < y1)
+        return np.broadcast_to(inside, shape)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        g = np.where(aux, 0, g)
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
 RANDOM_TRANSLATION = RandomTranslationPrim("random_translation")
 RANDOM_CONTRAST = RandomContrastPrim("random_contrast")
 RANDOM_BRIGHTNESS = RandomBrightnessPrim("random_brightness")
+RANDOM_GRAYSCALE = RandomGrayscalePrim("random_grayscale")
+RANDOM_INVERT = RandomInvertPrim("random_invert")
+RANDOM_POSTERIZATION = RandomPosterizationPrim("random_posterization")
+SOLARIZATION = SolarizationPrim("solarization")
+RANDOM_COLOR_DEGENERATION = RandomColorDegenerationPrim("random_color_degeneration")
+RANDOM_SATURATION = RandomSaturationPrim("random_saturation")
+RANDOM_HUE = RandomHuePrim("random_hue")
+RANDOM_SHARPNESS = RandomSharpnessPrim("random_sharpness")
+EQUALIZATION = EqualizationPrim("equalization")
+RANDOM_ERASING = RandomErasingPrim("random_erasing")
+RANDOM_SHEAR = RandomShearPrim("random_shear")
+RANDOM_CROP = RandomCropPrim("random_crop")

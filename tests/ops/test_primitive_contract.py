@@ -322,6 +322,47 @@ EXAMPLES: dict[str, list[Case]] = {
         C(f(2, 3, 3, 2), factor=(0, 0.2), value_range=(0.0, 255.0), data_format="channels_last", seed=None)
     ],
     "random_brightness": [C(f(2, 2, 3, 3), factor=(-0.2, 0.2), value_range=(0.0, 255.0), seed=None)],
+    "random_color_degeneration": [
+        C(f(2, 3, 3, 3), factor=(-0.2, 0.5), value_range=(0.0, 255.0), data_format="channels_last", seed=None)
+    ],
+    "random_saturation": [
+        C(f(2, 3, 3, 3), factor=(0.2, 0.7), value_range=(0.0, 255.0), data_format="channels_first", seed=None)
+    ],
+    "random_hue": [C(f(3, 3, 3), factor=(0.0, 0.5), value_range=(0.0, 255.0), data_format="channels_last", seed=None)],
+    "random_sharpness": [
+        C(f(2, 3, 4, 2), factor=(0.1, 0.9), value_range=(0.0, 255.0), data_format="channels_last", seed=None)
+    ],
+    "equalization": [C(f(2, 3, 4, 2), value_range=(-3.0, 3.0), bins=16, data_format="channels_last")],
+    "random_erasing": [
+        C(
+            f(2, 4, 4, 3),
+            factor=(0.5, 1.0),
+            scale=(0.1, 0.4),
+            fill_value=None,
+            value_range=(0.0, 255.0),
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
+    "random_shear": [
+        C(
+            f(2, 4, 3, 2),
+            x_factor=(-0.3, 0.3),
+            y_factor=(0.0, 0.2),
+            fill_mode="reflect",
+            interpolation="bilinear",
+            fill_value=0.0,
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
+    "random_crop": [C(f(2, 5, 4, 2), height=3, width=2, data_format="channels_last", seed=None)],
+    "random_grayscale": [C(f(2, 3, 3, 3), factor=0.5, data_format="channels_last", seed=None)],
+    "random_invert": [C(f(2, 3, 3, 2), factor=(0.0, 0.5), value_range=(0.0, 255.0), seed=None)],
+    "random_posterization": [C(f(3, 3, 2), factor=(1.0, 4.0), value_range=(0.0, 255.0), seed=None)],
+    "solarization": [
+        C(f(2, 3, 3, 2), addition_factor=(0.0, 0.1), threshold_factor=(0.2, 0.5), value_range=(0.0, 1.0), seed=None)
+    ],
     "gaussian_dropout": [C(f(2, 3), rate=0.3, seed=None)],
     "alpha_dropout": [C(f(2, 3), rate=0.3, noise_shape=None, seed=None)],
     "dropout": [C(f(2, 3), rate=0.5, noise_shape=None, seed=None)],

@@ -29,6 +29,7 @@ SPECS = [
     ("AlphaDropout", dict(rate=0.2, noise_shape=(None, 1), seed=3), (None, 4)),
     ("Attention", dict(use_scale=True, score_mode="concat", dropout=0.1, seed=2), [(None, 3, 4), (None, 5, 4)]),
     ("Average", dict(), [(None, 4), (None, 4)]),
+    ("AutoContrast", dict(value_range=(0, 1)), (None, 5, 5, 3)),
     ("AveragePooling1D", dict(pool_size=3, strides=2, padding="same"), (None, 8, 3)),
     ("AveragePooling2D", dict(pool_size=(2, 3), strides=(1, 2), padding="same"), (None, 8, 8, 3)),
     ("AveragePooling3D", dict(pool_size=2, data_format="channels_last"), (None, 4, 4, 4, 2)),
@@ -112,6 +113,7 @@ SPECS = [
     ("ELU", dict(alpha=0.5), (None, 4)),
     ("EinsumDense", dict(equation="ab,bc->ac", output_shape=5, bias_axes="c", activation="relu"), (None, 4)),
     ("Embedding", dict(input_dim=10, output_dim=3, mask_zero=True, embeddings_regularizer="l2"), (None, 5)),
+    ("Equalization", dict(value_range=(0, 1), bins=64, data_format="channels_first"), (None, 3, 5, 5)),
     ("Flatten", dict(data_format="channels_last"), (None, 2, 3)),
     (
         "GRU",
@@ -194,13 +196,23 @@ SPECS = [
     ("Pipeline", dict(layers=[("Rescaling", dict(scale=0.5)), ("Dense", dict(units=2))]), (None, 4)),
     ("RMSNormalization", dict(axis=[-2, -1], epsilon=1e-4), (None, 5, 4)),
     ("RandomBrightness", dict(factor=(-0.1, 0.3), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
+    ("RandomColorDegeneration", dict(factor=(-0.2, 0.5), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
     ("RandomContrast", dict(factor=0.3, value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
+    ("RandomCrop", dict(height=3, width=4, seed=5, data_format="channels_first"), (None, 3, 5, 5)),
+    ("RandomErasing", dict(factor=(0.2, 0.6), scale=0.4, fill_value=[1.0, 2.0, 3.0], seed=1), (None, 5, 5, 3)),
     ("RandomFlip", dict(mode="vertical", seed=1), (None, 5, 5, 3)),
+    ("RandomGrayscale", dict(factor=0.3, seed=1), (None, 5, 5, 3)),
+    ("RandomHue", dict(factor=0.3, value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
+    ("RandomInvert", dict(factor=(0.2, 0.5), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
+    ("RandomPosterization", dict(factor=(2, 6), value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
     (
         "RandomRotation",
         dict(factor=(-0.1, 0.2), fill_mode="constant", fill_value=1.0, interpolation="nearest"),
         (None, 5, 5, 3),
     ),
+    ("RandomSaturation", dict(factor=(0.2, 0.7), seed=1), (None, 5, 5, 3)),
+    ("RandomSharpness", dict(factor=(0.2, 0.7), value_range=(0, 1), seed=1), (None, 5, 5, 3)),
+    ("RandomShear", dict(x_factor=(0.1, 0.3), y_factor=(0.0, 0.2), fill_mode="wrap", seed=2), (None, 5, 5, 3)),
     ("RandomTranslation", dict(height_factor=0.1, width_factor=(-0.2, 0.1), fill_mode="wrap"), (None, 5, 5, 3)),
     ("RandomZoom", dict(height_factor=(-0.3, 0.2), width_factor=0.1, fill_mode="nearest", seed=4), (None, 5, 5, 3)),
     ("ReLU", dict(max_value=6.0, negative_slope=0.1, threshold=0.5), (None, 4)),
@@ -218,6 +230,11 @@ SPECS = [
     ("SimpleRNN", dict(units=3, activation="relu", return_sequences=True, recurrent_dropout=0.2, seed=4), (None, 5, 4)),
     ("SimpleRNNCell", dict(units=3, dropout=0.1), (None, 4)),
     ("Softmax", dict(axis=1), (None, 4, 3)),
+    (
+        "Solarization",
+        dict(addition_factor=0.2, threshold_factor=(0.3, 0.6), value_range=(0, 1), seed=3),
+        (None, 5, 5, 3),
+    ),
     ("SpatialDropout1D", dict(rate=0.2, seed=1), (None, 5, 3)),
     ("SpatialDropout2D", dict(rate=0.2, data_format="channels_last"), (None, 5, 5, 3)),
     ("SpatialDropout3D", dict(rate=0.2), (None, 3, 3, 3, 2)),
@@ -267,7 +284,11 @@ def run_layer(layer, name: str, arrays):
         return layer(arrays[0], arrays[1])
     if name in _CELLS:
         return layer(arrays, [np.zeros((arrays.shape[0], layer.units), "float32")] * layer.n_states)[0]
-    if name.startswith("Random"):  # augmentation: random when called bare (as in Keras), compare inference
+    if name.startswith("Random") or name in (
+        "Solarization",
+        "Equalization",
+    ):  # augmentation: random when called bare, as in Keras
+        # compare inference
         return layer(arrays, training=False)
     return layer(arrays)
 
