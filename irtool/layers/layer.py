@@ -9,6 +9,8 @@ written with ops is executable, exportable and (with the trainer) trainable for 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import inspect
 import threading
@@ -39,6 +41,33 @@ def dtype_policy_config(dtype: str) -> dict:
     return {"module": "keras", "class_name": "DTypePolicy", "config": {"name": dtype}, "registered_name": None}
 
 
+_MIXED_POLICIES: contextvars.ContextVar = contextvars.ContextVar("irtool_mixed_policies", default=None)
+
+
+@contextlib.contextmanager
+def one_mixed_precision_warning(source: str):
+    """Within the block, layers with mixed-precision policies load as float32 silently; on leaving
+    it, one warning names ``source``, the policies and the layers (instead of one per layer)."""
+    sink: dict = {}
+    token = _MIXED_POLICIES.set(sink)
+    try:
+        yield
+    finally:
+        _MIXED_POLICIES.reset(token)
+    if sink:
+        described = "; ".join(
+            f"'{policy}' ({len(names)} layer{'s' if len(names) > 1 else ''}: {', '.join(names[:5])}"
+            f"{', ...' if len(names) > 5 else ''})"
+            for policy, names in sink.items()
+        )
+        warnings.warn(
+            f"{source} uses Keras' mixed-precision dtype policies {described}. irtool has no mixed precision "
+            "(and NumPy no bfloat16): these layers load with float32 variables and compute in float32, in NumPy and "
+            "in the exported ONNX graph, so predictions match Keras only to float16/bfloat16 precision.",
+            stacklevel=3,
+        )
+
+
 def dtype_from_config(config: dict) -> dict:
     """``config`` with its ``dtype`` (a Keras ``DTypePolicy`` dict or a policy name) as a dtype name.
 
@@ -49,6 +78,10 @@ def dtype_from_config(config: dict) -> dict:
     if isinstance(dtype, dict):
         dtype = (dtype.get("config") or {}).get("name")
     if isinstance(dtype, str) and dtype.startswith("mixed_"):
+        sink = _MIXED_POLICIES.get()
+        if sink is not None:
+            sink.setdefault(dtype, []).append(str(config.get("name")))
+            return {**config, "dtype": "float32"}
         warnings.warn(
             f"Layer '{config.get('name')}' uses Keras' mixed-precision dtype policy '{dtype}'; irtool has no mixed "
             "precision, so it loads as float32 and computes in float32.",

@@ -28,6 +28,7 @@ import zlib
 import h5py
 import numpy as np
 
+from irtool.layers.layer import one_mixed_precision_warning
 from irtool.saving import h5_weights
 from irtool.saving.h5_weights import open_h5, read_weights, write_atomically, write_weights
 from irtool.serialization import config_limits
@@ -153,6 +154,10 @@ def _read_json(archive: zipfile.ZipFile, name: str, source: str) -> dict:
             data = member.read(MAX_JSON_BYTES + 1)
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise ArchiveError(f"{source}: {name} is damaged: {error}") from None
+    return _parse_json(data, name, source)
+
+
+def _parse_json(data: bytes, name: str, source: str) -> dict:
     if len(data) > MAX_JSON_BYTES:
         raise ArchiveError(f"{source}: {name} is larger than the limit of {MAX_JSON_BYTES:,} bytes")
     check_json_text(data, f"{source}: {name}", max_bytes=MAX_JSON_BYTES)  # before json.loads recurses into it
@@ -216,10 +221,13 @@ def _reraise_with_source(error: Exception, filepath: str, member: str):
 
 
 def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: bool = True):
-    """Load a model saved as a ``.keras`` archive, by irtool or by Keras 3 (``keras.saving.load_model``).
+    """Load a model saved as a ``.keras`` archive, by irtool or by Keras 3 (``keras.saving.load_model``),
+    or the unzipped folder ``model.save(path, zipped=False)`` writes in Keras.
 
     ``custom_objects`` maps class names to custom layers, losses or metrics; ``compile=False`` skips
     the training configuration; ``safe_mode=False`` allows ``Lambda`` layers, whose code would run.
+    Layers with Keras' mixed-precision policies (``mixed_float16``, ``mixed_bfloat16``) load as
+    float32, with one warning for the file.
     """
     filepath = os.fspath(filepath)
     if filepath.endswith((".h5", ".hdf5")):
@@ -228,25 +236,81 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
             "model format (`.h5`) is not supported (load the model in Keras and save it as `.keras`)."
         )
     if not filepath.endswith(".keras"):
-        raise ValueError(f"File format not supported: filepath={filepath}. irtool loads Keras 3 `.keras` files.")
+        if os.path.isdir(filepath) and os.path.isfile(os.path.join(filepath, CONFIG_FILENAME)):
+            return _load_model_from_dir(filepath, custom_objects, compile, safe_mode)
+        raise ValueError(
+            f"File format not supported: filepath={filepath}. irtool loads Keras 3 `.keras` files and the folders "
+            "Keras writes with `zipped=False`."
+        )
     with _open_archive(filepath) as archive:
         if METADATA_FILENAME in archive.namelist():
             _read_json(archive, METADATA_FILENAME, filepath)
         config = _read_json(archive, CONFIG_FILENAME, filepath)
         _member(archive, WEIGHTS_FILENAME, MAX_WEIGHTS_BYTES, filepath)
-        compile_config = config.pop("compile_config", None)
+        model = _model_from_config(config, filepath, custom_objects, compile, safe_mode)
+        _load_weights_member(model, archive, filepath)
+    return model
+
+
+def _model_from_config(config: dict, filepath: str, custom_objects, compile: bool, safe_mode: bool):
+    compile_config = config.pop("compile_config", None)
+    with one_mixed_precision_warning(filepath):
         try:
             model = deserialize_keras_object(config, custom_objects=custom_objects, safe_mode=safe_mode)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
             _reraise_with_source(error, filepath, CONFIG_FILENAME)
-        if not isinstance(model, model_class("Model")):
-            raise ArchiveError(f"{filepath}: {CONFIG_FILENAME} describes a {type(model).__name__}, not a model")
-        if compile and compile_config:
-            try:
-                model.compile_from_config(compile_config, custom_objects=custom_objects)
-            except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
-                _reraise_with_source(error, filepath, "compile_config")
-        _load_weights_member(model, archive, filepath)
+    if not isinstance(model, model_class("Model")):
+        raise ArchiveError(f"{filepath}: {CONFIG_FILENAME} describes a {type(model).__name__}, not a model")
+    if compile and compile_config:
+        try:
+            model.compile_from_config(compile_config, custom_objects=custom_objects)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            _reraise_with_source(error, filepath, "compile_config")
+    return model
+
+
+def _folder_file(folder: str, name: str, limit: int, required: bool = True) -> str | None:
+    """``folder/name`` as a regular file (not a link) of at most ``limit`` bytes, or ``None`` when
+    it is absent and not ``required``. ``name`` is a plain file name: never a path leaving ``folder``."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise ArchiveError(f"{folder}: refusing the file name {name!r}, which is not a plain name in the folder")
+    path = os.path.join(folder, name)
+    if not os.path.lexists(path):
+        if required:
+            raise ArchiveError(f"{folder}: the folder has no {name}; is it a Keras 3 model or weights folder?")
+        return None
+    if os.path.islink(path) or not os.path.isfile(path):
+        raise ArchiveError(f"{folder}: {name} is a link or not a regular file; refusing it")
+    size = os.path.getsize(path)
+    if size > limit:
+        raise ArchiveError(f"{folder}: {name} has {size:,} bytes, more than the limit of {limit:,}")
+    return path
+
+
+def _read_folder_json(folder: str, name: str) -> dict:
+    path = _folder_file(folder, name, MAX_JSON_BYTES)
+    with open(path, "rb") as file:
+        return _parse_json(file.read(MAX_JSON_BYTES + 1), name, folder)
+
+
+def _load_model_from_dir(folder: str, custom_objects, compile: bool, safe_mode: bool):
+    if os.path.islink(folder.rstrip("/\\")):
+        raise ArchiveError(f"{folder}: the model folder is a link; refusing it")
+    if os.path.lexists(os.path.join(folder, METADATA_FILENAME)):
+        _read_folder_json(folder, METADATA_FILENAME)
+    config = _read_folder_json(folder, CONFIG_FILENAME)
+    weights = _folder_file(folder, WEIGHTS_FILENAME, MAX_WEIGHTS_BYTES, required=False)
+    if weights is None:
+        extra = (
+            " (weights stored as model.weights.npz are not supported)"
+            if os.path.lexists(os.path.join(folder, "model.weights.npz"))
+            else ""
+        )
+        raise ArchiveError(f"{folder}: the folder has no {WEIGHTS_FILENAME}{extra}")
+    model = _model_from_config(config, folder, custom_objects, compile, safe_mode)
+    where = os.path.join(folder, WEIGHTS_FILENAME)
+    with open_h5(weights, where) as h5file:
+        read_weights(model, h5file, where)
     return model
 
 
@@ -271,10 +335,64 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
     if filepath.endswith(".keras"):
         with _open_archive(filepath) as archive:
             _load_weights_member(model, archive, filepath, skip_mismatch=skip_mismatch)
+    elif filepath.endswith(".weights.json"):
+        where = f"{filepath} (sharded weights)"
+        with _merged_shards(filepath) as h5file:
+            read_weights(model, h5file, where, skip_mismatch=skip_mismatch)
     elif filepath.endswith(".weights.h5"):
         h5_weights.load_weights(model, filepath, skip_mismatch=skip_mismatch)
     else:
         raise ValueError(
-            f"File format not supported: filepath={filepath}. irtool loads Keras 3 `.keras` and `.weights.h5` files "
+            f"File format not supported: filepath={filepath}. irtool loads Keras 3 `.keras`, `.weights.h5` and sharded `.weights.json` files "
             "(the legacy `.h5` format is not supported)."
         )
+
+
+def _copy_group(source, target, where: str) -> None:
+    """Copy the groups, datasets and attributes of ``source`` into ``target`` (hard links only)."""
+    for key, value in source.attrs.items():
+        target.attrs[key] = value
+    for key in source.keys():
+        if not isinstance(source.get(key, getlink=True), h5py.HardLink):
+            raise ArchiveError(f"{where}: {source.name}/{key} is a soft or external link; refusing it")
+        item = source[key]
+        if isinstance(item, h5py.Group):
+            _copy_group(item, target.require_group(key), where)
+        elif key in target:
+            raise ArchiveError(f"{where}: {item.name} appears in more than one shard")
+        else:
+            target.create_dataset(key, data=item[()])
+            for name, value in item.attrs.items():
+                target[key].attrs[name] = value
+
+
+def _merged_shards(filepath: str) -> h5py.File:
+    """The shards a Keras ``.weights.json`` index names (``save_weights(..., max_shard_size=...)``),
+    merged into one in-memory HDF5 file. Shards must be plain ``*.weights.h5`` files beside the index."""
+    if not os.path.isfile(filepath):
+        raise FileNotFoundError(f"No such file: {filepath}")
+    folder, name = os.path.split(os.path.abspath(filepath))
+    index = _read_folder_json(folder, name)
+    weight_map = index.get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise ArchiveError(f"{filepath}: a sharded weights index needs a 'weight_map' object")
+    shards: list = []
+    for files in weight_map.values():
+        for shard in files if isinstance(files, list) else [files]:
+            if not isinstance(shard, str) or not shard.endswith(".weights.h5"):
+                raise ArchiveError(f"{filepath}: the weight_map names {shard!r}, which is not a `.weights.h5` file")
+            if shard not in shards:
+                shards.append(shard)
+    paths = [_folder_file(folder, shard, MAX_WEIGHTS_BYTES) for shard in shards]
+    total = sum(os.path.getsize(path) for path in paths)
+    if total > MAX_WEIGHTS_BYTES:
+        raise ArchiveError(f"{filepath}: the shards hold {total:,} bytes, more than the limit of {MAX_WEIGHTS_BYTES:,}")
+    merged = h5py.File(io.BytesIO(), "w")
+    try:
+        for shard, path in zip(shards, paths):
+            with open_h5(path, os.path.join(folder, shard)) as h5file:
+                _copy_group(h5file, merged, os.path.join(folder, shard))
+    except BaseException:
+        merged.close()
+        raise
+    return merged

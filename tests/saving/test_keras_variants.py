@@ -1,0 +1,118 @@
+"""Keras 3 file variants: mixed-precision dtype policies, unzipped model folders, sharded weights."""
+
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import irtool
+
+from ..harness import require_keras
+
+real = require_keras()
+
+X = np.random.RandomState(0).randn(6, 4).astype("float32")
+
+
+def _keras_model(dtypes=("mixed_float16", "mixed_bfloat16", "float32")):
+    real.utils.set_random_seed(0)
+    inputs = real.Input((4,))
+    x = real.layers.Dense(8, activation="relu", dtype=dtypes[0], name="d1")(inputs)
+    x = real.layers.LayerNormalization(dtype=dtypes[1], name="norm")(x)
+    outputs = real.layers.Dense(3, dtype=dtypes[2], name="d2")(x)
+    return real.Model(inputs, outputs)
+
+
+def _keras_predict(model):
+    return np.asarray(real.ops.convert_to_numpy(model(X)), dtype="float32")
+
+
+def _load_with_warnings(path):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = irtool.models.load_model(path)
+    return model, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_mixed_policies_load_as_float32_with_one_warning(tmp_path, zipped):
+    source = _keras_model()
+    path = tmp_path / ("m.keras" if zipped else "m_folder")
+    source.save(path, zipped=zipped)
+    model, messages = _load_with_warnings(path)
+    mixed = [m for m in messages if "mixed-precision" in m]
+    assert len(mixed) == 1, messages
+    assert "'mixed_float16' (1 layer: d1)" in mixed[0] and "'mixed_bfloat16' (1 layer: norm)" in mixed[0]
+    assert "float32" in mixed[0]
+    assert all(layer.dtype == "float32" for layer in model.layers)
+    # Keras computes d1 in float16 and norm in bfloat16 (8 bits of mantissa); irtool in float32
+    np.testing.assert_allclose(model.predict(X, verbose=0), _keras_predict(source), rtol=3e-2, atol=3e-2)
+
+
+def test_global_mixed_policy_warns_once(tmp_path):
+    previous = real.config.dtype_policy()
+    real.config.set_dtype_policy("mixed_float16")
+    try:
+        inputs = real.Input((4,))
+        x = real.layers.Dense(8, activation="tanh")(inputs)
+        source = real.Model(inputs, real.layers.Dense(3)(x))
+    finally:
+        real.config.set_dtype_policy(previous)
+    source.save(tmp_path / "m.keras")
+    model, messages = _load_with_warnings(tmp_path / "m.keras")
+    mixed = [m for m in messages if "mixed-precision" in m]
+    assert len(mixed) == 1 and "'mixed_float16' (2 layers:" in mixed[0], messages
+    np.testing.assert_allclose(model.predict(X, verbose=0), _keras_predict(source), rtol=1e-2, atol=1e-2)
+
+
+def test_unzipped_keras_folder_loads(tmp_path):
+    source = _keras_model(("float32",) * 3)
+    source.save(tmp_path / "folder", zipped=False)
+    assert {"config.json", "model.weights.h5"} <= set(os.listdir(tmp_path / "folder"))
+    model = irtool.models.load_model(tmp_path / "folder")
+    np.testing.assert_allclose(model.predict(X, verbose=0), _keras_predict(source), rtol=1e-5, atol=1e-5)
+
+
+def test_unzipped_folder_refuses_links_and_oversized_files(tmp_path, monkeypatch):
+    source = _keras_model(("float32",) * 3)
+    source.save(tmp_path / "folder", zipped=False)
+    from irtool.saving import saving_lib
+
+    monkeypatch.setattr(saving_lib, "MAX_WEIGHTS_BYTES", 16)
+    with pytest.raises(ValueError, match="model.weights.h5 has .* more than the limit"):
+        irtool.models.load_model(tmp_path / "folder")
+    monkeypatch.undo()
+    outside = tmp_path / "outside.json"
+    os.replace(tmp_path / "folder" / "config.json", outside)
+    os.symlink(outside, tmp_path / "folder" / "config.json")
+    with pytest.raises(ValueError, match="config.json is a link"):
+        irtool.models.load_model(tmp_path / "folder")
+    with pytest.raises(ValueError, match="File format not supported"):
+        irtool.models.load_model(tmp_path / "nowhere")
+
+
+def test_sharded_keras_weights_load(tmp_path):
+    source = _keras_model(("float32",) * 3)
+    source.save_weights(tmp_path / "w.weights.json", max_shard_size=0.0000003)  # ~322 bytes: several shards
+    index = json.loads((tmp_path / "w.weights.json").read_text())
+    shards = {name for files in index["weight_map"].values() for name in files}
+    assert len(shards) > 1
+    target = _keras_model(("float32",) * 3)
+    model = irtool.models.Model.from_config(target.get_config())  # freshly initialised weights
+    model.load_weights(tmp_path / "w.weights.json")
+    np.testing.assert_allclose(model.predict(X, verbose=0), _keras_predict(source), rtol=1e-5, atol=1e-5)
+
+
+def test_sharded_index_cannot_name_files_outside_its_folder(tmp_path):
+    source = _keras_model(("float32",) * 3)
+    source.save_weights(tmp_path / "w.weights.json", max_shard_size=0.0000003)
+    model = irtool.models.Model.from_config(source.get_config())
+    index = json.loads((tmp_path / "w.weights.json").read_text())
+    for bad in ["../w_00000.weights.h5", "/etc/passwd.weights.h5", "w.json"]:
+        first = next(iter(index["weight_map"]))
+        index["weight_map"][first] = [bad]
+        (tmp_path / "bad.weights.json").write_text(json.dumps(index))
+        with pytest.raises(ValueError, match="not a plain name|not a `.weights.h5` file"):
+            model.load_weights(tmp_path / "bad.weights.json")
