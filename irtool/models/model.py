@@ -127,7 +127,8 @@ class Model(Trainer, Layer):
 
     # -- saving ---------------------------------------------------------------------------
     def save(self, filepath, overwrite=True, zipped=None, **kwargs) -> None:
-        """Save the model as a Keras 3 ``.keras`` archive (config, weights, optimizer state), atomically.
+        """Save the model as a Keras 3 ``.keras`` archive (config, weights, optimizer state), atomically;
+        ``zipped=False`` writes Keras' unzipped folder instead.
 
         >>> model.save("mnist.keras")                                     # doctest: +SKIP
         >>> restored = irtool.models.load_model("mnist.keras")            # doctest: +SKIP
@@ -135,7 +136,8 @@ class Model(Trainer, Layer):
         save_model(self, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
 
     def save_weights(self, filepath, overwrite=True, max_shard_size=None) -> None:
-        """Save the weights (and the optimizer's state) in Keras 3's ``.weights.h5`` layout, atomically."""
+        """Save the weights (and the optimizer's state) in Keras 3's ``.weights.h5`` layout, atomically;
+        with ``max_shard_size`` (GB), as Keras' sharded ``.weights.json`` index and shards."""
         save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs) -> None:

@@ -5,14 +5,19 @@
 optimizer's state in Keras' HDF5 layout (:mod:`irtool.saving.h5_weights`), and metadata, as stored
 (uncompressed) members; the archive is written to a temporary file in the target folder and then
 renamed, so an interrupted save never leaves a truncated model behind. ``load_model`` reads files
-Keras wrote as well as its own.
+Keras wrote as well as its own. Keras' variants are read and written too: ``zipped=False`` (the
+archive's members as files in a folder) and sharded weights (``save_weights("w.weights.json",
+max_shard_size=GB)``: an index naming ``w_00000.weights.h5``, ...; loading merges the shards in
+memory). Keras' mixed-precision policies load as float32, with one warning per file.
 
 Loading runs no code from the file: classes are looked up by name among irtool's layers and
 ``custom_objects`` (a ``Lambda`` needs ``safe_mode=False``), and the archive is checked before use:
 member names that could escape a folder, members declaring more than :data:`MAX_JSON_BYTES` /
 :data:`MAX_WEIGHTS_BYTES` or compressed suspiciously well, JSON nested deeper than
 :data:`~irtool.serialization.config_limits.MAX_CONFIG_DEPTH`, missing members, malformed JSON and
-malformed or link-bearing HDF5 are refused with a one-line ``ValueError`` naming the file.
+malformed or link-bearing HDF5 are refused with a one-line ``ValueError`` naming the file; in a
+folder or a shard index, files must be plain names in the folder, regular files (not links) and
+within the same size limits.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import io
 import json
 import os
 import posixpath
+import warnings
 import zipfile
 import zlib
 
@@ -85,7 +91,15 @@ def save_model(model, filepath, overwrite: bool = True, zipped=None, **kwargs) -
         raise ValueError(f"The following argument(s) are not supported: {list(kwargs)}")
     filepath = os.fspath(filepath)
     if zipped is False:
-        raise ValueError("irtool saves zipped `.keras` archives only; `zipped=False` is not supported.")
+        if filepath.endswith(".keras"):
+            raise ValueError(
+                f"When using `zipped=False`, the `filepath` argument should not end in `.keras`. Received: "
+                f"filepath={filepath}"
+            )
+        if not overwrite and os.path.exists(filepath):
+            raise FileExistsError(f"{filepath} already exists and overwrite=False.")
+        _save_model_to_dir(model, filepath)
+        return
     if filepath.endswith((".h5", ".hdf5")):
         raise ValueError(
             "irtool does not write the legacy HDF5 model format (`.h5`). Save with a `.keras` extension (the Keras 3 "
@@ -98,13 +112,7 @@ def save_model(model, filepath, overwrite: bool = True, zipped=None, **kwargs) -
         )
     if not overwrite and os.path.exists(filepath):
         raise FileExistsError(f"{filepath} already exists and overwrite=False.")
-    config_json = model_config_json(model)
-    metadata_json = json.dumps(
-        {"keras_version": KERAS_FORMAT_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
-    )
-    weights = io.BytesIO()
-    with h5py.File(weights, "w") as h5file:
-        write_weights(model, h5file)
+    config_json, metadata_json, weights = _model_files(model)
 
     def write(tmp: str) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -113,6 +121,38 @@ def save_model(model, filepath, overwrite: bool = True, zipped=None, **kwargs) -
             archive.writestr(WEIGHTS_FILENAME, weights.getvalue())
 
     write_atomically(filepath, write)
+
+
+def _model_files(model) -> tuple[str, str, io.BytesIO]:
+    config_json = model_config_json(model)
+    metadata_json = json.dumps(
+        {"keras_version": KERAS_FORMAT_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    )
+    weights = io.BytesIO()
+    with h5py.File(weights, "w") as h5file:
+        write_weights(model, h5file)
+    return config_json, metadata_json, weights
+
+
+def _save_model_to_dir(model, folder: str) -> None:
+    """``model.save(folder, zipped=False)``: Keras' unzipped layout (the archive's members as files, and
+    an empty ``assets`` folder), each file written atomically."""
+    config_json, metadata_json, weights = _model_files(model)
+    os.makedirs(os.path.join(folder, "assets"), exist_ok=True)
+    for name, data in (
+        (METADATA_FILENAME, metadata_json.encode()),
+        (CONFIG_FILENAME, config_json.encode()),
+        (WEIGHTS_FILENAME, weights.getvalue()),
+    ):
+        _write_bytes(os.path.join(folder, name), data)
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as file:
+            file.write(data)
+
+    write_atomically(path, write)
 
 
 # -- loading ----------------------------------------------------------------------------------------
@@ -317,9 +357,91 @@ def _load_model_from_dir(folder: str, custom_objects, compile: bool, safe_mode: 
 # -- weights only -----------------------------------------------------------------------------------
 def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -> None:
     """``model.save_weights(filepath)``: Keras 3's ``.weights.h5`` file (the only suffix Keras 3 accepts)."""
-    if max_shard_size is not None:
-        raise ValueError("irtool writes one weights file; `max_shard_size` (sharded weights) is not supported.")
-    h5_weights.save_weights(model, filepath, overwrite=overwrite)
+    if max_shard_size is None:
+        h5_weights.save_weights(model, filepath, overwrite=overwrite)
+    else:
+        _save_sharded_weights(model, os.fspath(filepath), max_shard_size, overwrite)
+
+
+def _save_sharded_weights(model, filepath: str, max_shard_size, overwrite: bool) -> None:
+    """Keras' sharded weights: ``<base>.weights.json`` (``{"metadata": {"total_size": bytes},
+    "weight_map": {"/<path>/vars": [files]}}``) beside ``<base>_00000.weights.h5``, ... ;
+    a new shard starts when the next variable would take the current one past ``max_shard_size`` GB."""
+    if not filepath.endswith(("weights.h5", "weights.json")):
+        raise ValueError(
+            f"The filename must end in `.weights.json` when `max_shard_size` is specified. Received: "
+            f"filepath={filepath}"
+        )
+    if not getattr(model, "built", True):
+        raise ValueError(
+            "You are saving a model that has not yet been built. Try building the model first by calling it on "
+            "some data or by using `build()`."
+        )
+    if not filepath.endswith(".json"):
+        new_path = os.path.splitext(filepath)[0] + ".json"
+        warnings.warn(
+            f"Saving sharded weights requires `*.json` as the extension. The original path: {filepath} will be "
+            f"renamed to {new_path}.",
+            stacklevel=3,
+        )
+        filepath = new_path
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} already exists and overwrite=False.")
+    limit = float(max_shard_size) * 1024**3
+    base = os.path.basename(filepath)[: -len(".json")].replace(".weights", "")
+    full = io.BytesIO()
+    with h5py.File(full, "w") as h5file:
+        write_weights(model, h5file)
+    shards: list = []  # (file name, BytesIO, h5py.File)
+    weight_map: dict = {}
+    total = current = 0.0
+
+    def new_shard():
+        name = f"{base}_{len(shards):05}.weights.h5"
+        buffer = io.BytesIO()
+        shards.append((name, buffer, h5py.File(buffer, "w")))
+
+    new_shard()
+    try:
+        with h5py.File(full, "r") as source:
+            groups: list = []
+            source.visititems(lambda name, item: groups.append(name) if name.split("/")[-1] == "vars" else None)
+            order = [h5_weights._vars_path(path) for path, _ in h5_weights.weight_entries(model)]
+            for name in order + sorted(set(groups) - set(order)):
+                if name not in source:
+                    continue
+                group = source[name]
+                if not len(group):  # Keras writes a group only with its metadata (the layer's name)
+                    shards[-1][2].require_group(name).attrs.update(group.attrs)
+                for key in group:
+                    value = group[key][()]
+                    size = float(np.asarray(value).nbytes)
+                    total += size
+                    if size > limit:
+                        raise ValueError(
+                            f"The size of {key} is {size:,.0f} bytes which exceeds the maximum shard size "
+                            f"{limit:,.0f} bytes. You can increase the `max_shard_size` parameter to accommodate the size."
+                        )
+                    current += size
+                    if current > limit:
+                        new_shard()
+                        current = size
+                    shard_name, _, shard = shards[-1]
+                    target = shard.require_group(name)
+                    if target.name not in weight_map:  # Keras writes the metadata in the first shard only
+                        target.attrs.update(group.attrs)
+                    target.create_dataset(key, data=value)
+                    files = weight_map.setdefault(target.name, [])
+                    if shard_name not in files:
+                        files.append(shard_name)
+    finally:
+        for _, _, shard in shards:
+            shard.close()
+    folder = os.path.dirname(os.path.abspath(filepath))
+    for shard_name, buffer, _ in shards:
+        _write_bytes(os.path.join(folder, shard_name), buffer.getvalue())
+    index = json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=4)
+    _write_bytes(filepath, index.encode())
 
 
 def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None:

@@ -10,6 +10,7 @@ import pytest
 import irtool
 
 from ..harness import require_keras
+from .test_weights import h5_tree
 
 real = require_keras()
 
@@ -18,11 +19,11 @@ X = np.random.RandomState(0).randn(6, 4).astype("float32")
 
 def _keras_model(dtypes=("mixed_float16", "mixed_bfloat16", "float32")):
     real.utils.set_random_seed(0)
-    inputs = real.Input((4,))
+    inputs = real.Input((4,), name="x")
     x = real.layers.Dense(8, activation="relu", dtype=dtypes[0], name="d1")(inputs)
     x = real.layers.LayerNormalization(dtype=dtypes[1], name="norm")(x)
     outputs = real.layers.Dense(3, dtype=dtypes[2], name="d2")(x)
-    return real.Model(inputs, outputs)
+    return real.Model(inputs, outputs, name="m")
 
 
 def _keras_predict(model):
@@ -116,3 +117,49 @@ def test_sharded_index_cannot_name_files_outside_its_folder(tmp_path):
         (tmp_path / "bad.weights.json").write_text(json.dumps(index))
         with pytest.raises(ValueError, match="not a plain name|not a `.weights.h5` file"):
             model.load_weights(tmp_path / "bad.weights.json")
+
+
+def _irtool_model():
+    irtool.utils.set_random_seed(0)
+    inputs = irtool.Input((4,), name="x")
+    x = irtool.layers.Dense(8, activation="relu", name="d1")(inputs)
+    x = irtool.layers.LayerNormalization(name="norm")(x)
+    return irtool.Model(inputs, irtool.layers.Dense(3, name="d2")(x), name="m")
+
+
+def test_irtool_writes_unzipped_folders_keras_and_irtool_load(tmp_path):
+    source = _irtool_model()
+    want = source.predict(X, verbose=0)
+    source.save(tmp_path / "folder", zipped=False)
+    assert set(os.listdir(tmp_path / "folder")) == {"assets", "config.json", "metadata.json", "model.weights.h5"}
+    np.testing.assert_allclose(_keras_predict(real.saving.load_model(tmp_path / "folder")), want, rtol=1e-5, atol=1e-5)
+    back = irtool.models.load_model(tmp_path / "folder")
+    np.testing.assert_allclose(back.predict(X, verbose=0), want, rtol=1e-6, atol=1e-6)
+    with pytest.raises(FileExistsError):
+        source.save(tmp_path / "folder", zipped=False, overwrite=False)
+
+
+def test_irtool_writes_sharded_weights_like_keras(tmp_path):
+    source = _irtool_model()
+    want = source.predict(X, verbose=0)
+    source.save_weights(tmp_path / "w.weights.json", max_shard_size=0.0000003)
+    theirs = _keras_model(("float32",) * 3)
+    theirs.save_weights(tmp_path / "k.weights.json", max_shard_size=0.0000003)
+    ours_index = json.loads((tmp_path / "w.weights.json").read_text())
+    keras_index = json.loads((tmp_path / "k.weights.json").read_text())
+    rename = json.dumps(keras_index).replace('"k_0', '"w_0')
+    assert ours_index == json.loads(rename)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["k.weights.json", "w.weights.json"] + [f"{p}_0000{i}.weights.h5" for p in "kw" for i in range(2)]
+    )
+    for i in range(2):  # the same groups, datasets and name attributes in each shard
+        assert h5_tree(tmp_path / f"w_0000{i}.weights.h5") == h5_tree(tmp_path / f"k_0000{i}.weights.h5")
+    theirs.load_weights(tmp_path / "w.weights.json")
+    np.testing.assert_allclose(_keras_predict(theirs), want, rtol=1e-5, atol=1e-5)
+    back = _irtool_model()
+    for variable in back.weights:
+        variable.assign(np.zeros(variable.shape, variable.dtype))
+    back.load_weights(tmp_path / "w.weights.json")
+    np.testing.assert_allclose(back.predict(X, verbose=0), want, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="exceeds the maximum shard size"):
+        source.save_weights(tmp_path / "tiny.weights.json", max_shard_size=1e-9)
