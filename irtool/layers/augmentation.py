@@ -1,7 +1,8 @@
 """Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
-RandomSharpness, RandomErasing, RandomShear, RandomCrop, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomSharpness, RandomErasing, RandomShear, RandomCrop, RandomGaussianBlur,
+RandomColorJitter, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -700,3 +701,114 @@ class RandomCrop(_Augmentation):
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width, "seed": self.seed}
+
+
+def _kernel_size(size, name):
+    """RandomGaussianBlur's ``_set_kernel_size``: ``(lower, upper)``, both odd."""
+    message = f"{name} must be an odd number. Received: {name}={size}"
+    if isinstance(size, (tuple, list)):
+        if len(size) != 2:
+            raise ValueError(
+                f"The `{name}` argument should be a number (or a list of two numbers) Received: {name}={size}"
+            )
+        if size[0] % 2 == 0 or size[1] % 2 == 0:
+            raise ValueError(message)
+        return tuple(size)
+    if isinstance(size, (int, float)):
+        if size % 2 == 0:
+            raise ValueError(message)
+        return size, size
+    raise ValueError(message)
+
+
+class RandomGaussianBlur(_Augmentation):
+    """Keras 3.15's RandomGaussianBlur: blurs each image with probability ``U(factor)`` by a
+    ``kernel_size`` Gaussian whose two sigmas (x, y) are drawn once per batch from ``sigma``,
+    clipped to ``value_range`` (kept as given, as Keras does). The identity at inference and in
+    the export."""
+
+    _prim = aug.RANDOM_GAUSSIAN_BLUR
+
+    def __init__(
+        self, factor=1.0, kernel_size=3, sigma=1.0, value_range=(0, 255), data_format=None, seed=None, **kwargs
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (0, 1))
+        self.kernel_size = _kernel_size(kernel_size, "kernel_size")
+        self.sigma = _named_factor(sigma, "sigma", (0, 1))
+        self.value_range = value_range
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "kernel_size": tuple(int(k) for k in self.kernel_size),
+            "sigma": tuple(float(s) for s in self.sigma),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "factor": self.factor,
+            "kernel_size": self.kernel_size,
+            "sigma": self.sigma,
+            "value_range": self.value_range,
+            "seed": self.seed,
+        }
+
+
+class RandomColorJitter(_Augmentation):
+    """Keras 3.15's RandomColorJitter: RandomBrightness, RandomContrast, RandomSaturation and
+    RandomHue (each when its factor is given) applied in that order in training, with their
+    validation. As in Keras the four use the default image data format, whatever the jitter's
+    ``data_format``. The identity at inference and in the export."""
+
+    _prim = aug.RANDOM_COLOR_JITTER
+
+    def __init__(
+        self,
+        value_range=(0, 255),
+        brightness_factor=None,
+        contrast_factor=None,
+        saturation_factor=None,
+        hue_factor=None,
+        seed=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.value_range = value_range
+        self.brightness_factor = brightness_factor
+        self.contrast_factor = contrast_factor
+        self.saturation_factor = saturation_factor
+        self.hue_factor = hue_factor
+        self._steps = {
+            "brightness": None if brightness_factor is None else RandomBrightness(brightness_factor, value_range),
+            "contrast": None if contrast_factor is None else RandomContrast(contrast_factor, value_range),
+            "saturation": None if saturation_factor is None else RandomSaturation(saturation_factor, value_range),
+            "hue": None if hue_factor is None else RandomHue(hue_factor, value_range),
+        }
+
+    def _attrs(self):
+        steps = {
+            name: None if step is None else tuple(float(f) for f in step.factor) for name, step in self._steps.items()
+        }
+        return {
+            **steps,
+            "value_range": tuple(float(v) for v in self.value_range),
+            "step_data_format": standardize_data_format(None),
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "value_range": self.value_range,
+            "brightness_factor": self.brightness_factor,
+            "contrast_factor": self.contrast_factor,
+            "saturation_factor": self.saturation_factor,
+            "hue_factor": self.hue_factor,
+            "seed": self.seed,
+        }

@@ -1,6 +1,7 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop).
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop,
+RandomGaussianBlur, RandomColorJitter).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -604,6 +605,98 @@ class RandomErasingPrim(_ImageAugmentation):
         return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
 
 
+def gaussian_kernel(kernel_size, sigma):
+    """Keras' (torch backend's) ``gaussian_blur`` kernel: ``outer(k_y, k_x)`` of the normalised 1-D
+    Gaussians (``k_x`` of ``kernel_size[0]`` taps at ``sigma[0]``, ``k_y`` of ``kernel_size[1]``
+    at ``sigma[1]``), laid out as ``kernel_size[0]`` x ``kernel_size[1]`` as Keras reshapes it."""
+
+    def one(size, s):
+        x = np.arange(size, dtype=np.float32) - np.float32((size - 1) / 2)
+        k = np.exp(np.float32(-0.5) * (x / np.float32(s)) ** 2).astype(np.float32)
+        return k / k.sum()
+
+    k = np.outer(one(kernel_size[1], sigma[1]), one(kernel_size[0], sigma[0])).astype(np.float32)
+    return k.reshape(int(kernel_size[0]), int(kernel_size[1]))
+
+
+def gaussian_blur(images, kernel_size, sigma, data_format):
+    """Keras' ``ops.image.gaussian_blur`` (torch backend) on a batch: a depthwise correlation with
+    ``gaussian_kernel`` and ``kernel_size[0] // 2`` zero padding on both axes."""
+    kernel = gaussian_kernel(kernel_size, sigma)
+    x = _channels_last(images.astype(np.float32), data_format)
+    pad = int(kernel_size[0]) // 2
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    kh, kw = kernel.shape
+    height, width = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
+    out = np.zeros((x.shape[0], height, width, x.shape[3]), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            out += kernel[i, j] * padded[:, i : i + height, j : j + width]
+    return _from_channels_last(out, data_format)
+
+
+class RandomGaussianBlurPrim(_ImageAugmentation):
+    """Keras' RandomGaussianBlur: each image blurred when ``U(0, 1) < U(factor)``, with one
+    ``sigma ~ U(sigma) + 1e-6`` pair for the whole batch (Keras' draw order: probabilities,
+    thresholds, the two sigmas), clipped to ``value_range``."""
+
+    def transform(self, x, rng, factor, kernel_size, sigma, value_range, data_format, seed=None):
+        batch = x.shape[0]
+        probability = _uniform(rng, factor[0], factor[1], batch)
+        apply = _uniform(rng, 0.0, 1.0, batch) < probability
+        sigmas = _uniform(rng, sigma[0], sigma[1], 2) + np.float32(1e-6)
+        return self.blur(x, apply, sigmas, kernel_size, value_range, data_format)
+
+    @staticmethod
+    def blur(x, apply, sigmas, kernel_size, value_range, data_format):
+        images = x.astype(np.float32)
+        y = np.where(apply[:, None, None, None], gaussian_blur(images, kernel_size, sigmas, data_format), images)
+        inside = (y >= value_range[0]) & (y <= value_range[1])
+        aux = (apply, sigmas, inside) if kernel_size[0] == kernel_size[1] else None
+        return np.clip(y, value_range[0], value_range[1]).astype(np.float32), aux
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, kernel_size, data_format, **attrs):
+        if aux is None:  # a non-square kernel changes the size: no gradient
+            return [None]
+        apply, sigmas, inside = aux
+        g, added = _batched(cotangents[0])
+        g = g.astype(np.float32) * inside
+        # the kernel is symmetric and square with "same" padding: the blur is its own adjoint
+        dx = np.where(apply[:, None, None, None], gaussian_blur(g, kernel_size, sigmas, data_format), g)
+        return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
+
+
+class RandomColorJitterPrim(_ImageAugmentation):
+    """Keras' RandomColorJitter: RandomBrightness, RandomContrast, RandomSaturation and RandomHue
+    in that order (those whose factor is given), each drawing in turn. Keras builds the four with
+    the default data format, not the jitter's: ``step_data_format`` is that default."""
+
+    def _steps(self, brightness, contrast, saturation, hue, value_range, step_data_format):
+        steps = [
+            (RANDOM_BRIGHTNESS, brightness, {"value_range": tuple(sorted(value_range))}),
+            (RANDOM_CONTRAST, contrast, {"data_format": step_data_format}),
+            (RANDOM_SATURATION, saturation, {"data_format": step_data_format}),
+            (RANDOM_HUE, hue, {"data_format": step_data_format}),
+        ]
+        return [(p, {"factor": f, "value_range": tuple(value_range), **a}) for p, f, a in steps if f is not None]
+
+    def transform(self, x, rng, brightness, contrast, saturation, hue, value_range, step_data_format, seed=None):
+        done = []
+        for prim, attrs in self._steps(brightness, contrast, saturation, hue, value_range, step_data_format):
+            y, aux = prim.transform(x.astype(np.float32), rng, **attrs)
+            done.append((prim, x, y, aux, attrs))
+            x = y
+        return x.astype(np.float32), done
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        for prim, x, y, step_aux, step_attrs in reversed(aux):
+            (g,) = prim.training_vjp([g], [x], [y], step_aux, **step_attrs)
+            if g is None:
+                return [None]
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -622,3 +715,5 @@ EQUALIZATION = EqualizationPrim("equalization")
 RANDOM_ERASING = RandomErasingPrim("random_erasing")
 RANDOM_SHEAR = RandomShearPrim("random_shear")
 RANDOM_CROP = RandomCropPrim("random_crop")
+RANDOM_GAUSSIAN_BLUR = RandomGaussianBlurPrim("random_gaussian_blur")
+RANDOM_COLOR_JITTER = RandomColorJitterPrim("random_color_jitter")

@@ -196,8 +196,18 @@ SPECS = [
     ("Pipeline", dict(layers=[("Rescaling", dict(scale=0.5)), ("Dense", dict(units=2))]), (None, 4)),
     ("RMSNormalization", dict(axis=[-2, -1], epsilon=1e-4), (None, 5, 4)),
     ("RandomBrightness", dict(factor=(-0.1, 0.3), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
+    (
+        "RandomColorJitter",
+        dict(value_range=(0, 1), brightness_factor=0.1, contrast_factor=(0.1, 0.3), hue_factor=0.2, seed=3),
+        (None, 5, 5, 3),
+    ),
     ("RandomColorDegeneration", dict(factor=(-0.2, 0.5), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
     ("RandomContrast", dict(factor=0.3, value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
+    (
+        "RandomGaussianBlur",
+        dict(factor=(0.2, 0.8), kernel_size=5, sigma=(0.1, 0.9), value_range=(0, 1), seed=2),
+        (None, 5, 5, 3),
+    ),
     ("RandomCrop", dict(height=3, width=4, seed=5, data_format="channels_first"), (None, 3, 5, 5)),
     ("RandomErasing", dict(factor=(0.2, 0.6), scale=0.4, fill_value=[1.0, 2.0, 3.0], seed=1), (None, 5, 5, 3)),
     ("RandomFlip", dict(mode="vertical", seed=1), (None, 5, 5, 3)),

@@ -1,0 +1,187 @@
+"""More Keras 3.15 augmentation layers (RandomGaussianBlur, RandomColorJitter): the identity at
+inference and in the export, Keras' transforms when training (against real Keras where the
+factors pin the draw, or with the same draws given to both), configs, validation, gradients, a
+Keras-written .keras file, and ``fit``."""
+
+import json
+
+import numpy as np
+import pytest
+
+import irtool
+import irtool as keras
+from irtool import layers
+from irtool.ops import augmentation as aug
+
+from ..harness import assert_onnx_parity, assert_same_config, get_keras, require_keras
+from .test_augmentation import _train_output
+
+RNG = np.random.default_rng(13)
+
+LAYERS = [
+    ("RandomGaussianBlur", {}),
+    ("RandomGaussianBlur", {"factor": (0.2, 0.9), "kernel_size": 5, "sigma": 0.4, "value_range": (0, 1), "seed": 3}),
+    ("RandomGaussianBlur", {"kernel_size": (3, 5), "sigma": (0.1, 0.7), "data_format": "channels_first"}),
+    ("RandomColorJitter", {}),
+    ("RandomColorJitter", {"brightness_factor": 0.2, "contrast_factor": (0.1, 0.4), "seed": 2}),
+    (
+        "RandomColorJitter",
+        {"value_range": (0, 1), "saturation_factor": (0.3, 0.8), "hue_factor": 0.2, "data_format": "channels_first"},
+    ),
+]
+IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
+
+
+def images(shape=(3, 8, 7, 3), high=255.0):
+    return (RNG.random(shape) * high).astype("float32")
+
+
+@pytest.mark.parametrize("name, kwargs", LAYERS, ids=IDS)
+def test_identity_at_inference_and_in_onnx(name, kwargs):
+    inputs = keras.Input((8, 7, 3))
+    model = keras.Model(inputs, getattr(layers, name)(**kwargs)(inputs))
+    x = images()
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
+    proto = assert_onnx_parity(model, x)
+    assert [n.op_type for n in proto.graph.node] in ([], ["Identity"])
+    real = get_keras()
+    if real is not None:  # Keras is the identity at inference too
+        np.testing.assert_array_equal(np.asarray(getattr(real.layers, name)(**kwargs)(x, training=False)), x)
+
+
+@pytest.mark.parametrize("name, kwargs", LAYERS, ids=IDS)
+def test_configs_round_trip_and_match_keras(name, kwargs):
+    layer = getattr(layers, name)(**kwargs)
+    config = layer.get_config()
+    assert type(layer).from_config(config).get_config() == config
+    as_json = json.loads(json.dumps(config))
+    assert json.loads(json.dumps(type(layer).from_config(as_json).get_config())) == as_json
+    real = get_keras()
+    if real is not None:
+        assert_same_config(config, getattr(real.layers, name)(**kwargs).get_config(), ignore=("dtype", "name"))
+
+
+def test_validation_messages():
+    with pytest.raises(ValueError, match="kernel_size must be an odd number. Received: kernel_size=4"):
+        layers.RandomGaussianBlur(kernel_size=4)
+    with pytest.raises(ValueError, match=r"kernel_size must be an odd number. Received: kernel_size=\(3, 4\)"):
+        layers.RandomGaussianBlur(kernel_size=(3, 4))
+    with pytest.raises(ValueError, match=r"`sigma` argument should be a number .* Received: factor=2"):
+        layers.RandomGaussianBlur(sigma=2)
+    with pytest.raises(ValueError, match=r"in the range \[0, 1\]. Received: factor=1.5"):
+        layers.RandomGaussianBlur(factor=1.5)
+    with pytest.raises(ValueError, match=r"in the range \[0, 1\]. Received: factor=-0.2"):
+        layers.RandomColorJitter(contrast_factor=-0.2)  # RandomContrast's bounds, as in Keras
+    with pytest.raises(ValueError, match="`value_range` argument should be a list of two numbers"):
+        layers.RandomColorJitter(value_range=(0, 1, 2), brightness_factor=0.1)
+
+
+# Factors that pin the draw, so the training transform must equal Keras' exactly.
+FIXED = [
+    ("RandomGaussianBlur", {"factor": (1.0, 1.0), "sigma": (0.7, 0.7)}),
+    ("RandomGaussianBlur", {"factor": (1.0, 1.0), "kernel_size": 5, "sigma": (0.3, 0.3)}),
+    ("RandomGaussianBlur", {"factor": (1.0, 1.0), "kernel_size": 7, "sigma": (1.0, 1.0), "value_range": (0, 1)}),
+    ("RandomGaussianBlur", {"factor": 0.0}),
+    ("RandomColorJitter", {"brightness_factor": (0.1, 0.1)}),
+    ("RandomColorJitter", {"contrast_factor": 0.0, "saturation_factor": (0.3, 0.3)}),
+    ("RandomColorJitter", {"hue_factor": 0.0, "value_range": (0, 1)}),
+    (
+        "RandomColorJitter",
+        {"brightness_factor": (-0.2, -0.2), "contrast_factor": 0.0, "saturation_factor": (0.8, 0.8), "hue_factor": 0.0},
+    ),
+]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("name, kwargs", FIXED, ids=[f"{n}-{i}" for i, (n, _) in enumerate(FIXED)])
+def test_training_transform_matches_keras(name, kwargs, data_format):
+    real = require_keras()
+    high = 1.0 if kwargs.get("value_range") == (0, 1) else 255.0
+    x = images((3, 7, 6, 3), high)
+    if data_format == "channels_first":
+        if name == "RandomColorJitter":  # Keras' jitter runs its steps channels-last whatever its format
+            pytest.skip("Keras' RandomColorJitter ignores data_format in its steps")
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    kwargs = dict(kwargs, data_format=data_format)
+    want = np.asarray(getattr(real.layers, name)(**kwargs)(x, training=True))
+    atol = 1e-4 * high
+    np.testing.assert_allclose(_train_output(getattr(layers, name)(**kwargs), x), want, atol=atol)
+    np.testing.assert_allclose(getattr(layers, name)(**kwargs)(x, training=True), want, atol=atol)  # eager
+    want = np.asarray(getattr(real.layers, name)(**kwargs)(x[0], training=True))
+    np.testing.assert_allclose(getattr(layers, name)(**kwargs)(x[0], training=True), want, atol=atol)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_gaussian_blur_with_given_draws_matches_keras(data_format):
+    """Keras draws which images are blurred and the sigmas: both get the same ones."""
+    real = require_keras()
+    x = images((4, 6, 5, 3))
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    apply = np.array([True, False, True, True])
+    sigmas = np.array([0.4, 0.9], "float32")
+    layer = real.layers.RandomGaussianBlur(kernel_size=5, data_format=data_format)
+    given = {
+        "should_apply_blur": real.ops.convert_to_tensor(apply),
+        "blur_factor": real.ops.convert_to_tensor(sigmas),
+    }
+    want = real.ops.convert_to_numpy(layer.transform_images(real.ops.convert_to_tensor(x), given, training=True))
+    got, _ = aug.RandomGaussianBlurPrim.blur(x, apply, sigmas, (5, 5), (0, 255), data_format)
+    np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_random_draws():
+    x = images((200, 5, 5, 3))
+    y = _train_output(layers.RandomGaussianBlur((0.5, 0.5)), x)
+    kept = np.array([np.array_equal(a, b) for a, b in zip(y, x)])
+    assert 60 < kept.sum() < 140
+    x = 50 + images((200, 5, 5, 3), 150.0)  # a shift of at most 0.1 * 255 is never clipped
+    shifts = (_train_output(layers.RandomColorJitter(brightness_factor=0.1), x) - x).reshape(200, -1)
+    np.testing.assert_allclose(shifts, shifts[:, :1] + 0 * shifts, atol=1e-3)  # one shift per image
+    assert len(set(np.round(shifts[:, 0], 3).tolist())) > 150 and np.abs(shifts).max() <= 25.5 + 1e-3
+
+
+def test_gradients():
+    from irtool.train.autodiff import GradientProgram
+
+    x = images((4, 5, 5, 3), 1.0)
+    for layer in (
+        layers.RandomGaussianBlur(0.7, value_range=(-9, 9)),
+        layers.RandomGaussianBlur(0.7, kernel_size=5, value_range=(-9, 9), data_format="channels_first"),
+        layers.RandomColorJitter(value_range=(-9, 9), brightness_factor=0.1, contrast_factor=0.5),
+    ):
+        inputs = keras.Input((5, 5, 3))
+        model = keras.Model(inputs, layers.Dense(1)(layer(inputs)))
+        program = GradientProgram(model.graph, model.graph.inputs, training=True, rng=np.random.default_rng(1))
+        _, (g,) = program.run([x])
+        v = RNG.standard_normal(x.shape)
+        eps = 1e-3
+
+        def loss(z, model=model):
+            (y,), _ = GradientProgram(model.graph, [], training=True, rng=np.random.default_rng(1)).run([z])
+            return float(np.sum(y))
+
+        numeric = (loss(x + eps * v) - loss(x - eps * v)) / (2 * eps)
+        np.testing.assert_allclose(np.sum(g * v), numeric, rtol=3e-2, atol=3e-2, err_msg=type(layer).__name__)
+
+
+def test_fit_and_keras_written_model(tmp_path):
+    real = require_keras()
+    inputs = real.Input((8, 8, 3))
+    h = real.layers.RandomGaussianBlur(0.5, kernel_size=5, sigma=(0.2, 0.8), seed=1)(inputs)
+    h = real.layers.RandomColorJitter(brightness_factor=0.2, contrast_factor=0.3, saturation_factor=0.5)(h)
+    h = real.layers.RandomColorJitter(value_range=(0, 255), hue_factor=0.1, seed=4)(h)
+    h = real.layers.Conv2D(4, 3)(h)
+    theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
+    theirs.save(tmp_path / "aug.keras")
+    ours = irtool.models.load_model(tmp_path / "aug.keras")
+    x = images((4, 8, 8, 3))
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
+    for mine, keras_layer in zip(ours.layers[1:4], theirs.layers[1:4]):
+        as_json = json.loads(json.dumps(keras_layer.get_config()))
+        assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
+    assert_onnx_parity(ours, x, atol=1e-4)
+    ours.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    history = ours.fit(images((16, 8, 8, 3)), RNG.integers(0, 2, 16), epochs=2, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert_onnx_parity(ours, x, atol=1e-4)
