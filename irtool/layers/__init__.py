@@ -26,6 +26,7 @@ from irtool.layers.augmentation import (
     RandomGrayscale,
     RandomHue,
     RandomInvert,
+    RandomPerspective,
     RandomPosterization,
     RandomRotation,
     RandomSaturation,

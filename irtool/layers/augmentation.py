@@ -2,7 +2,7 @@
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
 RandomSharpness, RandomErasing, RandomShear, RandomCrop, RandomGaussianBlur,
-RandomColorJitter, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomColorJitter, RandomPerspective, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -810,5 +810,47 @@ class RandomColorJitter(_Augmentation):
             "contrast_factor": self.contrast_factor,
             "saturation_factor": self.saturation_factor,
             "hue_factor": self.hue_factor,
+            "seed": self.seed,
+        }
+
+
+class RandomPerspective(_Augmentation):
+    """Keras 3.15's RandomPerspective: with probability ``U(factor)`` each image's corners move by
+    ``U(-scale / 2, scale / 2)`` of their coordinates and the image is resampled through that
+    homography (``interpolation``; ``fill_value`` outside). The identity at inference and in the
+    export."""
+
+    _prim = aug.RANDOM_PERSPECTIVE
+
+    def __init__(
+        self, factor=1.0, scale=1.0, interpolation="bilinear", fill_value=0.0, seed=None, data_format=None, **kwargs
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (0, 1))
+        self.scale = scale
+        self.fill_value = fill_value
+        self.interpolation = interpolation
+        if scale < 0.0 or scale > 1.0:
+            raise ValueError(f"The `scale` argument should be a number in the range [0,1]. Received: scale={scale}")
+        if interpolation not in _INTERPOLATIONS:
+            raise NotImplementedError(f"Unknown `interpolation` {interpolation}. Expected of one {_INTERPOLATIONS}.")
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "scale": float(self.scale),
+            "interpolation": self.interpolation,
+            "fill_value": float(self.fill_value),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "factor": self.factor,
+            "scale": self.scale,
+            "interpolation": self.interpolation,
+            "fill_value": self.fill_value,
             "seed": self.seed,
         }

@@ -1,7 +1,7 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
 Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop,
-RandomGaussianBlur, RandomColorJitter).
+RandomGaussianBlur, RandomColorJitter, RandomPerspective).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -697,6 +697,52 @@ class RandomColorJitterPrim(_ImageAugmentation):
         return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
 
 
+def homography(start_points, end_points):
+    """Keras' ``compute_homography_matrix``: the 8 coefficients (``affine_transform``'s layout)
+    mapping each output point ``end`` to its input point ``start``, solved in float32."""
+    start = start_points.astype(np.float32)
+    end = end_points.astype(np.float32)
+    rows = []
+    for i in range(4):
+        sx, sy, ex, ey = start[:, i, 0], start[:, i, 1], end[:, i, 0], end[:, i, 1]
+        one, zero = np.ones_like(ex), np.zeros_like(ex)
+        rows.append(np.stack([ex, ey, one, zero, zero, zero, -sx * ex, -sx * ey], -1))
+        rows.append(np.stack([zero, zero, zero, ex, ey, one, -sy * ex, -sy * ey], -1))
+    target = start.reshape(len(start), 8, 1)
+    return np.linalg.solve(np.stack(rows, 1), target).reshape(-1, 8).astype(np.float32)
+
+
+class RandomPerspectivePrim(_ImageAugmentation):
+    """Keras' RandomPerspective: each image (when ``U(0, 1) < U(factor)``) is resampled through
+    the homography moving its corners by ``corner * U(-scale / 2, scale / 2)`` per coordinate,
+    filled with ``fill_value`` outside (Keras' draw order: probabilities, thresholds, the
+    corner factors). No gradient."""
+
+    def transform(self, x, rng, factor, scale, interpolation, fill_value, data_format, seed=None):
+        batch = x.shape[0]
+        probability = _uniform(rng, factor[0], factor[1], batch)
+        apply = _uniform(rng, 0.0, 1.0, batch) < probability
+        offsets = _uniform(rng, -0.5 * scale, 0.5 * scale, (batch, 4, 2))
+        return self.perspective(x, apply, offsets, interpolation, fill_value, data_format), None
+
+    @staticmethod
+    def corners(batch, height, width):
+        start = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], np.float32)
+        return np.repeat(start[None], batch, 0)
+
+    @classmethod
+    def perspective(cls, x, apply, offsets, interpolation, fill_value, data_format):
+        h, w = _spatial_axes(data_format)
+        start = cls.corners(x.shape[0], x.shape[h], x.shape[w])
+        matrices = homography(start, start + start * offsets)
+        images = x.astype(np.float32)
+        out = affine_transform(images, matrices, interpolation, "constant", fill_value, data_format)
+        return np.where(apply[:, None, None, None], out, images)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -717,3 +763,4 @@ RANDOM_SHEAR = RandomShearPrim("random_shear")
 RANDOM_CROP = RandomCropPrim("random_crop")
 RANDOM_GAUSSIAN_BLUR = RandomGaussianBlurPrim("random_gaussian_blur")
 RANDOM_COLOR_JITTER = RandomColorJitterPrim("random_color_jitter")
+RANDOM_PERSPECTIVE = RandomPerspectivePrim("random_perspective")

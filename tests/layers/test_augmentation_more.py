@@ -1,4 +1,4 @@
-"""More Keras 3.15 augmentation layers (RandomGaussianBlur, RandomColorJitter): the identity at
+"""More Keras 3.15 augmentation layers (RandomGaussianBlur, RandomColorJitter, RandomPerspective): the identity at
 inference and in the export, Keras' transforms when training (against real Keras where the
 factors pin the draw, or with the same draws given to both), configs, validation, gradients, a
 Keras-written .keras file, and ``fit``."""
@@ -28,6 +28,9 @@ LAYERS = [
         "RandomColorJitter",
         {"value_range": (0, 1), "saturation_factor": (0.3, 0.8), "hue_factor": 0.2, "data_format": "channels_first"},
     ),
+    ("RandomPerspective", {}),
+    ("RandomPerspective", {"factor": (0.3, 0.7), "scale": 0.4, "interpolation": "nearest", "fill_value": 2.0}),
+    ("RandomPerspective", {"factor": 0.5, "seed": 7, "data_format": "channels_first"}),
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
 
@@ -74,6 +77,12 @@ def test_validation_messages():
         layers.RandomColorJitter(contrast_factor=-0.2)  # RandomContrast's bounds, as in Keras
     with pytest.raises(ValueError, match="`value_range` argument should be a list of two numbers"):
         layers.RandomColorJitter(value_range=(0, 1, 2), brightness_factor=0.1)
+    with pytest.raises(
+        ValueError, match=r"`scale` argument should be a number in the range \[0,1\]. Received: scale=1.5"
+    ):
+        layers.RandomPerspective(scale=1.5)
+    with pytest.raises(NotImplementedError, match="Unknown `interpolation` cubic"):
+        layers.RandomPerspective(interpolation="cubic")
 
 
 # Factors that pin the draw, so the training transform must equal Keras' exactly.
@@ -89,6 +98,9 @@ FIXED = [
         "RandomColorJitter",
         {"brightness_factor": (-0.2, -0.2), "contrast_factor": 0.0, "saturation_factor": (0.8, 0.8), "hue_factor": 0.0},
     ),
+    ("RandomPerspective", {"factor": 0.0}),
+    ("RandomPerspective", {"factor": (1.0, 1.0), "scale": 0.0}),
+    ("RandomPerspective", {"factor": (1.0, 1.0), "scale": 0.0, "interpolation": "nearest"}),
 ]
 
 
@@ -130,6 +142,30 @@ def test_gaussian_blur_with_given_draws_matches_keras(data_format):
     np.testing.assert_allclose(got, want, atol=1e-3)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+def test_perspective_with_given_draws_matches_keras(interpolation, data_format):
+    """Keras draws the corner offsets: both get the same ones (and the same images to change)."""
+    real = require_keras()
+    x = images((3, 7, 6, 2))
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    apply = np.array([True, True, False])
+    offsets = RNG.uniform(-0.4, 0.4, (3, 4, 2)).astype("float32")
+    start = aug.RandomPerspectivePrim.corners(3, 7, 6)
+    layer = real.layers.RandomPerspective(interpolation=interpolation, fill_value=3.0, data_format=data_format)
+    t = real.ops.convert_to_tensor
+    given = {
+        "apply_perspective": t(apply),
+        "start_points": t(start),
+        "end_points": t(start + start * offsets),
+        "input_shape": x.shape,
+    }
+    want = real.ops.convert_to_numpy(layer.transform_images(t(x), given, training=True))
+    got = aug.RandomPerspectivePrim.perspective(x, apply, offsets, interpolation, 3.0, data_format)
+    np.testing.assert_allclose(got, want, atol=1e-3)
+
+
 def test_random_draws():
     x = images((200, 5, 5, 3))
     y = _train_output(layers.RandomGaussianBlur((0.5, 0.5)), x)
@@ -139,6 +175,9 @@ def test_random_draws():
     shifts = (_train_output(layers.RandomColorJitter(brightness_factor=0.1), x) - x).reshape(200, -1)
     np.testing.assert_allclose(shifts, shifts[:, :1] + 0 * shifts, atol=1e-3)  # one shift per image
     assert len(set(np.round(shifts[:, 0], 3).tolist())) > 150 and np.abs(shifts).max() <= 25.5 + 1e-3
+    y = _train_output(layers.RandomPerspective((0.5, 0.5), scale=0.5), x)
+    kept = np.array([np.array_equal(a, b) for a, b in zip(y, x)])
+    assert 60 < kept.sum() < 140
 
 
 def test_gradients():
@@ -171,13 +210,14 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.RandomGaussianBlur(0.5, kernel_size=5, sigma=(0.2, 0.8), seed=1)(inputs)
     h = real.layers.RandomColorJitter(brightness_factor=0.2, contrast_factor=0.3, saturation_factor=0.5)(h)
     h = real.layers.RandomColorJitter(value_range=(0, 255), hue_factor=0.1, seed=4)(h)
+    h = real.layers.RandomPerspective(0.5, scale=0.3, fill_value=1.0)(h)
     h = real.layers.Conv2D(4, 3)(h)
     theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
     theirs.save(tmp_path / "aug.keras")
     ours = irtool.models.load_model(tmp_path / "aug.keras")
     x = images((4, 8, 8, 3))
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-    for mine, keras_layer in zip(ours.layers[1:4], theirs.layers[1:4]):
+    for mine, keras_layer in zip(ours.layers[1:5], theirs.layers[1:5]):
         as_json = json.loads(json.dumps(keras_layer.get_config()))
         assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
     assert_onnx_parity(ours, x, atol=1e-4)

@@ -368,6 +368,17 @@ EXAMPLES: dict[str, list[Case]] = {
             seed=None,
         )
     ],
+    "random_perspective": [
+        C(
+            f(2, 5, 4, 2),
+            factor=(0.0, 1.0),
+            scale=0.5,
+            interpolation="bilinear",
+            fill_value=0.0,
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
     "random_color_jitter": [
         C(
             f(2, 4, 4, 3),

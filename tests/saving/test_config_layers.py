@@ -214,6 +214,11 @@ SPECS = [
     ("RandomGrayscale", dict(factor=0.3, seed=1), (None, 5, 5, 3)),
     ("RandomHue", dict(factor=0.3, value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
     ("RandomInvert", dict(factor=(0.2, 0.5), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
+    (
+        "RandomPerspective",
+        dict(factor=(0.2, 0.6), scale=0.4, interpolation="nearest", fill_value=1.0, seed=2),
+        (None, 5, 5, 3),
+    ),
     ("RandomPosterization", dict(factor=(2, 6), value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
     (
         "RandomRotation",
