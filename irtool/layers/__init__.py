@@ -15,6 +15,7 @@ from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAtten
 from irtool.layers.augmentation import (
     AutoContrast,
     Equalization,
+    MixUp,
     RandomBrightness,
     RandomColorDegeneration,
     RandomColorJitter,

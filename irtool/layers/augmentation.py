@@ -2,7 +2,7 @@
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
 RandomSharpness, RandomErasing, RandomShear, RandomCrop, RandomGaussianBlur,
-RandomColorJitter, RandomPerspective, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomColorJitter, RandomPerspective, MixUp, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -854,3 +854,24 @@ class RandomPerspective(_Augmentation):
             "fill_value": self.fill_value,
             "seed": self.seed,
         }
+
+
+class MixUp(_Augmentation):
+    """Keras 3.15's MixUp on images: in training each image becomes ``w x + (1 - w) x'`` with
+    ``x'`` another image of the batch (a random permutation) and ``w ~ Beta(alpha, alpha)``.
+    The identity at inference and in the export. Keras mixes labels only when called on a
+    ``{"images", "labels"}`` dict; in a model the layer sees its input only, so only images are
+    mixed, as in a Keras model. (On one unbatched image Keras mixes it with its own first row
+    and returns a batch of one; irtool returns the image unchanged, its batch being itself.)"""
+
+    _prim = aug.MIX_UP
+
+    def __init__(self, alpha=0.2, data_format=None, seed=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.alpha = alpha
+
+    def _attrs(self):
+        return {"alpha": float(self.alpha), "seed": self.seed}
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "seed": self.seed}

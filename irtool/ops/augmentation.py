@@ -1,7 +1,7 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
 Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop,
-RandomGaussianBlur, RandomColorJitter, RandomPerspective).
+RandomGaussianBlur, RandomColorJitter, RandomPerspective, MixUp).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -743,6 +743,32 @@ class RandomPerspectivePrim(_ImageAugmentation):
         return [None]
 
 
+class MixUpPrim(_ImageAugmentation):
+    """Keras' MixUp on the images: ``w x + (1 - w) x[permutation]`` with a random permutation of
+    the batch and ``w ~ Beta(alpha, alpha)`` per image (Keras' draw order: permutation, weights).
+    Labels are not mixed (in a model the layer sees only its input)."""
+
+    def transform(self, x, rng, alpha, seed=None):
+        batch = x.shape[0]
+        permutation = rng.permutation(batch)
+        weights = rng.beta(alpha, alpha, batch).astype(np.float32)
+        return self.mix(x, weights, permutation), (weights, permutation)
+
+    @staticmethod
+    def mix(x, weights, permutation):
+        images = x.astype(np.float32)
+        w = weights.reshape(-1, 1, 1, 1).astype(np.float32)
+        return w * images + (np.float32(1) - w) * images[permutation]
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        weights, permutation = aux
+        w = weights.reshape(-1, 1, 1, 1)
+        dx = w * g
+        np.add.at(dx, permutation, (1 - w) * g)
+        return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -764,3 +790,4 @@ RANDOM_CROP = RandomCropPrim("random_crop")
 RANDOM_GAUSSIAN_BLUR = RandomGaussianBlurPrim("random_gaussian_blur")
 RANDOM_COLOR_JITTER = RandomColorJitterPrim("random_color_jitter")
 RANDOM_PERSPECTIVE = RandomPerspectivePrim("random_perspective")
+MIX_UP = MixUpPrim("mix_up")

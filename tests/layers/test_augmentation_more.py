@@ -1,4 +1,5 @@
-"""More Keras 3.15 augmentation layers (RandomGaussianBlur, RandomColorJitter, RandomPerspective): the identity at
+"""More Keras 3.15 augmentation layers (RandomGaussianBlur, RandomColorJitter, RandomPerspective,
+MixUp): the identity at
 inference and in the export, Keras' transforms when training (against real Keras where the
 factors pin the draw, or with the same draws given to both), configs, validation, gradients, a
 Keras-written .keras file, and ``fit``."""
@@ -31,6 +32,8 @@ LAYERS = [
     ("RandomPerspective", {}),
     ("RandomPerspective", {"factor": (0.3, 0.7), "scale": 0.4, "interpolation": "nearest", "fill_value": 2.0}),
     ("RandomPerspective", {"factor": 0.5, "seed": 7, "data_format": "channels_first"}),
+    ("MixUp", {}),
+    ("MixUp", {"alpha": 0.7, "seed": 4, "data_format": "channels_first"}),
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
 
@@ -166,6 +169,35 @@ def test_perspective_with_given_draws_matches_keras(interpolation, data_format):
     np.testing.assert_allclose(got, want, atol=1e-3)
 
 
+def test_mix_up_with_given_draws_matches_keras():
+    """Keras draws the permutation and the weights: both get the same ones."""
+    real = require_keras()
+    x = images((4, 5, 6, 3))
+    weights = np.array([0.1, 0.5, 0.9, 1.0], "float32")
+    permutation = np.array([2, 0, 3, 1])
+    layer = real.layers.MixUp()
+    given = {
+        "mix_weight": real.ops.convert_to_tensor(weights),
+        "permutation_order": real.ops.convert_to_tensor(permutation),
+    }
+    want = real.ops.convert_to_numpy(layer.transform_images(real.ops.convert_to_tensor(x), given, training=True))
+    np.testing.assert_allclose(aug.MixUpPrim.mix(x, weights, permutation), want, atol=1e-3)
+
+
+def test_mix_up_training_mixes_pairs_of_the_batch():
+    x = images((6, 4, 4, 3))
+    for y in (_train_output(layers.MixUp(0.5), x), layers.MixUp(0.5, seed=1)(x, training=True)):
+        y = np.asarray(y)
+        # each output is w x_i + (1 - w) x_j: find j and w by least squares
+        for i in range(6):
+            fits = []
+            for j in range(6):
+                d = (x[i] - x[j]).ravel()
+                w = 1.0 if not d.any() else float(np.dot((y[i] - x[j]).ravel(), d) / np.dot(d, d))
+                fits.append(np.abs(w * x[i] + (1 - w) * x[j] - y[i]).max())
+            assert min(fits) < 1e-2
+
+
 def test_random_draws():
     x = images((200, 5, 5, 3))
     y = _train_output(layers.RandomGaussianBlur((0.5, 0.5)), x)
@@ -188,6 +220,7 @@ def test_gradients():
         layers.RandomGaussianBlur(0.7, value_range=(-9, 9)),
         layers.RandomGaussianBlur(0.7, kernel_size=5, value_range=(-9, 9), data_format="channels_first"),
         layers.RandomColorJitter(value_range=(-9, 9), brightness_factor=0.1, contrast_factor=0.5),
+        layers.MixUp(0.5),
     ):
         inputs = keras.Input((5, 5, 3))
         model = keras.Model(inputs, layers.Dense(1)(layer(inputs)))
@@ -211,13 +244,14 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.RandomColorJitter(brightness_factor=0.2, contrast_factor=0.3, saturation_factor=0.5)(h)
     h = real.layers.RandomColorJitter(value_range=(0, 255), hue_factor=0.1, seed=4)(h)
     h = real.layers.RandomPerspective(0.5, scale=0.3, fill_value=1.0)(h)
+    h = real.layers.MixUp(0.3, seed=2)(h)
     h = real.layers.Conv2D(4, 3)(h)
     theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
     theirs.save(tmp_path / "aug.keras")
     ours = irtool.models.load_model(tmp_path / "aug.keras")
     x = images((4, 8, 8, 3))
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-    for mine, keras_layer in zip(ours.layers[1:5], theirs.layers[1:5]):
+    for mine, keras_layer in zip(ours.layers[1:6], theirs.layers[1:6]):
         as_json = json.loads(json.dumps(keras_layer.get_config()))
         assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
     assert_onnx_parity(ours, x, atol=1e-4)

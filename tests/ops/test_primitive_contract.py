@@ -368,6 +368,7 @@ EXAMPLES: dict[str, list[Case]] = {
             seed=None,
         )
     ],
+    "mix_up": [C(f(3, 4, 4, 2), alpha=0.4, seed=None)],
     "random_perspective": [
         C(
             f(2, 5, 4, 2),

@@ -189,6 +189,7 @@ SPECS = [
         ),
         [(None, 3, 4), (None, 5, 4)],
     ),
+    ("MixUp", dict(alpha=0.4, seed=3), (None, 5, 5, 3)),
     ("Multiply", dict(), [(None, 4), (None, 4)]),
     ("Normalization", dict(axis=-1, mean=[1.0, 2.0, 3.0], variance=[1.0, 4.0, 9.0]), (None, 3)),
     ("PReLU", dict(alpha_initializer="ones", shared_axes=[1], alpha_regularizer="l2"), (None, 4, 3)),
@@ -302,6 +303,7 @@ def run_layer(layer, name: str, arrays):
     if name.startswith("Random") or name in (
         "Solarization",
         "Equalization",
+        "MixUp",
     ):  # augmentation: random when called bare, as in Keras
         # compare inference
         return layer(arrays, training=False)
