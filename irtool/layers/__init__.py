@@ -14,6 +14,7 @@ from irtool.layers.adaptive_pooling import (
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from irtool.layers.augmentation import (
     AutoContrast,
+    CutMix,
     Equalization,
     MixUp,
     RandomBrightness,

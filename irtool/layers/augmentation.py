@@ -2,7 +2,7 @@
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
 RandomSharpness, RandomErasing, RandomShear, RandomCrop, RandomGaussianBlur,
-RandomColorJitter, RandomPerspective, MixUp, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomColorJitter, RandomPerspective, MixUp, CutMix, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -875,3 +875,22 @@ class MixUp(_Augmentation):
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "seed": self.seed}
+
+
+class CutMix(_Augmentation):
+    """Keras 3.15's CutMix on images: in training each image gets a random box pasted from
+    another image of the batch (box area ``1 - w``, ``w ~ Beta(a, a)``, ``a ~ U(factor)`` per
+    batch). The identity at inference, in the export and on one unbatched image, as in Keras.
+    Labels are not mixed (in a model the layer sees its input only, as in a Keras model)."""
+
+    _prim = aug.CUT_MIX
+
+    def __init__(self, factor=1.0, seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (0, 1))
+
+    def _attrs(self):
+        return {"factor": tuple(float(f) for f in self.factor), "data_format": self.data_format, "seed": self.seed}
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "seed": self.seed}

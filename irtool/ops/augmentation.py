@@ -1,7 +1,7 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
 Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop,
-RandomGaussianBlur, RandomColorJitter, RandomPerspective, MixUp).
+RandomGaussianBlur, RandomColorJitter, RandomPerspective, MixUp, CutMix).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -769,6 +769,47 @@ class MixUpPrim(_ImageAugmentation):
         return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
 
 
+class CutMixPrim(_ImageAugmentation):
+    """Keras' CutMix on the images: per image a box of ``sqrt(1 - w)`` of the width and of the
+    height, at ``U(0, 1)`` of the free room, is replaced by the same box of another image of the
+    batch (a random permutation); ``w ~ Beta(a, a)`` with one ``a ~ U(factor) + 1e-6`` per batch
+    (Keras' draw order: ``a``, ``w``, x starts, y starts, permutation). One unbatched image is
+    kept, as Keras does."""
+
+    def noise(self, x, rng, **attrs):
+        if x.ndim == 3:
+            return x, None
+        return self.transform(x, rng, **attrs)
+
+    def transform(self, x, rng, factor, data_format, seed=None):
+        batch = x.shape[0]
+        h, w = _spatial_axes(data_format)
+        alpha = float(_uniform(rng, factor[0], factor[1], ())) + 1e-6
+        ratio = np.sqrt(np.float32(1) - rng.beta(alpha, alpha, batch).astype(np.float32))
+        corners = []
+        for length in (x.shape[w], x.shape[h]):
+            crop = (ratio * np.float32(length)).astype(np.float32)
+            start = _uniform(rng, 0.0, 1.0, batch) * (np.float32(length) - crop)
+            corners += [start, start + crop]
+        permutation = rng.permutation(batch)
+        mask = RandomErasingPrim.mask(x.shape, corners, data_format)
+        return self.cut(x, mask, permutation), (mask, permutation)
+
+    @staticmethod
+    def cut(x, mask, permutation):
+        images = x.astype(np.float32)
+        return np.where(mask, images[permutation], images)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        if aux is None:
+            return [cotangents[0]]
+        mask, permutation = aux
+        g = cotangents[0]
+        dx = np.where(mask, 0, g)
+        np.add.at(dx, permutation, np.where(mask, g, 0))
+        return [dx.astype(inputs[0].dtype, copy=False)]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -791,3 +832,4 @@ RANDOM_GAUSSIAN_BLUR = RandomGaussianBlurPrim("random_gaussian_blur")
 RANDOM_COLOR_JITTER = RandomColorJitterPrim("random_color_jitter")
 RANDOM_PERSPECTIVE = RandomPerspectivePrim("random_perspective")
 MIX_UP = MixUpPrim("mix_up")
+CUT_MIX = CutMixPrim("cut_mix")

@@ -1,5 +1,5 @@
 """More Keras 3.15 augmentation layers (RandomGaussianBlur, RandomColorJitter, RandomPerspective,
-MixUp): the identity at
+MixUp, CutMix): the identity at
 inference and in the export, Keras' transforms when training (against real Keras where the
 factors pin the draw, or with the same draws given to both), configs, validation, gradients, a
 Keras-written .keras file, and ``fit``."""
@@ -34,6 +34,8 @@ LAYERS = [
     ("RandomPerspective", {"factor": 0.5, "seed": 7, "data_format": "channels_first"}),
     ("MixUp", {}),
     ("MixUp", {"alpha": 0.7, "seed": 4, "data_format": "channels_first"}),
+    ("CutMix", {}),
+    ("CutMix", {"factor": (0.2, 0.6), "seed": 1, "data_format": "channels_first"}),
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
 
@@ -198,6 +200,42 @@ def test_mix_up_training_mixes_pairs_of_the_batch():
             assert min(fits) < 1e-2
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_cut_mix_with_given_draws_matches_keras(data_format):
+    """Keras draws the boxes and the permutation: both get the same ones."""
+    real = require_keras()
+    shape = (4, 7, 6, 3) if data_format == "channels_last" else (4, 3, 7, 6)
+    x = images(shape)
+    corners = [
+        np.array(c, "float32") for c in ([0.5, 1.2, 2.0, 0], [3.1, 4.0, 6.0, 6], [0, 2.5, 1.0, 0], [4, 6.9, 3, 7])
+    ]
+    permutation = np.array([3, 2, 0, 1])
+    layer = real.layers.CutMix(data_format=data_format)
+    t = real.ops.convert_to_tensor
+    masks, _ = layer._generate_batch_mask(shape, tuple(t(c) for c in corners))
+    mask = aug.RandomErasingPrim.mask(shape, corners, data_format)
+    np.testing.assert_array_equal(mask, real.ops.convert_to_numpy(masks))
+    given = {"permutation_order": t(permutation), "batch_masks": masks}
+    want = real.ops.convert_to_numpy(layer.transform_images(t(x), given, training=True))
+    np.testing.assert_array_equal(aug.CutMixPrim.cut(x, mask, permutation), want)
+
+
+def test_cut_mix_training_pastes_boxes_from_the_batch():
+    x = images((6, 8, 8, 3))
+    real = get_keras()
+    np.testing.assert_array_equal(layers.CutMix(seed=1)(x[0], training=True), x[0])  # unbatched: kept, as Keras
+    if real is not None:
+        np.testing.assert_array_equal(np.asarray(real.layers.CutMix(seed=1)(x[0], training=True)), x[0])
+    for y in (_train_output(layers.CutMix(), x), layers.CutMix(seed=2)(x, training=True)):
+        y = np.asarray(y)
+        for i in range(6):
+            changed = np.any(y[i] != x[i], axis=-1)
+            rows, cols = np.nonzero(changed)
+            if len(rows):  # one box, every pixel of it from one other image
+                box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+                assert any(np.array_equal(y[i][box], x[j][box]) for j in range(6) if j != i)
+
+
 def test_random_draws():
     x = images((200, 5, 5, 3))
     y = _train_output(layers.RandomGaussianBlur((0.5, 0.5)), x)
@@ -221,6 +259,7 @@ def test_gradients():
         layers.RandomGaussianBlur(0.7, kernel_size=5, value_range=(-9, 9), data_format="channels_first"),
         layers.RandomColorJitter(value_range=(-9, 9), brightness_factor=0.1, contrast_factor=0.5),
         layers.MixUp(0.5),
+        layers.CutMix(),
     ):
         inputs = keras.Input((5, 5, 3))
         model = keras.Model(inputs, layers.Dense(1)(layer(inputs)))
@@ -245,13 +284,14 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.RandomColorJitter(value_range=(0, 255), hue_factor=0.1, seed=4)(h)
     h = real.layers.RandomPerspective(0.5, scale=0.3, fill_value=1.0)(h)
     h = real.layers.MixUp(0.3, seed=2)(h)
+    h = real.layers.CutMix(0.5)(h)
     h = real.layers.Conv2D(4, 3)(h)
     theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
     theirs.save(tmp_path / "aug.keras")
     ours = irtool.models.load_model(tmp_path / "aug.keras")
     x = images((4, 8, 8, 3))
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-    for mine, keras_layer in zip(ours.layers[1:6], theirs.layers[1:6]):
+    for mine, keras_layer in zip(ours.layers[1:7], theirs.layers[1:7]):
         as_json = json.loads(json.dumps(keras_layer.get_config()))
         assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
     assert_onnx_parity(ours, x, atol=1e-4)

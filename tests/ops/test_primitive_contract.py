@@ -368,6 +368,7 @@ EXAMPLES: dict[str, list[Case]] = {
             seed=None,
         )
     ],
+    "cut_mix": [C(f(3, 4, 4, 2), factor=(0.0, 1.0), data_format="channels_last", seed=None)],
     "mix_up": [C(f(3, 4, 4, 2), alpha=0.4, seed=None)],
     "random_perspective": [
         C(

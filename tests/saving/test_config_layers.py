@@ -86,6 +86,7 @@ SPECS = [
     ("Cropping1D", dict(cropping=(1, 2)), (None, 8, 3)),
     ("Cropping2D", dict(cropping=((1, 2), (0, 1))), (None, 8, 8, 3)),
     ("Cropping3D", dict(cropping=1), (None, 6, 6, 6, 2)),
+    ("CutMix", dict(factor=(0.2, 0.7), seed=3, data_format="channels_first"), (None, 3, 5, 5)),
     (
         "Dense",
         dict(
@@ -304,6 +305,7 @@ def run_layer(layer, name: str, arrays):
         "Solarization",
         "Equalization",
         "MixUp",
+        "CutMix",
     ):  # augmentation: random when called bare, as in Keras
         # compare inference
         return layer(arrays, training=False)
