@@ -2,7 +2,7 @@
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
 RandomSharpness, RandomErasing, RandomShear, RandomCrop, RandomGaussianBlur,
-RandomColorJitter, RandomPerspective, MixUp, CutMix, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomColorJitter, RandomPerspective, MixUp, CutMix, RandomElasticTransform, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -894,3 +894,64 @@ class CutMix(_Augmentation):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor, "seed": self.seed}
+
+
+_ELASTIC_FILL_MODES = {"constant", "nearest", "wrap", "mirror", "reflect"}
+
+
+class RandomElasticTransform(_Augmentation):
+    """Keras 3.15's RandomElasticTransform: in training each image (with probability
+    ``U(factor)``) is displaced by a smooth random field of strength drawn from ``scale`` and
+    resampled (``interpolation``, ``fill_mode``), then clipped to ``value_range``. The identity at
+    inference and in the export. (Keras' torch backend draws the fields from torch's global
+    generator, not from ``seed``; irtool draws them from the layer's or the trainer's generator.)"""
+
+    _prim = aug.RANDOM_ELASTIC_TRANSFORM
+
+    def __init__(
+        self,
+        factor=1.0,
+        scale=1.0,
+        interpolation="bilinear",
+        fill_mode="reflect",
+        fill_value=0.0,
+        value_range=(0, 255),
+        seed=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (0, 1))
+        self.scale = _named_factor(scale, "scale", (0, 1))
+        self.interpolation = interpolation
+        self.fill_mode = fill_mode
+        self.fill_value = fill_value
+        self.value_range = value_range
+        if interpolation not in _INTERPOLATIONS:
+            raise NotImplementedError(f"Unknown `interpolation` {interpolation}. Expected of one {_INTERPOLATIONS}.")
+        if fill_mode not in _ELASTIC_FILL_MODES:
+            raise NotImplementedError(f"Unknown `fill_mode` {fill_mode}. Expected of one {_ELASTIC_FILL_MODES}.")
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "scale": tuple(float(f) for f in self.scale),
+            "interpolation": self.interpolation,
+            "fill_mode": self.fill_mode,
+            "fill_value": float(self.fill_value),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "factor": self.factor,
+            "scale": self.scale,
+            "interpolation": self.interpolation,
+            "fill_mode": self.fill_mode,
+            "fill_value": self.fill_value,
+            "value_range": self.value_range,
+            "seed": self.seed,
+        }

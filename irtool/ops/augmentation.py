@@ -1,7 +1,8 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
 Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop,
-RandomGaussianBlur, RandomColorJitter, RandomPerspective, MixUp, CutMix).
+RandomGaussianBlur, RandomColorJitter, RandomPerspective, MixUp, CutMix,
+RandomElasticTransform).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -83,6 +84,7 @@ _INDEX_FIXERS = {
     "nearest": lambda i, n: np.clip(i, 0, n - 1),
     "wrap": lambda i, n: i % n,
     "reflect": lambda i, n: (_mirror(2 * i + 1, 2 * n + 1) - 1) // 2,
+    "mirror": _mirror,
 }
 
 
@@ -106,6 +108,14 @@ def affine_transform(images, transforms, interpolation, fill_mode, fill_value, d
     a0, a1, a2, b0, b1, b2, c0, c1 = (t[:, i, None, None] for i in range(8))
     k = c0 * x + c1 * y + 1
     xs, ys = (a0 * x + a1 * y + a2) / k, (b0 * x + b1 * y + b2) / k  # (batch, height, width)
+    out = map_coordinates(images, ys, xs, interpolation, fill_mode, fill_value)
+    return out.transpose(0, 3, 1, 2) if data_format == "channels_first" else out
+
+
+def map_coordinates(images, ys, xs, interpolation, fill_mode, fill_value):
+    """Keras' ``map_coordinates`` (torch backend) on channels-last images: output pixel ``(b, i,
+    j)`` reads image ``b`` at ``(ys[b, i, j], xs[b, i, j])``."""
+    batch, height, width, _ = images.shape
     b = np.arange(batch)[:, None, None]
     fix = _INDEX_FIXERS[fill_mode]
     out = np.zeros(images.shape, np.float32)
@@ -117,8 +127,7 @@ def affine_transform(images, transforms, interpolation, fill_mode, fill_value, d
                 values = np.where(valid[..., None], values, np.float32(fill_value))
             weight = np.asarray(wy * wx, np.float32)
             out += (weight[..., None] if weight.ndim else weight) * values
-    out = out.astype(images.dtype)
-    return out.transpose(0, 3, 1, 2) if data_format == "channels_first" else out
+    return out.astype(images.dtype)
 
 
 class _AffinePrim(_ImageAugmentation):
@@ -810,6 +819,53 @@ class CutMixPrim(_ImageAugmentation):
         return [dx.astype(inputs[0].dtype, copy=False)]
 
 
+class RandomElasticTransformPrim(_ImageAugmentation):
+    """Keras' RandomElasticTransform (torch backend's ``elastic_transform``): with ``d ~ U(scale)``
+    per batch, ``alpha = 0.1 d max(H, W)`` and ``sigma = 0.05 d min(H, W)``, each image (when
+    ``U(0, 1) < U(factor)``) is resampled at ``(y + alpha dy, x + alpha dx)`` where ``dx``,
+    ``dy`` are ``N(0, 1) sigma`` fields blurred by a ``int(6 sigma) | 1`` Gaussian, then clipped
+    to ``value_range``. Keras' draw order: probabilities, thresholds, ``d``, ``dx``, ``dy``.
+    Nothing happens when the upper bound of ``scale`` or ``factor`` is 0. No gradient."""
+
+    def transform(
+        self, x, rng, factor, scale, interpolation, fill_mode, fill_value, value_range, data_format, seed=None
+    ):
+        if scale[1] == 0 or factor[1] == 0:
+            return x, None
+        batch = x.shape[0]
+        h, w = _spatial_axes(data_format)
+        probability = _uniform(rng, factor[0], factor[1], batch)
+        apply = _uniform(rng, 0.0, 1.0, batch) < probability
+        distortion = _uniform(rng, scale[0], scale[1], ())
+        noise = [rng.standard_normal((batch, x.shape[h], x.shape[w])).astype(np.float32) for _ in range(2)]
+        return self.elastic(
+            x, apply, distortion, *noise, interpolation, fill_mode, fill_value, value_range, data_format
+        ), None
+
+    @staticmethod
+    def elastic(x, apply, distortion, dx, dy, interpolation, fill_mode, fill_value, value_range, data_format):
+        """``dx``, ``dy``: the ``N(0, 1)`` fields, before the scaling by sigma and the blur."""
+        images = _channels_last(x.astype(np.float32), data_format)
+        height, width = images.shape[1:3]
+        distortion = np.float32(distortion)
+        alpha = np.float32(max(height, width)) * (np.float32(0.1) * distortion)
+        sigma = np.float32(min(height, width)) * (np.float32(0.05) * distortion)
+        size = int(6 * sigma) | 1
+        fields = [
+            gaussian_blur((d * sigma)[..., None], (size, size), (sigma, sigma), "channels_last")[..., 0]
+            for d in (dx, dy)
+        ]
+        gy, gx = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
+        xs, ys = gx[None] + alpha * fields[0], gy[None] + alpha * fields[1]
+        out = map_coordinates(images, ys, xs, interpolation, fill_mode, fill_value)
+        out = np.where(apply[:, None, None, None], out, images)
+        out = np.clip(out, value_range[0], value_range[1])
+        return _from_channels_last(out, data_format).astype(np.float32)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -833,3 +889,4 @@ RANDOM_COLOR_JITTER = RandomColorJitterPrim("random_color_jitter")
 RANDOM_PERSPECTIVE = RandomPerspectivePrim("random_perspective")
 MIX_UP = MixUpPrim("mix_up")
 CUT_MIX = CutMixPrim("cut_mix")
+RANDOM_ELASTIC_TRANSFORM = RandomElasticTransformPrim("random_elastic_transform")

@@ -1,5 +1,5 @@
 """More Keras 3.15 augmentation layers (RandomGaussianBlur, RandomColorJitter, RandomPerspective,
-MixUp, CutMix): the identity at
+MixUp, CutMix, RandomElasticTransform): the identity at
 inference and in the export, Keras' transforms when training (against real Keras where the
 factors pin the draw, or with the same draws given to both), configs, validation, gradients, a
 Keras-written .keras file, and ``fit``."""
@@ -36,6 +36,15 @@ LAYERS = [
     ("MixUp", {"alpha": 0.7, "seed": 4, "data_format": "channels_first"}),
     ("CutMix", {}),
     ("CutMix", {"factor": (0.2, 0.6), "seed": 1, "data_format": "channels_first"}),
+    ("RandomElasticTransform", {}),
+    (
+        "RandomElasticTransform",
+        {"factor": (0.3, 0.9), "scale": 0.5, "interpolation": "nearest", "fill_mode": "mirror", "value_range": (0, 1)},
+    ),
+    (
+        "RandomElasticTransform",
+        {"fill_mode": "constant", "fill_value": 2.0, "seed": 3, "data_format": "channels_first"},
+    ),
 ]
 IDS = [f"{name}-{i}" for i, (name, _) in enumerate(LAYERS)]
 
@@ -88,6 +97,10 @@ def test_validation_messages():
         layers.RandomPerspective(scale=1.5)
     with pytest.raises(NotImplementedError, match="Unknown `interpolation` cubic"):
         layers.RandomPerspective(interpolation="cubic")
+    with pytest.raises(NotImplementedError, match="Unknown `fill_mode` edge"):
+        layers.RandomElasticTransform(fill_mode="edge")
+    with pytest.raises(ValueError, match=r"`scale` argument should be a number .* Received: factor=3"):
+        layers.RandomElasticTransform(scale=3)
 
 
 # Factors that pin the draw, so the training transform must equal Keras' exactly.
@@ -106,6 +119,8 @@ FIXED = [
     ("RandomPerspective", {"factor": 0.0}),
     ("RandomPerspective", {"factor": (1.0, 1.0), "scale": 0.0}),
     ("RandomPerspective", {"factor": (1.0, 1.0), "scale": 0.0, "interpolation": "nearest"}),
+    ("RandomElasticTransform", {"scale": 0.0}),
+    ("RandomElasticTransform", {"factor": 0.0, "value_range": (0, 1)}),
 ]
 
 
@@ -236,6 +251,35 @@ def test_cut_mix_training_pastes_boxes_from_the_batch():
                 assert any(np.array_equal(y[i][box], x[j][box]) for j in range(6) if j != i)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "nearest"])
+@pytest.mark.parametrize("fill_mode", ["reflect", "mirror", "constant", "wrap", "nearest"])
+def test_elastic_transform_with_given_draws_matches_keras(fill_mode, interpolation, data_format, monkeypatch):
+    """Keras' torch backend draws the displacement fields from torch's global generator: both get
+    the same fields (torch.normal patched to return them), images to change and distortion."""
+    real = require_keras()
+    import torch
+
+    x = images((3, 9, 8, 2))
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    dx, dy = RNG.standard_normal((2, 3, 9, 8)).astype("float32")
+    fields = [torch.tensor(dx), torch.tensor(dy)]
+    monkeypatch.setattr(torch, "normal", lambda *args, **kwargs: fields.pop(0))
+    layer = real.layers.RandomElasticTransform(
+        interpolation=interpolation, fill_mode=fill_mode, fill_value=3.0, data_format=data_format
+    )
+    apply = np.array([True, False, True])
+    t = real.ops.convert_to_tensor
+    given = {"apply_transform": t(apply), "distortion_factor": t(np.float32(0.7)), "seed": None}
+    want = real.ops.convert_to_numpy(layer.transform_images(t(x), given, training=True))
+    assert not fields and (interpolation == "nearest" or not np.allclose(want, x))
+    got = aug.RandomElasticTransformPrim.elastic(
+        x, apply, 0.7, dx, dy, interpolation, fill_mode, 3.0, (0, 255), data_format
+    )
+    np.testing.assert_allclose(got, want, atol=1e-3)
+
+
 def test_random_draws():
     x = images((200, 5, 5, 3))
     y = _train_output(layers.RandomGaussianBlur((0.5, 0.5)), x)
@@ -245,9 +289,10 @@ def test_random_draws():
     shifts = (_train_output(layers.RandomColorJitter(brightness_factor=0.1), x) - x).reshape(200, -1)
     np.testing.assert_allclose(shifts, shifts[:, :1] + 0 * shifts, atol=1e-3)  # one shift per image
     assert len(set(np.round(shifts[:, 0], 3).tolist())) > 150 and np.abs(shifts).max() <= 25.5 + 1e-3
-    y = _train_output(layers.RandomPerspective((0.5, 0.5), scale=0.5), x)
-    kept = np.array([np.array_equal(a, b) for a, b in zip(y, x)])
-    assert 60 < kept.sum() < 140
+    for layer in (layers.RandomPerspective((0.5, 0.5), scale=0.5), layers.RandomElasticTransform((0.5, 0.5))):
+        y = _train_output(layer, x)
+        kept = np.array([np.array_equal(a, b) for a, b in zip(y, x)])
+        assert 60 < kept.sum() < 140
 
 
 def test_gradients():
@@ -285,13 +330,14 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.RandomPerspective(0.5, scale=0.3, fill_value=1.0)(h)
     h = real.layers.MixUp(0.3, seed=2)(h)
     h = real.layers.CutMix(0.5)(h)
+    h = real.layers.RandomElasticTransform(0.5, scale=0.4, fill_mode="nearest")(h)
     h = real.layers.Conv2D(4, 3)(h)
     theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
     theirs.save(tmp_path / "aug.keras")
     ours = irtool.models.load_model(tmp_path / "aug.keras")
     x = images((4, 8, 8, 3))
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-    for mine, keras_layer in zip(ours.layers[1:7], theirs.layers[1:7]):
+    for mine, keras_layer in zip(ours.layers[1:8], theirs.layers[1:8]):
         as_json = json.loads(json.dumps(keras_layer.get_config()))
         assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
     assert_onnx_parity(ours, x, atol=1e-4)

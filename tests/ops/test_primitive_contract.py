@@ -370,6 +370,19 @@ EXAMPLES: dict[str, list[Case]] = {
     ],
     "cut_mix": [C(f(3, 4, 4, 2), factor=(0.0, 1.0), data_format="channels_last", seed=None)],
     "mix_up": [C(f(3, 4, 4, 2), alpha=0.4, seed=None)],
+    "random_elastic_transform": [
+        C(
+            f(2, 5, 4, 2),
+            factor=(0.0, 1.0),
+            scale=(0.0, 1.0),
+            interpolation="bilinear",
+            fill_mode="reflect",
+            fill_value=0.0,
+            value_range=(0.0, 255.0),
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
     "random_perspective": [
         C(
             f(2, 5, 4, 2),

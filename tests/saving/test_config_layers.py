@@ -211,6 +211,11 @@ SPECS = [
         (None, 5, 5, 3),
     ),
     ("RandomCrop", dict(height=3, width=4, seed=5, data_format="channels_first"), (None, 3, 5, 5)),
+    (
+        "RandomElasticTransform",
+        dict(factor=(0.2, 0.6), scale=0.4, fill_mode="mirror", value_range=(0, 1), seed=2),
+        (None, 5, 5, 3),
+    ),
     ("RandomErasing", dict(factor=(0.2, 0.6), scale=0.4, fill_value=[1.0, 2.0, 3.0], seed=1), (None, 5, 5, 3)),
     ("RandomFlip", dict(mode="vertical", seed=1), (None, 5, 5, 3)),
     ("RandomGrayscale", dict(factor=0.3, seed=1), (None, 5, 5, 3)),
