@@ -17,6 +17,7 @@ from irtool.layers.augmentation import (
     CutMix,
     Equalization,
     MixUp,
+    RandAugment,
     RandomBrightness,
     RandomColorDegeneration,
     RandomColorJitter,

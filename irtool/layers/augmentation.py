@@ -2,7 +2,7 @@
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
 RandomSharpness, RandomErasing, RandomShear, RandomCrop, RandomGaussianBlur,
-RandomColorJitter, RandomPerspective, MixUp, CutMix, RandomElasticTransform, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomColorJitter, RandomPerspective, MixUp, CutMix, RandomElasticTransform, RandAugment, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -953,5 +953,48 @@ class RandomElasticTransform(_Augmentation):
             "fill_mode": self.fill_mode,
             "fill_value": self.fill_value,
             "value_range": self.value_range,
+            "seed": self.seed,
+        }
+
+
+class RandAugment(_Augmentation):
+    """Keras 3.15's RandAugment: in training ``num_ops`` operations chosen at random among
+    RandomShear, RandomTranslation, RandomRotation, RandomBrightness, RandomColorDegeneration,
+    RandomContrast, RandomSharpness, RandomPosterization, Solarization, AutoContrast and
+    Equalization, each built from ``factor`` as Keras builds it. The identity at inference and in
+    the export, as in Keras."""
+
+    _prim = aug.RAND_AUGMENT
+
+    def __init__(
+        self, value_range=(0, 255), num_ops=2, factor=0.5, interpolation="bilinear", seed=None, data_format=None, **kw
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kw)
+        self.value_range = value_range
+        self.num_ops = num_ops
+        self.factor = _base_factor(factor, (0, 1))
+        self.interpolation = interpolation
+        # Keras builds (and so validates) its sub-layers here
+        RandomShear(self.factor, self.factor, interpolation=interpolation)
+        RandomBrightness(self.factor, value_range)
+        _value_range(value_range)
+
+    def _attrs(self):
+        return {
+            "value_range": tuple(float(v) for v in self.value_range),
+            "num_ops": int(self.num_ops),
+            "factor": tuple(float(f) for f in self.factor),
+            "interpolation": self.interpolation,
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "value_range": self.value_range,
+            "num_ops": self.num_ops,
+            "factor": self.factor,
+            "interpolation": self.interpolation,
             "seed": self.seed,
         }

@@ -2,7 +2,7 @@
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
 Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop,
 RandomGaussianBlur, RandomColorJitter, RandomPerspective, MixUp, CutMix,
-RandomElasticTransform).
+RandomElasticTransform, RandAugment).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -866,6 +866,104 @@ class RandomElasticTransformPrim(_ImageAugmentation):
         return [None]
 
 
+def auto_contrast(x, value_range, data_format):
+    """Keras' AutoContrast on a batch (min and max over axes 1 and 2, as Keras reduces), a flat
+    channel kept."""
+    low_range, high_range = float(value_range[0]), float(value_range[1])
+    original = x.astype(np.float32)
+    images = _to_range(original, (low_range, high_range), (0, 255))
+    low = images.min(axis=(1, 2), keepdims=True)
+    high = images.max(axis=(1, 2), keepdims=True)
+    flat = high == low
+    results = np.clip((images - low) * (np.float32(255) / np.where(flat, np.float32(1), high - low)), 0, 255)
+    results = _to_range(results, (0, 255), (low_range, high_range))
+    return np.where(flat, original, results).astype(np.float32)
+
+
+RAND_AUGMENT_OPS = (
+    "random_shear",
+    "random_translation",
+    "random_rotation",
+    "random_brightness",
+    "random_color_degeneration",
+    "random_contrast",
+    "random_sharpness",
+    "random_posterization",
+    "solarization",
+    "auto_contrast",
+    "equalization",
+)
+
+
+class RandAugmentPrim(_ImageAugmentation):
+    """Keras' RandAugment: ``num_ops`` operations drawn from ``RAND_AUGMENT_OPS`` (with
+    repetition), each Keras' layer built with ``factor`` as RandAugment builds it. As in Keras
+    every operation's random parameters are drawn once per call (after the choice of operations),
+    so an operation chosen twice applies the same draw twice: here each operation gets its own
+    generator, seeded from the main one in Keras' order, and replayed when applied. No
+    gradient."""
+
+    def transform(self, x, rng, value_range, num_ops, factor, interpolation, data_format, seed=None):
+        choices = rng.integers(0, len(RAND_AUGMENT_OPS), num_ops)
+        seeds = rng.integers(0, 2**63, len(RAND_AUGMENT_OPS))
+        return self.augment(x, choices, seeds, value_range, factor, interpolation, data_format), None
+
+    @staticmethod
+    def operations(value_range, factor, interpolation, data_format):
+        """``{name: (primitive or None, attrs)}`` of Keras' sub-layers."""
+        factor = tuple(float(f) for f in factor)
+        sorted_range = tuple(sorted(float(v) for v in value_range))
+        value_range = tuple(float(v) for v in value_range)
+        resample = {
+            "fill_mode": "reflect",
+            "interpolation": interpolation,
+            "fill_value": 0.0,
+            "data_format": data_format,
+        }
+        bits = float(max(1, int(8 * factor[1])))
+        return {
+            "random_shear": (RANDOM_SHEAR, {**resample, "x_factor": factor, "y_factor": factor}),
+            "random_translation": (RANDOM_TRANSLATION, {**resample, "height_range": factor, "width_range": factor}),
+            "random_rotation": (RANDOM_ROTATION, {**resample, "factor": factor}),
+            "random_brightness": (RANDOM_BRIGHTNESS, {"factor": factor, "value_range": sorted_range}),
+            "random_color_degeneration": (
+                RANDOM_COLOR_DEGENERATION,
+                {"factor": factor, "value_range": sorted_range, "data_format": data_format},
+            ),
+            "random_contrast": (
+                RANDOM_CONTRAST,
+                {"factor": factor, "value_range": value_range, "data_format": data_format},
+            ),
+            "random_sharpness": (
+                RANDOM_SHARPNESS,
+                {"factor": factor, "value_range": sorted_range, "data_format": data_format},
+            ),
+            "random_posterization": (RANDOM_POSTERIZATION, {"factor": (1.0, bits), "value_range": sorted_range}),
+            "solarization": (
+                SOLARIZATION,
+                {"addition_factor": factor, "threshold_factor": factor, "value_range": sorted_range},
+            ),
+            "auto_contrast": (None, {"value_range": sorted_range, "data_format": data_format}),
+            "equalization": (EQUALIZATION, {"value_range": sorted_range, "bins": 256, "data_format": data_format}),
+        }
+
+    @classmethod
+    def augment(cls, x, choices, seeds, value_range, factor, interpolation, data_format):
+        operations = cls.operations(value_range, factor, interpolation, data_format)
+        images = x.astype(np.float32)
+        for choice in choices:
+            name = RAND_AUGMENT_OPS[int(choice)]
+            prim, attrs = operations[name]
+            if prim is None:
+                images = auto_contrast(images, **attrs)
+            else:
+                images = prim.transform(images, np.random.default_rng(int(seeds[int(choice)])), **attrs)[0]
+        return images.astype(np.float32)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -890,3 +988,4 @@ RANDOM_PERSPECTIVE = RandomPerspectivePrim("random_perspective")
 MIX_UP = MixUpPrim("mix_up")
 CUT_MIX = CutMixPrim("cut_mix")
 RANDOM_ELASTIC_TRANSFORM = RandomElasticTransformPrim("random_elastic_transform")
+RAND_AUGMENT = RandAugmentPrim("rand_augment")

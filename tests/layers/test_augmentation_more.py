@@ -1,5 +1,5 @@
 """More Keras 3.15 augmentation layers (RandomGaussianBlur, RandomColorJitter, RandomPerspective,
-MixUp, CutMix, RandomElasticTransform): the identity at
+MixUp, CutMix, RandomElasticTransform, RandAugment): the identity at
 inference and in the export, Keras' transforms when training (against real Keras where the
 factors pin the draw, or with the same draws given to both), configs, validation, gradients, a
 Keras-written .keras file, and ``fit``."""
@@ -121,6 +121,7 @@ FIXED = [
     ("RandomPerspective", {"factor": (1.0, 1.0), "scale": 0.0, "interpolation": "nearest"}),
     ("RandomElasticTransform", {"scale": 0.0}),
     ("RandomElasticTransform", {"factor": 0.0, "value_range": (0, 1)}),
+    ("RandAugment", {"num_ops": 0}),
 ]
 
 
@@ -280,6 +281,40 @@ def test_elastic_transform_with_given_draws_matches_keras(fill_mode, interpolati
     np.testing.assert_allclose(got, want, atol=1e-3)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("value_range", [(0, 255), (0, 1)])
+def test_rand_augment_each_choice_matches_keras(value_range, data_format):
+    """With factor 0 every operation's draw is pinned; Keras' choice of operations is given to
+    both (every operation, alone, twice, and after another)."""
+    real = require_keras()
+    x = images((3, 7, 6, 3), value_range[1])
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    layer = real.layers.RandAugment(value_range=value_range, factor=0.0, data_format=data_format)
+    t = real.ops.convert_to_tensor
+    transformation = layer.get_random_transformation(t(x), training=True)
+    seeds = np.arange(len(aug.RAND_AUGMENT_OPS))
+    for i in range(len(aug.RAND_AUGMENT_OPS)):
+        for choices in ([i, i], [i, (i + 3) % 11], [(i + 5) % 11, i]):
+            transformation["layer_idxes"] = t(np.array(choices))
+            want = real.ops.convert_to_numpy(layer.transform_images(t(x), transformation, training=True))
+            got = aug.RandAugmentPrim.augment(x, choices, seeds, value_range, (0.0, 0.0), "bilinear", data_format)
+            np.testing.assert_allclose(got, want, atol=2e-3 * value_range[1], err_msg=str(choices))
+
+
+def test_rand_augment_repeats_an_operations_draw():
+    """As in Keras an operation chosen twice applies its one draw twice."""
+    x = images((2, 6, 6, 3))
+    seeds = np.array([5] * 11)
+    once = aug.RandAugmentPrim.augment(x, [3], seeds, (0, 255), (0.2, 0.4), "bilinear", "channels_last")
+    twice = aug.RandAugmentPrim.augment(x, [3, 3], seeds, (0, 255), (0.2, 0.4), "bilinear", "channels_last")
+    again = aug.RandAugmentPrim.augment(once, [3], seeds, (0, 255), (0.2, 0.4), "bilinear", "channels_last")
+    np.testing.assert_allclose(twice, again, atol=1e-4)
+    assert not np.allclose(once, x)
+    y = _train_output(layers.RandAugment(num_ops=3, factor=0.4), x)
+    assert y.shape == x.shape and not np.allclose(y, x)
+
+
 def test_random_draws():
     x = images((200, 5, 5, 3))
     y = _train_output(layers.RandomGaussianBlur((0.5, 0.5)), x)
@@ -331,13 +366,14 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.MixUp(0.3, seed=2)(h)
     h = real.layers.CutMix(0.5)(h)
     h = real.layers.RandomElasticTransform(0.5, scale=0.4, fill_mode="nearest")(h)
+    h = real.layers.RandAugment(num_ops=2, factor=0.3, seed=5)(h)
     h = real.layers.Conv2D(4, 3)(h)
     theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
     theirs.save(tmp_path / "aug.keras")
     ours = irtool.models.load_model(tmp_path / "aug.keras")
     x = images((4, 8, 8, 3))
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-    for mine, keras_layer in zip(ours.layers[1:8], theirs.layers[1:8]):
+    for mine, keras_layer in zip(ours.layers[1:9], theirs.layers[1:9]):
         as_json = json.loads(json.dumps(keras_layer.get_config()))
         assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
     assert_onnx_parity(ours, x, atol=1e-4)

@@ -383,6 +383,17 @@ EXAMPLES: dict[str, list[Case]] = {
             seed=None,
         )
     ],
+    "rand_augment": [
+        C(
+            f(2, 5, 4, 3),
+            value_range=(0.0, 255.0),
+            num_ops=2,
+            factor=(0.0, 0.5),
+            interpolation="bilinear",
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
     "random_perspective": [
         C(
             f(2, 5, 4, 2),

@@ -197,6 +197,11 @@ SPECS = [
     ("Permute", dict(dims=(2, 1)), (None, 3, 4)),
     ("Pipeline", dict(layers=[("Rescaling", dict(scale=0.5)), ("Dense", dict(units=2))]), (None, 4)),
     ("RMSNormalization", dict(axis=[-2, -1], epsilon=1e-4), (None, 5, 4)),
+    (
+        "RandAugment",
+        dict(value_range=(0, 1), num_ops=3, factor=(0.1, 0.4), interpolation="nearest", seed=2),
+        (None, 5, 5, 3),
+    ),
     ("RandomBrightness", dict(factor=(-0.1, 0.3), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
     (
         "RandomColorJitter",
@@ -311,6 +316,7 @@ def run_layer(layer, name: str, arrays):
         "Equalization",
         "MixUp",
         "CutMix",
+        "RandAugment",
     ):  # augmentation: random when called bare, as in Keras
         # compare inference
         return layer(arrays, training=False)
