@@ -13,6 +13,7 @@ from irtool.layers.adaptive_pooling import (
 )
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
 from irtool.layers.augmentation import (
+    AugMix,
     AutoContrast,
     CutMix,
     Equalization,

@@ -2,7 +2,7 @@
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
 RandomSharpness, RandomErasing, RandomShear, RandomCrop, RandomGaussianBlur,
-RandomColorJitter, RandomPerspective, MixUp, CutMix, RandomElasticTransform, RandAugment, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomColorJitter, RandomPerspective, MixUp, CutMix, RandomElasticTransform, RandAugment, AugMix, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -995,6 +995,66 @@ class RandAugment(_Augmentation):
             "value_range": self.value_range,
             "num_ops": self.num_ops,
             "factor": self.factor,
+            "interpolation": self.interpolation,
+            "seed": self.seed,
+        }
+
+
+class AugMix(_Augmentation):
+    """Keras 3.15's AugMix: in training the image mixed (``Beta(alpha, alpha)``) with a Dirichlet
+    mix of ``num_chains`` chains of up to ``chain_depth`` random operations (Keras' sub-layers built
+    from ``factor``; ``all_ops=False`` keeps the seven geometric and tone ones), clipped to
+    ``value_range``. The identity at inference and in the export, as in Keras. (Keras chooses the
+    operations with Python's ``random``, not its seed; irtool draws them from its generator.)"""
+
+    _prim = aug.AUG_MIX
+
+    def __init__(
+        self,
+        value_range=(0, 255),
+        num_chains=3,
+        chain_depth=3,
+        factor=0.3,
+        alpha=1.0,
+        all_ops=True,
+        interpolation="bilinear",
+        seed=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.value_range = value_range
+        self.num_chains = num_chains
+        self.chain_depth = chain_depth
+        self.factor = _base_factor(factor, (0, 1))
+        self.alpha = alpha
+        self.all_ops = all_ops
+        self.interpolation = interpolation
+        RandomShear(self.factor, self.factor, interpolation=interpolation)  # Keras' sub-layers validate
+        _value_range(value_range)
+
+    def _attrs(self):
+        return {
+            "value_range": tuple(float(v) for v in self.value_range),
+            "num_chains": int(self.num_chains),
+            "chain_depth": int(self.chain_depth),
+            "factor": tuple(float(f) for f in self.factor),
+            "alpha": float(self.alpha),
+            "all_ops": bool(self.all_ops),
+            "interpolation": self.interpolation,
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "value_range": self.value_range,
+            "num_chains": self.num_chains,
+            "chain_depth": self.chain_depth,
+            "factor": self.factor,
+            "alpha": self.alpha,
+            "all_ops": self.all_ops,
             "interpolation": self.interpolation,
             "seed": self.seed,
         }

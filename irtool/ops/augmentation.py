@@ -2,7 +2,7 @@
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
 Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop,
 RandomGaussianBlur, RandomColorJitter, RandomPerspective, MixUp, CutMix,
-RandomElasticTransform, RandAugment).
+RandomElasticTransform, RandAugment, AugMix).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -964,6 +964,74 @@ class RandAugmentPrim(_ImageAugmentation):
         return [None]
 
 
+AUG_MIX_OPS_ALL = (
+    "random_shear",
+    "random_translation",
+    "random_rotation",
+    "random_posterization",
+    "solarization",
+    "auto_contrast",
+    "equalization",
+    "random_brightness",
+    "random_color_degeneration",
+    "random_contrast",
+    "random_sharpness",
+)
+AUG_MIX_OPS = AUG_MIX_OPS_ALL[:7]
+
+
+class AugMixPrim(_ImageAugmentation):
+    """Keras' AugMix: ``num_chains`` chains of up to ``chain_depth`` operations (each step one of
+    Keras' sub-layers, or none, chosen uniformly; each with its own draw), mixed by Dirichlet
+    (``alpha``) weights, then ``w x + (1 - w) mix`` with ``w ~ Beta(alpha, alpha)``, clipped to
+    ``value_range``. Keras' draw order: chain weights, ``w``, then the steps. No gradient."""
+
+    def transform(
+        self,
+        x,
+        rng,
+        value_range,
+        num_chains,
+        chain_depth,
+        factor,
+        alpha,
+        all_ops,
+        interpolation,
+        data_format,
+        seed=None,
+    ):
+        gamma = rng.gamma(alpha, size=num_chains).astype(np.float32)
+        weights = gamma / gamma.sum()
+        mix = np.float32(rng.beta(alpha, alpha))
+        names = AUG_MIX_OPS_ALL if all_ops else AUG_MIX_OPS
+        chains = []
+        for _ in range(num_chains):
+            steps = [int(rng.integers(0, len(names) + 1)) for _ in range(chain_depth)]
+            chains.append([(names[i], int(rng.integers(0, 2**63))) for i in steps if i < len(names)])
+        return self.augmix(x, weights, mix, chains, value_range, factor, interpolation, data_format), None
+
+    @staticmethod
+    def augmix(x, weights, mix, chains, value_range, factor, interpolation, data_format):
+        """``chains``: per chain the ``(operation name, seed of its draw)`` steps."""
+        operations = RandAugmentPrim.operations(value_range, factor, interpolation, data_format)
+        images = x.astype(np.float32)
+        augmented = np.zeros_like(images)
+        for weight, chain in zip(weights, chains):
+            chained = images.copy()
+            for name, step_seed in chain:
+                prim, attrs = operations[name]
+                if prim is None:
+                    chained = auto_contrast(chained, **attrs)
+                else:
+                    chained = prim.transform(chained, np.random.default_rng(step_seed), **attrs)[0]
+            augmented += chained.astype(np.float32) * np.float32(weight)
+        out = np.float32(mix) * images + (np.float32(1) - np.float32(mix)) * augmented
+        return np.clip(out, value_range[0], value_range[1]).astype(np.float32)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -989,3 +1057,4 @@ MIX_UP = MixUpPrim("mix_up")
 CUT_MIX = CutMixPrim("cut_mix")
 RANDOM_ELASTIC_TRANSFORM = RandomElasticTransformPrim("random_elastic_transform")
 RAND_AUGMENT = RandAugmentPrim("rand_augment")
+AUG_MIX = AugMixPrim("aug_mix")

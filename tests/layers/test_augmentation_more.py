@@ -1,5 +1,5 @@
 """More Keras 3.15 augmentation layers (RandomGaussianBlur, RandomColorJitter, RandomPerspective,
-MixUp, CutMix, RandomElasticTransform, RandAugment): the identity at
+MixUp, CutMix, RandomElasticTransform, RandAugment, AugMix): the identity at
 inference and in the export, Keras' transforms when training (against real Keras where the
 factors pin the draw, or with the same draws given to both), configs, validation, gradients, a
 Keras-written .keras file, and ``fit``."""
@@ -315,6 +315,45 @@ def test_rand_augment_repeats_an_operations_draw():
     assert y.shape == x.shape and not np.allclose(y, x)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("value_range", [(0, 255), (0, 1)])
+def test_aug_mix_with_given_chains_matches_keras(value_range, data_format):
+    """Keras chooses the operations with Python's random: both get the same chains, weights and
+    mix, with factor 0 pinning every operation's draw."""
+    real = require_keras()
+    x = images((3, 7, 6, 3), value_range[1])
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    layer = real.layers.AugMix(value_range=value_range, factor=0.0, data_format=data_format)
+    t = real.ops.convert_to_tensor
+    names = aug.AUG_MIX_OPS_ALL
+    chains = [list(names[:4]), list(names[4:8]), list(names[8:]) + [names[0]], []]
+    weights = np.array([0.1, 0.2, 0.3, 0.4], "float32")
+    given = {
+        "chain_mixing_weights": t(weights),
+        "weight_sample": t(np.float32(0.35)),
+        "chain_transforms": [
+            [{"layer_name": n, "transformation": getattr(layer, n).get_random_transformation(t(x))} for n in chain]
+            for chain in chains
+        ],
+    }
+    want = real.ops.convert_to_numpy(layer.transform_images(t(x), given, training=True))
+    steps = [[(n, 1) for n in chain] for chain in chains]
+    got = aug.AugMixPrim.augmix(x, weights, 0.35, steps, value_range, (0.0, 0.0), "bilinear", data_format)
+    # the chains end in step functions (posterization, equalization's lookup): a value on a step
+    # in float32 may land on the other side of it, so a very few values may differ by a step
+    close = np.isclose(got, want, rtol=0, atol=2e-3 * value_range[1])
+    assert close.mean() > 0.98, np.abs(got - want).max()
+
+
+def test_aug_mix_training():
+    x = images((2, 6, 6, 3))
+    y = _train_output(layers.AugMix(factor=0.4), x)
+    assert y.shape == x.shape and not np.allclose(y, x) and y.min() >= 0 and y.max() <= 255
+    y = layers.AugMix(all_ops=False, seed=3)(x[0], training=True)
+    assert y.shape == x[0].shape
+
+
 def test_random_draws():
     x = images((200, 5, 5, 3))
     y = _train_output(layers.RandomGaussianBlur((0.5, 0.5)), x)
@@ -367,13 +406,14 @@ def test_fit_and_keras_written_model(tmp_path):
     h = real.layers.CutMix(0.5)(h)
     h = real.layers.RandomElasticTransform(0.5, scale=0.4, fill_mode="nearest")(h)
     h = real.layers.RandAugment(num_ops=2, factor=0.3, seed=5)(h)
+    h = real.layers.AugMix(num_chains=2, factor=0.2, all_ops=False)(h)
     h = real.layers.Conv2D(4, 3)(h)
     theirs = real.Model(inputs, real.layers.Dense(2, activation="softmax")(real.layers.GlobalAveragePooling2D()(h)))
     theirs.save(tmp_path / "aug.keras")
     ours = irtool.models.load_model(tmp_path / "aug.keras")
     x = images((4, 8, 8, 3))
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-4, atol=1e-4)
-    for mine, keras_layer in zip(ours.layers[1:9], theirs.layers[1:9]):
+    for mine, keras_layer in zip(ours.layers[1:10], theirs.layers[1:10]):
         as_json = json.loads(json.dumps(keras_layer.get_config()))
         assert_same_config(json.loads(json.dumps(mine.get_config())), as_json, ignore=("dtype",))
     assert_onnx_parity(ours, x, atol=1e-4)

@@ -394,6 +394,20 @@ EXAMPLES: dict[str, list[Case]] = {
             seed=None,
         )
     ],
+    "aug_mix": [
+        C(
+            f(2, 5, 4, 3),
+            value_range=(0.0, 255.0),
+            num_chains=2,
+            chain_depth=2,
+            factor=(0.0, 0.3),
+            alpha=1.0,
+            all_ops=True,
+            interpolation="bilinear",
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
     "random_perspective": [
         C(
             f(2, 5, 4, 2),

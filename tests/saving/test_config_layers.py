@@ -29,6 +29,11 @@ SPECS = [
     ("AlphaDropout", dict(rate=0.2, noise_shape=(None, 1), seed=3), (None, 4)),
     ("Attention", dict(use_scale=True, score_mode="concat", dropout=0.1, seed=2), [(None, 3, 4), (None, 5, 4)]),
     ("Average", dict(), [(None, 4), (None, 4)]),
+    (
+        "AugMix",
+        dict(value_range=(0, 1), num_chains=2, chain_depth=2, factor=(0.1, 0.4), alpha=0.5, all_ops=False, seed=1),
+        (None, 5, 5, 3),
+    ),
     ("AutoContrast", dict(value_range=(0, 1)), (None, 5, 5, 3)),
     ("AveragePooling1D", dict(pool_size=3, strides=2, padding="same"), (None, 8, 3)),
     ("AveragePooling2D", dict(pool_size=(2, 3), strides=(1, 2), padding="same"), (None, 8, 8, 3)),
@@ -317,6 +322,7 @@ def run_layer(layer, name: str, arrays):
         "MixUp",
         "CutMix",
         "RandAugment",
+        "AugMix",
     ):  # augmentation: random when called bare, as in Keras
         # compare inference
         return layer(arrays, training=False)
