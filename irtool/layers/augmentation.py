@@ -1,7 +1,8 @@
 """Keras 3.15's image augmentation layers: RandomFlip, RandomRotation, RandomZoom,
 RandomTranslation, RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert,
 RandomPosterization, Solarization, RandomColorDegeneration, RandomSaturation, RandomHue,
-RandomSharpness, RandomErasing, RandomShear, RandomCrop, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
+RandomSharpness, RandomErasing, RandomShear, RandomCrop, RandomGaussianBlur,
+RandomColorJitter, RandomPerspective, MixUp, CutMix, RandomElasticTransform, RandAugment, AugMix, Equalization (not random, but like Keras only in training) and AutoContrast (which, as in Keras, is not random and acts at inference too:
 it is written in ``irtool.ops``, so the export reproduces it).
 
 As in Keras they only act when training: at inference (``predict``, a nested call with
@@ -700,3 +701,360 @@ class RandomCrop(_Augmentation):
 
     def get_config(self):
         return {**super().get_config(), "height": self.height, "width": self.width, "seed": self.seed}
+
+
+def _kernel_size(size, name):
+    """RandomGaussianBlur's ``_set_kernel_size``: ``(lower, upper)``, both odd."""
+    message = f"{name} must be an odd number. Received: {name}={size}"
+    if isinstance(size, (tuple, list)):
+        if len(size) != 2:
+            raise ValueError(
+                f"The `{name}` argument should be a number (or a list of two numbers) Received: {name}={size}"
+            )
+        if size[0] % 2 == 0 or size[1] % 2 == 0:
+            raise ValueError(message)
+        return tuple(size)
+    if isinstance(size, (int, float)):
+        if size % 2 == 0:
+            raise ValueError(message)
+        return size, size
+    raise ValueError(message)
+
+
+class RandomGaussianBlur(_Augmentation):
+    """Keras 3.15's RandomGaussianBlur: blurs each image with probability ``U(factor)`` by a
+    ``kernel_size`` Gaussian whose two sigmas (x, y) are drawn once per batch from ``sigma``,
+    clipped to ``value_range`` (kept as given, as Keras does). The identity at inference and in
+    the export."""
+
+    _prim = aug.RANDOM_GAUSSIAN_BLUR
+
+    def __init__(
+        self, factor=1.0, kernel_size=3, sigma=1.0, value_range=(0, 255), data_format=None, seed=None, **kwargs
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (0, 1))
+        self.kernel_size = _kernel_size(kernel_size, "kernel_size")
+        self.sigma = _named_factor(sigma, "sigma", (0, 1))
+        self.value_range = value_range
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "kernel_size": tuple(int(k) for k in self.kernel_size),
+            "sigma": tuple(float(s) for s in self.sigma),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "factor": self.factor,
+            "kernel_size": self.kernel_size,
+            "sigma": self.sigma,
+            "value_range": self.value_range,
+            "seed": self.seed,
+        }
+
+
+class RandomColorJitter(_Augmentation):
+    """Keras 3.15's RandomColorJitter: RandomBrightness, RandomContrast, RandomSaturation and
+    RandomHue (each when its factor is given) applied in that order in training, with their
+    validation. As in Keras the four use the default image data format, whatever the jitter's
+    ``data_format``. The identity at inference and in the export."""
+
+    _prim = aug.RANDOM_COLOR_JITTER
+
+    def __init__(
+        self,
+        value_range=(0, 255),
+        brightness_factor=None,
+        contrast_factor=None,
+        saturation_factor=None,
+        hue_factor=None,
+        seed=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.value_range = value_range
+        self.brightness_factor = brightness_factor
+        self.contrast_factor = contrast_factor
+        self.saturation_factor = saturation_factor
+        self.hue_factor = hue_factor
+        self._steps = {
+            "brightness": None if brightness_factor is None else RandomBrightness(brightness_factor, value_range),
+            "contrast": None if contrast_factor is None else RandomContrast(contrast_factor, value_range),
+            "saturation": None if saturation_factor is None else RandomSaturation(saturation_factor, value_range),
+            "hue": None if hue_factor is None else RandomHue(hue_factor, value_range),
+        }
+
+    def _attrs(self):
+        steps = {
+            name: None if step is None else tuple(float(f) for f in step.factor) for name, step in self._steps.items()
+        }
+        return {
+            **steps,
+            "value_range": tuple(float(v) for v in self.value_range),
+            "step_data_format": standardize_data_format(None),
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "value_range": self.value_range,
+            "brightness_factor": self.brightness_factor,
+            "contrast_factor": self.contrast_factor,
+            "saturation_factor": self.saturation_factor,
+            "hue_factor": self.hue_factor,
+            "seed": self.seed,
+        }
+
+
+class RandomPerspective(_Augmentation):
+    """Keras 3.15's RandomPerspective: with probability ``U(factor)`` each image's corners move by
+    ``U(-scale / 2, scale / 2)`` of their coordinates and the image is resampled through that
+    homography (``interpolation``; ``fill_value`` outside). The identity at inference and in the
+    export."""
+
+    _prim = aug.RANDOM_PERSPECTIVE
+
+    def __init__(
+        self, factor=1.0, scale=1.0, interpolation="bilinear", fill_value=0.0, seed=None, data_format=None, **kwargs
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (0, 1))
+        self.scale = scale
+        self.fill_value = fill_value
+        self.interpolation = interpolation
+        if scale < 0.0 or scale > 1.0:
+            raise ValueError(f"The `scale` argument should be a number in the range [0,1]. Received: scale={scale}")
+        if interpolation not in _INTERPOLATIONS:
+            raise NotImplementedError(f"Unknown `interpolation` {interpolation}. Expected of one {_INTERPOLATIONS}.")
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "scale": float(self.scale),
+            "interpolation": self.interpolation,
+            "fill_value": float(self.fill_value),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "factor": self.factor,
+            "scale": self.scale,
+            "interpolation": self.interpolation,
+            "fill_value": self.fill_value,
+            "seed": self.seed,
+        }
+
+
+class MixUp(_Augmentation):
+    """Keras 3.15's MixUp on images: in training each image becomes ``w x + (1 - w) x'`` with
+    ``x'`` another image of the batch (a random permutation) and ``w ~ Beta(alpha, alpha)``.
+    The identity at inference and in the export. Keras mixes labels only when called on a
+    ``{"images", "labels"}`` dict; in a model the layer sees its input only, so only images are
+    mixed, as in a Keras model. (On one unbatched image Keras mixes it with its own first row
+    and returns a batch of one; irtool returns the image unchanged, its batch being itself.)"""
+
+    _prim = aug.MIX_UP
+
+    def __init__(self, alpha=0.2, data_format=None, seed=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.alpha = alpha
+
+    def _attrs(self):
+        return {"alpha": float(self.alpha), "seed": self.seed}
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "seed": self.seed}
+
+
+class CutMix(_Augmentation):
+    """Keras 3.15's CutMix on images: in training each image gets a random box pasted from
+    another image of the batch (box area ``1 - w``, ``w ~ Beta(a, a)``, ``a ~ U(factor)`` per
+    batch). The identity at inference, in the export and on one unbatched image, as in Keras.
+    Labels are not mixed (in a model the layer sees its input only, as in a Keras model)."""
+
+    _prim = aug.CUT_MIX
+
+    def __init__(self, factor=1.0, seed=None, data_format=None, **kwargs):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (0, 1))
+
+    def _attrs(self):
+        return {"factor": tuple(float(f) for f in self.factor), "data_format": self.data_format, "seed": self.seed}
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor, "seed": self.seed}
+
+
+_ELASTIC_FILL_MODES = {"constant", "nearest", "wrap", "mirror", "reflect"}
+
+
+class RandomElasticTransform(_Augmentation):
+    """Keras 3.15's RandomElasticTransform: in training each image (with probability
+    ``U(factor)``) is displaced by a smooth random field of strength drawn from ``scale`` and
+    resampled (``interpolation``, ``fill_mode``), then clipped to ``value_range``. The identity at
+    inference and in the export. (Keras' torch backend draws the fields from torch's global
+    generator, not from ``seed``; irtool draws them from the layer's or the trainer's generator.)"""
+
+    _prim = aug.RANDOM_ELASTIC_TRANSFORM
+
+    def __init__(
+        self,
+        factor=1.0,
+        scale=1.0,
+        interpolation="bilinear",
+        fill_mode="reflect",
+        fill_value=0.0,
+        value_range=(0, 255),
+        seed=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.factor = _base_factor(factor, (0, 1))
+        self.scale = _named_factor(scale, "scale", (0, 1))
+        self.interpolation = interpolation
+        self.fill_mode = fill_mode
+        self.fill_value = fill_value
+        self.value_range = value_range
+        if interpolation not in _INTERPOLATIONS:
+            raise NotImplementedError(f"Unknown `interpolation` {interpolation}. Expected of one {_INTERPOLATIONS}.")
+        if fill_mode not in _ELASTIC_FILL_MODES:
+            raise NotImplementedError(f"Unknown `fill_mode` {fill_mode}. Expected of one {_ELASTIC_FILL_MODES}.")
+
+    def _attrs(self):
+        return {
+            "factor": tuple(float(f) for f in self.factor),
+            "scale": tuple(float(f) for f in self.scale),
+            "interpolation": self.interpolation,
+            "fill_mode": self.fill_mode,
+            "fill_value": float(self.fill_value),
+            "value_range": tuple(float(v) for v in self.value_range),
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "factor": self.factor,
+            "scale": self.scale,
+            "interpolation": self.interpolation,
+            "fill_mode": self.fill_mode,
+            "fill_value": self.fill_value,
+            "value_range": self.value_range,
+            "seed": self.seed,
+        }
+
+
+class RandAugment(_Augmentation):
+    """Keras 3.15's RandAugment: in training ``num_ops`` operations chosen at random among
+    RandomShear, RandomTranslation, RandomRotation, RandomBrightness, RandomColorDegeneration,
+    RandomContrast, RandomSharpness, RandomPosterization, Solarization, AutoContrast and
+    Equalization, each built from ``factor`` as Keras builds it. The identity at inference and in
+    the export, as in Keras."""
+
+    _prim = aug.RAND_AUGMENT
+
+    def __init__(
+        self, value_range=(0, 255), num_ops=2, factor=0.5, interpolation="bilinear", seed=None, data_format=None, **kw
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kw)
+        self.value_range = value_range
+        self.num_ops = num_ops
+        self.factor = _base_factor(factor, (0, 1))
+        self.interpolation = interpolation
+        # Keras builds (and so validates) its sub-layers here
+        RandomShear(self.factor, self.factor, interpolation=interpolation)
+        RandomBrightness(self.factor, value_range)
+        _value_range(value_range)
+
+    def _attrs(self):
+        return {
+            "value_range": tuple(float(v) for v in self.value_range),
+            "num_ops": int(self.num_ops),
+            "factor": tuple(float(f) for f in self.factor),
+            "interpolation": self.interpolation,
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "value_range": self.value_range,
+            "num_ops": self.num_ops,
+            "factor": self.factor,
+            "interpolation": self.interpolation,
+            "seed": self.seed,
+        }
+
+
+class AugMix(_Augmentation):
+    """Keras 3.15's AugMix: in training the image mixed (``Beta(alpha, alpha)``) with a Dirichlet
+    mix of ``num_chains`` chains of up to ``chain_depth`` random operations (Keras' sub-layers built
+    from ``factor``; ``all_ops=False`` keeps the seven geometric and tone ones), clipped to
+    ``value_range``. The identity at inference and in the export, as in Keras. (Keras chooses the
+    operations with Python's ``random``, not its seed; irtool draws them from its generator.)"""
+
+    _prim = aug.AUG_MIX
+
+    def __init__(
+        self,
+        value_range=(0, 255),
+        num_chains=3,
+        chain_depth=3,
+        factor=0.3,
+        alpha=1.0,
+        all_ops=True,
+        interpolation="bilinear",
+        seed=None,
+        data_format=None,
+        **kwargs,
+    ):
+        super().__init__(seed=seed, data_format=data_format, **kwargs)
+        self.value_range = value_range
+        self.num_chains = num_chains
+        self.chain_depth = chain_depth
+        self.factor = _base_factor(factor, (0, 1))
+        self.alpha = alpha
+        self.all_ops = all_ops
+        self.interpolation = interpolation
+        RandomShear(self.factor, self.factor, interpolation=interpolation)  # Keras' sub-layers validate
+        _value_range(value_range)
+
+    def _attrs(self):
+        return {
+            "value_range": tuple(float(v) for v in self.value_range),
+            "num_chains": int(self.num_chains),
+            "chain_depth": int(self.chain_depth),
+            "factor": tuple(float(f) for f in self.factor),
+            "alpha": float(self.alpha),
+            "all_ops": bool(self.all_ops),
+            "interpolation": self.interpolation,
+            "data_format": self.data_format,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "value_range": self.value_range,
+            "num_chains": self.num_chains,
+            "chain_depth": self.chain_depth,
+            "factor": self.factor,
+            "alpha": self.alpha,
+            "all_ops": self.all_ops,
+            "interpolation": self.interpolation,
+            "seed": self.seed,
+        }

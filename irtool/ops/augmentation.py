@@ -1,6 +1,8 @@
 """Image augmentation primitives (RandomFlip, RandomRotation, RandomZoom, RandomTranslation,
 RandomContrast, RandomBrightness, RandomGrayscale, RandomInvert, RandomPosterization,
-Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop).
+Solarization, RandomColorDegeneration, RandomSaturation, RandomHue, RandomSharpness, Equalization, RandomErasing, RandomShear, RandomCrop,
+RandomGaussianBlur, RandomColorJitter, RandomPerspective, MixUp, CutMix,
+RandomElasticTransform, RandAugment, AugMix).
 
 Like the noise primitives they are the identity at inference (an ``Identity`` that the export
 drops) and apply Keras 3.15's random transform in training mode, drawing from the gradient
@@ -82,6 +84,7 @@ _INDEX_FIXERS = {
     "nearest": lambda i, n: np.clip(i, 0, n - 1),
     "wrap": lambda i, n: i % n,
     "reflect": lambda i, n: (_mirror(2 * i + 1, 2 * n + 1) - 1) // 2,
+    "mirror": _mirror,
 }
 
 
@@ -105,6 +108,14 @@ def affine_transform(images, transforms, interpolation, fill_mode, fill_value, d
     a0, a1, a2, b0, b1, b2, c0, c1 = (t[:, i, None, None] for i in range(8))
     k = c0 * x + c1 * y + 1
     xs, ys = (a0 * x + a1 * y + a2) / k, (b0 * x + b1 * y + b2) / k  # (batch, height, width)
+    out = map_coordinates(images, ys, xs, interpolation, fill_mode, fill_value)
+    return out.transpose(0, 3, 1, 2) if data_format == "channels_first" else out
+
+
+def map_coordinates(images, ys, xs, interpolation, fill_mode, fill_value):
+    """Keras' ``map_coordinates`` (torch backend) on channels-last images: output pixel ``(b, i,
+    j)`` reads image ``b`` at ``(ys[b, i, j], xs[b, i, j])``."""
+    batch, height, width, _ = images.shape
     b = np.arange(batch)[:, None, None]
     fix = _INDEX_FIXERS[fill_mode]
     out = np.zeros(images.shape, np.float32)
@@ -116,8 +127,7 @@ def affine_transform(images, transforms, interpolation, fill_mode, fill_value, d
                 values = np.where(valid[..., None], values, np.float32(fill_value))
             weight = np.asarray(wy * wx, np.float32)
             out += (weight[..., None] if weight.ndim else weight) * values
-    out = out.astype(images.dtype)
-    return out.transpose(0, 3, 1, 2) if data_format == "channels_first" else out
+    return out.astype(images.dtype)
 
 
 class _AffinePrim(_ImageAugmentation):
@@ -604,6 +614,424 @@ class RandomErasingPrim(_ImageAugmentation):
         return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
 
 
+def gaussian_kernel(kernel_size, sigma):
+    """Keras' (torch backend's) ``gaussian_blur`` kernel: ``outer(k_y, k_x)`` of the normalised 1-D
+    Gaussians (``k_x`` of ``kernel_size[0]`` taps at ``sigma[0]``, ``k_y`` of ``kernel_size[1]``
+    at ``sigma[1]``), laid out as ``kernel_size[0]`` x ``kernel_size[1]`` as Keras reshapes it."""
+
+    def one(size, s):
+        x = np.arange(size, dtype=np.float32) - np.float32((size - 1) / 2)
+        k = np.exp(np.float32(-0.5) * (x / np.float32(s)) ** 2).astype(np.float32)
+        return k / k.sum()
+
+    k = np.outer(one(kernel_size[1], sigma[1]), one(kernel_size[0], sigma[0])).astype(np.float32)
+    return k.reshape(int(kernel_size[0]), int(kernel_size[1]))
+
+
+def gaussian_blur(images, kernel_size, sigma, data_format):
+    """Keras' ``ops.image.gaussian_blur`` (torch backend) on a batch: a depthwise correlation with
+    ``gaussian_kernel`` and ``kernel_size[0] // 2`` zero padding on both axes."""
+    kernel = gaussian_kernel(kernel_size, sigma)
+    x = _channels_last(images.astype(np.float32), data_format)
+    pad = int(kernel_size[0]) // 2
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    kh, kw = kernel.shape
+    height, width = padded.shape[1] - kh + 1, padded.shape[2] - kw + 1
+    out = np.zeros((x.shape[0], height, width, x.shape[3]), np.float32)
+    for i in range(kh):
+        for j in range(kw):
+            out += kernel[i, j] * padded[:, i : i + height, j : j + width]
+    return _from_channels_last(out, data_format)
+
+
+class RandomGaussianBlurPrim(_ImageAugmentation):
+    """Keras' RandomGaussianBlur: each image blurred when ``U(0, 1) < U(factor)``, with one
+    ``sigma ~ U(sigma) + 1e-6`` pair for the whole batch (Keras' draw order: probabilities,
+    thresholds, the two sigmas), clipped to ``value_range``."""
+
+    def transform(self, x, rng, factor, kernel_size, sigma, value_range, data_format, seed=None):
+        batch = x.shape[0]
+        probability = _uniform(rng, factor[0], factor[1], batch)
+        apply = _uniform(rng, 0.0, 1.0, batch) < probability
+        sigmas = _uniform(rng, sigma[0], sigma[1], 2) + np.float32(1e-6)
+        return self.blur(x, apply, sigmas, kernel_size, value_range, data_format)
+
+    @staticmethod
+    def blur(x, apply, sigmas, kernel_size, value_range, data_format):
+        images = x.astype(np.float32)
+        y = np.where(apply[:, None, None, None], gaussian_blur(images, kernel_size, sigmas, data_format), images)
+        inside = (y >= value_range[0]) & (y <= value_range[1])
+        aux = (apply, sigmas, inside) if kernel_size[0] == kernel_size[1] else None
+        return np.clip(y, value_range[0], value_range[1]).astype(np.float32), aux
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, kernel_size, data_format, **attrs):
+        if aux is None:  # a non-square kernel changes the size: no gradient
+            return [None]
+        apply, sigmas, inside = aux
+        g, added = _batched(cotangents[0])
+        g = g.astype(np.float32) * inside
+        # the kernel is symmetric and square with "same" padding: the blur is its own adjoint
+        dx = np.where(apply[:, None, None, None], gaussian_blur(g, kernel_size, sigmas, data_format), g)
+        return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
+
+
+class RandomColorJitterPrim(_ImageAugmentation):
+    """Keras' RandomColorJitter: RandomBrightness, RandomContrast, RandomSaturation and RandomHue
+    in that order (those whose factor is given), each drawing in turn. Keras builds the four with
+    the default data format, not the jitter's: ``step_data_format`` is that default."""
+
+    def _steps(self, brightness, contrast, saturation, hue, value_range, step_data_format):
+        steps = [
+            (RANDOM_BRIGHTNESS, brightness, {"value_range": tuple(sorted(value_range))}),
+            (RANDOM_CONTRAST, contrast, {"data_format": step_data_format}),
+            (RANDOM_SATURATION, saturation, {"data_format": step_data_format}),
+            (RANDOM_HUE, hue, {"data_format": step_data_format}),
+        ]
+        return [(p, {"factor": f, "value_range": tuple(value_range), **a}) for p, f, a in steps if f is not None]
+
+    def transform(self, x, rng, brightness, contrast, saturation, hue, value_range, step_data_format, seed=None):
+        done = []
+        for prim, attrs in self._steps(brightness, contrast, saturation, hue, value_range, step_data_format):
+            y, aux = prim.transform(x.astype(np.float32), rng, **attrs)
+            done.append((prim, x, y, aux, attrs))
+            x = y
+        return x.astype(np.float32), done
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        for prim, x, y, step_aux, step_attrs in reversed(aux):
+            (g,) = prim.training_vjp([g], [x], [y], step_aux, **step_attrs)
+            if g is None:
+                return [None]
+        return [(g[0] if added else g).astype(inputs[0].dtype, copy=False)]
+
+
+def homography(start_points, end_points):
+    """Keras' ``compute_homography_matrix``: the 8 coefficients (``affine_transform``'s layout)
+    mapping each output point ``end`` to its input point ``start``, solved in float32."""
+    start = start_points.astype(np.float32)
+    end = end_points.astype(np.float32)
+    rows = []
+    for i in range(4):
+        sx, sy, ex, ey = start[:, i, 0], start[:, i, 1], end[:, i, 0], end[:, i, 1]
+        one, zero = np.ones_like(ex), np.zeros_like(ex)
+        rows.append(np.stack([ex, ey, one, zero, zero, zero, -sx * ex, -sx * ey], -1))
+        rows.append(np.stack([zero, zero, zero, ex, ey, one, -sy * ex, -sy * ey], -1))
+    target = start.reshape(len(start), 8, 1)
+    return np.linalg.solve(np.stack(rows, 1), target).reshape(-1, 8).astype(np.float32)
+
+
+class RandomPerspectivePrim(_ImageAugmentation):
+    """Keras' RandomPerspective: each image (when ``U(0, 1) < U(factor)``) is resampled through
+    the homography moving its corners by ``corner * U(-scale / 2, scale / 2)`` per coordinate,
+    filled with ``fill_value`` outside (Keras' draw order: probabilities, thresholds, the
+    corner factors). No gradient."""
+
+    def transform(self, x, rng, factor, scale, interpolation, fill_value, data_format, seed=None):
+        batch = x.shape[0]
+        probability = _uniform(rng, factor[0], factor[1], batch)
+        apply = _uniform(rng, 0.0, 1.0, batch) < probability
+        offsets = _uniform(rng, -0.5 * scale, 0.5 * scale, (batch, 4, 2))
+        return self.perspective(x, apply, offsets, interpolation, fill_value, data_format), None
+
+    @staticmethod
+    def corners(batch, height, width):
+        start = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], np.float32)
+        return np.repeat(start[None], batch, 0)
+
+    @classmethod
+    def perspective(cls, x, apply, offsets, interpolation, fill_value, data_format):
+        h, w = _spatial_axes(data_format)
+        start = cls.corners(x.shape[0], x.shape[h], x.shape[w])
+        matrices = homography(start, start + start * offsets)
+        images = x.astype(np.float32)
+        out = affine_transform(images, matrices, interpolation, "constant", fill_value, data_format)
+        return np.where(apply[:, None, None, None], out, images)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
+class MixUpPrim(_ImageAugmentation):
+    """Keras' MixUp on the images: ``w x + (1 - w) x[permutation]`` with a random permutation of
+    the batch and ``w ~ Beta(alpha, alpha)`` per image (Keras' draw order: permutation, weights).
+    Labels are not mixed (in a model the layer sees only its input)."""
+
+    def transform(self, x, rng, alpha, seed=None):
+        batch = x.shape[0]
+        permutation = rng.permutation(batch)
+        weights = rng.beta(alpha, alpha, batch).astype(np.float32)
+        return self.mix(x, weights, permutation), (weights, permutation)
+
+    @staticmethod
+    def mix(x, weights, permutation):
+        images = x.astype(np.float32)
+        w = weights.reshape(-1, 1, 1, 1).astype(np.float32)
+        return w * images + (np.float32(1) - w) * images[permutation]
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        g, added = _batched(cotangents[0])
+        weights, permutation = aux
+        w = weights.reshape(-1, 1, 1, 1)
+        dx = w * g
+        np.add.at(dx, permutation, (1 - w) * g)
+        return [(dx[0] if added else dx).astype(inputs[0].dtype, copy=False)]
+
+
+class CutMixPrim(_ImageAugmentation):
+    """Keras' CutMix on the images: per image a box of ``sqrt(1 - w)`` of the width and of the
+    height, at ``U(0, 1)`` of the free room, is replaced by the same box of another image of the
+    batch (a random permutation); ``w ~ Beta(a, a)`` with one ``a ~ U(factor) + 1e-6`` per batch
+    (Keras' draw order: ``a``, ``w``, x starts, y starts, permutation). One unbatched image is
+    kept, as Keras does."""
+
+    def noise(self, x, rng, **attrs):
+        if x.ndim == 3:
+            return x, None
+        return self.transform(x, rng, **attrs)
+
+    def transform(self, x, rng, factor, data_format, seed=None):
+        batch = x.shape[0]
+        h, w = _spatial_axes(data_format)
+        alpha = float(_uniform(rng, factor[0], factor[1], ())) + 1e-6
+        ratio = np.sqrt(np.float32(1) - rng.beta(alpha, alpha, batch).astype(np.float32))
+        corners = []
+        for length in (x.shape[w], x.shape[h]):
+            crop = (ratio * np.float32(length)).astype(np.float32)
+            start = _uniform(rng, 0.0, 1.0, batch) * (np.float32(length) - crop)
+            corners += [start, start + crop]
+        permutation = rng.permutation(batch)
+        mask = RandomErasingPrim.mask(x.shape, corners, data_format)
+        return self.cut(x, mask, permutation), (mask, permutation)
+
+    @staticmethod
+    def cut(x, mask, permutation):
+        images = x.astype(np.float32)
+        return np.where(mask, images[permutation], images)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        if aux is None:
+            return [cotangents[0]]
+        mask, permutation = aux
+        g = cotangents[0]
+        dx = np.where(mask, 0, g)
+        np.add.at(dx, permutation, np.where(mask, g, 0))
+        return [dx.astype(inputs[0].dtype, copy=False)]
+
+
+class RandomElasticTransformPrim(_ImageAugmentation):
+    """Keras' RandomElasticTransform (torch backend's ``elastic_transform``): with ``d ~ U(scale)``
+    per batch, ``alpha = 0.1 d max(H, W)`` and ``sigma = 0.05 d min(H, W)``, each image (when
+    ``U(0, 1) < U(factor)``) is resampled at ``(y + alpha dy, x + alpha dx)`` where ``dx``,
+    ``dy`` are ``N(0, 1) sigma`` fields blurred by a ``int(6 sigma) | 1`` Gaussian, then clipped
+    to ``value_range``. Keras' draw order: probabilities, thresholds, ``d``, ``dx``, ``dy``.
+    Nothing happens when the upper bound of ``scale`` or ``factor`` is 0. No gradient."""
+
+    def transform(
+        self, x, rng, factor, scale, interpolation, fill_mode, fill_value, value_range, data_format, seed=None
+    ):
+        if scale[1] == 0 or factor[1] == 0:
+            return x, None
+        batch = x.shape[0]
+        h, w = _spatial_axes(data_format)
+        probability = _uniform(rng, factor[0], factor[1], batch)
+        apply = _uniform(rng, 0.0, 1.0, batch) < probability
+        distortion = _uniform(rng, scale[0], scale[1], ())
+        noise = [rng.standard_normal((batch, x.shape[h], x.shape[w])).astype(np.float32) for _ in range(2)]
+        return self.elastic(
+            x, apply, distortion, *noise, interpolation, fill_mode, fill_value, value_range, data_format
+        ), None
+
+    @staticmethod
+    def elastic(x, apply, distortion, dx, dy, interpolation, fill_mode, fill_value, value_range, data_format):
+        """``dx``, ``dy``: the ``N(0, 1)`` fields, before the scaling by sigma and the blur."""
+        images = _channels_last(x.astype(np.float32), data_format)
+        height, width = images.shape[1:3]
+        distortion = np.float32(distortion)
+        alpha = np.float32(max(height, width)) * (np.float32(0.1) * distortion)
+        sigma = np.float32(min(height, width)) * (np.float32(0.05) * distortion)
+        size = int(6 * sigma) | 1
+        fields = [
+            gaussian_blur((d * sigma)[..., None], (size, size), (sigma, sigma), "channels_last")[..., 0]
+            for d in (dx, dy)
+        ]
+        gy, gx = np.meshgrid(np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij")
+        xs, ys = gx[None] + alpha * fields[0], gy[None] + alpha * fields[1]
+        out = map_coordinates(images, ys, xs, interpolation, fill_mode, fill_value)
+        out = np.where(apply[:, None, None, None], out, images)
+        out = np.clip(out, value_range[0], value_range[1])
+        return _from_channels_last(out, data_format).astype(np.float32)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
+def auto_contrast(x, value_range, data_format):
+    """Keras' AutoContrast on a batch (min and max over axes 1 and 2, as Keras reduces), a flat
+    channel kept."""
+    low_range, high_range = float(value_range[0]), float(value_range[1])
+    original = x.astype(np.float32)
+    images = _to_range(original, (low_range, high_range), (0, 255))
+    low = images.min(axis=(1, 2), keepdims=True)
+    high = images.max(axis=(1, 2), keepdims=True)
+    flat = high == low
+    results = np.clip((images - low) * (np.float32(255) / np.where(flat, np.float32(1), high - low)), 0, 255)
+    results = _to_range(results, (0, 255), (low_range, high_range))
+    return np.where(flat, original, results).astype(np.float32)
+
+
+RAND_AUGMENT_OPS = (
+    "random_shear",
+    "random_translation",
+    "random_rotation",
+    "random_brightness",
+    "random_color_degeneration",
+    "random_contrast",
+    "random_sharpness",
+    "random_posterization",
+    "solarization",
+    "auto_contrast",
+    "equalization",
+)
+
+
+class RandAugmentPrim(_ImageAugmentation):
+    """Keras' RandAugment: ``num_ops`` operations drawn from ``RAND_AUGMENT_OPS`` (with
+    repetition), each Keras' layer built with ``factor`` as RandAugment builds it. As in Keras
+    every operation's random parameters are drawn once per call (after the choice of operations),
+    so an operation chosen twice applies the same draw twice: here each operation gets its own
+    generator, seeded from the main one in Keras' order, and replayed when applied. No
+    gradient."""
+
+    def transform(self, x, rng, value_range, num_ops, factor, interpolation, data_format, seed=None):
+        choices = rng.integers(0, len(RAND_AUGMENT_OPS), num_ops)
+        seeds = rng.integers(0, 2**63, len(RAND_AUGMENT_OPS))
+        return self.augment(x, choices, seeds, value_range, factor, interpolation, data_format), None
+
+    @staticmethod
+    def operations(value_range, factor, interpolation, data_format):
+        """``{name: (primitive or None, attrs)}`` of Keras' sub-layers."""
+        factor = tuple(float(f) for f in factor)
+        sorted_range = tuple(sorted(float(v) for v in value_range))
+        value_range = tuple(float(v) for v in value_range)
+        resample = {
+            "fill_mode": "reflect",
+            "interpolation": interpolation,
+            "fill_value": 0.0,
+            "data_format": data_format,
+        }
+        bits = float(max(1, int(8 * factor[1])))
+        return {
+            "random_shear": (RANDOM_SHEAR, {**resample, "x_factor": factor, "y_factor": factor}),
+            "random_translation": (RANDOM_TRANSLATION, {**resample, "height_range": factor, "width_range": factor}),
+            "random_rotation": (RANDOM_ROTATION, {**resample, "factor": factor}),
+            "random_brightness": (RANDOM_BRIGHTNESS, {"factor": factor, "value_range": sorted_range}),
+            "random_color_degeneration": (
+                RANDOM_COLOR_DEGENERATION,
+                {"factor": factor, "value_range": sorted_range, "data_format": data_format},
+            ),
+            "random_contrast": (
+                RANDOM_CONTRAST,
+                {"factor": factor, "value_range": value_range, "data_format": data_format},
+            ),
+            "random_sharpness": (
+                RANDOM_SHARPNESS,
+                {"factor": factor, "value_range": sorted_range, "data_format": data_format},
+            ),
+            "random_posterization": (RANDOM_POSTERIZATION, {"factor": (1.0, bits), "value_range": sorted_range}),
+            "solarization": (
+                SOLARIZATION,
+                {"addition_factor": factor, "threshold_factor": factor, "value_range": sorted_range},
+            ),
+            "auto_contrast": (None, {"value_range": sorted_range, "data_format": data_format}),
+            "equalization": (EQUALIZATION, {"value_range": sorted_range, "bins": 256, "data_format": data_format}),
+        }
+
+    @classmethod
+    def augment(cls, x, choices, seeds, value_range, factor, interpolation, data_format):
+        operations = cls.operations(value_range, factor, interpolation, data_format)
+        images = x.astype(np.float32)
+        for choice in choices:
+            name = RAND_AUGMENT_OPS[int(choice)]
+            prim, attrs = operations[name]
+            if prim is None:
+                images = auto_contrast(images, **attrs)
+            else:
+                images = prim.transform(images, np.random.default_rng(int(seeds[int(choice)])), **attrs)[0]
+        return images.astype(np.float32)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
+AUG_MIX_OPS_ALL = (
+    "random_shear",
+    "random_translation",
+    "random_rotation",
+    "random_posterization",
+    "solarization",
+    "auto_contrast",
+    "equalization",
+    "random_brightness",
+    "random_color_degeneration",
+    "random_contrast",
+    "random_sharpness",
+)
+AUG_MIX_OPS = AUG_MIX_OPS_ALL[:7]
+
+
+class AugMixPrim(_ImageAugmentation):
+    """Keras' AugMix: ``num_chains`` chains of up to ``chain_depth`` operations (each step one of
+    Keras' sub-layers, or none, chosen uniformly; each with its own draw), mixed by Dirichlet
+    (``alpha``) weights, then ``w x + (1 - w) mix`` with ``w ~ Beta(alpha, alpha)``, clipped to
+    ``value_range``. Keras' draw order: chain weights, ``w``, then the steps. No gradient."""
+
+    def transform(
+        self,
+        x,
+        rng,
+        value_range,
+        num_chains,
+        chain_depth,
+        factor,
+        alpha,
+        all_ops,
+        interpolation,
+        data_format,
+        seed=None,
+    ):
+        gamma = rng.gamma(alpha, size=num_chains).astype(np.float32)
+        weights = gamma / gamma.sum()
+        mix = np.float32(rng.beta(alpha, alpha))
+        names = AUG_MIX_OPS_ALL if all_ops else AUG_MIX_OPS
+        chains = []
+        for _ in range(num_chains):
+            steps = [int(rng.integers(0, len(names) + 1)) for _ in range(chain_depth)]
+            chains.append([(names[i], int(rng.integers(0, 2**63))) for i in steps if i < len(names)])
+        return self.augmix(x, weights, mix, chains, value_range, factor, interpolation, data_format), None
+
+    @staticmethod
+    def augmix(x, weights, mix, chains, value_range, factor, interpolation, data_format):
+        """``chains``: per chain the ``(operation name, seed of its draw)`` steps."""
+        operations = RandAugmentPrim.operations(value_range, factor, interpolation, data_format)
+        images = x.astype(np.float32)
+        augmented = np.zeros_like(images)
+        for weight, chain in zip(weights, chains):
+            chained = images.copy()
+            for name, step_seed in chain:
+                prim, attrs = operations[name]
+                if prim is None:
+                    chained = auto_contrast(chained, **attrs)
+                else:
+                    chained = prim.transform(chained, np.random.default_rng(step_seed), **attrs)[0]
+            augmented += chained.astype(np.float32) * np.float32(weight)
+        out = np.float32(mix) * images + (np.float32(1) - np.float32(mix)) * augmented
+        return np.clip(out, value_range[0], value_range[1]).astype(np.float32)
+
+    def training_vjp(self, cotangents, inputs, outputs, aux, **attrs):
+        return [None]
+
+
 RANDOM_FLIP = RandomFlipPrim("random_flip")
 RANDOM_ROTATION = RandomRotationPrim("random_rotation")
 RANDOM_ZOOM = RandomZoomPrim("random_zoom")
@@ -622,3 +1050,11 @@ EQUALIZATION = EqualizationPrim("equalization")
 RANDOM_ERASING = RandomErasingPrim("random_erasing")
 RANDOM_SHEAR = RandomShearPrim("random_shear")
 RANDOM_CROP = RandomCropPrim("random_crop")
+RANDOM_GAUSSIAN_BLUR = RandomGaussianBlurPrim("random_gaussian_blur")
+RANDOM_COLOR_JITTER = RandomColorJitterPrim("random_color_jitter")
+RANDOM_PERSPECTIVE = RandomPerspectivePrim("random_perspective")
+MIX_UP = MixUpPrim("mix_up")
+CUT_MIX = CutMixPrim("cut_mix")
+RANDOM_ELASTIC_TRANSFORM = RandomElasticTransformPrim("random_elastic_transform")
+RAND_AUGMENT = RandAugmentPrim("rand_augment")
+AUG_MIX = AugMixPrim("aug_mix")

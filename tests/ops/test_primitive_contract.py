@@ -357,6 +357,80 @@ EXAMPLES: dict[str, list[Case]] = {
         )
     ],
     "random_crop": [C(f(2, 5, 4, 2), height=3, width=2, data_format="channels_last", seed=None)],
+    "random_gaussian_blur": [
+        C(
+            f(2, 5, 4, 2),
+            factor=(0.0, 1.0),
+            kernel_size=(3, 3),
+            sigma=(0.0, 1.0),
+            value_range=(0.0, 255.0),
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
+    "cut_mix": [C(f(3, 4, 4, 2), factor=(0.0, 1.0), data_format="channels_last", seed=None)],
+    "mix_up": [C(f(3, 4, 4, 2), alpha=0.4, seed=None)],
+    "random_elastic_transform": [
+        C(
+            f(2, 5, 4, 2),
+            factor=(0.0, 1.0),
+            scale=(0.0, 1.0),
+            interpolation="bilinear",
+            fill_mode="reflect",
+            fill_value=0.0,
+            value_range=(0.0, 255.0),
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
+    "rand_augment": [
+        C(
+            f(2, 5, 4, 3),
+            value_range=(0.0, 255.0),
+            num_ops=2,
+            factor=(0.0, 0.5),
+            interpolation="bilinear",
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
+    "aug_mix": [
+        C(
+            f(2, 5, 4, 3),
+            value_range=(0.0, 255.0),
+            num_chains=2,
+            chain_depth=2,
+            factor=(0.0, 0.3),
+            alpha=1.0,
+            all_ops=True,
+            interpolation="bilinear",
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
+    "random_perspective": [
+        C(
+            f(2, 5, 4, 2),
+            factor=(0.0, 1.0),
+            scale=0.5,
+            interpolation="bilinear",
+            fill_value=0.0,
+            data_format="channels_last",
+            seed=None,
+        )
+    ],
+    "random_color_jitter": [
+        C(
+            f(2, 4, 4, 3),
+            brightness=(-0.1, 0.1),
+            contrast=(0.0, 0.3),
+            saturation=None,
+            hue=(0.0, 0.2),
+            value_range=(0.0, 255.0),
+            step_data_format="channels_last",
+            seed=None,
+        )
+    ],
     "random_grayscale": [C(f(2, 3, 3, 3), factor=0.5, data_format="channels_last", seed=None)],
     "random_invert": [C(f(2, 3, 3, 2), factor=(0.0, 0.5), value_range=(0.0, 255.0), seed=None)],
     "random_posterization": [C(f(3, 3, 2), factor=(1.0, 4.0), value_range=(0.0, 255.0), seed=None)],

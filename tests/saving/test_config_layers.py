@@ -29,6 +29,11 @@ SPECS = [
     ("AlphaDropout", dict(rate=0.2, noise_shape=(None, 1), seed=3), (None, 4)),
     ("Attention", dict(use_scale=True, score_mode="concat", dropout=0.1, seed=2), [(None, 3, 4), (None, 5, 4)]),
     ("Average", dict(), [(None, 4), (None, 4)]),
+    (
+        "AugMix",
+        dict(value_range=(0, 1), num_chains=2, chain_depth=2, factor=(0.1, 0.4), alpha=0.5, all_ops=False, seed=1),
+        (None, 5, 5, 3),
+    ),
     ("AutoContrast", dict(value_range=(0, 1)), (None, 5, 5, 3)),
     ("AveragePooling1D", dict(pool_size=3, strides=2, padding="same"), (None, 8, 3)),
     ("AveragePooling2D", dict(pool_size=(2, 3), strides=(1, 2), padding="same"), (None, 8, 8, 3)),
@@ -86,6 +91,7 @@ SPECS = [
     ("Cropping1D", dict(cropping=(1, 2)), (None, 8, 3)),
     ("Cropping2D", dict(cropping=((1, 2), (0, 1))), (None, 8, 8, 3)),
     ("Cropping3D", dict(cropping=1), (None, 6, 6, 6, 2)),
+    ("CutMix", dict(factor=(0.2, 0.7), seed=3, data_format="channels_first"), (None, 3, 5, 5)),
     (
         "Dense",
         dict(
@@ -189,21 +195,47 @@ SPECS = [
         ),
         [(None, 3, 4), (None, 5, 4)],
     ),
+    ("MixUp", dict(alpha=0.4, seed=3), (None, 5, 5, 3)),
     ("Multiply", dict(), [(None, 4), (None, 4)]),
     ("Normalization", dict(axis=-1, mean=[1.0, 2.0, 3.0], variance=[1.0, 4.0, 9.0]), (None, 3)),
     ("PReLU", dict(alpha_initializer="ones", shared_axes=[1], alpha_regularizer="l2"), (None, 4, 3)),
     ("Permute", dict(dims=(2, 1)), (None, 3, 4)),
     ("Pipeline", dict(layers=[("Rescaling", dict(scale=0.5)), ("Dense", dict(units=2))]), (None, 4)),
     ("RMSNormalization", dict(axis=[-2, -1], epsilon=1e-4), (None, 5, 4)),
+    (
+        "RandAugment",
+        dict(value_range=(0, 1), num_ops=3, factor=(0.1, 0.4), interpolation="nearest", seed=2),
+        (None, 5, 5, 3),
+    ),
     ("RandomBrightness", dict(factor=(-0.1, 0.3), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
+    (
+        "RandomColorJitter",
+        dict(value_range=(0, 1), brightness_factor=0.1, contrast_factor=(0.1, 0.3), hue_factor=0.2, seed=3),
+        (None, 5, 5, 3),
+    ),
     ("RandomColorDegeneration", dict(factor=(-0.2, 0.5), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
     ("RandomContrast", dict(factor=0.3, value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
+    (
+        "RandomGaussianBlur",
+        dict(factor=(0.2, 0.8), kernel_size=5, sigma=(0.1, 0.9), value_range=(0, 1), seed=2),
+        (None, 5, 5, 3),
+    ),
     ("RandomCrop", dict(height=3, width=4, seed=5, data_format="channels_first"), (None, 3, 5, 5)),
+    (
+        "RandomElasticTransform",
+        dict(factor=(0.2, 0.6), scale=0.4, fill_mode="mirror", value_range=(0, 1), seed=2),
+        (None, 5, 5, 3),
+    ),
     ("RandomErasing", dict(factor=(0.2, 0.6), scale=0.4, fill_value=[1.0, 2.0, 3.0], seed=1), (None, 5, 5, 3)),
     ("RandomFlip", dict(mode="vertical", seed=1), (None, 5, 5, 3)),
     ("RandomGrayscale", dict(factor=0.3, seed=1), (None, 5, 5, 3)),
     ("RandomHue", dict(factor=0.3, value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
     ("RandomInvert", dict(factor=(0.2, 0.5), value_range=(0, 1), seed=2), (None, 5, 5, 3)),
+    (
+        "RandomPerspective",
+        dict(factor=(0.2, 0.6), scale=0.4, interpolation="nearest", fill_value=1.0, seed=2),
+        (None, 5, 5, 3),
+    ),
     ("RandomPosterization", dict(factor=(2, 6), value_range=(0, 1), data_format="channels_first"), (None, 3, 5, 5)),
     (
         "RandomRotation",
@@ -287,6 +319,10 @@ def run_layer(layer, name: str, arrays):
     if name.startswith("Random") or name in (
         "Solarization",
         "Equalization",
+        "MixUp",
+        "CutMix",
+        "RandAugment",
+        "AugMix",
     ):  # augmentation: random when called bare, as in Keras
         # compare inference
         return layer(arrays, training=False)
