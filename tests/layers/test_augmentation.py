@@ -14,7 +14,8 @@ from irtool import layers
 from irtool.ops.augmentation import affine_transform
 from irtool.train.autodiff import GradientProgram
 
-from ..harness import assert_onnx_parity, assert_same_config, get_keras, require_keras, run_layer_test
+from ..harness import assert_onnx_parity, assert_same_config, require_keras, run_layer_test
+from ._augmentation import assert_config_round_trips, assert_identity_at_inference
 
 RNG = np.random.default_rng(7)
 
@@ -40,22 +41,12 @@ def images(shape=(3, 8, 7, 2), high=255.0):
 
 @pytest.mark.parametrize("name, kwargs", LAYERS, ids=IDS)
 def test_identity_at_inference_and_in_onnx(name, kwargs):
-    inputs = keras.Input((8, 7, 2))
-    model = keras.Model(inputs, getattr(layers, name)(**kwargs)(inputs))
-    x = images()
-    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
-    proto = assert_onnx_parity(model, x)
-    assert [n.op_type for n in proto.graph.node] in ([], ["Identity"])
+    assert_identity_at_inference(name, kwargs, images(), keras_too=False)
 
 
 @pytest.mark.parametrize("name, kwargs", LAYERS, ids=IDS)
 def test_configs_round_trip_and_match_keras(name, kwargs):
-    layer = getattr(layers, name)(**kwargs)
-    config = layer.get_config()
-    assert type(layer).from_config(config).get_config() == config
-    real = get_keras()
-    if real is not None:
-        assert_same_config(config, getattr(real.layers, name)(**kwargs).get_config(), ignore=("dtype", "name"))
+    assert_config_round_trips(name, kwargs, through_json=False)
 
 
 @pytest.mark.parametrize("name, kwargs", [LAYERS[0], LAYERS[2], LAYERS[7]], ids=["flip", "rotation", "contrast"])

@@ -16,6 +16,7 @@ from irtool.ops import augmentation as aug
 from irtool.ops.augmentation import affine_transform
 
 from ..harness import assert_onnx_parity, assert_same_config, get_keras, require_keras
+from ._augmentation import assert_config_round_trips, assert_identity_at_inference
 from .test_augmentation import _train_output
 
 RNG = np.random.default_rng(11)
@@ -53,25 +54,12 @@ def images(shape=(3, 8, 7, 3), high=255.0):
 
 @pytest.mark.parametrize("name, kwargs", LAYERS, ids=IDS)
 def test_identity_at_inference_and_in_onnx(name, kwargs):
-    inputs = keras.Input((8, 7, 3))
-    model = keras.Model(inputs, getattr(layers, name)(**kwargs)(inputs))
-    x = images()
-    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
-    proto = assert_onnx_parity(model, x)
-    assert [n.op_type for n in proto.graph.node] in ([], ["Identity"])
-    real = get_keras()
-    if real is not None:  # Keras is the identity at inference too
-        np.testing.assert_array_equal(np.asarray(getattr(real.layers, name)(**kwargs)(x, training=False)), x)
+    assert_identity_at_inference(name, kwargs, images(), keras_too=True)
 
 
 @pytest.mark.parametrize("name, kwargs", LAYERS, ids=IDS)
 def test_configs_round_trip_and_match_keras(name, kwargs):
-    layer = getattr(layers, name)(**kwargs)
-    config = layer.get_config()
-    assert type(layer).from_config(config).get_config() == config
-    real = get_keras()
-    if real is not None:
-        assert_same_config(config, getattr(real.layers, name)(**kwargs).get_config(), ignore=("dtype", "name"))
+    assert_config_round_trips(name, kwargs, through_json=False)
 
 
 def test_shear_config_with_a_number_loads():
