@@ -16,7 +16,6 @@ from irtool import constraints, initializers, ops, regularizers
 from irtool.layers.einsum_dense import build_sublayer
 from irtool.layers.layer import Layer
 from irtool.layers.multi_head_attention import MultiHeadAttention, _keras_mask, _shapes
-from irtool.ops.core import SymbolicTensor
 
 
 class GroupQueryAttention(Layer):
@@ -38,6 +37,7 @@ class GroupQueryAttention(Layer):
     _dense = MultiHeadAttention._dense
     _build_attention = MultiHeadAttention._build_attention
     _cast_input = MultiHeadAttention._cast_input
+    _project = MultiHeadAttention._project
     _compute_attention_mask = MultiHeadAttention._compute_attention_mask
     _compute_attention = MultiHeadAttention._compute_attention
 
@@ -146,19 +146,7 @@ class GroupQueryAttention(Layer):
         value, key = self._cast_input(value), self._cast_input(key)
         mask = self._compute_attention_mask(query_mask, value_mask, key_mask, attention_mask)
 
-        # The projections see the inputs without their masks, as in Keras.
-        tensors = [t for t in {id(t): t for t in (query, value, key)}.values() if isinstance(t, SymbolicTensor)]
-        saved = [t._keras_mask for t in tensors]
-        for t in tensors:
-            t._keras_mask = None
-        try:
-            gate = self._gate_dense(query) if self.use_gate else None
-            query = self._query_dense(query)
-            key = self._key_dense(key)
-            value = self._value_dense(value)
-        finally:
-            for t, m in zip(tensors, saved):
-                t._keras_mask = m
+        gate, query, key, value = self._project(query, key, value)
 
         key = ops.repeat(key, self.num_repeats, axis=2)  # (batch, source, query heads, head_dim)
         value = ops.repeat(value, self.num_repeats, axis=2)

@@ -264,19 +264,7 @@ class MultiHeadAttention(Layer):
         value, key = self._cast_input(value), self._cast_input(key)
         mask = self._compute_attention_mask(query_mask, value_mask, key_mask, attention_mask)
 
-        # The sublayers see the inputs without their masks (as in Keras, which removes them).
-        tensors = [t for t in {id(t): t for t in (query, value, key)}.values() if isinstance(t, SymbolicTensor)]
-        saved = [t._keras_mask for t in tensors]
-        for t in tensors:
-            t._keras_mask = None
-        try:
-            gate = self._gate_dense(query) if self._use_gate else None
-            query = self._query_dense(query)
-            key = self._key_dense(key)
-            value = self._value_dense(value)
-        finally:
-            for t, m in zip(tensors, saved):
-                t._keras_mask = m
+        gate, query, key, value = self._project(query, key, value)
 
         output, scores = self._compute_attention(
             query, key, value, mask, training, return_attention_scores, use_causal_mask
@@ -292,6 +280,20 @@ class MultiHeadAttention(Layer):
         if dtype is not None and str(dtype).startswith("float") and str(dtype) != self.dtype:
             return ops.cast(x, self.dtype)
         return x
+
+    def _project(self, query, key, value):
+        """``(gate or None, query, key, value)`` through the dense sublayers, which see the inputs
+        without their masks (as in Keras, which removes them)."""
+        tensors = [t for t in {id(t): t for t in (query, value, key)}.values() if isinstance(t, SymbolicTensor)]
+        saved = [t._keras_mask for t in tensors]
+        for t in tensors:
+            t._keras_mask = None
+        try:
+            gate = self._gate_dense(query) if self._use_gate else None
+            return gate, self._query_dense(query), self._key_dense(key), self._value_dense(value)
+        finally:
+            for t, m in zip(tensors, saved):
+                t._keras_mask = m
 
     def _compute_attention_mask(self, query_mask, value_mask, key_mask, attention_mask):
         """Keras' ``_compute_attention_mask`` for the input masks; the causal and sliding-window
