@@ -155,11 +155,12 @@ class RandomRotation(_Resampling):
         return {**super().get_config(), "factor": self.factor}
 
 
-def _range_factor(factor, name, message, open_low):
-    """RandomZoom's and RandomTranslation's ``_set_factor``: ``(lower, upper)``."""
+def _range_factor(factor, name, message, open_low=False, low=-1.0):
+    """RandomZoom's, RandomTranslation's and RandomShear's factor checks: ``(lower, upper)`` with
+    both in [``low``, 1] (``low`` excluded with ``open_low``); a number ``f`` gives ``(-|f|, |f|)``."""
 
     def check(value):
-        if value > 1.0 or (value <= -1.0 if open_low else value < -1.0):
+        if value > 1.0 or (value <= low if open_low else value < low):
             raise ValueError(message + f"Received: input_number={value}")
 
     if isinstance(factor, (tuple, list)):
@@ -592,21 +593,7 @@ def _named_factor(factor, name, bounds):
 def _shear_factor(factor, name):
     """RandomShear's ``_set_factor_with_name``: a number ``f`` in [0, 1] gives ``(-f, f)``."""
     message = "The `factor` argument should be a number (or a list of two numbers) in the range [0, 1.0]. "
-
-    def check(value):
-        if value > 1.0 or value < 0.0:
-            raise ValueError(message + f"Received: input_number={value}")
-
-    if isinstance(factor, (tuple, list)):
-        if len(factor) != 2:
-            raise ValueError(message + f"Received: {name}={factor}")
-        check(factor[0])
-        check(factor[1])
-        return tuple(sorted(factor))
-    if isinstance(factor, (int, float)):
-        check(factor)
-        return -abs(factor), abs(factor)
-    raise ValueError(message + f"Received: {name}={factor}")
+    return _range_factor(factor, name, message, low=0.0)
 
 
 class RandomShear(_Resampling):

@@ -7,7 +7,7 @@ import pytest
 import irtool
 from irtool import layers
 
-from ..harness import assert_same_outputs, get_keras, keras_parity, run_layer_test
+from ..harness import assert_same_outputs, keras_parity, require_keras, run_layer_test
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 RNG = np.random.default_rng(11)
@@ -78,8 +78,7 @@ def _model(lib, masked=False, causal=False, scores=False, **kwargs):
     ids=["plain", "scores", "causal", "sliding_scores", "masked", "masked_gate_scores", "dropout"],
 )
 def test_keras_parity(case):
-    if get_keras() is None:
-        pytest.skip("keras is not installed")
+    require_keras()
     query, value = QUERY.copy(), VALUE.copy()
     query[1, 2:] = 0.0
     value[0, 3:] = 0.0
@@ -95,9 +94,7 @@ def test_keras_parity(case):
 
 
 def test_keras_file_loads_in_irtool(tmp_path):
-    real = get_keras()
-    if real is None:
-        pytest.skip("keras is not installed")
+    real = require_keras()
     real.utils.set_random_seed(2)
     source = _model(real, causal=True, use_gate=True)
     source.save(tmp_path / "m.keras")

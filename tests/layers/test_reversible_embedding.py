@@ -7,7 +7,7 @@ import pytest
 import irtool
 from irtool import layers
 
-from ..harness import assert_same_outputs, get_keras, keras_parity, run_layer_test
+from ..harness import assert_same_outputs, keras_parity, require_keras, run_layer_test
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 RNG = np.random.default_rng(5)
@@ -76,8 +76,7 @@ def test_mask_follows_the_forward_call_only():
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(tie_weights=False, logit_soft_cap=0.7)], ids=["tied", "untied"])
 def test_keras_parity(kwargs):
-    if get_keras() is None:
-        pytest.skip("keras is not installed")
+    require_keras()
     ours, _ = keras_parity(
         lambda lib: tied_model(lib, **kwargs),
         IDS,
@@ -90,9 +89,7 @@ def test_keras_parity(kwargs):
 
 
 def test_keras_file_loads_in_irtool(tmp_path):
-    real = get_keras()
-    if real is None:
-        pytest.skip("keras is not installed")
+    real = require_keras()
     real.utils.set_random_seed(1)
     source = tied_model(real, tie_weights=False, logit_soft_cap=1.5)
     source.save(tmp_path / "m.keras")
