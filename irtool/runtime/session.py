@@ -260,7 +260,9 @@ class Binding:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device: expected 'cpu' or 'cuda', received {device!r}")
         if device == "cuda" and CUDA not in session.providers:
-            raise ValueError(f"device='cuda' needs a session on {CUDA}; this one runs on {', '.join(session.providers)}")
+            raise ValueError(
+                f"device='cuda' needs a session on {CUDA}; this one runs on {', '.join(session.providers)}"
+            )
         self.session = session
         self.device = device
         self.device_id = int(device_id)
