@@ -170,7 +170,6 @@ def _check(model, path: str, out: Path, args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     """``irtool export``: write the model as ONNX (atomically; nothing is left on failure)."""
     loaded = load(args.file, args.object, kinds=("python", "keras"), weights=args.weights)
-    note_fresh_weights(loaded)
     model = loaded.model
     loading.check_exportable(model)
     out = _output_path(args.output, args.file)
@@ -208,6 +207,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         f"exported {model.name} -> {out} (opset {opset}, {_count(len(proto.graph.node), 'node')}, "
         f"{model.count_params():,} params)"
     )
+    note_fresh_weights(loaded)
     return 0
 
 
@@ -359,7 +359,8 @@ WEIGHTS_HELP = (
 
 
 def note_fresh_weights(loaded: loading.LoadedModel) -> None:
-    """Say once that a model.py model runs or exports with the weights its initializers drew."""
+    """Say once, after a command succeeded, that a model.py model ran or was exported with the
+    weights its initializers drew (a failure prints its one error line and nothing else)."""
     if loaded.fresh_weights:
         print(
             f"irtool: note: model '{loaded.model.name}' has freshly initialised weights ({loaded.path.name} "
@@ -466,7 +467,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not Path(file).is_file():
             raise CLIError(f"no such input file: {file}", code=2)
     loaded = load(args.file, args.object, weights=args.weights)
-    note_fresh_weights(loaded)
     conflict = conflict_message(installed_runtimes())
     if conflict:
         print(f"irtool: warning: {conflict}", file=sys.stderr)
@@ -490,6 +490,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"p50 {timing.p50_ms:.3f} ms, p90 {timing.p90_ms:.3f} ms, p99 {timing.p99_ms:.3f} ms, "
                 f"{timing.throughput:,.0f} samples/s"
             )
+        note_fresh_weights(loaded)
         return 0
     written = _write_outputs(Path(args.output_dir), results) if args.output_dir else []
     if args.json:
@@ -499,11 +500,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             entry.update({"file": str(written[k])} if written else {"data": array.tolist()})
             outputs.append(entry)
         print(json.dumps({"model": loaded.name, "provider": provider, "outputs": outputs}))
+        note_fresh_weights(loaded)
         return 0
     print(f"ran {loaded.name} on {provider}")
     for k, (name, array) in enumerate(results.items()):
         where = f" -> {written[k]}" if written else f" {_preview(array)}"
         print(f"{name}: {tuple(array.shape)} {array.dtype}{where}")
+    note_fresh_weights(loaded)
     return 0
 
 
