@@ -25,6 +25,7 @@ from ._model_sources import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+DATA = ROOT / "tests" / "data"
 HAS_CUDA = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
 TWO_INPUTS = """
@@ -242,6 +243,8 @@ BAD = {
     "zero benchmark": (2, lambda d: [str(d / "tiny.onnx"), "--benchmark", "0"], "expected a positive integer"),
     "weights for onnx": (1, lambda d: [str(d / "tiny.onnx"), "--random", "--weights", str(d / "w.weights.h5")], "--weights loads weights into a model.py"),
     "weights not found": (1, lambda d: [str(d / "tiny.py"), "--random", "--weights", str(d / "none.weights.h5")], "no such weights file"),
+    "weights of another model": (1, lambda d: [str(d / "tiny.py"), "--random", "--weights", str(DATA / "mnist_mlp.weights.h5")], "cannot load the weights"),
+    "weights not h5": (1, lambda d: [str(d / "tiny.py"), "--random", "--weights", str(d / "x.npy")], "--weights expects a .weights.h5 file or a .keras archive"),
 }  # fmt: skip
 
 
