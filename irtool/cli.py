@@ -552,14 +552,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_run_parser(commands, common) -> None:
+def _add_run_parser(commands) -> None:
     run = commands.add_parser(
         "run",
-        parents=[common],
         help="run the model on ONNX Runtime",
         description="Run an ONNX file, a model.py or a .keras model (exported in memory) on ONNX Runtime: "
         "print the outputs, write them as .npy files, or benchmark.",
     )
+    run.add_argument("file", help="an .onnx file, a Python file that builds the model, or a saved .keras model")
+    run.add_argument(
+        "--object",
+        metavar="NAME",
+        help="the model to use: a global of the file holding a model, or a zero-argument function returning one",
+    )
+    run.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     run.add_argument(
         "--input",
         action="append",
@@ -649,7 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--show-trainable", action="store_true", help="add a 'Trainable' column")
     summary.set_defaults(func=cmd_summary)
     _add_plot_parser(commands)
-    _add_run_parser(commands, common)
+    _add_run_parser(commands)
     _add_inspect_parser(commands)
     return parser
 
