@@ -7,6 +7,7 @@ executor and lowering to ONNX.
 
 from irtool import (
     activations,
+    applications,
     backend,
     callbacks,
     constraints,
@@ -36,6 +37,7 @@ __all__ = [
     "Sequential",
     "Variable",
     "activations",
+    "applications",
     "backend",
     "callbacks",
     "constraints",

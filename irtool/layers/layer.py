@@ -377,6 +377,10 @@ class Layer(Operation):
         self.built = True
 
     def __call__(self, *args, **kwargs):
+        if "training" in kwargs and not self._call_has_training:
+            # As Keras: a layer whose ``call`` takes no ``training`` ignores it (Keras' files
+            # record ``training=True`` for preprocessing layers such as CenterCrop).
+            kwargs.pop("training")
         flat = tree.flatten([args, kwargs])
         # Weights created while this layer builds or runs (sublayers built lazily inside
         # ``call``) get paths under this layer's, like ``custom_rnn/dense_1/kernel``.
