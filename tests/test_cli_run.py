@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
+from onnx import TensorProto, helper
 
 from irtool.cli import main
 from irtool.loading import load_model
@@ -283,3 +284,24 @@ def test_debug_shows_the_traceback(tiny_onnx, tmp_path, capsys):
 def test_run_on_cuda(tiny_onnx, capsys):
     assert main(["run", str(tiny_onnx), "--random", "--providers", "cuda,cpu"]) == 0
     assert capsys.readouterr().out.startswith("ran tiny.onnx on CUDAExecutionProvider")
+
+
+def test_output_names_become_safe_file_names(tmp_path, capsys):
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["a"], ["scores/relu"]), helper.make_node("Neg", ["a"], ["../neg"])],
+        "two_outputs",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", 2])],
+        [
+            helper.make_tensor_value_info("scores/relu", TensorProto.FLOAT, ["n", 2]),
+            helper.make_tensor_value_info("../neg", TensorProto.FLOAT, ["n", 2]),
+        ],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    (tmp_path / "a.json").write_text("[[-1.5, 2], [3, -4]]")
+    out = tmp_path / "out"
+    argv = ["run", str(tmp_path / "m.onnx"), "--input", f"a={tmp_path / 'a.json'}", "--threads", "1"]
+    assert main([*argv, "--output-dir", str(out)]) == 0
+    assert files_under(out) == ["_neg.npy", "scores_relu.npy"]
+    assert np.load(out / "scores_relu.npy").tolist() == [[0.0, 2.0], [3.0, 0.0]]
+    assert np.load(out / "_neg.npy").tolist() == [[1.5, -2.0], [-3.0, 4.0]]
+    assert capsys.readouterr().out.splitlines()[1] == f"scores/relu: (2, 2) float32 -> {out / 'scores_relu.npy'}"
