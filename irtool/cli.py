@@ -438,21 +438,53 @@ def _output_file(folder: Path, name: str) -> Path:
 
 
 def _write_outputs(folder: Path, results: dict[str, np.ndarray]) -> list[Path]:
-    """Each output as ``.npy`` in ``folder``, each file written to a temp file and renamed."""
+    """Each output as ``.npy`` in ``folder``: all written to temp files first, then renamed, so a
+    failure leaves none of them."""
     paths = {name: _output_file(folder, name) for name in results}
     if len(set(paths.values())) != len(paths):
         raise CLIError(f"the outputs {', '.join(results)} map to the same file names in {folder}")
     _make_folders(folder)
-    for name, path in paths.items():
-        fd, tmp = tempfile.mkstemp(prefix=f".irtool-{path.stem}-", suffix=".npy.tmp", dir=folder)
-        try:
+    temps: dict[str, str] = {}
+    try:
+        for name, path in paths.items():
+            fd, temps[name] = tempfile.mkstemp(prefix=f".irtool-{path.stem}-", suffix=".npy.tmp", dir=folder)
             with os.fdopen(fd, "wb") as handle:
                 np.save(handle, results[name], allow_pickle=False)
-            os.replace(tmp, path)
-        finally:
+        for name, path in paths.items():
+            os.replace(temps.pop(name), path)
+    except OSError as error:
+        raise CLIError(f"cannot write the outputs to {folder}: {describe(error)}") from error
+    finally:
+        for tmp in temps.values():
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return list(paths.values())
+
+
+def _print_timing(loaded: loading.LoadedModel, provider: str, timing, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"model": loaded.name, "provider": provider, **timing.as_dict()}))
+        return
+    print(
+        f"benchmark {loaded.name} on {provider}: {timing.runs} runs of batch {timing.batch_size}: "
+        f"p50 {timing.p50_ms:.3f} ms, p90 {timing.p90_ms:.3f} ms, p99 {timing.p99_ms:.3f} ms, "
+        f"{timing.throughput:,.0f} samples/s"
+    )
+
+
+def _print_results(loaded: loading.LoadedModel, provider: str, results: dict, written: list, as_json: bool) -> None:
+    if as_json:
+        outputs = []
+        for k, (name, array) in enumerate(results.items()):
+            entry = {"name": name, "shape": list(array.shape), "dtype": str(array.dtype)}
+            entry.update({"file": str(written[k])} if written else {"data": array.tolist()})
+            outputs.append(entry)
+        print(json.dumps({"model": loaded.name, "provider": provider, "outputs": outputs}))
+        return
+    print(f"ran {loaded.name} on {provider}")
+    for k, (name, array) in enumerate(results.items()):
+        where = f" -> {written[k]}" if written else f" {_preview(array)}"
+        print(f"{name}: {tuple(array.shape)} {array.dtype}{where}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -482,30 +514,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as error:
         raise CLIError(f"ONNX Runtime failed on {args.file}: {describe(error)}") from error
     if args.benchmark:
-        if args.json:
-            print(json.dumps({"model": loaded.name, "provider": provider, **timing.as_dict()}))
-        else:
-            print(
-                f"benchmark {loaded.name} on {provider}: {timing.runs} runs of batch {timing.batch_size}: "
-                f"p50 {timing.p50_ms:.3f} ms, p90 {timing.p90_ms:.3f} ms, p99 {timing.p99_ms:.3f} ms, "
-                f"{timing.throughput:,.0f} samples/s"
-            )
-        note_fresh_weights(loaded)
-        return 0
-    written = _write_outputs(Path(args.output_dir), results) if args.output_dir else []
-    if args.json:
-        outputs = []
-        for k, (name, array) in enumerate(results.items()):
-            entry = {"name": name, "shape": list(array.shape), "dtype": str(array.dtype)}
-            entry.update({"file": str(written[k])} if written else {"data": array.tolist()})
-            outputs.append(entry)
-        print(json.dumps({"model": loaded.name, "provider": provider, "outputs": outputs}))
-        note_fresh_weights(loaded)
-        return 0
-    print(f"ran {loaded.name} on {provider}")
-    for k, (name, array) in enumerate(results.items()):
-        where = f" -> {written[k]}" if written else f" {_preview(array)}"
-        print(f"{name}: {tuple(array.shape)} {array.dtype}{where}")
+        _print_timing(loaded, provider, timing, args.json)
+    else:
+        written = _write_outputs(Path(args.output_dir), results) if args.output_dir else []
+        _print_results(loaded, provider, results, written, args.json)
     note_fresh_weights(loaded)
     return 0
 
