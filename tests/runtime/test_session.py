@@ -19,6 +19,7 @@ import irtool as keras
 from irtool import layers
 from irtool.runtime import InputError, ProviderError, Session, providers
 from irtool.runtime.feeds import format_shape
+from irtool.runtime.inspection import describe
 
 HAS_CUDA = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDAExecutionProvider is not available on this machine")
@@ -394,3 +395,16 @@ def test_cuda_parity_and_device_binding(mlp):
     binding.run()
     assert binding.outputs()[0].device_name() == "cuda"
     np.testing.assert_allclose(binding.numpy()["y"], session.run(x)["y"], rtol=1e-6, atol=1e-6)
+
+
+def test_a_file_with_external_data_runs_and_inspects_without_reading_it(mlp, tmp_path):
+    model, proto = mlp
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)
+    path = tmp_path / "mlp.onnx"
+    onnx.save_model(copy, path, save_as_external_data=True, location="mlp.onnx.data", size_threshold=0)
+    assert (tmp_path / "mlp.onnx.data").stat().st_size > 0
+    np.testing.assert_array_equal(Session(path).run(_x())["y"], Session(proto).run(_x())["y"])
+    report = describe(onnx.load(path, load_external_data=False))
+    assert report.parameters == model.count_params() == 6 * 8 + 8 + 8 * 3 + 3
+    assert report.op_counts == {"Gemm": 2, "Relu": 1}
