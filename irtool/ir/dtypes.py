@@ -42,6 +42,8 @@ def standardize_dtype(dtype) -> str:
         return FLOATX
     if isinstance(dtype, str):
         name = _ALIASES.get(dtype, dtype)
+        if name not in ALLOWED_DTYPES and name.startswith(("object", "str", "bytes", "<U", "|S")):
+            name = "string"  # NumPy's names for string arrays ("object", "str32", "<U5")
     elif dtype is float:
         name = FLOATX
     elif dtype is int:
