@@ -368,8 +368,7 @@ class IndexLookup(Layer):
             )
         self._called = True
         inputs = self._check_input(inputs)
-        rank = len(inputs.shape)
-        x = ops.expand_dims(inputs, -1) if rank == 0 else inputs
+        x = inputs
         lookups = table_lookup(x, self.table)
         if not self.invert:
             if self.num_oov_indices == 0 and not isinstance(lookups, SymbolicTensor) and np.any(lookups == -1):
@@ -385,7 +384,7 @@ class IndexLookup(Layer):
                 slots = ops.add(slots, np.array(self._oov_start_index(), np.int64))
                 lookups = ops.where(ops.equal(lookups, np.array(-1, np.int64)), slots, lookups)
         if self.output_mode == "int":
-            return ops.squeeze(lookups, -1) if rank == 0 else lookups
+            return lookups
         mode = "count" if self.output_mode == "tf_idf" else self.output_mode
         output = encode_categorical(lookups, mode, self._depth(), "float32")
         if self.output_mode == "tf_idf":
