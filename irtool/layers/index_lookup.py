@@ -89,7 +89,9 @@ class IndexLookup(Layer):
                 f"Received: output_mode={output_mode}"
             )
         if invert and output_mode != "int":
-            raise ValueError(f"`output_mode` must be `'int'` when `invert` is true. Received: output_mode={output_mode}")
+            raise ValueError(
+                f"`output_mode` must be `'int'` when `invert` is true. Received: output_mode={output_mode}"
+            )
         if sparse:
             # Keras allows it only with the TensorFlow backend; irtool has no sparse tensors.
             raise ValueError(

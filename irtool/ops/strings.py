@@ -24,8 +24,7 @@ ML_DOMAIN = "ai.onnx.ml"
 ML_OPSET = 2
 
 OUTSIDE_THE_MODEL = (
-    "keep it outside the exported model: preprocess in your input pipeline and export the model from the "
-    "layer after it"
+    "keep it outside the exported model: preprocess in your input pipeline and export the model from the layer after it"
 )
 
 
@@ -62,7 +61,9 @@ class LookupTable:
         if self.key_dtype != "string":
             order = np.argsort(np.asarray(self.keys, dtype=np.int64), kind="stable")
             self._sorted_keys = np.asarray(self.keys, dtype=np.int64)[order]
-            self._sorted_values = np.empty(len(self.keys) + 1, dtype=object if self.value_dtype == "string" else np.int64)
+            self._sorted_values = np.empty(
+                len(self.keys) + 1, dtype=object if self.value_dtype == "string" else np.int64
+            )
             self._sorted_values[:-1] = [self.values[i] for i in order]
             self._sorted_values[-1] = self.default
 
@@ -195,7 +196,9 @@ class HashCross(Primitive):
         for spec in specs:
             if not (spec.dtype == "string" or _is_integer(spec.dtype)):
                 raise ValueError(f"`hash_cross` needs string or integer inputs. Received: {list(map(str, specs))}.")
-            if len(spec.shape) != len(shape) or any(a not in (b, None) and b is not None for a, b in zip(spec.shape, shape)):
+            if len(spec.shape) != len(shape) or any(
+                a not in (b, None) and b is not None for a, b in zip(spec.shape, shape)
+            ):
                 raise ValueError(f"`hash_cross` needs inputs of one shape. Received: {list(map(str, specs))}.")
         return [TensorSpec(shape, "int64")]
 
@@ -219,8 +222,11 @@ class HashCross(Primitive):
         return [None] * len(inputs)
 
     def to_onnx(self, ctx, ins, outs, num_bins):
-        ctx.fail(self, "Keras crosses features with TensorFlow's FarmHash fingerprints, which no ONNX operator "
-                 "computes; " + OUTSIDE_THE_MODEL)
+        ctx.fail(
+            self,
+            "Keras crosses features with TensorFlow's FarmHash fingerprints, which no ONNX operator "
+            "computes; " + OUTSIDE_THE_MODEL,
+        )
 
 
 HASH_CROSS = HashCross()
@@ -228,4 +234,3 @@ HASH_CROSS = HashCross()
 
 def hash_cross(xs, num_bins):
     return apply(HASH_CROSS, list(xs), num_bins=int(num_bins))[0]
-

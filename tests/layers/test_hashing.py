@@ -55,7 +55,9 @@ def test_hashing_strings_match_keras(config):
     np.testing.assert_array_equal(irtool.Model(inputs, mine(inputs)).predict(WORDS, verbose=0), want)
 
 
-@pytest.mark.parametrize("config", [dict(num_bins=7), dict(num_bins=7, mask_value=0), dict(num_bins=7, salt=3)], ids=str)
+@pytest.mark.parametrize(
+    "config", [dict(num_bins=7), dict(num_bins=7, mask_value=0), dict(num_bins=7, salt=3)], ids=str
+)
 @pytest.mark.parametrize("dtype", ["int64", "int32", "float32"])
 def test_hashing_numbers_match_keras(config, dtype):
     keras = require_keras()

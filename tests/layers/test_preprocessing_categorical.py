@@ -1,6 +1,5 @@
 """CategoryEncoding and Discretization: Keras 3's outputs, configs, files and exact ONNX."""
 
-
 import numpy as np
 import pytest
 
