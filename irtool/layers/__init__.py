@@ -70,6 +70,8 @@ from irtool.layers.dropout import Dropout
 from irtool.layers.einsum_dense import EinsumDense
 from irtool.layers.embedding import Embedding
 from irtool.layers.group_query_attention import GroupQueryAttention
+from irtool.layers.hashing import HashedCrossing, Hashing
+from irtool.layers.index_lookup import IntegerLookup, StringLookup
 from irtool.layers.input_layer import Input, InputLayer
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.lambda_layer import Lambda

@@ -30,6 +30,11 @@ class LoweringContext:
         self._node_names = UniqueNamer()
         self.constants: dict = {}  # initializer name -> NumPy value (for folding at lowering)
         self.shapes: dict = {}  # value name -> static shape (None for unknown dims), where known
+        self.domains: dict = {}  # operator domain other than ONNX's own (ai.onnx.ml) -> opset version
+
+    def use_domain(self, domain: str, version: int) -> None:
+        """Declare that the model uses ``domain``'s operators (it gets an opset import)."""
+        self.domains[domain] = max(version, self.domains.get(domain, version))
 
     # -- emission ------------------------------------------------------------------------------
     def node(self, op_type: str, inputs: list, outputs=1, **attrs) -> list:
@@ -52,7 +57,7 @@ class LoweringContext:
         """Store ``array`` under an already-unique ``name``."""
         self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         self.constants[name] = array
-        self.dtypes[name] = array.dtype.name
+        self.dtypes[name] = "string" if array.dtype.kind in "OUS" else array.dtype.name
         self.shapes[name] = tuple(np.shape(array))
 
     def constant_value(self, name: str):
@@ -121,6 +126,8 @@ class LoweringContext:
 
     @staticmethod
     def onnx_dtype(dtype: str) -> int:
+        if dtype == "string":
+            return onnx.TensorProto.STRING
         return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
 
     def fail(self, prim, message: str):

@@ -159,6 +159,7 @@ def _lower(graph, opset, check, model_name, output_names, doc_string):
         nodes, model_name, input_protos, output_protos, initializer=ctx.initializers, doc_string=doc_string
     )
     opset_import = [helper.make_opsetid("", opset)]
+    opset_import += [helper.make_opsetid(domain, version) for domain, version in sorted(ctx.domains.items())]
     proto = helper.make_model(
         onnx_graph,
         opset_imports=opset_import,

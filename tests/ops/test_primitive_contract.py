@@ -36,6 +36,7 @@ from irtool.ir.spec import TensorSpec
 from irtool.ops.core import Primitive, apply
 from irtool.ops.operation import top_level_op
 from irtool.ops.rnn import KINDS, recurrent_primitive
+from irtool.ops.strings import LookupTable
 
 from ..conftest import run_onnx
 from ..train.gradcheck import check_gradients
@@ -113,10 +114,24 @@ class Case:
     const: tuple = ()
     prim: Primitive | None = None  # for primitives made by a factory (no module-level instance)
     atol: float = 1e-5
+    refused: str = ""  # the export refuses this op with a message containing this (no ONNX operator)
 
 
-def C(*inputs, const=(), prim=None, atol=1e-5, **attrs):
-    return Case(list(inputs), attrs, tuple(const), prim, atol)
+def C(*inputs, const=(), prim=None, atol=1e-5, refused="", **attrs):
+    return Case(list(inputs), attrs, tuple(const), prim, atol, refused)
+
+
+def s(*words, shape=None):
+    """A string tensor (an object array of str, irtool's representation)."""
+    out = np.empty(len(words), dtype=object)
+    out[:] = list(words)
+    return out.reshape(shape or (len(words),))
+
+
+def _table(key_dtype, value_dtype, default, keys, values):
+    table = LookupTable(key_dtype, value_dtype, default)
+    table.set(keys, values)
+    return table
 
 
 def _unary_cases(name):
@@ -468,6 +483,17 @@ EXAMPLES: dict[str, list[Case]] = {
         C(f(1, 5, 2), pool_size=(3,), strides=(2,), padding="same", data_format="channels_last"),
     ],
     "prelu": [C(away(2, 3), f(3))],
+    # strings: vocabulary tables (ONNX LabelEncoder) and TensorFlow's hashes (no ONNX operator)
+    "table_lookup": [
+        C(s("a", "é", "zz", "", shape=(2, 2)), table=_table("string", "int64", 0, ["a", "é", ""], [1, 2, 3])),
+        C(i(2, 3, dtype="int64"), table=_table("int64", "int64", -1, [-5, 0, 3], [7, 8, 9])),
+        C(i(2, 3, low=0, high=4), table=_table("int64", "string", "[UNK]", [1, 2], ["x", "y"])),
+    ],
+    "hash_bucket": [
+        C(s("a", "日本", "", shape=(3, 1)), num_bins=5, salt=None, refused="FarmHash fingerprint64"),
+        C(i(2, 3, dtype="int64"), num_bins=7, salt=(1, 2), refused="SipHash"),
+    ],
+    "hash_cross": [C(s("a", "b", "c"), i(3, dtype="int64"), num_bins=11, refused="FarmHash")],
     # reductions
     **{
         name: [C(f(2, 3, 2), axes=(1,), keepdims=False), C(f(2, 3), axes=(0, 1), keepdims=True)]
@@ -625,8 +651,14 @@ def test_primitive_contract(key, n, case):
     arrays64 = _float64(case.inputs)
     outs64 = _check_infer(prim, arrays64, attrs)
 
-    # ONNX lowering of a one-op model agrees with forward
+    # ONNX lowering of a one-op model agrees with forward (or refuses, naming what to do instead)
     model = _one_op_model(prim, case.inputs, attrs, case.const)
+    if case.refused:
+        with pytest.raises(keras.onnx.ExportError, match=case.refused) as info:
+            keras.onnx.to_onnx(model)
+        assert "keep it outside the exported model" in str(info.value)
+        assert prim.vjp([None] * prim.num_outputs, case.inputs, outs, **attrs) == [None] * len(case.inputs)
+        return
     proto = keras.onnx.to_onnx(model)
     feeds = [a for k, a in enumerate(case.inputs) if k not in case.const]
     got = run_onnx(proto, {x.name: a for x, a in zip(proto.graph.input, feeds)})

@@ -108,6 +108,10 @@ SPECS = [
         (None, 4),
     ),
     ("Discretization", dict(bin_boundaries=[0.0, 1.5], output_mode="one_hot"), (None, 1)),
+    ("StringLookup", dict(vocabulary=["a", "b", "c"], output_mode="multi_hot", mask_token=""), (None, 3)),
+    ("IntegerLookup", dict(vocabulary=[1, 2, 3], num_oov_indices=2), (None, 3)),
+    ("Hashing", dict(num_bins=5, salt=[1, 2], mask_value="a"), (None, 1)),
+    ("HashedCrossing", dict(num_bins=5, output_mode="one_hot"), [(None, 1), (None, 1)]),
     ("DepthwiseConv1D", dict(kernel_size=3, depth_multiplier=2, padding="same"), (None, 8, 3)),
     (
         "DepthwiseConv2D",
@@ -306,8 +310,10 @@ def sample_arrays(shape, name: str, seed: int = 0):
     if isinstance(shape, list):
         return [sample_arrays(s, name, seed + i + 1) for i, s in enumerate(shape)]
     concrete = tuple(2 if d is None else d for d in shape)
-    if name in ("CategoryEncoding", "Embedding", "ReversibleEmbedding"):
+    if name in ("CategoryEncoding", "Embedding", "ReversibleEmbedding", "IntegerLookup"):
         return rng.integers(0, 10, concrete).astype("int32")
+    if name in ("StringLookup", "Hashing", "HashedCrossing"):
+        return rng.choice(np.array(["a", "b", "c", "z", ""]), concrete)
     return rng.standard_normal(concrete).astype("float32")
 
 
