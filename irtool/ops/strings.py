@@ -168,7 +168,7 @@ class HashBucket(Primitive):
 
     def to_onnx(self, ctx, ins, outs, num_bins, salt):
         which = "FarmHash fingerprint64" if salt is None else "SipHash-2-4"
-        ctx.fail(self, f"Keras hashes with TensorFlow's {which}, which no ONNX operator computes; " + OUTSIDE_THE_MODEL)
+        ctx.fail(self, f"Keras' Hashing layer hashes with TensorFlow's {which}, which no ONNX operator computes; " + OUTSIDE_THE_MODEL)
 
 
 HASH_BUCKET = HashBucket()
@@ -224,7 +224,7 @@ class HashCross(Primitive):
     def to_onnx(self, ctx, ins, outs, num_bins):
         ctx.fail(
             self,
-            "Keras crosses features with TensorFlow's FarmHash fingerprints, which no ONNX operator "
+            "Keras' HashedCrossing layer crosses features with TensorFlow's FarmHash fingerprints, which no ONNX operator "
             "computes; " + OUTSIDE_THE_MODEL,
         )
 
