@@ -127,6 +127,7 @@ from irtool.layers.pooling import (
 )
 from irtool.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from irtool.layers.preprocessing_categorical import CategoryEncoding, Discretization
+from irtool.layers.recurrent import RNN, StackedRNNCells
 from irtool.layers.regularization import (
     ActivityRegularization,
     AlphaDropout,
