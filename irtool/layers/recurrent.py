@@ -141,7 +141,7 @@ class StackedRNNCells(Layer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dtype_from_config(dict(config))
-        cells = [deserialize_keras_object(c, custom_objects=custom_objects, kind="layer") for c in config.pop("cells")]
+        cells = [_unbuilt_cell(c, custom_objects) for c in config.pop("cells")]
         return cls(cells, **config)
 
 
@@ -272,9 +272,17 @@ class RNN(Layer):
     def from_config(cls, config, custom_objects=None):
         config = dtype_from_config(dict(config))
         cell = config.pop("cell")
-        if not isinstance(cell, Layer):
-            cell = deserialize_keras_object(cell, custom_objects=custom_objects, kind="layer")
-        return cls(cell, **config)
+        return cls(_unbuilt_cell(cell, custom_objects), **config)
+
+
+def _unbuilt_cell(config, custom_objects):
+    """A cell from its config, left unbuilt (its ``build_config`` dropped) so that the layer that
+    holds it builds it and its weights get Keras' paths (``rnn/stacked_rnn_cells/lstm_cell/kernel``)."""
+    if isinstance(config, Layer):
+        return config
+    if isinstance(config, dict):
+        config = {k: v for k, v in config.items() if k != "build_config"}
+    return deserialize_keras_object(config, custom_objects=custom_objects, kind="layer")
 
 
 def _size(shape: tuple):
