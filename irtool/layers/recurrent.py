@@ -188,6 +188,11 @@ class RNN(Layer):
         self.layout = _state_layout(cell.state_size)
         self.state_size = [item if isinstance(item, list) else _size(item) for item in self.layout]
 
+    @property
+    def n_states(self) -> int:
+        """How many state tensors the cell carries (nested states counted one by one)."""
+        return len(_leaves(self.layout))
+
     def build(self, sequences_shape, initial_state_shape=None):
         if isinstance(self.cell, Layer) and not self.cell.built:
             step_shape = (sequences_shape[0],) + tuple(sequences_shape[2:])

@@ -246,3 +246,40 @@ def test_refusals_say_what_was_expected():
     with pytest.raises(ValueError, match="expects 2 initial states"):
         x, h = irtool.Input((None, F)), irtool.Input((2,))
         layer(x, initial_state=[h])
+
+
+BIDIRECTIONAL = {
+    "minimal_concat_seq": lambda lib: lib.layers.Bidirectional(lib.layers.RNN(MINIMAL[lib](3), return_sequences=True)),
+    "lstm_cell_sum_state": lambda lib: lib.layers.Bidirectional(
+        lib.layers.RNN(lib.layers.LSTMCell(2), return_state=True), merge_mode="sum"
+    ),
+    "stacked_none_seq": lambda lib: lib.layers.Bidirectional(
+        lib.layers.RNN([lib.layers.GRUCell(2), lib.layers.SimpleRNNCell(3)], return_sequences=True), merge_mode=None
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BIDIRECTIONAL))
+def test_bidirectional_wraps_generic_rnns(case):
+    def build(lib):
+        x = lib.Input((None,), dtype="int32")
+        return lib.Model(x, BIDIRECTIONAL[case](lib)(lib.layers.Embedding(12, F, mask_zero=True)(x)))
+
+    batches = [RNG.integers(1, 12, np.shape(m)).astype("int32") * np.asarray(m, "int32") for m in MASKS.values()]
+    ours, theirs = keras_parity(
+        build,
+        batches[0],
+        extra_inputs=batches[1:],
+        atol=2e-5,
+        direct_call=True,
+        weight_paths=True,
+        configs=lambda layer: isinstance(layer, irtool.layers.Bidirectional),
+    )
+    layer = ours.layers[-1]
+    assert isinstance(layer, irtool.layers.Wrapper) and layer.layer is layer.forward_layer
+    proto = irtool.onnx.to_onnx(ours)
+    for ids in batches:
+        _compare_onnx(theirs, proto, ids)
+    rebuilt = irtool.Model.from_config(ours.get_config())
+    rebuilt.set_weights(ours.get_weights())
+    np.testing.assert_allclose(rebuilt.predict(batches[1], verbose=0), ours.predict(batches[1], verbose=0))
