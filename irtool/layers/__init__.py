@@ -42,6 +42,7 @@ from irtool.layers.augmentation import (
     Solarization,
 )
 from irtool.layers.bidirectional import Bidirectional
+from irtool.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from irtool.layers.convolutional import (
     Conv1D,
     Conv1DTranspose,

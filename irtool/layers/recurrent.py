@@ -185,8 +185,14 @@ class RNN(Layer):
         self.unroll = unroll
         self.zero_output_for_mask = zero_output_for_mask
         self.supports_masking = True
-        self.layout = _state_layout(cell.state_size)
-        self.state_size = [item if isinstance(item, list) else _size(item) for item in self.layout]
+        layout = _state_layout(cell.state_size)
+        self.state_size = [item if isinstance(item, list) else _size(item) for item in layout]
+
+    @property
+    def layout(self) -> list:
+        """The cell's per-sample state shapes, nested as its states (read when needed: a cell may
+        know them only once built, as ``ConvLSTMCell``)."""
+        return _state_layout(self.cell.state_size)
 
     @property
     def n_states(self) -> int:
@@ -255,7 +261,7 @@ class RNN(Layer):
             mask = mask[0] if mask else None
         output_mask = mask if self.return_sequences else None
         if self.return_state:
-            return [output_mask] + [None] * len(_leaves(self.layout))
+            return [output_mask] + [None] * self.n_states
         return output_mask
 
     def get_config(self):
