@@ -314,6 +314,7 @@ class ConvLSTM(RNN):
         for key in ("name", "trainable", "dtype"):
             cell_config.pop(key, None)
         config.update(cell_config)
+        config["activity_regularizer"] = regularizers.serialize(getattr(self, "activity_regularizer", None))
         return config
 
     @classmethod
