@@ -42,6 +42,7 @@ from irtool.layers.augmentation import (
     Solarization,
 )
 from irtool.layers.bidirectional import Bidirectional
+from irtool.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from irtool.layers.convolutional import (
     Conv1D,
     Conv1DTranspose,
@@ -129,6 +130,7 @@ from irtool.layers.pooling import (
 )
 from irtool.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from irtool.layers.preprocessing_categorical import CategoryEncoding, Discretization
+from irtool.layers.recurrent import RNN, StackedRNNCells
 from irtool.layers.regularization import (
     ActivityRegularization,
     AlphaDropout,

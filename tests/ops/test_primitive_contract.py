@@ -36,7 +36,9 @@ from irtool.ir.spec import TensorSpec
 from irtool.ops.core import Primitive, apply
 from irtool.ops.operation import top_level_op
 from irtool.ops.rnn import KINDS, recurrent_primitive
+from irtool.ops.scan import scan_primitive, trace_step
 from irtool.ops.strings import LookupTable
+from irtool.ops.variable import Variable
 
 from ..conftest import run_onnx
 from ..train.gradcheck import check_gradients
@@ -236,6 +238,27 @@ def _conv_cases():
     }  # fmt: skip
 
 
+def _scan_cases():
+    """``scan`` over a small step traced from ops (two weights; a plain and a masked, reversed run)."""
+    kernel, recurrent = Variable(f(3, 2, low=-0.7, high=0.7)), Variable(f(2, 2, low=-0.7, high=0.7))
+
+    def step(x, states):
+        h = irtool.ops.tanh(irtool.ops.matmul(x, kernel) + irtool.ops.matmul(states[0], recurrent))
+        return h * 2.0, [h]
+
+    body, _, _ = trace_step(step, TensorSpec((None, 3), "float32"), [TensorSpec((None, 2), "float32")])
+    common = dict(body=body, go_backwards=False, zero_output_for_mask=False, state_shapes=((2,),))
+    holes = np.array([[True, False, True, True], [False, False, True, False]])
+    return [
+        C(f(2, 4, 3), kernel.numpy(), recurrent.numpy(), prim=scan_primitive(1), has_initial_state=False,
+          has_mask=False, **common),
+        C(f(2, 4, 3), f(2, 2), holes, kernel.numpy(), recurrent.numpy(), prim=scan_primitive(1),
+          has_initial_state=True, has_mask=True, **{**common, "go_backwards": True}),
+        C(f(2, 4, 3), holes, kernel.numpy(), recurrent.numpy(), prim=scan_primitive(1), has_initial_state=False,
+          has_mask=True, **{**common, "zero_output_for_mask": True}),
+    ]  # fmt: skip
+
+
 EXAMPLES: dict[str, list[Case]] = {
     **{
         name: _unary_cases(name)
@@ -280,6 +303,7 @@ EXAMPLES: dict[str, list[Case]] = {
     "repeat": [C(f(2, 3), repeats=2, axis=1)],
     "tile": [C(f(2, 3), repeats=(2, 2))],
     **_conv_cases(),
+    "scan": _scan_cases(),
     # image
     "resize": [
         C(f(1, 3, 4, 2), size=(5, 6), factors=None, interpolation="bilinear", data_format="channels_last"),

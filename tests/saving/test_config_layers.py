@@ -176,6 +176,11 @@ SPECS = [
         (None, 5, 4),
     ),
     ("LSTMCell", dict(units=3, unit_forget_bias=False), (None, 4)),
+    ("ConvLSTM1D", dict(filters=2, kernel_size=3, padding="same", return_sequences=True), (None, 3, 5, 2)),
+    ("ConvLSTM2D", dict(filters=2, kernel_size=2, strides=(1, 2), go_backwards=True), (None, 3, 4, 5, 2)),
+    ("ConvLSTM3D", dict(filters=2, kernel_size=2, data_format="channels_first"), (None, 2, 1, 3, 3, 3)),
+    ("RNN", dict(cell=("LSTMCell", dict(units=3)), return_sequences=True, go_backwards=True), (None, 5, 4)),
+    ("StackedRNNCells", dict(cells=[("SimpleRNNCell", dict(units=3)), ("GRUCell", dict(units=2))]), (None, 4)),
     ("LayerNormalization", dict(axis=-1, epsilon=1e-5, center=False, gamma_regularizer="l2"), (None, 5, 4)),
     ("LeakyReLU", dict(negative_slope=0.1), (None, 4)),
     ("MaxPooling1D", dict(pool_size=3, strides=1), (None, 8, 3)),
@@ -286,7 +291,7 @@ SPECS = [
     ("ZeroPadding3D", dict(padding=1), (None, 2, 2, 2, 1)),
 ]
 IDS = [spec[0] for spec in SPECS]
-_CELLS = ("GRUCell", "LSTMCell", "SimpleRNNCell")
+_CELLS = ("GRUCell", "LSTMCell", "SimpleRNNCell", "StackedRNNCells")
 
 
 def make_layer(module, name: str, kwargs: dict):
@@ -297,9 +302,13 @@ def make_layer(module, name: str, kwargs: dict):
         kwargs["layer"] = getattr(module.layers, inner_name)(**inner_kwargs)
     if "layers" in kwargs:  # Pipeline
         kwargs["layers"] = [getattr(module.layers, inner)(**inner_kwargs) for inner, inner_kwargs in kwargs["layers"]]
+    if "cell" in kwargs:  # RNN
+        kwargs["cell"] = make_layer(module, *kwargs["cell"])
+    if "cells" in kwargs:  # StackedRNNCells
+        kwargs["cells"] = [make_layer(module, inner, inner_kwargs) for inner, inner_kwargs in kwargs["cells"]]
     if module is not irtool:
         for key, value in kwargs.items():
-            if hasattr(value, "get_config") and not isinstance(value, type):
+            if hasattr(value, "get_config") and not isinstance(value, type) and key != "cell":
                 family = key.rsplit("_", 1)[-1] + "s"
                 kwargs[key] = getattr(module, family).deserialize(serialize_keras_object(value))
     return getattr(module.layers, name)(**kwargs)
@@ -320,6 +329,8 @@ def sample_arrays(shape, name: str, seed: int = 0):
 def run_layer(layer, name: str, arrays):
     if name in ("MultiHeadAttention", "GroupQueryAttention"):
         return layer(arrays[0], arrays[1])
+    if name == "StackedRNNCells":
+        return layer(arrays, [np.zeros((arrays.shape[0], cell.state_size), "float32") for cell in layer.cells])[0]
     if name in _CELLS:
         return layer(arrays, [np.zeros((arrays.shape[0], layer.units), "float32")] * layer.n_states)[0]
     if name.startswith("Random") or name in (
