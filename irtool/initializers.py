@@ -248,7 +248,9 @@ class STFT(Initializer):
             win = get_window(win, frame_length, self.periodic)
         win = np.asarray(win, dtype)
         if win.shape != (frame_length,):
-            raise ValueError(f"The shape of `window` must be equal to [frame_length]. Received: window shape={win.shape}")
+            raise ValueError(
+                f"The shape of `window` must be equal to [frame_length]. Received: window shape={win.shape}"
+            )
         win = win.reshape(frame_length, 1, 1)
         scaling = np.asarray(1, dtype)
         if self.scaling == "density":

@@ -69,7 +69,9 @@ class STFTSpectrogram(Layer):
         if mode not in _MODES:
             raise ValueError(f"Output mode is invalid, it must be one of {', '.join(_MODES)}. Received: mode={mode}")
         if scaling is not None and scaling not in ("density", "spectrum"):
-            raise ValueError(f"Scaling is invalid, it must be `None`, 'density' or 'spectrum'. Received scaling={scaling}")
+            raise ValueError(
+                f"Scaling is invalid, it must be `None`, 'density' or 'spectrum'. Received scaling={scaling}"
+            )
         if padding not in ("valid", "same"):
             raise ValueError(f"Padding is invalid, it should be 'valid', 'same'. Received: padding={padding}")
         if isinstance(window, str):
@@ -181,7 +183,9 @@ _MEL_HIGH_FREQUENCY_Q = 1127.0
 
 
 def _hertz_to_mel(frequencies):
-    return np.float32(_MEL_HIGH_FREQUENCY_Q) * np.log(np.float32(1.0) + frequencies / np.float32(_MEL_BREAK_FREQUENCY_HERTZ))
+    return np.float32(_MEL_HIGH_FREQUENCY_Q) * np.log(
+        np.float32(1.0) + frequencies / np.float32(_MEL_BREAK_FREQUENCY_HERTZ)
+    )
 
 
 def linear_to_mel_weight_matrix(num_mel_bins, num_spectrogram_bins, sampling_rate, lower_edge_hertz, upper_edge_hertz):

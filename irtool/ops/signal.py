@@ -20,6 +20,7 @@ import numpy as np
 from irtool.ir.spec import TensorSpec, broadcast_shapes
 from irtool.ops.core import Primitive, apply
 from irtool.ops.gradients import unbroadcast
+from irtool.ops.operation import top_level_op
 from irtool.ops.shape import _tensor
 
 # Generalized cosine windows: ``sum_k (-1)^k a_k cos(2 pi k n / (M - 1))``, as
@@ -58,7 +59,9 @@ def stft_window(window, sequence_length: int, fft_length: int, dtype: str) -> np
         samples = np.ones(sequence_length)
     elif isinstance(window, str):
         if window not in ("hann", "hamming"):
-            raise ValueError(f'If a string is passed to `window`, it must be one of "hann", "hamming". Received: {window}')
+            raise ValueError(
+                f'If a string is passed to `window`, it must be one of "hann", "hamming". Received: {window}'
+            )
         samples = get_window(window, sequence_length, periodic=True)
     else:
         samples = np.asarray(window, dtype=np.float64)
@@ -148,7 +151,7 @@ class STFT(Primitive):
         if ctx.opset < 17:
             raise ctx.fail(self, f"ONNX's STFT needs opset 17 or later; export with opset >= 17 (asked: {ctx.opset})")
         (x,) = ins
-        rank = len(ctx.shapes[x]) if x in ctx.shapes else 2
+        rank = len(ctx.shapes[x])
         signal = ctx.unsqueeze(x, [0] if rank == 1 else [])[0]
         if center:
             pad = fft_length // 2
@@ -174,6 +177,7 @@ class STFT(Primitive):
 STFT_PRIM = STFT()
 
 
+@top_level_op("STFT")
 def stft(x, sequence_length, sequence_stride, fft_length, window="hann", center=True):
     """Keras' ``ops.stft``: ``(real, imag)``, each ``(..., frames, fft_length // 2 + 1)``."""
     if fft_length < sequence_length:
@@ -245,6 +249,7 @@ class Arctan2(Primitive):
 ARCTAN2 = Arctan2()
 
 
+@top_level_op("Arctan2")
 def arctan2(x1, x2):
     """Keras' ``ops.arctan2``: the angle of the point ``(x2, x1)``, elementwise."""
     return apply(ARCTAN2, [_tensor(x1), _tensor(x2)])[0]
