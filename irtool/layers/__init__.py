@@ -11,8 +11,8 @@ from irtool.layers.adaptive_pooling import (
     AdaptiveMaxPooling2D,
     AdaptiveMaxPooling3D,
 )
-from irtool.layers.audio_preprocessing import MelSpectrogram, STFTSpectrogram
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from irtool.layers.audio_preprocessing import MelSpectrogram, STFTSpectrogram
 from irtool.layers.augmentation import (
     AugMix,
     AutoContrast,

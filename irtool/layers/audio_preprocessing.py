@@ -65,7 +65,9 @@ class STFTSpectrogram(Layer):
                 f"Received fft_length={fft_length}, frame_length={frame_length}"
             )
         if fft_length is not None and (fft_length & -fft_length) != fft_length:
-            warnings.warn(f"`fft_length` is recommended to be a power of two. Received fft_length={fft_length}")
+            warnings.warn(
+                f"`fft_length` is recommended to be a power of two. Received fft_length={fft_length}", stacklevel=2
+            )
         if mode not in _MODES:
             raise ValueError(f"Output mode is invalid, it must be one of {', '.join(_MODES)}. Received: mode={mode}")
         if scaling is not None and scaling not in ("density", "spectrum"):
