@@ -43,6 +43,7 @@ from irtool.layers.augmentation import (
     Solarization,
 )
 from irtool.layers.bidirectional import Bidirectional
+from irtool.layers.clahe import ContrastLimitedAdaptiveHistogramEqualization
 from irtool.layers.convolutional import (
     Conv1D,
     Conv1DTranspose,

@@ -501,6 +501,23 @@ EXAMPLES: dict[str, list[Case]] = {
         C(f(1, 9), sequence_length=4, sequence_stride=4, fft_length=4, window=None, center=True),
     ],
     "arctan2": [C(away(2, 3), away(3)), C(away(2, 1), away(2, 3))],
+    # CLAHE: piecewise constant in the pixels (declares no gradient)
+    "clahe": [
+        C(
+            f(2, 5, 6, 2, low=0, high=255),
+            value_range=(0.0, 255.0),
+            clip_limit=2.0,
+            tile_grid_size=(2, 3),
+            data_format="channels_last",
+        ),
+        C(
+            f(1, 2, 4, 5, low=-1, high=1),
+            value_range=(-1.0, 1.0),
+            clip_limit=0.0,
+            tile_grid_size=(2, 2),
+            data_format="channels_first",
+        ),
+    ],
     # recurrent primitives (made by ``recurrent_primitive``), keyed by kind
     **{kind: [c for c in _recurrent_cases() if c.prim.kind == kind] for kind in KINDS},
 }
