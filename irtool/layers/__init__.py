@@ -43,6 +43,7 @@ from irtool.layers.augmentation import (
     Solarization,
 )
 from irtool.layers.bidirectional import Bidirectional
+from irtool.layers.bounding_boxes import MaxNumBoundingBoxes
 from irtool.layers.clahe import ContrastLimitedAdaptiveHistogramEqualization
 from irtool.layers.convolutional import (
     Conv1D,
