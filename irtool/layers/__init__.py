@@ -12,6 +12,7 @@ from irtool.layers.adaptive_pooling import (
     AdaptiveMaxPooling3D,
 )
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from irtool.layers.audio_preprocessing import MelSpectrogram, STFTSpectrogram
 from irtool.layers.augmentation import (
     AugMix,
     AutoContrast,
@@ -42,6 +43,8 @@ from irtool.layers.augmentation import (
     Solarization,
 )
 from irtool.layers.bidirectional import Bidirectional
+from irtool.layers.bounding_boxes import MaxNumBoundingBoxes
+from irtool.layers.clahe import ContrastLimitedAdaptiveHistogramEqualization
 from irtool.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from irtool.layers.convolutional import (
     Conv1D,

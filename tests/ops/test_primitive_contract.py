@@ -544,6 +544,30 @@ EXAMPLES: dict[str, list[Case]] = {
     # SpectralNormalization's training-time update: the identity on its input otherwise
     "spectral_norm_update": [C(f(2, 3), layer=None, power_iterations=1, training=None)],
     "unfold_time": [C(f(6, 5), f(2, 3, 1))],
+    # signal processing (MelSpectrogram's FFT, STFTSpectrogram's angle)
+    "stft": [
+        C(f(2, 20), sequence_length=6, sequence_stride=3, fft_length=8, window="hann", center=True),
+        C(f(13), sequence_length=5, sequence_stride=2, fft_length=6, window=(0.1, 0.5, 1.0, 0.5, 0.2), center=False),
+        C(f(1, 9), sequence_length=4, sequence_stride=4, fft_length=4, window=None, center=True),
+    ],
+    "arctan2": [C(away(2, 3), away(3)), C(away(2, 1), away(2, 3))],
+    # CLAHE: piecewise constant in the pixels (declares no gradient)
+    "clahe": [
+        C(
+            f(2, 5, 6, 2, low=0, high=255),
+            value_range=(0.0, 255.0),
+            clip_limit=2.0,
+            tile_grid_size=(2, 3),
+            data_format="channels_last",
+        ),
+        C(
+            f(1, 2, 4, 5, low=-1, high=1),
+            value_range=(-1.0, 1.0),
+            clip_limit=0.0,
+            tile_grid_size=(2, 2),
+            data_format="channels_first",
+        ),
+    ],
     # recurrent primitives (made by ``recurrent_primitive``), keyed by kind
     **{kind: [c for c in _recurrent_cases() if c.prim.kind == kind] for kind in KINDS},
 }

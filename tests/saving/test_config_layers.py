@@ -57,6 +57,7 @@ SPECS = [
     ("CenterCrop", dict(height=4, width=5), (None, 8, 8, 3)),
     ("CategoryEncoding", dict(num_tokens=10, output_mode="count"), (None, 3)),
     ("Concatenate", dict(axis=1), [(None, 2, 4), (None, 3, 4)]),
+    ("ContrastLimitedAdaptiveHistogramEqualization", dict(clip_limit=2.0, tile_grid_size=(2, 3)), (None, 6, 6, 2)),
     (
         "Conv1D",
         dict(filters=4, kernel_size=3, strides=2, padding="causal", activation="relu", kernel_regularizer="l1"),
@@ -188,6 +189,8 @@ SPECS = [
     ("MaxPooling3D", dict(pool_size=(1, 2, 2)), (None, 4, 4, 4, 2)),
     ("Masking", dict(mask_value=-1.0), (None, 5, 3)),
     ("Maximum", dict(), [(None, 4), (None, 4)]),
+    ("MaxNumBoundingBoxes", dict(max_number=5, bounding_box_format="xyxy"), (None, 4, 4, 3)),
+    ("MelSpectrogram", dict(fft_length=32, sequence_stride=8, num_mel_bins=6, top_db=60.0), (None, 100)),
     ("Minimum", dict(), [(None, 4), (None, 4)]),
     (
         "MultiHeadAttention",
@@ -277,6 +280,7 @@ SPECS = [
         (None, 5, 5, 3),
     ),
     ("SpatialDropout1D", dict(rate=0.2, seed=1), (None, 5, 3)),
+    ("STFTSpectrogram", dict(mode="psd", frame_length=8, frame_step=4, window="hamming"), (None, 40, 2)),
     ("SpatialDropout2D", dict(rate=0.2, data_format="channels_last"), (None, 5, 5, 3)),
     ("SpatialDropout3D", dict(rate=0.2), (None, 3, 3, 3, 2)),
     ("SpectralNormalization", dict(layer=("Dense", dict(units=3)), power_iterations=2), (None, 4)),
