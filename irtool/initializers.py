@@ -15,6 +15,7 @@ import numpy as np
 from irtool import random
 from irtool.ir.dtypes import standardize_dtype
 from irtool.ir.naming import to_snake_case
+from irtool.ops.signal import get_window
 from irtool.serialization.keras_objects import deserialize_keras_object, register_namespace, serialize_keras_object
 from irtool.serialization.object_registration import get_registered_object
 
@@ -210,6 +211,58 @@ class Identity(Initializer):
         return {"gain": self.gain}
 
 
+class STFT(Initializer):
+    """Kernels of a convolution that computes one side (``"real"`` or ``"imag"``) of a short-time
+    Fourier transform (Keras' ``STFT``, used by ``STFTSpectrogram``): for a shape
+    ``(frame_length, 1, bins)``, ``cos`` (or ``sin``) of ``-2 pi n k / (2 (bins - 1))``, times the
+    window (a name of ``ops.signal.WINDOWS``, samples, or ``None``) divided by its L2 norm
+    (``scaling="density"``) or its sum (``"spectrum"``)."""
+
+    def __init__(self, side="real", window="hann", scaling="density", periodic=False):
+        if side not in ("real", "imag"):
+            raise ValueError(f"side should be 'real' or 'imag', not {side}")
+        if isinstance(window, str):
+            get_window(window, 1, periodic)  # an unknown name fails here, as in Keras
+        if scaling is not None and scaling not in ("density", "spectrum"):
+            raise ValueError(
+                f"Scaling is invalid, it must be `None`, 'density' or 'spectrum'. Received scaling={scaling}"
+            )
+        self.side = side
+        self.window = window
+        self.scaling = scaling
+        self.periodic = periodic
+
+    def __call__(self, shape, dtype=None):
+        dtype = standardize_dtype(dtype)
+        frame_length, _, bins = shape
+        # Keras' float arithmetic in the weights' dtype, in its order, so the kernels agree bitwise
+        # as far as cos/sin do.
+        time = np.arange(frame_length, dtype=dtype).reshape(frame_length, 1, 1)
+        freq = np.arange(bins, dtype=dtype).reshape(1, 1, bins) / np.asarray((bins - 1) * 2, dtype)
+        args = (np.asarray(-2, dtype) * time) * freq * np.arccos(np.asarray(-1, dtype))
+        kernel = np.cos(args) if self.side == "real" else np.sin(args)
+        if self.window is None:
+            return kernel.astype(dtype)
+        win = self.window
+        if isinstance(win, str):
+            win = get_window(win, frame_length, self.periodic)
+        win = np.asarray(win, dtype)
+        if win.shape != (frame_length,):
+            raise ValueError(
+                f"The shape of `window` must be equal to [frame_length]. Received: window shape={win.shape}"
+            )
+        win = win.reshape(frame_length, 1, 1)
+        scaling = np.asarray(1, dtype)
+        if self.scaling == "density":
+            scaling = np.sqrt(np.sum(np.square(win)))
+        elif self.scaling == "spectrum":
+            scaling = np.sum(np.abs(win))
+        return (kernel * win / scaling).astype(dtype)
+
+    def get_config(self):
+        return {"side": self.side, "window": self.window, "periodic": self.periodic, "scaling": self.scaling}
+
+
 _CLASSES = [
     Zeros,
     Ones,
@@ -226,6 +279,7 @@ _CLASSES = [
     LecunUniform,
     Orthogonal,
     Identity,
+    STFT,
 ]
 _BY_NAME = {}
 for _cls in _CLASSES:
@@ -239,6 +293,7 @@ _BY_NAME.update(
         "one": Ones,
         "IdentityInitializer": Identity,
         "OrthogonalInitializer": Orthogonal,
+        "STFTInitializer": STFT,
     }
 )
 

@@ -24,8 +24,12 @@ ALLOWED_DTYPES = (
     "uint32",
     "uint64",
     "bool",
+    "string",
 )
-_ALIASES = {"float": "float32", "double": "float64", "int": "int64", "half": "float16"}
+_ALIASES = {"float": "float32", "double": "float64", "int": "int64", "half": "float16", "str": "string"}
+# String tensors are NumPy ``object`` arrays of Python ``str`` inside irtool; ``str_`` and
+# ``bytes_`` arrays (and lists) are converted at the boundary by ``to_string_array``.
+_STRING_KINDS = "OUS"
 
 
 def standardize_dtype(dtype) -> str:
@@ -38,15 +42,20 @@ def standardize_dtype(dtype) -> str:
         return FLOATX
     if isinstance(dtype, str):
         name = _ALIASES.get(dtype, dtype)
+        if name not in ALLOWED_DTYPES and name.startswith(("object", "str", "bytes", "<U", "|S")):
+            name = "string"  # NumPy's names for string arrays ("object", "str32", "<U5")
     elif dtype is float:
         name = FLOATX
     elif dtype is int:
         name = "int64"
     elif dtype is bool:
         name = "bool"
+    elif dtype is str or dtype is bytes:
+        name = "string"
     else:
         try:
-            name = np.dtype(dtype).name
+            numpy_dtype = np.dtype(dtype)
+            name = "string" if numpy_dtype.kind in _STRING_KINDS else numpy_dtype.name
         except TypeError:
             name = str(dtype)
     if name not in ALLOWED_DTYPES:
@@ -54,12 +63,30 @@ def standardize_dtype(dtype) -> str:
     return name
 
 
+def to_string_array(x) -> np.ndarray:
+    """``x`` (a ``str_``/``bytes_``/``object`` array, a list, a string) as irtool's string tensor: an
+    ``object`` array of ``str`` (bytes decoded as UTF-8, as TensorFlow and ONNX Runtime do)."""
+    array = np.asarray(x)
+    if array.dtype == object and all(isinstance(v, str) for v in array.flat):
+        return array
+    if array.dtype.kind not in _STRING_KINDS:
+        raise ValueError(f"Expected string data (str or bytes). Received: an array of dtype {array.dtype}.")
+    out = np.empty(array.shape, dtype=object)
+    for index, value in np.ndenumerate(array):
+        out[index] = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return out
+
+
+def is_string(dtype: str) -> bool:
+    return dtype == "string"
+
+
 def is_float(dtype: str) -> bool:
     return dtype.startswith("float")
 
 
 def itemsize(dtype: str) -> int:
-    return np.dtype(dtype).itemsize
+    return np.dtype(object if dtype == "string" else dtype).itemsize
 
 
 def result_dtype(*dtypes: str) -> str:

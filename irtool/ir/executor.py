@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irtool.ir.dtypes import to_string_array
 from irtool.ir.graph import Graph
 
 
@@ -63,6 +64,8 @@ class CompiledGraph:
 
 def as_array(x, dtype: str) -> np.ndarray:
     """Feed conversion: arrays keep their buffer when the dtype already matches."""
+    if dtype == "string":
+        return to_string_array(x)
     if isinstance(x, np.ndarray) and x.dtype == dtype:
         return x
     return np.asarray(x, dtype=dtype)

@@ -12,6 +12,7 @@ from irtool.layers.adaptive_pooling import (
     AdaptiveMaxPooling3D,
 )
 from irtool.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from irtool.layers.audio_preprocessing import MelSpectrogram, STFTSpectrogram
 from irtool.layers.augmentation import (
     AugMix,
     AutoContrast,
@@ -42,6 +43,9 @@ from irtool.layers.augmentation import (
     Solarization,
 )
 from irtool.layers.bidirectional import Bidirectional
+from irtool.layers.bounding_boxes import MaxNumBoundingBoxes
+from irtool.layers.clahe import ContrastLimitedAdaptiveHistogramEqualization
+from irtool.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from irtool.layers.convolutional import (
     Conv1D,
     Conv1DTranspose,
@@ -70,6 +74,8 @@ from irtool.layers.dropout import Dropout
 from irtool.layers.einsum_dense import EinsumDense
 from irtool.layers.embedding import Embedding
 from irtool.layers.group_query_attention import GroupQueryAttention
+from irtool.layers.hashing import HashedCrossing, Hashing
+from irtool.layers.index_lookup import IntegerLookup, StringLookup
 from irtool.layers.input_layer import Input, InputLayer
 from irtool.layers.input_spec import InputSpec
 from irtool.layers.lambda_layer import Lambda
@@ -127,6 +133,7 @@ from irtool.layers.pooling import (
 )
 from irtool.layers.preprocessing import CenterCrop, Normalization, Rescaling, Resizing
 from irtool.layers.preprocessing_categorical import CategoryEncoding, Discretization
+from irtool.layers.recurrent import RNN, StackedRNNCells
 from irtool.layers.regularization import (
     ActivityRegularization,
     AlphaDropout,

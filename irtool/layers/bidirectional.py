@@ -1,16 +1,22 @@
 """Bidirectional: a forward and a backward copy of an RNN layer, merged (Keras 3 semantics).
 
-When both directions are the same kind of layer with the same settings (the usual case, and
-always when ``backward_layer`` is not given), they run as one fused primitive that lowers to a
-single ONNX node with ``direction="bidirectional"``. Otherwise each direction runs on its own and
-the outputs are merged with ops.
+A ``Wrapper`` whose wrapped ``layer`` is the forward copy (what Keras' config stores under
+``layer``; the weights walk stores it once, at ``forward_layer``). When both directions are the
+same kind of fused layer (``SimpleRNN``/``LSTM``/``GRU``) with the same settings (the usual case,
+and always when ``backward_layer`` is not given), they run as one fused primitive that lowers to a
+single ONNX node with ``direction="bidirectional"``. Otherwise (a generic ``RNN(cell)``, a
+``ConvLSTM``, or two different directions) each direction runs on its own and the outputs are
+merged with ops.
 """
 
 from __future__ import annotations
 
 from irtool import ops
+from irtool.ir import tree
 from irtool.layers.layer import Layer, dtype_from_config
+from irtool.layers.recurrent import RNN
 from irtool.layers.rnn import _RNN, weight_scope
+from irtool.layers.wrapper import Wrapper
 from irtool.serialization.keras_objects import deserialize_keras_object, serialize_keras_object
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
@@ -38,7 +44,11 @@ def _strip(name: str, prefix: str) -> str:
     return name[len(prefix) :] if name.startswith(prefix) else name
 
 
-class Bidirectional(Layer):
+def _n_states(layer) -> int:
+    return layer.cell.n_states if isinstance(layer, _RNN) else layer.n_states
+
+
+class Bidirectional(Wrapper):
     """Bidirectional wrapper for RNNs: ``Bidirectional(LSTM(4), merge_mode="concat")``.
 
     Weights: the forward layer's (``bidirectional/forward_lstm/lstm_cell/kernel``...) then the
@@ -60,12 +70,14 @@ class Bidirectional(Layer):
                 '{"sum", "mul", "ave", "concat", None}'
             )
         for candidate in (layer, backward_layer):
-            if candidate is not None and not isinstance(candidate, _RNN):
+            if candidate is not None and not isinstance(candidate, (_RNN, RNN)):
                 raise ValueError(
-                    f"irtool's Bidirectional wraps SimpleRNN, LSTM or GRU layers. Received: {type(candidate).__name__}"
+                    "irtool's Bidirectional wraps recurrent layers (SimpleRNN, LSTM, GRU, RNN, ConvLSTM). "
+                    f"Received: {type(candidate).__name__}"
                 )
-        super().__init__(**kwargs)
-        self.forward_layer = _copy(layer, name=f"forward_{_strip(layer.name, 'forward_')}")
+        forward_layer = _copy(layer, name=f"forward_{_strip(layer.name, 'forward_')}")
+        super().__init__(forward_layer, **kwargs)
+        self.forward_layer = forward_layer
         if backward_layer is None:
             self.backward_layer = _copy(layer, name=f"backward_{_strip(layer.name, 'backward_')}", go_backwards=True)
         else:
@@ -107,7 +119,7 @@ class Bidirectional(Layer):
     def _fusable(self) -> bool:
         """One fused op when both directions are the same kind of layer with the same settings."""
         f, b = self.forward_layer, self.backward_layer
-        if type(f) is not type(b) or f.go_backwards or not b.go_backwards:
+        if not isinstance(f, _RNN) or type(f) is not type(b) or f.go_backwards or not b.go_backwards:
             return False
         fc, bc = f.cell, b.cell
         return (
@@ -140,11 +152,17 @@ class Bidirectional(Layer):
                 training=training,
             )
         # Different directions: run each on its own (the backward output re-aligned) and merge.
-        y = f._fused(sequences, forward_state, mask, training=training)
-        y_rev = b._fused(sequences, backward_state, mask, flip_output=self.return_sequences, training=training)
+        y = self._direction(f, sequences, forward_state, mask, training)
+        y_rev = self._direction(b, sequences, backward_state, mask, training)
+        if self.return_sequences:
+            # The backward layer's outputs are in processing order: back to the input's time order.
+            if self.return_state:
+                y_rev = [y_rev[0][:, ::-1], *y_rev[1:]]
+            else:
+                y_rev = y_rev[:, ::-1]
         states = []
         if self.return_state:
-            states = list(y[1:]) + list(y_rev[1:])
+            states = tree.flatten(y[1:]) + tree.flatten(y_rev[1:])
             y, y_rev = y[0], y_rev[0]
         if self.merge_mode == "concat":
             output = [ops.concatenate([y, y_rev], axis=-1)]
@@ -160,6 +178,12 @@ class Bidirectional(Layer):
             return output + states
         return output[0]
 
+    @staticmethod
+    def _direction(layer, sequences, initial_state, mask, training):
+        if isinstance(layer, _RNN):
+            return layer._fused(sequences, initial_state, mask, training=training)
+        return layer.call(sequences, initial_state=initial_state, mask=mask, training=training)
+
     def compute_mask(self, inputs, mask):
         if isinstance(mask, (list, tuple)):
             mask = mask[0] if mask else None
@@ -168,7 +192,7 @@ class Bidirectional(Layer):
         else:
             output_mask = [None, None] if self.merge_mode is None else [None]
         if self.return_state:
-            output_mask += [None] * (2 * self.forward_layer.cell.n_states)
+            output_mask += [None] * (2 * _n_states(self.forward_layer))
         return output_mask if len(output_mask) > 1 else output_mask[0]
 
     def get_config(self):

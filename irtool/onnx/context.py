@@ -12,6 +12,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from irtool.ir.naming import UniqueNamer
+from irtool.onnx.layout import channels_first, has_channels_last_ops
 
 
 class LoweringError(ValueError):
@@ -30,6 +31,11 @@ class LoweringContext:
         self._node_names = UniqueNamer()
         self.constants: dict = {}  # initializer name -> NumPy value (for folding at lowering)
         self.shapes: dict = {}  # value name -> static shape (None for unknown dims), where known
+        self.domains: dict = {}  # operator domain other than ONNX's own (ai.onnx.ml) -> opset version
+
+    def use_domain(self, domain: str, version: int) -> None:
+        """Declare that the model uses ``domain``'s operators (it gets an opset import)."""
+        self.domains[domain] = max(version, self.domains.get(domain, version))
 
     # -- emission ------------------------------------------------------------------------------
     def node(self, op_type: str, inputs: list, outputs=1, **attrs) -> list:
@@ -52,7 +58,7 @@ class LoweringContext:
         """Store ``array`` under an already-unique ``name``."""
         self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         self.constants[name] = array
-        self.dtypes[name] = array.dtype.name
+        self.dtypes[name] = "string" if array.dtype.kind in "OUS" else array.dtype.name
         self.shapes[name] = tuple(np.shape(array))
 
     def constant_value(self, name: str):
@@ -93,6 +99,53 @@ class LoweringContext:
     def int64s(self, values) -> str:
         return self.const(np.asarray(list(values), dtype=np.int64))
 
+    # -- graphs ------------------------------------------------------------------------------------
+    def lower_ops(self, graph, names: dict, final: dict) -> None:
+        """Emit every op of ``graph`` in order. ``names`` maps the values already named here (inputs,
+        weights) and receives the rest; ``final`` gives some values fixed names (graph outputs)."""
+        saved = self.scope, self.layer
+        for key in graph.ops:
+            op = graph.op(key)
+            ins = []
+            for v in op.inputs:
+                name = names.get(v)
+                if name is None:  # a constant, stored on first use
+                    name = names[v] = self.const(graph.constant_array(v), graph.name(v))
+                ins.append(name)
+            outs = []
+            for v in op.outputs:
+                name = final.get(v) or self.unique(graph.name(v))
+                names[v] = name
+                spec = graph.spec(v)
+                self.dtypes[name] = spec.dtype
+                self.shapes[name] = tuple(spec.shape)
+                outs.append(name)
+            self.scope = op.name.rsplit("/", 1)[0] if "/" in op.name else op.name
+            self.layer = self.scope
+            try:
+                op.prim.to_onnx(self, ins, outs, **op.attrs)
+            except NotImplementedError as error:
+                raise LoweringError(f"op '{op.name}' of layer '{self.layer}': {error}") from None
+        self.scope, self.layer = saved
+
+    def lower_graph(self, graph, input_names: list) -> list:
+        """Emit the ops of a nested ``graph`` (a primitive's body, e.g. ``ops.scan``'s step) into the
+        nodes being collected now, its inputs bound to ``input_names`` (a subgraph's formal inputs
+        or outer-scope names, such as weights), and return the names of its outputs.
+
+        Primitives in ``irtool.ops`` cannot import this package (it sits above them), so a nested
+        graph is lowered through the context they are given. Channels-last spatial ops in it are
+        converted first, as for a model's graph; its own weights, if any, become initializers.
+        """
+        if has_channels_last_ops(graph):
+            graph = channels_first(graph)
+        names = dict(zip(graph.inputs, input_names))
+        for v in graph.values("weight"):
+            if v not in names:
+                names[v] = self.const(graph.constant_array(v), graph.name(v))
+        self.lower_ops(graph, names, {})
+        return [names[v] for v in graph.outputs]
+
     # -- opset-dependent helpers -------------------------------------------------------------------
     def unsqueeze(self, x: str, axes: list, outputs=1) -> list:
         if not axes:
@@ -121,6 +174,8 @@ class LoweringContext:
 
     @staticmethod
     def onnx_dtype(dtype: str) -> int:
+        if dtype == "string":
+            return onnx.TensorProto.STRING
         return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
 
     def fail(self, prim, message: str):

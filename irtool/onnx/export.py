@@ -108,30 +108,10 @@ def _lower(graph, opset, check, model_name, output_names, doc_string):
         names[v] = name
         ctx.add_initializer(name, graph.constant_array(v))
 
-    for key in graph.ops:
-        op = graph.op(key)
-        ins = []
-        for v in op.inputs:
-            name = names.get(v)
-            if name is None:  # a constant, stored on first use
-                name = names[v] = ctx.const(graph.constant_array(v), graph.name(v))
-            ins.append(name)
-        outs = []
-        for v in op.outputs:
-            name = final.get(v) or ctx.unique(graph.name(v))
-            names[v] = name
-            spec = graph.spec(v)
-            ctx.dtypes[name] = spec.dtype
-            ctx.shapes[name] = tuple(spec.shape)
-            outs.append(name)
-        ctx.scope = op.name.rsplit("/", 1)[0] if "/" in op.name else op.name
-        ctx.layer = ctx.scope
-        try:
-            op.prim.to_onnx(ctx, ins, outs, **op.attrs)
-        except LoweringError as error:
-            raise ExportError(f"Lowering failed: {error}") from None
-        except NotImplementedError as error:
-            raise ExportError(f"Lowering failed: op '{op.name}' of layer '{ctx.layer}': {error}") from None
+    try:
+        ctx.lower_ops(graph, names, final)
+    except LoweringError as error:
+        raise ExportError(f"Lowering failed: {error}") from None
 
     output_protos = []
     ctx.scope = "output"
@@ -159,6 +139,7 @@ def _lower(graph, opset, check, model_name, output_names, doc_string):
         nodes, model_name, input_protos, output_protos, initializer=ctx.initializers, doc_string=doc_string
     )
     opset_import = [helper.make_opsetid("", opset)]
+    opset_import += [helper.make_opsetid(domain, version) for domain, version in sorted(ctx.domains.items())]
     proto = helper.make_model(
         onnx_graph,
         opset_imports=opset_import,

@@ -109,6 +109,7 @@ from irtool.ops.shape import (
     zeros,
     zeros_like,
 )
+from irtool.ops.signal import arctan2, stft
 from irtool.ops.variable import Variable
 
 

@@ -113,6 +113,9 @@ class Primitive:
         return attrs
 
     returns_aux = False
+    # Whether the primitive takes string tensors (lookups, hashing, identity); every other
+    # primitive refuses them in ``apply`` with an error naming it, instead of computing garbage.
+    accepts_strings = False
     # ``False`` for primitives with no gradient at all (comparisons, logical ops, argmax): their
     # ``vjp`` returns ``None`` for every input. A differentiable primitive still returns ``None``
     # for its non-float inputs (indices, masks) and when its outputs are not floats (a cast to int).
@@ -157,7 +160,7 @@ class Constant:
 
     @property
     def dtype(self) -> str:
-        return self.value.dtype.name
+        return standardize_dtype(self.value.dtype)
 
     def __repr__(self) -> str:
         return f"<Constant shape={self.value.shape} dtype={self.value.dtype.name}>"
@@ -275,14 +278,29 @@ def apply(prim: Primitive, inputs: list, **attrs):
             symbolic = True
             break
     if not symbolic:
-        out = prim.forward(*[value_of(x) for x in inputs], **attrs)
+        arrays = [value_of(x) for x in inputs]
+        if not prim.accepts_strings and any(a.dtype.kind in "OUS" for a in arrays):
+            _refuse_strings(prim, [spec_of(a) for a in arrays])
+        out = prim.forward(*arrays, **attrs)
         return [out] if prim.num_outputs == 1 else list(out)
     operands = [x if hasattr(x, "shape") and not isinstance(x, np.ndarray) else Constant(np.asarray(x)) for x in inputs]
     specs = [spec_of(x) for x in operands]
+    if not prim.accepts_strings and any(s.dtype == "string" for s in specs):
+        _refuse_strings(prim, specs)
     out_specs = prim.infer(specs, **attrs)
     node = PrimNode(prim, attrs, operands, _state.scope)
     node.outputs = [SymbolicTensor(s.shape, s.dtype, node, i) for i, s in enumerate(out_specs)]
     return node.outputs
+
+
+def _refuse_strings(prim: Primitive, specs: list):
+    scope_ = "/".join(call.operation.name for call in _state.scope if hasattr(call, "operation"))
+    where = f" in '{scope_}'" if scope_ else ""
+    raise ValueError(
+        f"`{prim.name}`{where} does not accept string tensors: strings go only through lookups and hashing "
+        f"(StringLookup, TextVectorization, Hashing, HashedCrossing). Received operands: "
+        f"{', '.join(str(s) for s in specs)}."
+    )
 
 
 def apply_in_scope(prim: Primitive, inputs: list, attrs: dict, scope_: tuple) -> list:
@@ -300,6 +318,7 @@ class Identity(Primitive):
     """``out = x``. Also gives each layer output its own tensor; the lowering drops it."""
 
     elementwise = True
+    accepts_strings = True
 
     name = "identity"
 

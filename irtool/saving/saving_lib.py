@@ -36,7 +36,7 @@ import numpy as np
 
 from irtool.layers.layer import one_mixed_precision_warning
 from irtool.saving import h5_weights
-from irtool.saving.h5_weights import open_h5, read_weights, write_atomically, write_weights
+from irtool.saving.h5_weights import open_h5, read_weights, weight_entries, write_atomically, write_weights
 from irtool.serialization import config_limits
 from irtool.serialization.config_limits import check_json_text
 from irtool.serialization.keras_objects import deserialize_keras_object, model_class, serialize_keras_object
@@ -119,8 +119,38 @@ def save_model(model, filepath, overwrite: bool = True, zipped=None, **kwargs) -
             archive.writestr(METADATA_FILENAME, metadata_json)
             archive.writestr(CONFIG_FILENAME, config_json)
             archive.writestr(WEIGHTS_FILENAME, weights.getvalue())
+            for name, data in asset_members(model).items():
+                archive.writestr(name, data)
 
     write_atomically(filepath, write)
+
+
+# Keras' `save_assets`/`load_assets` write and read files in a folder per saveable
+# (``assets/layers/string_lookup/vocabulary.txt``); irtool's layers hand over the same files as
+# ``{name: bytes}`` (``asset_files``/``load_asset_files``), so nothing touches a temporary folder.
+ASSETS_FOLDER = "assets"
+MAX_ASSET_BYTES = 1 << 30
+
+
+def asset_members(model) -> dict:
+    """``{archive member name: bytes}`` of every saveable's assets, under its attribute path."""
+    members = {}
+    for path, obj in weight_entries(model):
+        if hasattr(obj, "asset_files"):
+            for name, data in obj.asset_files().items():
+                members[f"{ASSETS_FOLDER}/{path}/{name}" if path else f"{ASSETS_FOLDER}/{name}"] = data
+    return members
+
+
+def load_assets(model, names: list, read) -> None:
+    """Hand each saveable the asset files stored under its path (``read(member) -> bytes``)."""
+    for path, obj in weight_entries(model):
+        if not hasattr(obj, "load_asset_files"):
+            continue
+        prefix = f"{ASSETS_FOLDER}/{path}/" if path else f"{ASSETS_FOLDER}/"
+        own = [n for n in names if n.startswith(prefix) and "/" not in n[len(prefix) :]]
+        if own:
+            obj.load_asset_files({n[len(prefix) :]: read(n) for n in own})
 
 
 def _model_files(model) -> tuple[str, str, io.BytesIO]:
@@ -143,7 +173,9 @@ def _save_model_to_dir(model, folder: str) -> None:
         (METADATA_FILENAME, metadata_json.encode()),
         (CONFIG_FILENAME, config_json.encode()),
         (WEIGHTS_FILENAME, weights.getvalue()),
+        *asset_members(model).items(),
     ):
+        os.makedirs(os.path.dirname(os.path.join(folder, name)), exist_ok=True)
         _write_bytes(os.path.join(folder, name), data)
 
 
@@ -289,6 +321,8 @@ def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: b
         _member(archive, WEIGHTS_FILENAME, MAX_WEIGHTS_BYTES, filepath)
         model = _model_from_config(config, filepath, custom_objects, compile, safe_mode)
         _load_weights_member(model, archive, filepath)
+        names = archive.namelist()
+        load_assets(model, names, lambda n: archive.read(_member(archive, n, MAX_ASSET_BYTES, filepath)))
     return model
 
 
@@ -351,7 +385,17 @@ def _load_model_from_dir(folder: str, custom_objects, compile: bool, safe_mode: 
     where = os.path.join(folder, WEIGHTS_FILENAME)
     with open_h5(weights, where) as h5file:
         read_weights(model, h5file, where)
+    names = []
+    for root, _, files in os.walk(os.path.join(folder, ASSETS_FOLDER)):
+        names += [os.path.relpath(os.path.join(root, f), folder).replace(os.sep, "/") for f in files]
+    load_assets(model, names, lambda n: _read_folder_asset(folder, n))
     return model
+
+
+def _read_folder_asset(folder: str, name: str) -> bytes:
+    where, base = os.path.split(os.path.join(folder, *name.split("/")))
+    with open(_folder_file(where, base, MAX_ASSET_BYTES), "rb") as file:
+        return file.read()
 
 
 # -- weights only -----------------------------------------------------------------------------------

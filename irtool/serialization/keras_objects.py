@@ -88,17 +88,10 @@ _BACKEND_LAYERS = {
     "TorchModuleWrapper": "a PyTorch `torch.nn.Module`",
     "TFSMLayer": "a TensorFlow SavedModel endpoint",
 }
-# Keras preprocessing layers irtool does not run (yet): strings are no irtool dtype, Keras hashes
-# with TensorFlow's FarmHash fingerprint64 (no ONNX operator computes it), and IntegerLookup is not
-# written yet. Loading one names it and says to keep it outside the model, not "unknown layer".
+# Keras preprocessing layers irtool does not run yet: loading one names it and says to keep it
+# outside the model, not "unknown layer".
 _UNSUPPORTED_PREPROCESSING = {
-    "StringLookup": "maps string tensors, and irtool tensors hold numbers only",
-    "TextVectorization": "splits and maps string tensors, and irtool tensors hold numbers only",
-    "Hashing": "hashes with TensorFlow's FarmHash fingerprint64, which irtool does not implement and "
-    "ONNX cannot express",
-    "HashedCrossing": "hashes with TensorFlow's FarmHash fingerprint64, which irtool does not implement and "
-    "ONNX cannot express",
-    "IntegerLookup": "is not implemented in irtool yet",
+    "TextVectorization": "(standardize, split, ngrams, then a StringLookup) is not implemented in irtool yet",
 }
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 

@@ -57,6 +57,7 @@ SPECS = [
     ("CenterCrop", dict(height=4, width=5), (None, 8, 8, 3)),
     ("CategoryEncoding", dict(num_tokens=10, output_mode="count"), (None, 3)),
     ("Concatenate", dict(axis=1), [(None, 2, 4), (None, 3, 4)]),
+    ("ContrastLimitedAdaptiveHistogramEqualization", dict(clip_limit=2.0, tile_grid_size=(2, 3)), (None, 6, 6, 2)),
     (
         "Conv1D",
         dict(filters=4, kernel_size=3, strides=2, padding="causal", activation="relu", kernel_regularizer="l1"),
@@ -108,6 +109,10 @@ SPECS = [
         (None, 4),
     ),
     ("Discretization", dict(bin_boundaries=[0.0, 1.5], output_mode="one_hot"), (None, 1)),
+    ("StringLookup", dict(vocabulary=["a", "b", "c"], output_mode="multi_hot", mask_token=""), (None, 3)),
+    ("IntegerLookup", dict(vocabulary=[1, 2, 3], num_oov_indices=2), (None, 3)),
+    ("Hashing", dict(num_bins=5, salt=[1, 2], mask_value="a"), (None, 1)),
+    ("HashedCrossing", dict(num_bins=5, output_mode="one_hot"), [(None, 1), (None, 1)]),
     ("DepthwiseConv1D", dict(kernel_size=3, depth_multiplier=2, padding="same"), (None, 8, 3)),
     (
         "DepthwiseConv2D",
@@ -172,6 +177,11 @@ SPECS = [
         (None, 5, 4),
     ),
     ("LSTMCell", dict(units=3, unit_forget_bias=False), (None, 4)),
+    ("ConvLSTM1D", dict(filters=2, kernel_size=3, padding="same", return_sequences=True), (None, 3, 5, 2)),
+    ("ConvLSTM2D", dict(filters=2, kernel_size=2, strides=(1, 2), go_backwards=True), (None, 3, 4, 5, 2)),
+    ("ConvLSTM3D", dict(filters=2, kernel_size=2, data_format="channels_first"), (None, 2, 1, 3, 3, 3)),
+    ("RNN", dict(cell=("LSTMCell", dict(units=3)), return_sequences=True, go_backwards=True), (None, 5, 4)),
+    ("StackedRNNCells", dict(cells=[("SimpleRNNCell", dict(units=3)), ("GRUCell", dict(units=2))]), (None, 4)),
     ("LayerNormalization", dict(axis=-1, epsilon=1e-5, center=False, gamma_regularizer="l2"), (None, 5, 4)),
     ("LeakyReLU", dict(negative_slope=0.1), (None, 4)),
     ("MaxPooling1D", dict(pool_size=3, strides=1), (None, 8, 3)),
@@ -179,6 +189,8 @@ SPECS = [
     ("MaxPooling3D", dict(pool_size=(1, 2, 2)), (None, 4, 4, 4, 2)),
     ("Masking", dict(mask_value=-1.0), (None, 5, 3)),
     ("Maximum", dict(), [(None, 4), (None, 4)]),
+    ("MaxNumBoundingBoxes", dict(max_number=5, bounding_box_format="xyxy"), (None, 4, 4, 3)),
+    ("MelSpectrogram", dict(fft_length=32, sequence_stride=8, num_mel_bins=6, top_db=60.0), (None, 100)),
     ("Minimum", dict(), [(None, 4), (None, 4)]),
     (
         "MultiHeadAttention",
@@ -268,6 +280,7 @@ SPECS = [
         (None, 5, 5, 3),
     ),
     ("SpatialDropout1D", dict(rate=0.2, seed=1), (None, 5, 3)),
+    ("STFTSpectrogram", dict(mode="psd", frame_length=8, frame_step=4, window="hamming"), (None, 40, 2)),
     ("SpatialDropout2D", dict(rate=0.2, data_format="channels_last"), (None, 5, 5, 3)),
     ("SpatialDropout3D", dict(rate=0.2), (None, 3, 3, 3, 2)),
     ("SpectralNormalization", dict(layer=("Dense", dict(units=3)), power_iterations=2), (None, 4)),
@@ -282,7 +295,7 @@ SPECS = [
     ("ZeroPadding3D", dict(padding=1), (None, 2, 2, 2, 1)),
 ]
 IDS = [spec[0] for spec in SPECS]
-_CELLS = ("GRUCell", "LSTMCell", "SimpleRNNCell")
+_CELLS = ("GRUCell", "LSTMCell", "SimpleRNNCell", "StackedRNNCells")
 
 
 def make_layer(module, name: str, kwargs: dict):
@@ -293,9 +306,13 @@ def make_layer(module, name: str, kwargs: dict):
         kwargs["layer"] = getattr(module.layers, inner_name)(**inner_kwargs)
     if "layers" in kwargs:  # Pipeline
         kwargs["layers"] = [getattr(module.layers, inner)(**inner_kwargs) for inner, inner_kwargs in kwargs["layers"]]
+    if "cell" in kwargs:  # RNN
+        kwargs["cell"] = make_layer(module, *kwargs["cell"])
+    if "cells" in kwargs:  # StackedRNNCells
+        kwargs["cells"] = [make_layer(module, inner, inner_kwargs) for inner, inner_kwargs in kwargs["cells"]]
     if module is not irtool:
         for key, value in kwargs.items():
-            if hasattr(value, "get_config") and not isinstance(value, type):
+            if hasattr(value, "get_config") and not isinstance(value, type) and key != "cell":
                 family = key.rsplit("_", 1)[-1] + "s"
                 kwargs[key] = getattr(module, family).deserialize(serialize_keras_object(value))
     return getattr(module.layers, name)(**kwargs)
@@ -306,14 +323,18 @@ def sample_arrays(shape, name: str, seed: int = 0):
     if isinstance(shape, list):
         return [sample_arrays(s, name, seed + i + 1) for i, s in enumerate(shape)]
     concrete = tuple(2 if d is None else d for d in shape)
-    if name in ("CategoryEncoding", "Embedding", "ReversibleEmbedding"):
+    if name in ("CategoryEncoding", "Embedding", "ReversibleEmbedding", "IntegerLookup"):
         return rng.integers(0, 10, concrete).astype("int32")
+    if name in ("StringLookup", "Hashing", "HashedCrossing"):
+        return rng.choice(np.array(["a", "b", "c", "z", ""]), concrete)
     return rng.standard_normal(concrete).astype("float32")
 
 
 def run_layer(layer, name: str, arrays):
     if name in ("MultiHeadAttention", "GroupQueryAttention"):
         return layer(arrays[0], arrays[1])
+    if name == "StackedRNNCells":
+        return layer(arrays, [np.zeros((arrays.shape[0], cell.state_size), "float32") for cell in layer.cells])[0]
     if name in _CELLS:
         return layer(arrays, [np.zeros((arrays.shape[0], layer.units), "float32")] * layer.n_states)[0]
     if name.startswith("Random") or name in (
