@@ -63,7 +63,13 @@ class LoadedModel:
     kind: str
     model: Model | None = None
     onnx: onnx.ModelProto | None = None
+    weights: Path | None = None
     _exported: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def fresh_weights(self) -> bool:
+        """True for a model.py model given no weights file: its weights are as its initializers drew them."""
+        return self.kind == "python" and self.weights is None
 
     @property
     def name(self) -> str:
@@ -114,21 +120,53 @@ def _unsupported(suffix: str) -> LoadError:
     )
 
 
-def load(path: str | os.PathLike, object_name: str | None = None, kinds: Sequence[str] = KINDS) -> LoadedModel:
-    """Load the model source at ``path``; ``kinds`` are the source kinds the caller accepts."""
+def load(
+    path: str | os.PathLike,
+    object_name: str | None = None,
+    kinds: Sequence[str] = KINDS,
+    weights: str | os.PathLike | None = None,
+) -> LoadedModel:
+    """Load the model source at ``path``; ``kinds`` are the source kinds the caller accepts.
+
+    ``weights`` (a ``.weights.h5`` file or a ``.keras`` archive) is loaded into the model, so a
+    model.py runs with trained weights instead of freshly initialised ones.
+    """
     kind = source_kind(path)
     if kind not in kinds:
         raise _unsupported(Path(path).suffix.lower())
+    if kind == "onnx":
+        if weights is not None:
+            raise LoadError(
+                f"--weights loads weights into a model.py or .keras model; {path} is ONNX, with its weights"
+            )
+        return LoadedModel(Path(path), kind, onnx=read_onnx_file(path, object_name))
     if kind == "python":
-        return LoadedModel(Path(path), kind, model=pick_model(run_model_file(path), object_name, str(path)))
-    if kind == "keras":
-        return LoadedModel(Path(path), kind, model=load_keras_file(path, object_name))
-    return LoadedModel(Path(path), kind, onnx=read_onnx_file(path, object_name))
+        model = pick_model(run_model_file(path), object_name, str(path))
+    else:
+        model = load_keras_file(path, object_name)
+    if weights is not None:
+        load_weights_file(model, weights)
+    return LoadedModel(Path(path), kind, model=model, weights=None if weights is None else Path(weights))
 
 
-def load_model(path: str | os.PathLike, object_name: str | None = None) -> Model:
+def load_model(
+    path: str | os.PathLike, object_name: str | None = None, weights: str | os.PathLike | None = None
+) -> Model:
     """The irtool model of a Python file or a ``.keras`` file (an ONNX file is refused)."""
-    return load(path, object_name, kinds=("python", "keras")).model
+    return load(path, object_name, kinds=("python", "keras"), weights=weights).model
+
+
+def load_weights_file(model: Model, weights: str | os.PathLike) -> None:
+    """Load ``weights`` (``.weights.h5`` or ``.keras``) into ``model``, or raise a one-line ``LoadError``."""
+    file = Path(weights)
+    if not (file.name.endswith(".weights.h5") or file.suffix == ".keras"):
+        raise LoadError(f"--weights expects a .weights.h5 file or a .keras archive, received {weights}")
+    if not file.is_file():
+        raise LoadError(f"no such weights file: {weights}")
+    try:
+        model.load_weights(file)
+    except Exception as error:
+        raise LoadError(f"cannot load the weights {weights} into model '{model.name}': {describe(error)}") from error
 
 
 # -- Python files ----------------------------------------------------------------------------------
@@ -278,6 +316,7 @@ __all__ = [
     "load",
     "load_keras_file",
     "load_model",
+    "load_weights_file",
     "numpy_reference",
     "pick_model",
     "read_onnx_file",

@@ -17,11 +17,12 @@ import math
 import warnings
 
 import numpy as np
+import onnx
 
 from irtool.layers.layer import Layer
 from irtool.models.functional_config import model_from_config, model_to_json
 from irtool.models.summary import print_summary
-from irtool.onnx import export_onnx
+from irtool.onnx import export_onnx, to_onnx
 from irtool.saving.saving_lib import load_weights, save_model, save_weights
 from irtool.train.callbacks import CallbackList
 from irtool.train.compile_config import deserialize_compile_config, serialize_compile_args
@@ -163,6 +164,10 @@ class Model(Trainer, Layer):
         if format != "onnx":
             raise ValueError(f"Unrecognized format={format!r}. irtool exports format='onnx'.")
         return export_onnx(self, filepath, opset=opset, **kwargs)
+
+    def to_onnx(self, opset=None) -> onnx.ModelProto:
+        """The model as a validated ``onnx.ModelProto``, in memory (what ``irtool.runtime.Session.from_model`` runs)."""
+        return to_onnx(self, opset=opset)
 
 
 def _num_samples(flat: list) -> int:

@@ -15,6 +15,7 @@ irtool model's NumPy executor) and reports, per output, how far they differ:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,8 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-CPU = "CPUExecutionProvider"
+from irtool.runtime.providers import CPU, CUDA, TENSORRT, ProviderError, check_active
+from irtool.runtime.providers import resolve as resolve_providers
 
 #: Sizes given to dynamic non-batch dimensions, by axis position and run.
 DYNAMIC_SIZES = (3, 5)
@@ -93,54 +95,82 @@ def graph_io(source: OnnxSource) -> tuple[list[TensorInfo], list[TensorInfo]]:
     return inputs, [_tensor_info(v) for v in graph.output]
 
 
-def _provider_name(provider: Any) -> str:
-    """A provider entry is a name or a ``(name, options)`` pair."""
-    return provider[0] if isinstance(provider, (tuple, list)) else str(provider)
+#: ``optimization`` names for ONNX Runtime's graph optimization levels.
+OPTIMIZATION_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
 
 
-def make_session(path_or_proto: OnnxSource, providers: Any = None) -> ort.InferenceSession:
+def session_options(threads: int | None = None, optimization: str = "all") -> ort.SessionOptions:
+    """``SessionOptions`` with ``threads`` intra-op threads (``None``: ONNX Runtime's choice, one per
+    physical core of the host, which oversubscribes a container) and an optimization level
+    (``"disable"``, ``"basic"``, ``"extended"`` or ``"all"``)."""
+    if optimization not in OPTIMIZATION_LEVELS:
+        raise ValueError(f"optimization: expected one of {', '.join(OPTIMIZATION_LEVELS)}, received {optimization!r}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = OPTIMIZATION_LEVELS[optimization]
+    if threads is not None:
+        if int(threads) < 1:
+            raise ValueError(f"threads: expected a positive number of threads, received {threads!r}")
+        options.intra_op_num_threads = int(threads)
+    return options
+
+
+def make_session(
+    path_or_proto: OnnxSource,
+    providers: Any = None,
+    *,
+    provider_options: Any = None,
+    strict: bool = True,
+    threads: int | None = None,
+    optimization: str = "all",
+) -> ort.InferenceSession:
     """An ``onnxruntime.InferenceSession`` on ``providers`` (default: the CPU provider).
 
-    ``path_or_proto`` is a file path, an ``onnx.ModelProto`` or serialized bytes;
-    ``providers`` a provider name, or a list of names or ``(name, options)`` pairs. When
-    CUDA is asked for, the CUDA/cuDNN libraries shipped in pip wheels are preloaded
-    (``onnxruntime.preload_dlls``, where it exists). Raises ``RuntimeError`` when a requested
-    provider is not available or the session silently fell back to another one.
+    ``path_or_proto`` is a file path, an ``onnx.ModelProto`` or serialized bytes; ``providers``
+    a provider or a list of them, each an alias (``"cuda"``), an ONNX Runtime name or a
+    ``(name, options)`` pair, with irtool's defaults filled in (``providers.resolve``). When
+    CUDA or TensorRT is asked for, the CUDA/cuDNN libraries shipped in pip wheels are preloaded
+    (``onnxruntime.preload_dlls``, where it exists). After creation the session's active
+    providers are compared with the requested ones: a provider that is not installed or did not
+    start raises ``ProviderError`` (a ``RuntimeError``) naming what was asked for, what runs and
+    the fix; with ``strict=False`` that sentence is one ``RuntimeWarning`` instead and the
+    session runs on what did start.
     """
-    if providers is None:
-        providers = [CPU]
-    elif isinstance(providers, (str, tuple)):
-        providers = [providers]
-    providers = list(providers)
-    names = [_provider_name(p) for p in providers]
-    if any("CUDA" in n or "Tensorrt" in n for n in names) and hasattr(ort, "preload_dlls"):
+    requested = resolve_providers(providers, provider_options)
+    if any(name in (CUDA, TENSORRT) for name, _ in requested) and hasattr(ort, "preload_dlls"):
         try:
             ort.preload_dlls()
-        except Exception:  # a failed preload shows up as a missing provider below
+        except Exception:  # a failed preload shows up as a provider that did not start, below
             pass
     available = ort.get_available_providers()
-    missing = [n for n in names if n not in available]
-    if missing:
-        raise RuntimeError(
-            f"ONNX Runtime {ort.__version__} has no {', '.join(missing)} (available: {', '.join(available)})."
-            + (" Install onnxruntime-gpu for CUDA." if any("CUDA" in n for n in missing) else "")
-        )
+    if strict:
+        problem = check_active(requested, available)
+        if problem:
+            raise ProviderError(problem)
+    # ONNX Runtime warns on its own about unavailable providers; leave them out and warn once below
+    usable = [(name, options) for name, options in requested if name in available] or [(CPU, {})]
     if isinstance(path_or_proto, onnx.ModelProto):
         source: Any = path_or_proto.SerializeToString()
     elif isinstance(path_or_proto, (bytes, bytearray)):
         source = bytes(path_or_proto)
     else:
         source = os.fspath(path_or_proto)
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(source, options, providers=providers)
-    active = session.get_providers()
-    fell_back = [n for n in names if n not in active]
-    if fell_back:
-        raise RuntimeError(
-            f"ONNX Runtime could not start {', '.join(fell_back)} (the session runs on {', '.join(active)}); "
-            "check the CUDA/cuDNN installation that onnxruntime-gpu needs."
-        )
+    session = ort.InferenceSession(
+        source,
+        session_options(threads, optimization),
+        providers=[name for name, _ in usable],
+        provider_options=[options for _, options in usable],
+    )
+    problem = check_active(requested, available, session.get_providers())
+    if problem:
+        if strict:
+            raise ProviderError(problem)
+        warnings.warn(problem, RuntimeWarning, stacklevel=2)
     return session
 
 
@@ -328,6 +358,7 @@ __all__ = [
     "CPU",
     "DYNAMIC_SIZES",
     "FLOAT_ROUNDING",
+    "OPTIMIZATION_LEVELS",
     "REAL_DISAGREEMENT",
     "ROUNDING_FACTOR",
     "ROUNDING_SLACK",
@@ -338,4 +369,5 @@ __all__ = [
     "load_onnx",
     "make_session",
     "random_inputs",
+    "session_options",
 ]
