@@ -729,7 +729,11 @@ def _add_serve_parser(commands) -> None:
     serve.add_argument(
         "--auth-token-env", metavar="VAR", help="require 'Authorization: Bearer <token>', the token read from VAR"
     )
-    serve.add_argument("--access-log", action="store_true", help="log every request (uvicorn's access log)")
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request as a JSON line on stderr (time, client, method, path, status, ms)",
+    )
     serve.add_argument("--weights", metavar="FILE", help=WEIGHTS_HELP)
     serve.add_argument("--object", metavar="NAME", help="the model to use in a model.py (as for export)")
     serve.add_argument("--debug", action="store_true", help="show the full traceback on errors")

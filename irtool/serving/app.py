@@ -20,6 +20,7 @@ on a free instance in a worker thread. With ``auth_token`` set, every route but 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hmac
 import time
 from dataclasses import dataclass, field
@@ -151,11 +152,17 @@ def _json(payload) -> Response:
 
 
 def create_app(
-    models, *, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES, auth_token: str | None = None
+    models,
+    *,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    auth_token: str | None = None,
+    access_log=None,
 ) -> Starlette:
     """The ASGI app serving ``models`` (``ServedModel``s; several versions of a name allowed).
 
-    Run it with any ASGI server (``uvicorn.run(app)``); ``irtool serve`` does that for you.
+    ``access_log``: a text stream that gets one JSON line per request (time, client, method,
+    path, status, milliseconds). Run the app with any ASGI server (``uvicorn.run(app)``);
+    ``irtool serve`` does that for you.
     """
     by_name: dict[str, dict[str, ServedModel]] = {}
     for model in models:
@@ -249,6 +256,8 @@ def create_app(
     app = Starlette(routes=routes, exception_handlers=_handlers(), lifespan=lifespan)
     if auth_token:
         app.add_middleware(_BearerToken, token=auth_token)
+    if access_log is not None:
+        app.add_middleware(_AccessLog, stream=access_log)
     app.state.metrics = metrics
     return app
 
@@ -300,3 +309,37 @@ class _BearerToken:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class _AccessLog:
+    """One JSON line per HTTP request on ``stream`` (structured, for log collectors)."""
+
+    def __init__(self, app, stream):
+        self.app = app
+        self.stream = stream
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+
+        async def record_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record_status)
+        finally:
+            client = scope.get("client") or ("", 0)
+            entry = {
+                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+                "client": f"{client[0]}:{client[1]}",
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status[0],
+                "ms": round((time.perf_counter() - started) * 1000, 3),
+            }
+            self.stream.write(orjson.dumps(entry).decode() + "\n")
+            self.stream.flush()

@@ -7,7 +7,8 @@ only what is already waiting, as Triton does), concatenates along axis 0, runs t
 free instance in a worker thread (ONNX Runtime releases the GIL, so the event loop never blocks
 on inference) and hands each request exactly its rows back, in order. A request that does not
 fit its batch (other shapes) simply starts the next one. The queue is bounded: a full queue is a
-503, and a request that waits longer than ``queue_timeout_s`` is a 503 too.
+503, and so is a request that waits in the queue longer than ``queue_timeout_s`` (once it is
+taken into a batch it runs to the end).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class _Pending:
     key: tuple
     future: asyncio.Future
     enqueued: float = field(default_factory=time.perf_counter)
+    dispatched: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Instances:
@@ -102,11 +104,12 @@ class Batcher:
         pending = _Pending(feeds, rows, key, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._arrived.set()
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), self.queue_timeout_s)
+        try:  # the timeout bounds the wait in the queue; a dispatched request runs to the end
+            await asyncio.wait_for(pending.dispatched.wait(), self.queue_timeout_s)
         except asyncio.TimeoutError:
             pending.future.cancel()
-            raise ProtocolError(f"the request waited over {self.queue_timeout_s} s for the model", 503) from None
+            raise ProtocolError(f"the request waited over {self.queue_timeout_s} s in the queue", 503) from None
+        return await pending.future
 
     async def _loop(self) -> None:
         while True:
@@ -126,11 +129,13 @@ class Batcher:
             first = self._queue.popleft()
         if first.future.done():
             return []
+        first.dispatched.set()
         batch, rows = [first], first.rows
         deadline = first.enqueued + self.delay
         while rows < self.max_batch_size:
             taken = self._take(first.key, self.max_batch_size - rows)
             if taken is not None:
+                taken.dispatched.set()
                 batch.append(taken)
                 rows += taken.rows
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 
 import uvicorn
 
@@ -10,15 +11,15 @@ from irtool.serving.app import create_app
 
 
 def run(models, host: str = "127.0.0.1", port: int = 8000, access_log: bool = False, on_start=None, **options) -> None:
-    """Serve ``models`` until SIGINT/SIGTERM; uvicorn then stops accepting connections, answers
+    """Serve ``models`` (``access_log``: JSON lines on stderr) until SIGINT/SIGTERM; uvicorn then stops accepting connections, answers
     the requests in flight (up to 30 s) and returns. ``on_start(url)`` runs once listening."""
-    app = create_app(models, **options)
+    app = create_app(models, access_log=sys.stderr if access_log else None, **options)
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level="warning",
-        access_log=access_log,
+        access_log=False,  # the app writes its own structured access log
         timeout_graceful_shutdown=30,
         timeout_keep_alive=5,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -174,3 +175,16 @@ def test_bearer_token(mlp_onnx):
         client = httpclient.InferenceServerClient(url)
         meta = client.get_model_metadata("m", headers={"Authorization": "Bearer s3cret"})
         assert meta["name"] == "m"
+
+
+def test_structured_access_log(mlp_onnx):
+    log = io.StringIO()
+    with serve([ServedModel("m", [Session(mlp_onnx.SerializeToString())])], access_log=log) as url:
+        assert raw(url, "GET", "/v2/models/m")[0] == 200
+        assert raw(url, "GET", "/v2/models/zz")[0] == 404
+    entries = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
+        ("GET", "/v2/models/m", 200),
+        ("GET", "/v2/models/zz", 404),
+    ]
+    assert all(e["client"].startswith("127.0.0.1:") and e["ms"] >= 0 and e["time"].endswith("+00:00") for e in entries)
