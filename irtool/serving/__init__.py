@@ -1,0 +1,19 @@
+"""Serving exported models over the KServe v2 / Open Inference Protocol (``irtool serve``).
+
+The server needs the ``serve`` extra (starlette, uvicorn, orjson, prometheus-client);
+``missing_extra()`` says what is missing so the CLI can print the install line instead of a
+traceback. ``irtool.serving.app.create_app`` gives the ASGI app for users running their own
+ASGI server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+EXTRA_MODULES = ("starlette", "uvicorn", "orjson", "prometheus_client")
+INSTALL = "pip install 'irtool[serve]'"
+
+
+def missing_extra() -> list[str]:
+    """The serve extra's modules that are not installed (empty when serving can run)."""
+    return [name for name in EXTRA_MODULES if importlib.util.find_spec(name) is None]

@@ -125,8 +125,10 @@ def parse_infer_request(body: bytes, header_length=None) -> InferRequest:
 
 def check_inputs(request: InferRequest, declared) -> None:
     """Check a request's inputs against a model's ``declared`` inputs (objects with ``name``,
-    ``dtype`` and ``dims``): every input given once, no unknown one, datatypes equal, ranks and
-    fixed dims equal. Messages name the input, the expected and the received."""
+    ``dtype`` and ``shape``, as ``irtool.runtime.TensorInfo``: an int per fixed dim, a name or
+    ``None`` per dynamic one, ``None`` for an unknown rank): every input given once, no unknown
+    one, datatypes equal, ranks and fixed dims equal. Messages name the input, the expected and
+    the received."""
     declared = {d.name: d for d in declared}
     unknown = sorted(set(request.inputs) - set(declared))
     if unknown:
@@ -139,9 +141,16 @@ def check_inputs(request: InferRequest, declared) -> None:
         expected, received = datatype_of(spec.dtype), datatype_of(array.dtype)
         if expected != received:
             raise ProtocolError(f"input '{name}': datatype {received}, the model expects {expected}")
-        dims = [d if isinstance(d, int) else -1 for d in spec.dims]
+        if spec.shape is None:
+            continue
+        dims = v2_dims(spec.shape)
         if len(dims) != array.ndim or any(d != -1 and d != n for d, n in zip(dims, array.shape)):
             raise ProtocolError(f"input '{name}': shape {list(array.shape)}, the model expects {dims} (-1: any size)")
+
+
+def v2_dims(shape) -> list:
+    """A declared shape as the protocol writes it: fixed dims as ints, dynamic ones as -1."""
+    return [d if isinstance(d, int) else -1 for d in shape]
 
 
 def encode_infer_response(model_name, outputs: dict, request: InferRequest, model_version=None):

@@ -147,7 +147,7 @@ def test_binary_sizes_are_checked():
 
 
 def test_inputs_are_checked_against_the_model():
-    declared = [SimpleNamespace(name="img", dtype=np.float32, dims=["batch", 784])]
+    declared = [SimpleNamespace(name="img", dtype=np.float32, shape=("batch", 784))]
     ok = parse_infer_request(
         orjson.dumps({"inputs": [{"name": "img", "shape": [1, 784], "datatype": "FP32", "data": [0] * 784}]})
     )

@@ -1,0 +1,114 @@
+"""The batcher on its own: rows in, exactly the same rows out, a bounded queue, bounded waits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from irtool.serving.batching import Batcher, Instances
+from irtool.serving.protocol import ProtocolError
+
+
+def doubling(calls):
+    def run(feeds):
+        calls.append(feeds["x"].shape[0])
+        return {"y": feeds["x"] * 2, "n": feeds["x"].sum(axis=1, keepdims=True)}
+
+    return run
+
+
+def test_waiting_requests_form_one_batch_and_get_their_own_rows():
+    calls = []
+
+    async def main():
+        batcher = Batcher(Instances([doubling(calls)]), max_batch_size=8, max_queue_delay_us=50_000)
+        inputs = [np.full((1 + i % 2, 3), i, np.float32) for i in range(6)]
+        results = await asyncio.gather(*(batcher.submit({"x": x}) for x in inputs))
+        await batcher.close()
+        return inputs, results
+
+    inputs, results = asyncio.run(main())
+    for x, out in zip(inputs, results):
+        np.testing.assert_array_equal(out["y"], x * 2)
+        np.testing.assert_array_equal(out["n"], x.sum(axis=1, keepdims=True))
+    assert sum(calls) == 9 and max(calls) > 1
+
+
+def test_different_shapes_never_share_a_batch():
+    calls = []
+
+    async def main():
+        batcher = Batcher(Instances([doubling(calls)]), max_batch_size=8, max_queue_delay_us=20_000)
+        a, b = np.ones((1, 3), np.float32), np.ones((1, 4), np.float32)
+        out = await asyncio.gather(batcher.submit({"x": a}), batcher.submit({"x": b}), batcher.submit({"x": a}))
+        await batcher.close()
+        return out
+
+    out = asyncio.run(main())
+    assert [o["y"].shape for o in out] == [(1, 3), (1, 4), (1, 3)]
+    assert sorted(calls) == [1, 2]
+
+
+def test_a_full_queue_and_a_long_wait_are_503():
+    release = threading.Event()
+
+    def blocked(feeds):
+        release.wait(10)
+        return {"y": feeds["x"]}
+
+    async def main():
+        batcher = Batcher(Instances([blocked]), max_batch_size=1, max_queue_size=2, queue_timeout_s=0.3)
+        x = {"x": np.ones((1, 2), np.float32)}
+        running = asyncio.ensure_future(batcher.submit(x))  # taken by the only instance
+        await asyncio.sleep(0.05)
+        queued = [asyncio.ensure_future(batcher.submit(x)) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        with pytest.raises(ProtocolError, match="queue is full") as full:
+            await batcher.submit(x)
+        assert full.value.status == 503
+        outcomes = await asyncio.gather(*queued, return_exceptions=True)
+        assert all(
+            isinstance(o, ProtocolError) and o.status == 503 and "waited over 0.3 s in the queue" in str(o)
+            for o in outcomes
+        )
+        release.set()
+        assert (await running)["y"].shape == (1, 2)
+        started = time.perf_counter()
+        assert (await batcher.submit(x))["y"].shape == (1, 2)  # still serving
+        assert time.perf_counter() - started < 5
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_a_failing_run_fails_its_requests_only():
+    def fails_on_negative(feeds):
+        if (feeds["x"] < 0).any():
+            raise RuntimeError("negative input")
+        return {"y": feeds["x"]}
+
+    async def main():
+        batcher = Batcher(Instances([fails_on_negative]), max_batch_size=4)
+        with pytest.raises(RuntimeError, match="negative"):
+            await batcher.submit({"x": -np.ones((1, 2), np.float32)})
+        out = await batcher.submit({"x": np.ones((2, 2), np.float32)})
+        await batcher.close()
+        return out
+
+    assert asyncio.run(main())["y"].shape == (2, 2)
+
+
+def test_rows_over_the_limit_and_mismatched_batch_dims_are_400():
+    async def main():
+        batcher = Batcher(Instances([lambda feeds: feeds]), max_batch_size=2)
+        with pytest.raises(ProtocolError, match="3 rows but the model's max batch size is 2"):
+            await batcher.submit({"x": np.ones((3, 1))})
+        with pytest.raises(ProtocolError, match="share their first"):
+            await batcher.submit({"x": np.ones((2, 1)), "z": np.ones((1, 1))})
+        await batcher.close()
+
+    asyncio.run(main())
