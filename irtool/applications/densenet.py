@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from irtool import backend, layers
+from irtool import layers
 from irtool.applications import _functional, imagenet_utils
 
 __all__ = ["DenseNet121", "DenseNet169", "DenseNet201", "decode_predictions", "preprocess_input"]
@@ -52,11 +52,6 @@ def DenseNet(
     name="densenet",
 ):
     """A 7x7 stride-2 stem and four dense blocks of ``blocks`` conv blocks with transitions between."""
-    if backend.image_data_format() == "channels_first":
-        raise ValueError(
-            "DenseNet does not support the `channels_first` image data format. Switch to `channels_last` by "
-            "editing your local config file at ~/.keras/keras.json"
-        )
     imagenet_utils.validate_weights(weights, include_top, classes)
     img_input = _functional.image_input(input_tensor, input_shape, 224, 32, include_top, weights)
     # Keras leaves the two paddings unnamed.
@@ -100,7 +95,7 @@ def _builder(blocks: list, default_name: str, doc: str):
 _INPUTS_DOC = """
 
     Inputs are scaled to [0, 1] and standardized with the ImageNet means and deviations
-    (``densenet.preprocess_input``), at least 32x32; 224x224 with ``include_top``; channels_last only."""
+    (``densenet.preprocess_input``), at least 32x32; 224x224 with ``include_top``."""
 
 DenseNet121 = _builder(
     [6, 12, 24, 16],
