@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+import irtool
+from irtool import layers
 from irtool.applications import vgg16, vgg19
 from tests.applications._parity import (
     KerasReference,
@@ -53,3 +55,17 @@ def test_preprocessing_is_caffe_mode():
         np.testing.assert_allclose(
             module.preprocess_input(x.copy()), x[..., ::-1] - [103.939, 116.779, 123.68], atol=1e-4
         )
+
+
+def test_input_tensor_grows_the_model_from_its_source_input(references):
+    # As in Keras: the model's input is the Input the tensor was computed from.
+    reference = references["VGG16"]
+    inputs = irtool.Input((32, 32, 3), name="raw")
+    halved = layers.Rescaling(0.5)(inputs)
+    model = vgg16.VGG16(weights=None, include_top=False, input_tensor=halved)
+    assert model.inputs[0] is inputs and model.layers[1].name == "rescaling"
+    model.load_weights(reference.legacy_h5(), by_name=True)
+    expected = reference.features("block5_pool")
+    np.testing.assert_allclose(
+        model.predict(reference.images * 2, verbose=0), expected, atol=1e-4 * np.abs(expected).max()
+    )
