@@ -142,7 +142,9 @@ class Model(Trainer, Layer):
         save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs) -> None:
-        """Load weights from a ``.weights.h5`` file or a ``.keras`` archive (written by irtool or Keras 3).
+        """Load weights from a ``.weights.h5`` file or a ``.keras`` archive (written by irtool or Keras 3),
+        or from Keras' legacy ``.h5`` weights (the keras.applications ImageNet files; ``by_name=True``
+        matches their layers by name instead of by order).
 
         Every weight's shape is checked first; a mismatch raises (naming the layer and both shapes)
         and leaves the model unchanged, or with ``skip_mismatch=True`` skips that layer with a warning.

@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 
 from irtool.layers.layer import one_mixed_precision_warning
-from irtool.saving import h5_weights
+from irtool.saving import h5_weights, legacy_h5
 from irtool.saving.h5_weights import open_h5, read_weights, weight_entries, write_atomically, write_weights
 from irtool.serialization import config_limits
 from irtool.serialization.config_limits import check_json_text
@@ -489,9 +489,13 @@ def _save_sharded_weights(model, filepath: str, max_shard_size, overwrite: bool)
 
 
 def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None:
-    """``model.load_weights(filepath)``: from a ``.weights.h5`` file or the weights of a ``.keras`` archive."""
+    """``model.load_weights(filepath)``: from a ``.weights.h5`` file, the weights of a ``.keras``
+    archive, or Keras' legacy ``.h5``/``.hdf5`` weights (``by_name=True`` matches those by layer name)."""
+    by_name = kwargs.pop("by_name", None)
     if kwargs:
         raise ValueError(f"Invalid keyword arguments: {kwargs}")
+    if by_name is not None and not legacy_h5.is_legacy_h5(os.fspath(filepath)):
+        raise ValueError(f"`by_name` only supports loading legacy '.h5' or '.hdf5' files. Received: {filepath}")
     if not getattr(model, "built", True):
         raise ValueError(
             "You are loading weights into a model that has not yet been built. Try building the model first by "
@@ -507,10 +511,12 @@ def load_weights(model, filepath, skip_mismatch: bool = False, **kwargs) -> None
             read_weights(model, h5file, where, skip_mismatch=skip_mismatch)
     elif filepath.endswith(".weights.h5"):
         h5_weights.load_weights(model, filepath, skip_mismatch=skip_mismatch)
+    elif legacy_h5.is_legacy_h5(filepath):
+        legacy_h5.load_weights(model, filepath, skip_mismatch=skip_mismatch, by_name=bool(by_name))
     else:
         raise ValueError(
-            f"File format not supported: filepath={filepath}. irtool loads Keras 3 `.keras`, `.weights.h5` and sharded `.weights.json` files "
-            "(the legacy `.h5` format is not supported)."
+            f"File format not supported: filepath={filepath}. irtool loads Keras 3 `.keras`, `.weights.h5` and "
+            "sharded `.weights.json` files, and Keras' legacy `.h5`/`.hdf5` weights."
         )
 
 

@@ -1,0 +1,44 @@
+"""irtool.applications.xception against keras.applications with the same weights."""
+
+import numpy as np
+import pytest
+
+from irtool.applications import xception
+from tests.applications._parity import (
+    KerasReference,
+    assert_argument_checks,
+    assert_imagenet_file_is_named,
+    assert_matches_keras,
+    assert_pooling_and_onnx,
+    build,
+)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return KerasReference(
+        str(tmp_path_factory.mktemp("xception")), "Xception", 71, classes=3, classifier_activation=None
+    )
+
+
+def test_matches_keras_with_the_same_weights(reference):
+    assert_matches_keras(build("Xception", reference), reference)
+
+
+def test_pooling_and_onnx(reference):
+    assert_pooling_and_onnx("Xception", reference, "block14_sepconv2_act")
+
+
+def test_argument_checks_match_keras():
+    assert_argument_checks("Xception", 71)
+
+
+def test_imagenet_weights_file_name(monkeypatch, tmp_path):
+    assert_imagenet_file_is_named(
+        "Xception", 71, "xception_weights_tf_dim_ordering_tf_kernels_notop.h5", monkeypatch, tmp_path
+    )
+
+
+def test_preprocessing_is_tf_mode():
+    x = np.random.default_rng(1).uniform(0, 255, (1, 4, 4, 3)).astype("float32")
+    np.testing.assert_allclose(xception.preprocess_input(x.copy()), x / 127.5 - 1, atol=1e-6)
