@@ -4,7 +4,18 @@ optional global pooling of a headless model."""
 
 from __future__ import annotations
 
+import itertools
+from collections import defaultdict
+
 from irtool import backend, layers, ops
+
+
+_uids: defaultdict = defaultdict(lambda: itertools.count(1))
+
+
+def get_uid(prefix: str) -> int:
+    """1, 2, 3... per ``prefix`` (Keras' ``backend.get_uid``), naming blocks built without a name."""
+    return next(_uids[prefix])
 
 
 def channel_axis() -> int:

@@ -10,7 +10,7 @@ import math
 
 from irtool import backend, initializers, layers
 from irtool.applications import imagenet_utils
-from irtool.applications._image_model import global_pool, image_input, model_inputs
+from irtool.applications._image_model import get_uid, global_pool, image_input, model_inputs
 from irtool.applications.efficientnet import (
     CONV_KERNEL_INITIALIZER,
     DENSE_KERNEL_INITIALIZER,
@@ -106,7 +106,7 @@ def MBConvBlock(
 ):
     """1x1 expansion, depthwise convolution, squeeze-and-excite, 1x1 projection (a function of
     the input, as in Keras). ``survival_probability`` is, as in Keras, the drop-connect rate."""
-    name = name or backend.get_uid("block0")
+    name = name or get_uid("block0")
 
     def apply(inputs):
         filters = input_filters * expand_ratio
@@ -150,7 +150,7 @@ def FusedMBConvBlock(
 ):
     """A full ``kernel_size`` convolution in place of expansion + depthwise, then (with an
     expansion) a 1x1 projection; without one the projection is that convolution."""
-    name = name or backend.get_uid("block0")
+    name = name or get_uid("block0")
 
     def apply(inputs):
         filters = input_filters * expand_ratio

@@ -34,6 +34,17 @@ class _PathStack(threading.local):
 
 
 _paths = _PathStack()
+
+
+@contextlib.contextmanager
+def weight_path_scope(name: str):
+    """Weights created inside get paths under ``name``, as under Keras' name scope of a layer
+    being built (a Sequential model built by its first call: ``seq/dense/kernel``)."""
+    _paths.names.append(name)
+    try:
+        yield
+    finally:
+        _paths.names.pop()
 _BASIC = (str, int, float, bool, type(None))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from irtool.layers.input_layer import Input, InputLayer
-from irtool.layers.layer import Layer
+from irtool.layers.layer import Layer, weight_path_scope
 from irtool.models.functional import Functional
 from irtool.models.functional_config import sequential_from_config, sequential_get_config
 from irtool.ops.core import SymbolicTensor
@@ -125,7 +125,8 @@ class Sequential(Functional):
 
     def __call__(self, *args, **kwargs):
         if not self.built:
-            self._build_for_call(args[0] if args else next(iter(kwargs.values())))
+            with weight_path_scope(self.name):  # built by its call, so under its name, as in Keras
+                self._build_for_call(args[0] if args else next(iter(kwargs.values())))
         return super().__call__(*args, **kwargs)
 
     def _build_for_call(self, first) -> None:
