@@ -10,11 +10,24 @@ predictions on the same images, with a tolerance relative to the output's scale.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import os
 
 import numpy as np
+import pytest
 
 import irtool
 from tests.harness import require_keras
+
+
+#: The largest variants take Keras 20-50 s each to build on a CPU; they run when this is set.
+ALL_VARIANTS = os.environ.get("IRTOOL_ALL_APPLICATIONS") == "1"
+
+
+def variant(builder_name, heavy=False):
+    """A test parameter for one builder; ``heavy`` ones run with IRTOOL_ALL_APPLICATIONS=1."""
+    marks = [pytest.mark.skipif(not ALL_VARIANTS, reason="set IRTOOL_ALL_APPLICATIONS=1")] if heavy else []
+    return pytest.param(builder_name, marks=marks, id=builder_name)
 
 
 @dataclasses.dataclass
@@ -76,3 +89,45 @@ def assert_matches(ours, reference: KerasReference, rtol=1e-4):
     got = ours.predict(reference.images, verbose=0)
     scale = max(1.0, float(np.abs(reference.outputs).max()))
     np.testing.assert_allclose(got, reference.outputs, rtol=rtol, atol=rtol * scale)
+
+
+def assert_same_signature(ours, theirs):
+    """Same parameters, in order, with the same defaults."""
+    mine = [(p.name, p.default) for p in inspect.signature(ours).parameters.values()]
+    keras = [(p.name, p.default) for p in inspect.signature(theirs).parameters.values()]
+    assert mine == keras, ours.__name__
+
+
+def assert_missing_file_named(builder, file_name, tmp_path, monkeypatch, **kwargs):
+    """With an empty Keras cache folder, ``weights="imagenet"`` names the file and where it goes."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    irtool.backend.clear_session()
+    with pytest.raises(FileNotFoundError) as error:
+        builder(weights="imagenet", **kwargs)
+    assert str(tmp_path / "models" / file_name) in str(error.value)
+    assert file_name in str(error.value).split("Download ")[1].split(" and save")[0]
+
+
+class _FileRequested(Exception):
+    pass
+
+
+def keras_weights_file_name(keras_builder, **kwargs) -> str:
+    """The file Keras' own builder asks for with ``weights="imagenet"`` (its download is
+    intercepted, so nothing is fetched)."""
+    keras = require_keras()
+    file_utils = keras.src.utils.file_utils
+
+    def get_file(fname=None, origin=None, **_):
+        raise _FileRequested(fname)
+
+    real = file_utils.get_file
+    file_utils.get_file = get_file
+    try:
+        keras.backend.clear_session(free_memory=False)
+        keras_builder(weights="imagenet", **kwargs)
+    except _FileRequested as requested:
+        return str(requested)
+    finally:
+        file_utils.get_file = real
+    raise AssertionError("Keras did not ask for a weights file")
