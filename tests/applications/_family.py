@@ -32,7 +32,11 @@ class FamilyChecks:
     def keras(self, builder_name):
         if builder_name in self.keras_builders:
             return self.keras_builders[builder_name]
-        return getattr(getattr(require_keras().applications, self.keras_module), builder_name)
+        applications = require_keras().applications
+        # Keras exports some builders (MobileNetV3*) only from keras.applications itself
+        return getattr(getattr(applications, self.keras_module), builder_name, None) or getattr(
+            applications, builder_name
+        )
 
     def matches_keras(self, builder_name, tmp_path, onnx=False, **kwargs):
         kwargs = {**self.small, **kwargs}
