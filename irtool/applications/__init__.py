@@ -3,10 +3,17 @@ names, built from irtool layers, plus ``imagenet_utils`` (``preprocess_input``,
 ``decode_predictions``). ``weights=None`` initialises freshly, a path loads a weights file, and
 ``"imagenet"`` reads Keras' weights file from Keras' cache folder (see ``imagenet_utils``)."""
 
-from irtool.applications import imagenet_utils
-
 # -- part 2: MobileNet, MobileNetV2/V3, EfficientNet(V2), ConvNeXt, NASNet ----------------------
-from irtool.applications import convnext, efficientnet, efficientnet_v2, mobilenet, mobilenet_v2, mobilenet_v3, nasnet
+from irtool.applications import (
+    convnext,
+    efficientnet,
+    efficientnet_v2,
+    imagenet_utils,
+    mobilenet,
+    mobilenet_v2,
+    mobilenet_v3,
+    nasnet,
+)
 from irtool.applications.convnext import ConvNeXtBase, ConvNeXtLarge, ConvNeXtSmall, ConvNeXtTiny, ConvNeXtXLarge
 from irtool.applications.efficientnet import (
     EfficientNetB0,

@@ -9,7 +9,6 @@ from collections import defaultdict
 
 from irtool import backend, layers, ops
 
-
 _uids: defaultdict = defaultdict(lambda: itertools.count(1))
 
 

@@ -122,9 +122,9 @@ def _inverted_res_block(inputs, expansion, stride, alpha, filters, block_id):
     x = inputs
     prefix = f"block_{block_id}_"
     if block_id:
-        x = layers.Conv2D(expansion * in_channels, kernel_size=1, padding="same", use_bias=False, name=f"{prefix}expand")(
-            x
-        )
+        x = layers.Conv2D(
+            expansion * in_channels, kernel_size=1, padding="same", use_bias=False, name=f"{prefix}expand"
+        )(x)
         x = layers.BatchNormalization(axis=channel_axis(), **_BN, name=f"{prefix}expand_BN")(x)
         x = layers.ReLU(6.0, name=f"{prefix}expand_relu")(x)
     else:

@@ -5,8 +5,6 @@ last only. Keras builds the cells inside name scopes, which prefix their weights
 
 from __future__ import annotations
 
-import warnings
-
 from irtool import backend, layers
 from irtool.applications import imagenet_utils
 from irtool.applications._image_model import channel_axis, global_pool, image_input, model_inputs

@@ -45,6 +45,8 @@ def weight_path_scope(name: str):
         yield
     finally:
         _paths.names.pop()
+
+
 _BASIC = (str, int, float, bool, type(None))
 
 

@@ -19,7 +19,6 @@ import pytest
 import irtool
 from tests.harness import require_keras
 
-
 #: The largest variants take Keras 20-50 s each to build on a CPU; they run when this is set.
 ALL_VARIANTS = os.environ.get("IRTOOL_ALL_APPLICATIONS") == "1"
 
