@@ -98,10 +98,11 @@ class Sequential(Functional):
 
     def _build_graph_from(self, x) -> None:
         inputs = x
-        for layer in self._stack:
-            x = layer(x)
-            if isinstance(x, (list, tuple)) and len(x) == 1:
-                x = x[0]
+        with weight_path_scope(self.name):  # Keras builds under the model's name: seq/dense/kernel
+            for layer in self._stack:
+                x = layer(x)
+                if isinstance(x, (list, tuple)) and len(x) == 1:
+                    x = x[0]
         self._init_graph(inputs, x)
 
     def build(self, input_shape=None) -> None:
@@ -125,8 +126,7 @@ class Sequential(Functional):
 
     def __call__(self, *args, **kwargs):
         if not self.built:
-            with weight_path_scope(self.name):  # built by its call, so under its name, as in Keras
-                self._build_for_call(args[0] if args else next(iter(kwargs.values())))
+            self._build_for_call(args[0] if args else next(iter(kwargs.values())))
         return super().__call__(*args, **kwargs)
 
     def _build_for_call(self, first) -> None:

@@ -1,5 +1,5 @@
-"""A Sequential model built by its first call (inside a functional model, as ConvNeXt's stem)
-puts its layers' weights under its name, as Keras does: ``stem/stem_conv/kernel``."""
+"""A Sequential model builds its layers under its name, as Keras does (``stem/stem_conv/kernel``),
+whether its first call builds it (ConvNeXt's stem) or its ``Input`` does."""
 
 import numpy as np
 
@@ -17,16 +17,16 @@ def _build(lib):
     return lib.Model(inputs, lib.layers.Dense(2, name="head")(x))
 
 
-def test_weights_of_a_sequential_built_by_its_call_are_under_its_name():
+def test_a_sequential_built_by_its_call():
     x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype("float32")
     ours, _ = keras_parity(_build, x, weight_paths=True, names=True, atol=1e-5)
     assert ours.weights[0].path == "stem/stem_conv/kernel"
 
 
-def test_a_sequential_built_before_its_call_keeps_plain_paths():
+def test_a_sequential_built_from_its_input_too():
     paths = []
     for lib in (require_keras(), irtool):
         stem = lib.Sequential([lib.Input((4,)), lib.layers.Dense(2, name="dense_a")], name="stem")
         stem(lib.Input((4,)))
         paths.append([w.path for w in stem.weights])
-    assert paths[1] == paths[0] == ["dense_a/kernel", "dense_a/bias"]
+    assert paths[1] == paths[0] == ["stem/dense_a/kernel", "stem/dense_a/bias"]
