@@ -39,7 +39,11 @@ _paths = _PathStack()
 @contextlib.contextmanager
 def weight_path_scope(name: str):
     """Weights created inside get paths under ``name``, as under Keras' name scope of a layer
-    being built (a Sequential model built by its first call: ``seq/dense/kernel``)."""
+    being built (a Sequential model's layers: ``seq/dense/kernel``). Inside the layer's own call
+    the scope is open already and is not doubled."""
+    if _paths.names and _paths.names[-1] == name:
+        yield
+        return
     _paths.names.append(name)
     try:
         yield
