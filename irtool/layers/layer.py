@@ -34,6 +34,23 @@ class _PathStack(threading.local):
 
 
 _paths = _PathStack()
+
+
+@contextlib.contextmanager
+def weight_path_scope(name: str):
+    """Weights created inside get paths under ``name``, as under Keras' name scope of a layer
+    being built (a Sequential model's layers: ``seq/dense/kernel``). Inside the layer's own call
+    the scope is open already and is not doubled."""
+    if _paths.names and _paths.names[-1] == name:
+        yield
+        return
+    _paths.names.append(name)
+    try:
+        yield
+    finally:
+        _paths.names.pop()
+
+
 _BASIC = (str, int, float, bool, type(None))
 
 

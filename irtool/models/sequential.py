@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from irtool.layers.input_layer import Input, InputLayer
-from irtool.layers.layer import Layer
+from irtool.layers.layer import Layer, weight_path_scope
 from irtool.models.functional import Functional
 from irtool.models.functional_config import sequential_from_config, sequential_get_config
 from irtool.ops.core import SymbolicTensor
@@ -98,10 +98,11 @@ class Sequential(Functional):
 
     def _build_graph_from(self, x) -> None:
         inputs = x
-        for layer in self._stack:
-            x = layer(x)
-            if isinstance(x, (list, tuple)) and len(x) == 1:
-                x = x[0]
+        with weight_path_scope(self.name):  # Keras builds under the model's name: seq/dense/kernel
+            for layer in self._stack:
+                x = layer(x)
+                if isinstance(x, (list, tuple)) and len(x) == 1:
+                    x = x[0]
         self._init_graph(inputs, x)
 
     def build(self, input_shape=None) -> None:
