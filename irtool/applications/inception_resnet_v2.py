@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from irtool import layers
 from irtool.applications import _functional, imagenet_utils
+from irtool.serialization.keras_objects import register_namespace
 
 __all__ = ["CustomScaleLayer", "InceptionResNetV2", "decode_predictions", "preprocess_input"]
 
@@ -22,6 +23,11 @@ class CustomScaleLayer(layers.Layer):
 
     def call(self, inputs):
         return inputs[0] + inputs[1] * self.scale
+
+
+# Keras writes this layer under its application's module, so a saved InceptionResNetV2 names it
+# there; registering it under that name loads such files with no custom_objects.
+register_namespace("keras.src.applications.inception_resnet_v2", {"CustomScaleLayer": CustomScaleLayer})
 
 
 def conv2d_bn(x, filters, kernel_size, strides=1, padding="same", activation="relu", use_bias=False, name=None):

@@ -61,6 +61,7 @@ _KINDS = {
     # Keras-internal modules whose classes saved models name (application building blocks):
     # irtool registers a namespace under the same module name.
     "keras.src.applications.convnext": "layer",
+    "keras.src.applications.inception_resnet_v2": "layer",
 }
 # Where a class or function exported twice is written: the first of these namespaces that has it.
 _PRECEDENCE = (

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import irtool
 from irtool.applications import inception_resnet_v2
 from tests.applications._parity import (
     KerasReference,
@@ -50,3 +51,13 @@ def test_imagenet_weights_file_name(monkeypatch, tmp_path):
 def test_preprocessing_is_tf_mode():
     x = np.random.default_rng(1).uniform(0, 255, (1, 4, 4, 3)).astype("float32")
     np.testing.assert_allclose(inception_resnet_v2.preprocess_input(x.copy()), x / 127.5 - 1, atol=1e-6)
+
+
+def test_a_keras_file_of_the_model_loads_without_custom_objects(reference, tmp_path):
+    """Keras writes CustomScaleLayer under keras.src.applications.inception_resnet_v2."""
+    path = str(tmp_path / "inception_resnet_v2.keras")
+    reference.model.save(path)
+    model = irtool.saving.load_model(path)
+    assert sum(type(layer).__name__ == "CustomScaleLayer" for layer in model.layers) == 40
+    outputs = model.predict(reference.images, verbose=0)
+    np.testing.assert_allclose(outputs, reference.outputs, atol=1e-4 * max(1.0, float(np.abs(reference.outputs).max())))
