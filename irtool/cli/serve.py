@@ -1,0 +1,148 @@
+"""``irtool serve``: models over the KServe v2 protocol (``irtool.serving``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+
+from irtool import serving
+from irtool.cli.common import (
+    WEIGHTS_HELP,
+    CLIError,
+    _positive_int,
+    _provider_list,
+)
+from irtool.runtime import ProviderError
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail now, in one line, if the address cannot be listened on (uvicorn would log and exit)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise CLIError(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    missing = serving.missing_extra()
+    if missing:
+        raise CLIError(f"irtool serve needs {', '.join(missing)} (the serve extra): {serving.INSTALL}")
+    # import here: the serve extra is optional, and every other command works without it
+    from irtool.serving import server, sources
+
+    token = None
+    if args.auth_token_env:
+        token = os.environ.get(args.auth_token_env)
+        if not token:
+            raise CLIError(f"--auth-token-env: the environment variable {args.auth_token_env} is not set", code=2)
+    if not 0 <= args.port <= 65535:
+        raise CLIError(f"--port: expected 0-65535, received {args.port}", code=2)
+    providers = _provider_list(args.providers)
+    _check_port(args.host, args.port)
+    try:
+        models = sources.served_models(
+            args.models,
+            providers=providers,
+            instances=args.instances,
+            max_batch_size=args.max_batch_size,
+            max_queue_delay_us=args.max_queue_delay_us,
+            threads=args.threads,
+            weights=args.weights,
+            object_name=args.object,
+        )
+    except ProviderError as error:
+        raise CLIError(str(error)) from error
+    for model in models:
+        batching = (
+            f"batching up to {model.max_batch_size} rows, {model.max_queue_delay_us} us delay"
+            if model.max_batch_size > 1 and model.batchable
+            else "no batching"
+        )
+        print(
+            f"irtool: model '{model.name}' version {model.version}: {len(model.sessions)} instance(s) on "
+            f"{', '.join(model.session.providers)}, {batching}"
+        )
+
+    def started(url: str) -> None:
+        print(f"irtool: serving on {url} (KServe v2: {url}/v2/models/<name>/infer; metrics: {url}/metrics)", flush=True)
+
+    server.run(
+        models,
+        host=args.host,
+        port=args.port,
+        access_log=args.access_log,
+        on_start=started,
+        max_request_bytes=args.max_request_bytes,
+        auth_token=token,
+    )
+    print("irtool: stopped", flush=True)
+    return 0
+
+
+def _add_serve_parser(commands) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve models over the KServe v2 inference protocol",
+        description="Serve ONNX files, model.py or .keras models (exported in memory) or a Triton-style model "
+        "repository over HTTP with the KServe v2 / Open Inference Protocol (the tritonclient and KServe "
+        "clients work), with dynamic batching and Prometheus metrics. Stops cleanly on SIGTERM.",
+    )
+    serve.add_argument(
+        "models",
+        nargs="+",
+        metavar="MODEL",
+        help="name=PATH or PATH (named by its stem): .onnx, .keras, a model.py, or a model repository directory "
+        "(<name>/<version>/model.onnx)",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1, loopback only)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
+    serve.add_argument(
+        "--providers", default="cpu", metavar="LIST", help="execution providers, e.g. cuda,cpu (default cpu)"
+    )
+    serve.add_argument(
+        "--max-batch-size",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="batch concurrent requests up to N rows per ONNX Runtime call (models with a dynamic first dim; default 1: off)",
+    )
+    serve.add_argument(
+        "--max-queue-delay-us",
+        type=int,
+        default=0,
+        metavar="T",
+        help="wait up to T microseconds for a batch to fill (default 0: batch only what is already waiting)",
+    )
+    serve.add_argument(
+        "--instances",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="sessions per model run concurrently (default 1)",
+    )
+    serve.add_argument("--threads", type=_positive_int, metavar="N", help="ONNX Runtime intra-op threads per instance")
+    serve.add_argument(
+        "--max-request-bytes",
+        type=_positive_int,
+        default=64 * 2**20,
+        metavar="B",
+        help="the largest request body accepted, larger ones get 413 (default 64 MiB)",
+    )
+    serve.add_argument(
+        "--auth-token-env", metavar="VAR", help="require 'Authorization: Bearer <token>', the token read from VAR"
+    )
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request as a JSON line on stderr (time, client, method, path, status, ms)",
+    )
+    serve.add_argument("--weights", metavar="FILE", help=WEIGHTS_HELP)
+    serve.add_argument("--object", metavar="NAME", help="the model to use in a model.py (as for export)")
+    serve.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    serve.set_defaults(func=cmd_serve)
