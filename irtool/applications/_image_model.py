@@ -1,6 +1,6 @@
-"""What the application builders of part 2 (MobileNet ... NASNet) share: the image input (a new
-``Input`` or the caller's ``input_tensor``), the model's source inputs, the channel axis and the
-optional global pooling of a headless model."""
+"""What the application builders of part 2 (MobileNet ... NASNet) share beyond ``_functional``:
+the image input (a new ``Input`` or the caller's ``input_tensor``), the model's inputs, the
+channel axis and the optional global pooling of a headless model."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import itertools
 from collections import defaultdict
 
 from irtool import backend, layers, ops
+from irtool.applications._functional import source_inputs
 
 _uids: defaultdict = defaultdict(lambda: itertools.count(1))
 
@@ -31,21 +32,6 @@ def image_input(input_tensor, input_shape):
     return input_tensor
 
 
-def source_inputs(tensor) -> list:
-    """The ``Input`` tensors that ``tensor`` is computed from (Keras' ``get_source_inputs``), so
-    a model built on a caller's ``input_tensor`` starts at the caller's inputs."""
-    found, seen, stack = [], set(), [tensor]
-    while stack:
-        t = stack.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        call = t._keras_history[0] if t._keras_history is not None else None
-        if call is None or call.is_input:
-            found.append(t)
-        else:
-            stack.extend(reversed(call.input_tensors))
-    return found
 
 
 def model_inputs(input_tensor, img_input):
