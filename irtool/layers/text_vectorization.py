@@ -189,7 +189,7 @@ class TextVectorization(Layer):
                     f"shape dimension must be 1. Layer '{self.name}' received: inputs.shape={tuple(x.shape)} "
                     f"with rank={rank}"
                 )
-            return tokenize_text(x, self._split, self._ngrams, length)
+            return tokenize_text(x, self._split, self._ngrams, length, self._min_length())
         if self._ngrams is None and length is None:
             return x
         if rank != 2:
@@ -200,7 +200,12 @@ class TextVectorization(Layer):
                 f"Layer '{self.name}' (TextVectorization) with split=None and {what} needs inputs of shape "
                 f"(batch, tokens), one row of tokens per example. Received: inputs.shape={tuple(x.shape)}"
             )
-        return tokenize_text(x, None, self._ngrams, length)
+        return tokenize_text(x, None, self._ngrams, length, self._min_length())
+
+    def _min_length(self) -> int:
+        # The bag encodings reduce over the token axis, which must not be empty (a batch of blank
+        # strings); an extra "" column is the mask token, which they drop.
+        return 0 if self._output_mode == "int" else 1
 
     def call(self, inputs):
         if isinstance(inputs, SymbolicTensor):

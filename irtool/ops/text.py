@@ -106,13 +106,15 @@ class TokenizeText(Primitive):
     ``x`` is ``(batch,)`` or ``(batch, 1)`` strings split by ``split`` ("whitespace" or "character"), or with
     ``split=None`` ``(batch, k)`` rows that already are tokens; ``ngrams`` (a tuple of widths or
     ``None``) then replaces each row by its n-grams, and rows longer than ``length`` are cut.
+    Without ``length`` the rows are as long as the longest, and at least ``min_length``: the bag
+    encodings need one column even when no row has a token.
     """
 
     name = "tokenize_text"
     accepts_strings = True
     differentiable = False
 
-    def infer(self, specs, split, ngrams, length):
+    def infer(self, specs, split, ngrams, length, min_length):
         (x,) = specs
         if split is not None:
             fits = len(x.shape) == 1 or (len(x.shape) == 2 and x.shape[1] in (1, None))
@@ -125,7 +127,7 @@ class TokenizeText(Primitive):
             length = x.shape[1]
         return [TensorSpec((x.shape[0], length), "string")]
 
-    def forward(self, x, split, ngrams, length):
+    def forward(self, x, split, ngrams, length, min_length):
         x = np.asarray(x)
         if split is not None:
             if x.ndim not in (1, 2) or x.size != len(x):
@@ -138,7 +140,7 @@ class TokenizeText(Primitive):
         if ngrams is not None:
             rows = [ngrams_of(row, ngrams) for row in rows]
         if length is None:
-            length = max((len(row) for row in rows), default=0)
+            length = max([min_length] + [len(row) for row in rows])
         out = np.full((len(rows), length), "", dtype=object)
         for i, row in enumerate(rows):
             row = row[:length]
@@ -148,7 +150,7 @@ class TokenizeText(Primitive):
     def vjp(self, cotangents, inputs, outputs, **attrs):
         return [None]
 
-    def to_onnx(self, ctx, ins, outs, split, ngrams, length):
+    def to_onnx(self, ctx, ins, outs, split, ngrams, length, min_length):
         why = None
         if split == "character":
             why = "split='character': ONNX has no operator that splits a string into characters"
@@ -163,7 +165,7 @@ class TokenizeText(Primitive):
         (x,) = ins
         if split is None:
             width = ctx.static_dim(x, 1)
-            _fit(ctx, x, length, outs[0], known_width=width)
+            _fit(ctx, x, length, outs[0], known_width=width)  # split=None without ngrams keeps the input's width
             return
         tokens = x  # (batch,) or (batch, 1): StringSplit adds an axis, flattened below
         # StringSplit's default splits on runs of spaces only; TensorFlow splits on all six ASCII
@@ -173,7 +175,7 @@ class TokenizeText(Primitive):
             pieces = ctx.node("StringSplit", [tokens], 2, delimiter=separator)[0]
             tokens = _compact(ctx, _flatten(ctx, pieces), None)
         pieces = ctx.node("StringSplit", [tokens], 2)[0]
-        _compact(ctx, _flatten(ctx, pieces), length, outs[0])
+        _compact(ctx, _flatten(ctx, pieces), length, outs[0], min_length)
 
 
 def ngrams_of(tokens: list, widths: tuple) -> list:
@@ -188,9 +190,9 @@ def _flatten(ctx, x: str) -> str:
     return out
 
 
-def _compact(ctx, tokens: str, length, out=None) -> str:
+def _compact(ctx, tokens: str, length, out=None, min_length=0) -> str:
     """The non-empty strings of each row of ``tokens``, in order, left-aligned and padded with ""
-    to ``length`` (the most a row has when ``None``); longer rows are cut."""
+    to ``length`` (the most a row has, at least ``min_length``, when ``None``); longer rows are cut."""
     empty = ctx.const(np.array([""], dtype=object))
     kept = ctx.node("Not", [ctx.node("Equal", [tokens, empty])[0]])[0]
     counts = ctx.node("Cast", [kept], to=ctx.onnx_dtype("int64"))[0]
@@ -198,7 +200,10 @@ def _compact(ctx, tokens: str, length, out=None) -> str:
     rows = ctx.const(np.array(1, np.int64), "axis")
     slot = ctx.node("Sub", [ctx.node("CumSum", [counts, rows])[0], one])[0]
     if length is None:
-        width = ctx.reduce("ReduceMax", ctx.reduce("ReduceSum", counts, [1], keepdims=False)[0], [0], keepdims=True)[0]
+        longest = ctx.reduce("ReduceMax", ctx.reduce("ReduceSum", counts, [1], keepdims=False)[0], [0], keepdims=True)[
+            0
+        ]
+        width = ctx.node("Max", [longest, ctx.int64s([min_length])])[0]
     else:
         width = ctx.int64s([length])
     # Dropped strings (empty, or past `length`) all go to one extra column, cut off below.
@@ -231,9 +236,10 @@ def _fit(ctx, x: str, length, out: str, known_width) -> None:
 TOKENIZE_TEXT = TokenizeText()
 
 
-def tokenize_text(x, split: str | None, ngrams: tuple | None = None, length: int | None = None):
+def tokenize_text(x, split: str | None, ngrams: tuple | None = None, length: int | None = None, min_length: int = 0):
     """Token rows of ``x`` like Keras' TextVectorization (see ``TokenizeText``), padded with ""."""
     if split is not None and split not in SPLIT_MODES:
         raise ValueError(f"`tokenize_text` split must be one of {SPLIT_MODES} or None. Received: split={split!r}")
     ngrams = None if ngrams is None else tuple(int(w) for w in ngrams)
-    return apply(TOKENIZE_TEXT, [x], split=split, ngrams=ngrams, length=None if length is None else int(length))[0]
+    length = None if length is None else int(length)
+    return apply(TOKENIZE_TEXT, [x], split=split, ngrams=ngrams, length=length, min_length=int(min_length))[0]
