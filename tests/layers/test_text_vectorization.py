@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import irtool
+
 from ..harness import assert_onnx_parity, require_keras
 
 VOCAB = ["the", "cat", "sat", "on", "mat", "à", "日本", "the cat", "ÀΣ", "x\x00y", "a-b"]
