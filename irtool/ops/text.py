@@ -156,9 +156,7 @@ class TokenizeText(Primitive):
             why = "split='character': ONNX has no operator that splits a string into characters"
         elif ngrams is not None:
             why = f"ngrams={ngrams}: ONNX has no operator that joins strings along an axis"
-        elif split is None:
-            why = None
-        elif ctx.opset < 20:
+        elif split is not None and ctx.opset < 20:
             why = f"split='whitespace' needs ONNX's StringSplit, opset 20 or later. Received: opset {ctx.opset}"
         if why:
             ctx.fail(self, f"Keras' TextVectorization with {why}; " + OUTSIDE_THE_MODEL)
