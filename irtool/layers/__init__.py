@@ -163,6 +163,7 @@ from irtool.layers.reversible_embedding import ReversibleEmbedding
 from irtool.layers.rnn import GRU, LSTM, SimpleRNN
 from irtool.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
 from irtool.layers.spectral_normalization import SpectralNormalization
+from irtool.layers.text_vectorization import TextVectorization
 from irtool.layers.time_distributed import TimeDistributed
 from irtool.layers.wrapper import Wrapper
 from irtool.serialization.keras_objects import register_namespace

@@ -89,11 +89,6 @@ _BACKEND_LAYERS = {
     "TorchModuleWrapper": "a PyTorch `torch.nn.Module`",
     "TFSMLayer": "a TensorFlow SavedModel endpoint",
 }
-# Keras preprocessing layers irtool does not run yet: loading one names it and says to keep it
-# outside the model, not "unknown layer".
-_UNSUPPORTED_PREPROCESSING = {
-    "TextVectorization": "(standardize, split, ngrams, then a StringLookup) is not implemented in irtool yet",
-}
 _DTYPE_POLICIES = ("DTypePolicy", "FloatDTypePolicy")
 
 
@@ -413,8 +408,6 @@ def _retrieve_class(class_name, registered_name, module, custom_objects, config,
             return found
         if namespace == "keras.layers" and class_name in _BACKEND_LAYERS:
             raise _unknown("layer", class_name, module, config, _backend_layer_message(class_name))
-        if namespace == "keras.layers" and class_name in _UNSUPPORTED_PREPROCESSING:
-            raise _unknown("layer", class_name, module, config, _preprocessing_message(class_name))
         message = (
             "irtool does not implement this Keras class; a custom class of that name can be passed in custom_objects."
         )
@@ -427,14 +420,6 @@ def _backend_layer_message(class_name: str) -> str:
         f"A Keras {class_name} runs {_BACKEND_LAYERS[class_name]}, backend code that irtool cannot run or "
         "export. Rebuild that part of the model from Keras layers (or an irtool custom layer written in "
         "irtool.ops, passed in custom_objects), or export the model to ONNX from its own backend."
-    )
-
-
-def _preprocessing_message(class_name: str) -> str:
-    return (
-        f"The Keras preprocessing layer {class_name} {_UNSUPPORTED_PREPROCESSING[class_name]}. Keep it "
-        "outside the model: apply it to the data before the model (in the input pipeline), save and load "
-        "the model without it, or pass a custom class of that name in custom_objects."
     )
 
 

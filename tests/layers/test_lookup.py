@@ -205,10 +205,3 @@ def test_keras_written_file_loads_and_back(adapted, tmp_path):
     ours.save(tmp_path / "folder", zipped=False)
     folder = irtool.models.load_model(tmp_path / "folder")
     np.testing.assert_allclose(folder.predict(WORDS, verbose=0), want, rtol=1e-6)
-
-
-def test_text_vectorization_is_refused_by_name():
-    config = {"module": "keras.layers", "class_name": "TextVectorization", "config": {}, "registered_name": None}
-    with pytest.raises(TypeError, match="Unknown layer: 'TextVectorization'") as info:
-        irtool.saving.deserialize_keras_object(config)
-    assert "not implemented in irtool yet" in str(info.value) and "Keep it outside the model" in str(info.value)

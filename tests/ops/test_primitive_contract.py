@@ -518,6 +518,18 @@ EXAMPLES: dict[str, list[Case]] = {
         C(i(2, 3, dtype="int64"), num_bins=7, salt=(1, 2), refused="SipHash"),
     ],
     "hash_cross": [C(s("a", "b", "c"), i(3, dtype="int64"), num_bins=11, refused="FarmHash")],
+    # text (TextVectorization): ASCII lowercasing (StringNormalizer), the whitespace split (StringSplit)
+    "standardize_text": [
+        C(s("AbC Ü", "", "X\x00Y", "a.B!", shape=(2, 2)), mode="lower"),
+        C(s("A.b, c!", "日本?"), mode="lower_and_strip_punctuation", refused="regular-expression"),
+    ],
+    "tokenize_text": [
+        C(s(" a\tb  c\n", "", "日本 x", shape=(3, 1)), split="whitespace", ngrams=None, length=4, min_length=0),
+        C(s("a b c d", "e"), split="whitespace", ngrams=None, length=2, min_length=0),
+        C(s("ab", "c"), split="character", ngrams=None, length=3, min_length=0, refused="split='character'"),
+        C(s("a", "b", "c", "d", shape=(2, 2)), split=None, ngrams=None, length=3, min_length=0),
+        C(s("a", "b", "c", "d", shape=(2, 2)), split=None, ngrams=(1, 2), length=3, min_length=0, refused="ngrams"),
+    ],
     # reductions
     **{
         name: [C(f(2, 3, 2), axes=(1,), keepdims=False), C(f(2, 3), axes=(0, 1), keepdims=True)]

@@ -113,6 +113,7 @@ SPECS = [
     ("IntegerLookup", dict(vocabulary=[1, 2, 3], num_oov_indices=2), (None, 3)),
     ("Hashing", dict(num_bins=5, salt=[1, 2], mask_value="a"), (None, 1)),
     ("HashedCrossing", dict(num_bins=5, output_mode="one_hot"), [(None, 1), (None, 1)]),
+    ("TextVectorization", dict(vocabulary=["a", "b c"], ngrams=(1, 2), output_mode="count"), (None,)),
     ("DepthwiseConv1D", dict(kernel_size=3, depth_multiplier=2, padding="same"), (None, 8, 3)),
     (
         "DepthwiseConv2D",
@@ -327,6 +328,8 @@ def sample_arrays(shape, name: str, seed: int = 0):
         return rng.integers(0, 10, concrete).astype("int32")
     if name in ("StringLookup", "Hashing", "HashedCrossing"):
         return rng.choice(np.array(["a", "b", "c", "z", ""]), concrete)
+    if name == "TextVectorization":
+        return rng.choice(np.array(["a b", "B c!", "z", ""]), concrete)
     return rng.standard_normal(concrete).astype("float32")
 
 
