@@ -27,7 +27,7 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 #: Backend-specific wrappers: refused on load (tests/saving/test_backend_layers.py).
 BACKEND_WRAPPERS = {"JaxLayer", "FlaxLayer", "TorchModuleWrapper", "TFSMLayer"}
-#: Layers whose export irtool refuses with a message naming the layer (docs/layers.md says why).
+#: Layers whose export irtool refuses with a message naming the layer (README: "Exports irtool refuses").
 EXPORT_REFUSED = {"Hashing", "HashedCrossing"}
 
 
@@ -349,13 +349,7 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("every_layer")
 
 
-#: Being built on other branches of issue 12; strict, so each must leave this set when it lands.
-PENDING: set = set()
-
-
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.xfail(strict=True)) if n in PENDING else n for n in sorted(MODELS)]
-)
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_keras_file_loads_predicts_and_exports_like_keras(name, workdir):
     build = MODELS[name]
     rng = np.random.default_rng(zlib.crc32(name.encode()))
