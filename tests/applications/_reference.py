@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import os
 
 import numpy as np
 import pytest
@@ -19,13 +18,11 @@ import pytest
 import irtool
 from tests.harness import require_keras
 
-#: The largest variants take Keras 20-50 s each to build on a CPU; they run when this is set.
-ALL_VARIANTS = os.environ.get("IRTOOL_ALL_APPLICATIONS") == "1"
-
 
 def variant(builder_name, heavy=False):
-    """A test parameter for one builder; ``heavy`` ones run with IRTOOL_ALL_APPLICATIONS=1."""
-    marks = [pytest.mark.skipif(not ALL_VARIANTS, reason="set IRTOOL_ALL_APPLICATIONS=1")] if heavy else []
+    """A test parameter for one builder. ``heavy`` ones (Keras takes 20-50 s to build each on a
+    CPU) are marked ``slow``, so ``-m "not slow"`` leaves them out of a quick local run; CI runs all."""
+    marks = [pytest.mark.slow] if heavy else []
     return pytest.param(builder_name, marks=marks, id=builder_name)
 
 
