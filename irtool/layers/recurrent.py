@@ -14,6 +14,8 @@ checked by the tests); the fused layers remain the faster choice for plain ``LST
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from irtool import ops
@@ -236,6 +238,7 @@ class RNN(Layer):
         if mask is not None and mask.dtype != "bool":
             mask = ops.cast(mask, "bool")
         cell, layout = self.cell, self.layout
+        self._warn_cell_dropout()
         kwargs = scan.step_kwargs(cell.call, training)
 
         def step(inputs, flat_states):
@@ -255,6 +258,21 @@ class RNN(Layer):
         if self.return_state:
             return [output, *_pack(layout, states)]
         return output
+
+    def _warn_cell_dropout(self):
+        """The step graph is traced once, in inference form, and training reuses it: a cell's
+        dropout would not act when the model is trained, so say so when the layer is built."""
+        cells = getattr(self.cell, "cells", [self.cell])
+        dropping = [c.name for c in cells if getattr(c, "dropout", 0) or getattr(c, "recurrent_dropout", 0)]
+        if dropping and not getattr(self, "_warned_dropout", False):
+            self._warned_dropout = True
+            warnings.warn(
+                f"Layer '{self.name}': the dropout/recurrent_dropout of cell(s) {dropping} will not be applied if "
+                "this RNN(cell) is trained in irtool (its step graph runs in inference form; inference is exact). Use the fused layers "
+                "(SimpleRNN, LSTM, GRU take dropout= and recurrent_dropout= and apply them as Keras does) or a "
+                "Dropout layer before the RNN.",
+                stacklevel=3,
+            )
 
     def compute_mask(self, inputs, mask):
         if isinstance(mask, (list, tuple)):

@@ -283,3 +283,10 @@ def test_bidirectional_wraps_generic_rnns(case):
     rebuilt = irtool.Model.from_config(ours.get_config())
     rebuilt.set_weights(ours.get_weights())
     np.testing.assert_allclose(rebuilt.predict(batches[1], verbose=0), ours.predict(batches[1], verbose=0))
+
+
+def test_cell_dropout_that_training_would_not_apply_is_said():
+    inputs = irtool.Input((5, 3))
+    layer = irtool.layers.RNN(irtool.layers.LSTMCell(4, dropout=0.3), name="rnn")
+    with pytest.warns(UserWarning, match=r"Layer 'rnn': the dropout/recurrent_dropout of cell\(s\) \['lstm_cell'\]"):
+        layer(inputs)
