@@ -125,6 +125,8 @@ def _check_repository_options(args: argparse.Namespace) -> None:
         return
     if args.output is not None:
         raise CLIError("-o/--output and --triton-repo exclude each other (the repository decides the file name)", code=2)
+    if args.dynamic_batching and not args.max_batch_size:
+        raise CLIError("--dynamic-batching needs --max-batch-size > 0 (Triton batches only models that declare one)", code=2)
     if args.max_queue_delay_us is not None and not args.dynamic_batching:
         raise CLIError("--max-queue-delay-us is the delay of --dynamic-batching: add --dynamic-batching", code=2)
     if (args.kserve_yaml is None) != (args.storage_uri is None):

@@ -185,7 +185,9 @@ def _copy_fields(target, source, skip: str = "") -> None:
     for field, value in source.ListFields():
         if field.name == skip:
             continue
-        if field.label == field.LABEL_REPEATED:
+        # protobuf 6+ has is_repeated, and newer ones drop label
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+        if repeated:
             getattr(target, field.name).extend(value)
         elif field.type == field.TYPE_MESSAGE:
             getattr(target, field.name).CopyFrom(value)
