@@ -25,7 +25,15 @@ from irtool.runtime import ort
 from irtool.serving import kserve, triton
 
 #: options that only mean something with --triton-repo (their dest, as argparse names it)
-_REPOSITORY_OPTIONS = ("name", "version", "max_batch_size", "max_queue_delay_us", "instances", "kserve_yaml", "storage_uri")
+_REPOSITORY_OPTIONS = (
+    "name",
+    "version",
+    "max_batch_size",
+    "max_queue_delay_us",
+    "instances",
+    "kserve_yaml",
+    "storage_uri",
+)
 
 
 def _output_path(output: str | None, source: str) -> Path:
@@ -124,13 +132,19 @@ def _check_repository_options(args: argparse.Namespace) -> None:
             raise CLIError(f"{flags} describe a Triton model repository: add --triton-repo DIR", code=2)
         return
     if args.output is not None:
-        raise CLIError("-o/--output and --triton-repo exclude each other (the repository decides the file name)", code=2)
+        raise CLIError(
+            "-o/--output and --triton-repo exclude each other (the repository decides the file name)", code=2
+        )
     if args.dynamic_batching and not args.max_batch_size:
-        raise CLIError("--dynamic-batching needs --max-batch-size > 0 (Triton batches only models that declare one)", code=2)
+        raise CLIError(
+            "--dynamic-batching needs --max-batch-size > 0 (Triton batches only models that declare one)", code=2
+        )
     if args.max_queue_delay_us is not None and not args.dynamic_batching:
         raise CLIError("--max-queue-delay-us is the delay of --dynamic-batching: add --dynamic-batching", code=2)
     if (args.kserve_yaml is None) != (args.storage_uri is None):
-        raise CLIError("--kserve-yaml FILE and --storage-uri URI go together (the URI the repository is copied to)", code=2)
+        raise CLIError(
+            "--kserve-yaml FILE and --storage-uri URI go together (the URI the repository is copied to)", code=2
+        )
 
 
 def _write_text(path: Path, text: str) -> None:

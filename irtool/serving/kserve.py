@@ -43,7 +43,9 @@ def inference_service(
     'kserve-tritonserver'
     """
     if not storage_uri or "://" not in storage_uri:
-        raise ValueError(f"--storage-uri: expected a URI such as s3://bucket/repo or pvc://claim/repo, received {storage_uri!r}")
+        raise ValueError(
+            f"--storage-uri: expected a URI such as s3://bucket/repo or pvc://claim/repo, received {storage_uri!r}"
+        )
     metadata = {"name": name or service_name(model_name)}
     if namespace:
         metadata["namespace"] = namespace
@@ -55,7 +57,12 @@ def inference_service(
     }
     if gpu:
         model["resources"] = {"limits": {"nvidia.com/gpu": 1}}
-    return {"apiVersion": API_VERSION, "kind": "InferenceService", "metadata": metadata, "spec": {"predictor": {"model": model}}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "InferenceService",
+        "metadata": metadata,
+        "spec": {"predictor": {"model": model}},
+    }
 
 
 def to_yaml(value, indent: int = 0) -> str:

@@ -7,8 +7,8 @@ a repository (``<name>/<version>/model.onnx``, every model in it) or one model's
 becomes a version. A version's ``model.onnx`` may be a folder holding ``model.onnx`` and its
 external data, as Triton wants multi-file models.
 
-A model folder's ``config.pbtxt`` (Triton's ``ModelConfig``, ``irtool.serving.triton``) sets its
-batching (``max_batch_size`` with ``dynamic_batching``'s ``max_queue_delay_microseconds``), its
+A model folder's ``config.pbtxt`` (Triton's ``ModelConfig``, ``irtool.serving.triton``) picks its
+versions as Triton does (``version_policy``; the latest one by default), sets its batching (``max_batch_size`` with ``dynamic_batching``'s ``max_queue_delay_microseconds``), its
 instance count (``instance_group``) and its file name (``default_model_filename``), and is checked
 against the ONNX file as Triton checks it; options given to ``irtool serve`` override it.
 """
@@ -58,6 +58,8 @@ def _repository_model(folder: Path, name: str) -> tuple[triton.ServingOptions, d
         config = triton.read_config(path)
         options = triton.serving_options(config, path, name)
         versions = _versions(folder, options.model_filename)
+        kept = triton.served_versions(config, [int(v) for v in versions])
+        versions = {v: p for v, p in versions.items() if int(v) in kept}
         for version, model in versions.items():
             problems = triton.check_config(config, load_onnx(model))
             if problems:
@@ -65,7 +67,10 @@ def _repository_model(folder: Path, name: str) -> tuple[triton.ServingOptions, d
     except (triton.TritonError, ValueError, OSError) as error:
         raise LoadError(str(error)) from error
     if not versions:
-        raise LoadError(f"{folder}: no version folder holds {options.model_filename} (expected {folder}/1/...)")
+        raise LoadError(
+            f"{folder}: no version to serve: no numbered folder holds {options.model_filename} "
+            "(or none that config.pbtxt's version_policy selects)"
+        )
     return options, versions
 
 

@@ -374,6 +374,19 @@ def serving_options(config, path, folder_name: str) -> ServingOptions:
     )
 
 
+def served_versions(config, versions: list[int]) -> list[int]:
+    """The versions Triton serves under ``config.version_policy``: the latest one by default (or
+    ``latest { num_versions: n }``), ``all``, or ``specific { versions: [...] }`` that exist."""
+    policy = config.version_policy
+    choice = policy.WhichOneof("policy_choice")
+    if choice == "all":
+        return sorted(versions)
+    if choice == "specific":
+        return sorted(set(versions) & set(policy.specific.versions))
+    latest = policy.latest.num_versions if choice == "latest" else 1
+    return sorted(versions)[-max(latest, 1) :]
+
+
 def check_config(config, proto: onnx.ModelProto) -> list[str]:
     """How a parsed ``ModelConfig`` disagrees with the ONNX model (empty when Triton would accept it):
     every tensor named as in the graph, with its data type and dims (``-1`` where the model's dim is

@@ -65,9 +65,7 @@ def expected_entries(infos, max_batch_size):
 
 
 def config_entries(tensors):
-    return [
-        (t.name, model_config_pb2.DataType.Name(t.data_type), list(t.dims), t.HasField("reshape")) for t in tensors
-    ]
+    return [(t.name, model_config_pb2.DataType.Name(t.data_type), list(t.dims), t.HasField("reshape")) for t in tensors]
 
 
 @pytest.mark.parametrize(
@@ -231,15 +229,28 @@ def test_sources_apply_the_config_and_options_override_it(tmp_path):
     triton.write_model(proto, tmp_path, "mlp", 2, max_batch_size=8, dynamic_batching=True, max_queue_delay_us=500)
     triton.write_model(proto, tmp_path, "big", instances=2, external_data_threshold=0)
     served = {(m.name, m.version): m for m in sources.served_models([str(tmp_path)])}
-    assert sorted(served) == [("big", "1"), ("mlp", "1"), ("mlp", "2")]
-    for version in ("1", "2"):
-        assert (served["mlp", version].max_batch_size, served["mlp", version].max_queue_delay_us) == (8, 500)
+    # Triton's default version_policy serves the latest version only
+    assert sorted(served) == [("big", "1"), ("mlp", "2")]
+    assert (served["mlp", "2"].max_batch_size, served["mlp", "2"].max_queue_delay_us) == (8, 500)
     assert len(served["big", "1"].sessions) == 2 and served["big", "1"].max_batch_size == 0
     x = np.random.default_rng(1).random((2, 784), dtype=np.float32)
     want = Session(proto.SerializeToString()).run({"pixels": x})["probs"]
     np.testing.assert_allclose(served["big", "1"].session.run({"pixels": x})["probs"], want, rtol=1e-6)
     overridden = sources.served_models([str(tmp_path / "mlp")], max_batch_size=2, instances=3, max_queue_delay_us=0)
     assert {(m.max_batch_size, m.max_queue_delay_us, len(m.sessions)) for m in overridden} == {(2, 0, 3)}
+
+
+@pytest.mark.parametrize(
+    "policy, versions",
+    [("", ["3"]), ("latest { num_versions: 2 }", ["2", "3"]), ("all { }", ["1", "2", "3"]),
+     ("specific { versions: [ 1, 3, 9 ] }", ["1", "3"])],
+)  # fmt: skip
+def test_sources_serve_the_versions_triton_would(policy, versions, tmp_path):
+    proto = mlp().to_onnx()
+    for version in (1, 2, 3):
+        written = triton.write_model(proto, tmp_path, "mlp", version)
+    written.config.write_text(written.config.read_text() + (f"version_policy {{ {policy} }}\n" if policy else ""))
+    assert [m.version for m in sources.served_models([str(tmp_path)])] == versions
 
 
 def test_sources_refuse_a_config_that_triton_would_refuse(tmp_path):

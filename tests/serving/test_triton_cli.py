@@ -64,7 +64,9 @@ def test_export_a_repository_then_serve_it_with_its_config(saved, tmp_path, caps
     assert client.get_model_metadata("plain")["versions"] == ["2"]
     assert server.stop() == 0
     lines = "\n".join(server.lines)
-    assert "model 'mnist' version 1: 2 instance(s) on CPUExecutionProvider, batching up to 8 rows, 100 us delay" in lines
+    assert (
+        "model 'mnist' version 1: 2 instance(s) on CPUExecutionProvider, batching up to 8 rows, 100 us delay" in lines
+    )
     assert "model 'plain' version 2: 1 instance(s) on CPUExecutionProvider, no batching" in lines
 
 
