@@ -306,9 +306,11 @@ def write_model(
         )
     if repository.exists() and not repository.is_dir():
         raise TritonError(f"the repository {repository} is a file, not a folder")
+    created = [folder for folder in (repository, *repository.parents) if not folder.exists()]
     repository.mkdir(parents=True, exist_ok=True)
     existing = model_dir.is_dir()
     staging = Path(tempfile.mkdtemp(prefix=f".irtool-{name}-", dir=model_dir if existing else repository))
+    committed = False
     try:
         model_path, external = _write_version(proto, staging / str(version), external_data_threshold)
         (staging / "config.pbtxt").write_text(text, encoding="utf-8")
@@ -323,9 +325,12 @@ def write_model(
             os.replace(staging / "config.pbtxt", model_dir / "config.pbtxt")
         else:
             os.rename(staging, model_dir)
+        committed = True
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+        for folder in created if not committed else ():
+            folder.rmdir()  # the folders this call created, deepest first, now empty again
     relative = model_path.relative_to(staging)
     return WrittenModel(model_dir / "config.pbtxt", model_dir / relative, external)
 

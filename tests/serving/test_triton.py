@@ -187,7 +187,9 @@ def test_a_failing_commit_leaves_the_repository_as_it_was(tmp_path):
     for version, name in ((2, "mlp"), (1, "other")):
         with pytest.raises(RuntimeError, match="check failed"):
             triton.write_model(proto, tmp_path, name, version, before_commit=refuse)
-    assert len(seen) == 2
+    with pytest.raises(RuntimeError, match="check failed"):
+        triton.write_model(proto, tmp_path / "new" / "repo", "mlp", before_commit=refuse)
+    assert len(seen) == 3
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
 
 
