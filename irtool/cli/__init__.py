@@ -44,7 +44,7 @@ from irtool.cli.common import (
     _provider_list,
     note_fresh_weights,
 )
-from irtool.cli.export import cmd_export, cmd_summary
+from irtool.cli.export import add_triton_arguments, cmd_export, cmd_summary
 from irtool.cli.plot import _add_plot_parser
 from irtool.cli.run import _add_inspect_parser, _add_run_parser
 from irtool.cli.serve import _add_serve_parser
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--weights", metavar="FILE", help=WEIGHTS_HELP)
     export.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of --check (default 1e-5)")
     export.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of --check (default 1e-5)")
+    add_triton_arguments(export)
     export.set_defaults(func=cmd_export)
 
     summary = commands.add_parser(

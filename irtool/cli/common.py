@@ -45,6 +45,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 WEIGHTS_HELP = (
     "a .weights.h5 file or a .keras archive whose weights are loaded into the model "
     "(a model.py's own weights are freshly initialised)"

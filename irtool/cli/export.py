@@ -14,12 +14,26 @@ from irtool.cli.common import (
     CLIError,
     _count,
     _make_folders,
+    _non_negative_int,
     _one_line,
+    _positive_int,
     note_fresh_weights,
 )
 from irtool.loading import describe, load, load_model
 from irtool.onnx import ExportError
 from irtool.runtime import ort
+from irtool.serving import kserve, triton
+
+#: options that only mean something with --triton-repo (their dest, as argparse names it)
+_REPOSITORY_OPTIONS = (
+    "name",
+    "version",
+    "max_batch_size",
+    "max_queue_delay_us",
+    "instances",
+    "kserve_yaml",
+    "storage_uri",
+)
 
 
 def _output_path(output: str | None, source: str) -> Path:
@@ -109,11 +123,94 @@ def _check(model, path: str, out: Path, args: argparse.Namespace) -> None:
     )
 
 
+def _check_repository_options(args: argparse.Namespace) -> None:
+    if args.triton_repo is None:
+        given = [name for name in _REPOSITORY_OPTIONS if getattr(args, name) is not None]
+        given += [flag for flag in ("dynamic_batching", "gpu") if getattr(args, flag)]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise CLIError(f"{flags} describe a Triton model repository: add --triton-repo DIR", code=2)
+        return
+    if args.output is not None:
+        raise CLIError(
+            "-o/--output and --triton-repo exclude each other (the repository decides the file name)", code=2
+        )
+    if args.dynamic_batching and not args.max_batch_size:
+        raise CLIError(
+            "--dynamic-batching needs --max-batch-size > 0 (Triton batches only models that declare one)", code=2
+        )
+    if args.max_queue_delay_us is not None and not args.dynamic_batching:
+        raise CLIError("--max-queue-delay-us is the delay of --dynamic-batching: add --dynamic-batching", code=2)
+    if (args.kserve_yaml is None) != (args.storage_uri is None):
+        raise CLIError(
+            "--kserve-yaml FILE and --storage-uri URI go together (the URI the repository is copied to)", code=2
+        )
+
+
+def _write_text(path: Path, text: str) -> None:
+    """``text`` to ``path`` atomically (temp file next to it, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".irtool-{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _export_repository(args: argparse.Namespace, loaded) -> int:
+    """``--triton-repo DIR``: ``DIR/<name>/config.pbtxt`` and ``DIR/<name>/<version>/model.onnx``."""
+    model = loaded.model
+    name = args.name or Path(args.file).stem
+    service = None
+    if args.kserve_yaml is not None:
+        try:
+            service = kserve.inference_service(name, args.storage_uri, gpu=args.gpu)
+        except ValueError as error:
+            raise CLIError(str(error), code=2) from error
+    try:
+        proto = model.to_onnx(opset=args.opset)
+    except ExportError as error:
+        raise CLIError(f"export of model '{model.name}' failed: {_one_line(str(error))}") from error
+    except Exception as error:
+        raise CLIError(f"export of model '{model.name}' failed: {describe(error)}") from error
+    folder = Path(args.triton_repo) / name
+    try:
+        written = triton.write_model(
+            proto,
+            args.triton_repo,
+            name,
+            args.version or 1,
+            max_batch_size=args.max_batch_size or 0,
+            dynamic_batching=args.dynamic_batching,
+            max_queue_delay_us=args.max_queue_delay_us or 0,
+            instances=args.instances or 1,
+            gpu=args.gpu,
+            before_commit=(lambda path: _check(model, str(path), folder, args)) if args.check else None,
+        )
+    except (triton.TritonError, OSError) as error:
+        raise CLIError(str(error) if isinstance(error, triton.TritonError) else describe(error)) from error
+    weights = " (weights as external data: over protobuf's 2 GiB)" if written.external_data else ""
+    print(f"exported {model.name} -> {written.model}{weights}, config {written.config}")
+    if service is not None:
+        _write_text(Path(args.kserve_yaml), kserve.to_yaml(service))
+        print(f"KServe InferenceService '{service['metadata']['name']}' -> {args.kserve_yaml}")
+    note_fresh_weights(loaded)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """``irtool export``: write the model as ONNX (atomically; nothing is left on failure)."""
+    _check_repository_options(args)
     loaded = load(args.file, args.object, kinds=("python", "keras"), weights=args.weights)
     model = loaded.model
     loading.check_exportable(model)
+    if args.triton_repo is not None:
+        return _export_repository(args, loaded)
     out = _output_path(args.output, args.file)
     if out.is_dir():
         raise CLIError(f"the output {out} is a directory")
@@ -151,6 +248,40 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     note_fresh_weights(loaded)
     return 0
+
+
+def add_triton_arguments(export: argparse.ArgumentParser) -> None:
+    """``export``'s options for a Triton model repository (and a KServe InferenceService for it)."""
+    group = export.add_argument_group(
+        "Triton model repository",
+        "write DIR/<name>/config.pbtxt and DIR/<name>/<version>/model.onnx for Triton (or KServe) instead of -o",
+    )
+    group.add_argument("--triton-repo", metavar="DIR", help="the model repository to write into (created if missing)")
+    group.add_argument("--name", metavar="N", help="the model's folder and served name (default: the file's stem)")
+    group.add_argument("--version", type=_positive_int, metavar="V", help="the version folder (default 1)")
+    group.add_argument(
+        "--max-batch-size",
+        type=_non_negative_int,
+        metavar="B",
+        help="Triton's max_batch_size: > 0 leaves the (dynamic) first dim out of the config's dims (default 0)",
+    )
+    group.add_argument(
+        "--dynamic-batching", action="store_true", help="let Triton stack requests (needs --max-batch-size > 0)"
+    )
+    group.add_argument(
+        "--max-queue-delay-us",
+        type=_non_negative_int,
+        metavar="T",
+        help="dynamic batching's max_queue_delay_microseconds (default 0)",
+    )
+    group.add_argument("--instances", type=_positive_int, metavar="K", help="instance_group count (default 1)")
+    group.add_argument("--gpu", action="store_true", help="instance_group kind KIND_GPU (default KIND_CPU)")
+    group.add_argument(
+        "--kserve-yaml", metavar="FILE", help="also write a KServe InferenceService serving the repository"
+    )
+    group.add_argument(
+        "--storage-uri", metavar="URI", help="where KServe finds the repository (s3://, gs://, pvc://...)"
+    )
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

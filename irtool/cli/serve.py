@@ -10,6 +10,7 @@ from irtool import serving
 from irtool.cli.common import (
     WEIGHTS_HELP,
     CLIError,
+    _non_negative_int,
     _positive_int,
     _provider_list,
 )
@@ -96,7 +97,7 @@ def _add_serve_parser(commands) -> None:
         nargs="+",
         metavar="MODEL",
         help="name=PATH or PATH (named by its stem): .onnx, .keras, a model.py, or a model repository directory "
-        "(<name>/<version>/model.onnx)",
+        "(<name>/<version>/model.onnx, with an optional Triton config.pbtxt per model)",
     )
     serve.add_argument(
         "--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1, loopback only)"
@@ -108,23 +109,22 @@ def _add_serve_parser(commands) -> None:
     serve.add_argument(
         "--max-batch-size",
         type=_positive_int,
-        default=1,
         metavar="N",
-        help="batch concurrent requests up to N rows per ONNX Runtime call (models with a dynamic first dim; default 1: off)",
+        help="batch concurrent requests up to N rows per ONNX Runtime call (models with a dynamic first dim; "
+        "default: a repository model's config.pbtxt, else 1: off)",
     )
     serve.add_argument(
         "--max-queue-delay-us",
-        type=int,
-        default=0,
+        type=_non_negative_int,
         metavar="T",
-        help="wait up to T microseconds for a batch to fill (default 0: batch only what is already waiting)",
+        help="wait up to T microseconds for a batch to fill (default: config.pbtxt's dynamic_batching, else 0: "
+        "batch only what is already waiting)",
     )
     serve.add_argument(
         "--instances",
         type=_positive_int,
-        default=1,
         metavar="K",
-        help="sessions per model run concurrently (default 1)",
+        help="sessions per model run concurrently (default: config.pbtxt's instance_group count, else 1)",
     )
     serve.add_argument("--threads", type=_positive_int, metavar="N", help="ONNX Runtime intra-op threads per instance")
     serve.add_argument(
