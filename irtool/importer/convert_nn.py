@@ -93,7 +93,14 @@ def _kernel_perm(t):
 
 @converter("ConvTranspose", auto_pad="NOTSET", group=1)
 def _conv_transpose(
-    node, auto_pad, group, kernel_shape=None, strides=None, dilations=None, pads=None, output_padding=None,
+    node,
+    auto_pad,
+    group,
+    kernel_shape=None,
+    strides=None,
+    dilations=None,
+    pads=None,
+    output_padding=None,
     output_shape=None,
 ):
     if group != 1:

@@ -31,6 +31,10 @@ class ImportedModel(Functional):
     def submodel(self, outputs, inputs=None) -> Functional:
         """A model from ``inputs`` (default: this model's) to the ONNX tensors named ``outputs``."""
         names = [outputs] if isinstance(outputs, str) else list(outputs)
-        ins = self.inputs if inputs is None else [self.tensor(n) for n in ([inputs] if isinstance(inputs, str) else inputs)]
+        ins = (
+            self.inputs
+            if inputs is None
+            else [self.tensor(n) for n in ([inputs] if isinstance(inputs, str) else inputs)]
+        )
         outs = [self.tensor(n) for n in names]
         return Functional(ins, outs[0] if isinstance(outputs, str) else outs, name=f"{self.name}_sub")

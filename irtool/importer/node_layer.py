@@ -56,12 +56,7 @@ class OnnxNode(Layer):
 
     def call(self, inputs):
         tensors = iter(inputs if isinstance(inputs, (list, tuple)) else [inputs])
-        values = []
-        for i, planned in enumerate(self._input_plan):
-            if isinstance(planned, str):
-                values.append(next(tensors))
-            else:
-                values.append(planned)
+        values = [next(tensors) if isinstance(planned, str) else planned for planned in self._input_plan]
         node = NodeInputs(self.name, self.op_type, values, self._make_weight, self.num_outputs)
         conv = CONVERTERS[self.op_type]
         outputs = conv.fn(node, **{**conv.defaults, **self.attributes})

@@ -21,7 +21,11 @@ def _save(tmp_path, nodes, name):
 
 
 def test_summary_of_an_importable_onnx_file(tmp_path, capsys):
-    path = _save(tmp_path, [helper.make_node("Relu", ["x"], ["r"], name="act"), helper.make_node("Neg", ["r"], ["y"], name="neg")], "two")
+    path = _save(
+        tmp_path,
+        [helper.make_node("Relu", ["x"], ["r"], name="act"), helper.make_node("Neg", ["r"], ["y"], name="neg")],
+        "two",
+    )
     assert main(["summary", str(path)]) == 0
     out = capsys.readouterr().out
     assert 'Model: "two"' in out and "act (Relu)" in out and "neg (Neg)" in out and "(2, 3)" in out

@@ -130,11 +130,19 @@ def test_helper_graph_with_explicit_pads_ceil_mode_and_gemm_attributes():
         helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[2, 0, 1, 1], strides=[2, 1]),
         helper.make_node("Relu", ["c"], ["r"], name="relu"),
         helper.make_node(
-            "AveragePool", ["r"], ["p"], name="pool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1],
-            count_include_pad=1, ceil_mode=1,
+            "AveragePool",
+            ["r"],
+            ["p"],
+            name="pool",
+            kernel_shape=[3, 3],
+            strides=[2, 2],
+            pads=[1, 1, 1, 1],
+            count_include_pad=1,
+            ceil_mode=1,
         ),
-        helper.make_node("ConvTranspose", ["p", "wt"], ["u"], name="up", strides=[2, 2], pads=[1, 0, 0, 1],
-                         output_padding=[1, 0]),
+        helper.make_node(
+            "ConvTranspose", ["p", "wt"], ["u"], name="up", strides=[2, 2], pads=[1, 0, 0, 1], output_padding=[1, 0]
+        ),
         helper.make_node("MaxPool", ["u"], ["m"], name="max", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
         helper.make_node("Slice", ["m", "starts", "ends", "axes"], ["s"], name="slice"),
         helper.make_node("Reshape", ["s", "shape"], ["f"], name="flat"),
@@ -176,7 +184,9 @@ def test_unsupported_ops_are_listed_in_one_error_with_counts():
         helper.make_node("Det", ["a"], ["e"]),
     ]
     graph = helper.make_graph(nodes, "g", [_value("x", [2, 2])], [_value(n, None) for n in "bcde"])
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
     with pytest.raises(importer.UnsupportedOpsError) as caught:
         importer.load(proto)
     message = str(caught.value)
