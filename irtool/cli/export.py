@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from irtool import checking, loading
+from irtool import checking, importer, loading
 from irtool.cli.common import (
     CLIError,
     _count,
@@ -284,9 +285,35 @@ def add_triton_arguments(export: argparse.ArgumentParser) -> None:
     )
 
 
+def _onnx_node_table(proto) -> str:
+    """The read-only view of an ONNX graph the importer cannot map: one line per node."""
+    rows = [("node", "op type", "inputs -> outputs")]
+    for i, node in enumerate(proto.graph.node):
+        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+        rows.append((node.name or f"#{i}", op, f"{', '.join(node.input)} -> {', '.join(node.output)}"))
+    widths = [max(len(r[c]) for r in rows) for c in range(2)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows]
+    return "\n".join([f'ONNX graph "{proto.graph.name}" ({len(proto.graph.node)} nodes, read-only)', *lines])
+
+
+def _summary_model(args: argparse.Namespace):
+    """The model to summarize: a Python or .keras model, or an ONNX file imported (``None`` if it cannot be)."""
+    if loading.source_kind(args.file) != "onnx":
+        return load_model(args.file, args.object)
+    loaded = load(args.file, args.object)  # the file's checks and one-line errors
+    try:
+        return importer.load(args.file)
+    except importer.OnnxImportError as error:
+        print(f"irtool: note: {_one_line(str(error))} Showing the ONNX graph read-only.", file=sys.stderr)
+        print(_onnx_node_table(loaded.onnx))
+        return None
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
-    """``irtool summary``: print ``model.summary()``."""
-    model = load_model(args.file, args.object)
+    """``irtool summary``: print ``model.summary()`` (of an ONNX file: of its import, or its node list)."""
+    model = _summary_model(args)
+    if model is None:
+        return 0
     try:
         model.summary(
             line_length=args.line_length,
