@@ -287,13 +287,19 @@ def has_external_data(model: ir.Model) -> bool:
     return any(isinstance(v.const_value, ir.ExternalTensor) for v in model.graph.initializers.values())
 
 
-def save_cut(cut: Cut | ir.Model, path: str | os.PathLike, check: bool = True) -> Path | None:
+def save_cut(
+    cut: Cut | ir.Model,
+    path: str | os.PathLike,
+    check: bool = True,
+    verify: Callable[[Path], None] | None = None,
+) -> Path | None:
     """Write the cut to ``path`` atomically; returns the external data file written, if any.
 
     Weights go to ``<name>.data`` next to it when the source kept them outside (or they are
     over ``EXTERNAL_DATA_BYTES``), else inline. Both files are written into a temporary folder
     beside ``path``, checked there with ``onnx.checker`` (``full_check``, by path so a model over
-    2 GB is checked too) and then moved into place, data first: a failed cut leaves nothing.
+    2 GB is checked too), handed to ``verify`` (``irtool extract --check`` runs it there; an
+    exception leaves nothing written) and then moved into place, data first.
     """
     model = cut.model if isinstance(cut, Cut) else cut
     path = Path(path)
@@ -314,6 +320,8 @@ def save_cut(cut: Cut | ir.Model, path: str | os.PathLike, check: bool = True) -
             except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
                 reason = " ".join(str(error).split())
                 raise ExtractError(f"onnx.checker rejected the cut: {reason}") from None
+        if verify is not None:
+            verify(tmp_model)
         umask = os.umask(0)
         os.umask(umask)
         written = None
