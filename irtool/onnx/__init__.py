@@ -12,10 +12,11 @@ from irtool.onnx.export import (
     validate,
 )
 from irtool.onnx.extraction import Cut, CutPoint, ExtractError, cut_points, extract, extract_cut
-from irtool.onnx.onnx_cut import save_cut
+from irtool.onnx.onnx_cut import EXTRACTED_FROM, save_cut
 
 __all__ = [
     "DEFAULT_OPSET",
+    "EXTRACTED_FROM",
     "Cut",
     "CutPoint",
     "ExportError",

@@ -214,10 +214,13 @@ def cut_onnx(model: ir.Model, source: str, outputs: Sequence[str], inputs: Seque
             raise ExtractError(f"input '{value.name}' is a weight (an initializer) of {source}, not a tensor to feed")
     _infer_types(model, [*input_values, *output_values])
     for value, role in [*((v, "input") for v in input_values), *((v, "output") for v in output_values)]:
-        if value.dtype is None:
+        if value.dtype is None or value.shape is None:
+            made_by = f" (made by {value.producer().op_type} node '{value.producer().name}')" if value.producer() else ""
             raise ExtractError(
-                f"{role} '{value.name}': cannot tell its element type ({source} declares none and ONNX shape "
-                "inference could not derive it); cut at a tensor whose type is known"
+                f"{role} '{value.name}'{made_by}: {source} does not declare its "
+                f"{'element type' if value.dtype is None else 'shape'} and ONNX shape inference cannot derive it, "
+                "but a graph input or output needs one (onnx.checker); add it to the file's value_info or cut "
+                "at a neighbouring tensor"
             )
     try:
         cut_graph = ir.convenience.extract(graph, input_values, output_values)
@@ -230,6 +233,12 @@ def cut_onnx(model: ir.Model, source: str, outputs: Sequence[str], inputs: Seque
         raise ExtractError(f"input {names}: the outputs {', '.join(outputs)} do not depend on it; leave it out")
     for value in unread:
         cut_graph.inputs.remove(value)
+    # the extractor collects initializers in a set: put them back in the source's order, so cuts are reproducible
+    order = {name: i for i, name in enumerate(graph.initializers)}
+    kept = sorted(cut_graph.initializers.values(), key=lambda v: order.get(v.name, len(order)))
+    cut_graph.initializers.clear()
+    for value in kept:
+        cut_graph.initializers.add(value)
     if model.ir_version < 4:  # before IR 4 every initializer had to be a graph input too
         cut_graph.inputs.extend(v for v in cut_graph.initializers.values() if v not in cut_graph.inputs)
     cut = ir.Model(
