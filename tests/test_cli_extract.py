@@ -140,7 +140,17 @@ def test_cli_check_fails_on_a_real_disagreement_and_writes_nothing(tmp_path, cap
     assert not out.exists() and list(out.parent.iterdir()) == []  # no temp folder left either
     # the deterministic part agrees exactly, with given inputs
     np.save(tmp_path / "x.npy", np.array([[1, -2, 3]], np.float32))
-    args = ["extract", str(source), "--outputs", "relu", "-o", str(out), "--check", "--input", f"x={tmp_path / 'x.npy'}"]
+    args = [
+        "extract",
+        str(source),
+        "--outputs",
+        "relu",
+        "-o",
+        str(out),
+        "--check",
+        "--input",
+        f"x={tmp_path / 'x.npy'}",
+    ]
     assert main([*args, "--atol", "0", "--rtol", "0"]) == 0
     assert "output r: max |diff| 0 (1, 3): ok" in capsys.readouterr().out
 

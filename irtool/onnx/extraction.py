@@ -124,7 +124,9 @@ def _pick(points: dict, names: Sequence[str], role: str, source: str) -> tuple[l
     return tensors, labels
 
 
-def extract_layers(model, outputs: Sequence[str], inputs: Sequence[str] | None = None, source: str | None = None) -> Cut:
+def extract_layers(
+    model, outputs: Sequence[str], inputs: Sequence[str] | None = None, source: str | None = None
+) -> Cut:
     """Cut an irtool model at layer names in its graph, then lower the cut (see the module docstring)."""
     source = source or f"model '{model.name}'"
     if not outputs:

@@ -63,7 +63,12 @@ class CutPoint:
     def shape_text(self) -> str:
         if self.shape is None:
             return "?"
-        return "(" + ", ".join("?" if d is None else str(d) for d in self.shape) + ("," if len(self.shape) == 1 else "") + ")"
+        return (
+            "("
+            + ", ".join("?" if d is None else str(d) for d in self.shape)
+            + ("," if len(self.shape) == 1 else "")
+            + ")"
+        )
 
 
 @dataclass
@@ -215,7 +220,9 @@ def cut_onnx(model: ir.Model, source: str, outputs: Sequence[str], inputs: Seque
     _infer_types(model, [*input_values, *output_values])
     for value, role in [*((v, "input") for v in input_values), *((v, "output") for v in output_values)]:
         if value.dtype is None or value.shape is None:
-            made_by = f" (made by {value.producer().op_type} node '{value.producer().name}')" if value.producer() else ""
+            made_by = (
+                f" (made by {value.producer().op_type} node '{value.producer().name}')" if value.producer() else ""
+            )
             raise ExtractError(
                 f"{role} '{value.name}'{made_by}: {source} does not declare its "
                 f"{'element type' if value.dtype is None else 'shape'} and ONNX shape inference cannot derive it, "

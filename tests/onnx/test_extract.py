@@ -178,7 +178,9 @@ def test_external_data_in_and_out(tmp_path):
         nodes += [helper.make_node("MatMul", [last, f"w{i}"], [f"m{i}"], name=f"mm{i}"),
                   helper.make_node("Add", [f"m{i}", "x"], [f"a{i}"], name=f"add{i}")]  # fmt: skip
         last = f"a{i}"
-    graph = helper.make_graph(nodes, "big", [x], [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)], weights)
+    graph = helper.make_graph(
+        nodes, "big", [x], [helper.make_tensor_value_info(last, TensorProto.FLOAT, None)], weights
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     source = tmp_path / "src" / "big.onnx"
     source.parent.mkdir()
@@ -215,7 +217,9 @@ def test_files_shipped_with_onnx(folder, cut_at, then_from):
     model = onnx.load(str(path))
     feeds = {}
     for i, value in enumerate(v for v in model.graph.input if v.name not in {t.name for t in model.graph.initializer}):
-        feeds[value.name] = numpy_helper.to_array(onnx.load_tensor(str(path.parent / "test_data_set_0" / f"input_{i}.pb")))
+        feeds[value.name] = numpy_helper.to_array(
+            onnx.load_tensor(str(path.parent / "test_data_set_0" / f"input_{i}.pb"))
+        )
     want = numpy_helper.to_array(onnx.load_tensor(str(path.parent / "test_data_set_0" / "output_0.pb")))
     output = model.graph.output[0].name
     whole = extract(str(path), [output])
@@ -268,4 +272,6 @@ def test_torch_onnx_export_of_a_small_cnn_cut_after_the_first_block():
     tail = extract(model, ["logits"], inputs=[pool.output[0]])
     with torch.no_grad():
         want = net.head(torch.from_numpy(want)).numpy()
-    np.testing.assert_allclose(_run(tail, {pool.output[0]: net.block(x).detach().numpy()})[0], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        _run(tail, {pool.output[0]: net.block(x).detach().numpy()})[0], want, rtol=1e-5, atol=1e-5
+    )
