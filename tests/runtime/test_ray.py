@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -111,3 +112,9 @@ def test_the_image_feature_example(ray_data):
     _, extractor = build_models()
     np.testing.assert_array_equal(features, Session(onnx_bytes(extractor)).run_list(images)[0])
     np.testing.assert_allclose(features, extractor.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_irtool_never_imports_ray():
+    code = "import sys, irtool, irtool.cli, irtool.serving, irtool.runtime.ray; print('ray' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
