@@ -29,9 +29,15 @@ def _check_port(host: str, port: int) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if not args.ray and (args.replicas is not None or args.address is not None):
+        raise CLIError(f"{'--replicas' if args.replicas is not None else '--address'} needs --ray", code=2)
     missing = serving.missing_extra()
     if missing:
         raise CLIError(f"irtool serve needs {', '.join(missing)} (the serve extra): {serving.INSTALL}")
+    if args.ray and serving.missing_ray():
+        raise CLIError(
+            f"irtool serve --ray needs {', '.join(serving.missing_ray())} (the ray extra): {serving.RAY_INSTALL}"
+        )
     # import here: the serve extra is optional, and every other command works without it
     from irtool.serving import server, sources
 
@@ -44,6 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise CLIError(f"--port: expected 0-65535, received {args.port}", code=2)
     providers = _provider_list(args.providers)
     _check_port(args.host, args.port)
+    if args.ray:
+        return _serve_on_ray(args, providers, token)
     try:
         models = sources.served_models(
             args.models,
@@ -82,6 +90,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     print("irtool: stopped", flush=True)
     return 0
+
+
+def _serve_on_ray(args: argparse.Namespace, providers, token) -> int:
+    # import here: Ray is an optional extra, needed by --ray alone
+    from irtool.serving import ray as ray_serving
+
+    replicas = args.replicas or 1
+    # The flags default to "unset" (a repository's config.pbtxt may set them for `irtool serve`);
+    # Ray takes plain values.
+    max_batch_size = args.max_batch_size or 1
+    delay_us = args.max_queue_delay_us or 0
+    instances = args.instances or 1
+    app = ray_serving.deployment(
+        args.models,
+        num_replicas=replicas,
+        max_batch_size=max_batch_size,
+        batch_wait_timeout_s=delay_us / 1e6,
+        instances=instances,
+        providers=providers,
+        threads=args.threads or 1,
+        weights=args.weights,
+        object_name=args.object,
+        max_request_bytes=args.max_request_bytes,
+        auth_token=token,
+        access_log=args.access_log,
+    )
+    cluster = f"the Ray cluster at {args.address}" if args.address else "a new local Ray cluster"
+    batching = f"batching up to {max_batch_size} rows with @serve.batch" if max_batch_size > 1 else "no batching"
+    print(f"irtool: {replicas} Ray Serve replica(s) on {cluster}, {instances} instance(s) each, {batching}")
+
+    def started(url: str) -> None:
+        print(f"irtool: serving on {url} (KServe v2: {url}/v2/models/<name>/infer; Ray Serve)", flush=True)
+
+    try:
+        ray_serving.run(app, address=args.address, host=args.host, port=args.port, on_start=started)
+    except (ConnectionError, RuntimeError) as error:
+        raise CLIError(f"Ray Serve could not run the models: {_first_line(error)}") from error
+    print("irtool: stopped", flush=True)
+    return 0
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _add_serve_parser(commands) -> None:
@@ -141,6 +193,22 @@ def _add_serve_parser(commands) -> None:
         "--access-log",
         action="store_true",
         help="log every request as a JSON line on stderr (time, client, method, path, status, ms)",
+    )
+    serve.add_argument(
+        "--ray",
+        action="store_true",
+        help="serve with Ray Serve (the ray extra): replicas on a Ray cluster, @serve.batch for batching",
+    )
+    serve.add_argument(
+        "--replicas",
+        type=_positive_int,
+        metavar="N",
+        help="with --ray: Ray Serve replicas, each with its sessions (default 1)",
+    )
+    serve.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --ray: join the Ray cluster at ADDR (auto, host:port or ray://host:port) instead of starting one",
     )
     serve.add_argument("--weights", metavar="FILE", help=WEIGHTS_HELP)
     serve.add_argument("--object", metavar="NAME", help="the model to use in a model.py (as for export)")

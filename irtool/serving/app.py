@@ -60,7 +60,7 @@ class ServedModel:
     max_batch_size: int = 0
     max_queue_delay_us: int = 0
     max_queue_size: int = 1024
-    batcher: Batcher | None = field(default=None, init=False)
+    batcher: Batcher | None = field(default=None, init=False)  # or make_batcher's object
     instances: Instances | None = field(default=None, init=False)
 
     @property
@@ -73,13 +73,23 @@ class ServedModel:
         infos = [*self.session.inputs, *self.session.outputs]
         return all(i.shape and not isinstance(i.shape[0], int) for i in infos)
 
+    @property
+    def batching(self) -> bool:
+        return self.max_batch_size > 1 and self.batchable
+
     def start(self, observe) -> None:
+        """Called once by ``create_app``; ``observe(rows, queue_seconds)`` records each batch.
+        A subclass may batch another way (``make_batcher``: ``irtool.serving.ray`` uses Ray's ``@serve.batch``)."""
         outputs = self.session.output_names
         self.instances = Instances([lambda feeds, s=s: dict(zip(outputs, s.run_list(feeds))) for s in self.sessions])
-        if self.max_batch_size > 1 and self.batchable:
-            self.batcher = Batcher(
-                self.instances, self.max_batch_size, self.max_queue_delay_us, self.max_queue_size, observe=observe
-            )
+        if self.batching:
+            self.batcher = self.make_batcher(observe)
+
+    def make_batcher(self, observe):
+        """What batches this model's requests: an object with ``async submit(feeds)`` and ``async close()``."""
+        return Batcher(
+            self.instances, self.max_batch_size, self.max_queue_delay_us, self.max_queue_size, observe=observe
+        )
 
     async def infer(self, feeds: dict) -> dict:
         if self.batcher is not None:

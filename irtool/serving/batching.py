@@ -86,18 +86,12 @@ class Batcher:
 
     async def submit(self, feeds: dict) -> dict:
         """The outputs for ``feeds`` (arrays with a common leading batch dim), run in a batch."""
-        rows = _rows(feeds)
-        if rows > self.max_batch_size:
-            raise ProtocolError(
-                f"the request has {rows} rows but the model's max batch size is {self.max_batch_size} "
-                "(--max-batch-size)"
-            )
+        rows = check_rows(feeds, self.max_batch_size)
         if len(self._queue) >= self.max_queue_size:
             raise ProtocolError(f"the model's queue is full ({self.max_queue_size} requests); retry later", 503)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._loop())
-        key = tuple((name, a.shape[1:], a.dtype.str) for name, a in sorted(feeds.items()))
-        pending = _Pending(feeds, rows, key, asyncio.get_running_loop().create_future())
+        pending = _Pending(feeds, rows, batch_key(feeds), asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._arrived.set()
         try:  # the timeout bounds the wait in the queue; a dispatched request runs to the end
@@ -157,11 +151,7 @@ class Batcher:
     async def _run(self, batch) -> None:
         try:
             now = time.perf_counter()
-            feeds = (
-                batch[0].feeds
-                if len(batch) == 1
-                else {name: np.concatenate([p.feeds[name] for p in batch]) for name in batch[0].feeds}
-            )
+            feeds = stack([p.feeds for p in batch])
             self.observe(sum(p.rows for p in batch), [now - p.enqueued for p in batch])
             try:
                 outputs = await self.instances.run(feeds)
@@ -170,12 +160,9 @@ class Batcher:
                     if not pending.future.done():
                         pending.future.set_exception(error)
                 return
-            start = 0
-            for pending in batch:
-                stop = start + pending.rows
+            for pending, rows in zip(batch, split(outputs, [p.rows for p in batch])):
                 if not pending.future.done():
-                    pending.future.set_result({name: array[start:stop] for name, array in outputs.items()})
-                start = stop
+                    pending.future.set_result(rows)
         finally:
             self._slots.release()
 
@@ -188,9 +175,41 @@ class Batcher:
                 pass
 
 
-def _rows(feeds: dict) -> int:
+def rows_of(feeds: dict) -> int:
+    """The common first (batch) dimension of a request's arrays; a ``ProtocolError`` if they differ."""
     sizes = {a.shape[0] if a.ndim else None for a in feeds.values()}
     if len(sizes) != 1 or None in sizes:
         shapes = {name: list(a.shape) for name, a in feeds.items()}
         raise ProtocolError(f"batched inputs must share their first (batch) dimension, received shapes {shapes}")
     return sizes.pop()
+
+
+def check_rows(feeds: dict, max_batch_size: int) -> int:
+    """``rows_of(feeds)``, refused (400) when over ``max_batch_size``."""
+    rows = rows_of(feeds)
+    if rows > max_batch_size:
+        raise ProtocolError(
+            f"the request has {rows} rows but the model's max batch size is {max_batch_size} (--max-batch-size)"
+        )
+    return rows
+
+
+def batch_key(feeds: dict) -> tuple:
+    """Requests with equal keys (names, non-batch shapes, dtypes) can be stacked into one batch."""
+    return tuple((name, a.shape[1:], a.dtype.str) for name, a in sorted(feeds.items()))
+
+
+def stack(requests: list) -> dict:
+    """One feed dict from requests of equal ``batch_key``, concatenated along axis 0 in order."""
+    if len(requests) == 1:
+        return requests[0]
+    return {name: np.concatenate([feeds[name] for feeds in requests]) for name in requests[0]}
+
+
+def split(outputs: dict, rows: list) -> list:
+    """The inverse of ``stack``: each request's rows of ``outputs``, in order."""
+    parts, start = [], 0
+    for count in rows:
+        parts.append({name: array[start : start + count] for name, array in outputs.items()})
+        start += count
+    return parts

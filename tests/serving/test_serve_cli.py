@@ -164,3 +164,17 @@ def test_auth_token_from_the_environment(files):
     with pytest.raises(Exception, match="bearer token"):
         client.get_model_metadata("mlp")
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("flag", [["--replicas", "2"], ["--address", "auto"]])
+def test_ray_options_need_ray(flag, capsys):
+    assert main(["serve", "m.onnx", *flag]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"irtool: error: {flag[0]} needs --ray"
+
+
+def test_serve_ray_without_the_extra_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setattr("irtool.serving.missing_ray", lambda: ["ray", "ray.serve"])
+    assert main(["serve", "m.onnx", "--ray"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "irtool: error: irtool serve --ray needs ray, ray.serve (the ray extra): pip install 'irtool[ray]'"
