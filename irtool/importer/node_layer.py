@@ -62,7 +62,9 @@ class OnnxNode(Layer):
         outputs = conv.fn(node, **{**conv.defaults, **self.attributes})
         # Weights created by this call are now the plan's values (the next call reuses them).
         object.__setattr__(
-            self, "_input_plan", [v if isinstance(v, Variable) else p for v, p in zip(node._values, self._input_plan)]
+            self,
+            "_input_plan",
+            [v if isinstance(v, (Variable, list)) else p for v, p in zip(node._values, self._input_plan)],
         )
         return outputs
 

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, version_converter
 
-from irtool.importer import convert_basic, convert_nn  # noqa: F401 - they register their converters
+from irtool.importer import convert_basic, convert_nn, convert_rnn  # noqa: F401 - they register their converters
 from irtool.importer.imported_model import ImportedModel
 from irtool.importer.node_layer import OnnxNode
 from irtool.importer.registry import CONVERTERS, NodeInputs, OnnxImportError, PendingWeight
