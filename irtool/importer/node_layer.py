@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irtool.importer.dynamic_shapes import is_dynamic
 from irtool.importer.registry import CONVERTERS, NodeInputs, PendingWeight
 from irtool.layers.layer import Layer
 from irtool.ops.variable import Variable
@@ -56,7 +57,10 @@ class OnnxNode(Layer):
 
     def call(self, inputs):
         tensors = iter(inputs if isinstance(inputs, (list, tuple)) else [inputs])
-        values = [next(tensors) if isinstance(planned, str) else planned for planned in self._input_plan]
+        values = [
+            next(tensors) if isinstance(planned, str) else planned.bound(tensors) if is_dynamic(planned) else planned
+            for planned in self._input_plan
+        ]
         node = NodeInputs(self.name, self.op_type, values, self._make_weight, self.num_outputs)
         conv = CONVERTERS[self.op_type]
         outputs = conv.fn(node, **{**conv.defaults, **self.attributes})
