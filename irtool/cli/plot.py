@@ -1,4 +1,5 @@
-"""``irtool plot``: the layer view of a model, or an ONNX file node by node."""
+"""``irtool plot``: the layer view of a model, or an ONNX file node by node (or, with ``--layers``,
+the layer view of its import)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from irtool import loading
+from irtool import importer, loading
 from irtool.cli.common import (
     CLIError,
     _make_folders,
@@ -50,9 +51,21 @@ def _onnx_dot(args: argparse.Namespace):
         raise CLIError(f"cannot plot {args.file}: {describe(error)}") from error
 
 
+def _imported_model(args: argparse.Namespace):
+    """The ONNX file ``args.file`` imported (``irtool.importer.load``), one layer per node."""
+    load(args.file, args.object)  # the file's checks and one-line errors
+    try:
+        return importer.load(args.file)
+    except importer.OnnxImportError as error:
+        raise CLIError(
+            f"--layers: {_one_line(str(error))} (without --layers the file is drawn node by node)"
+        ) from error
+
+
 def _model_dot(args: argparse.Namespace):
-    """The layer view of the model in ``args.file`` (a Python file or a saved ``.keras`` model)."""
-    model = load_model(args.file, args.object)
+    """The layer view of the model in ``args.file`` (a Python file, a saved ``.keras`` model, or an
+    ONNX file imported, with ``--layers``)."""
+    model = _imported_model(args) if args.layers else load_model(args.file, args.object)
     try:
         dot = model_to_dot(
             model,
@@ -80,7 +93,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise CLIError(f"the output {out} is a directory")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        dot, what = _onnx_dot(args) if loading.source_kind(args.file) == "onnx" else _model_dot(args)
+        is_onnx = loading.source_kind(args.file) == "onnx"
+        if args.layers and not is_onnx:
+            raise CLIError(f"--layers applies to ONNX files ({args.file} is always drawn layer by layer)")
+        dot, what = _onnx_dot(args) if is_onnx and not args.layers else _model_dot(args)
         created = _make_folders(out.parent)
         try:
             plot = save_plot(dot, out, args.renderer)
@@ -123,6 +139,12 @@ def _add_plot_parser(commands) -> None:
         "--show-shapes", action="store_true", help="show input and output shapes (an ONNX file always shows them)"
     )
     plot.add_argument("--show-dtype", action="store_true", help="show output dtypes")
+    plot.add_argument(
+        "--layers",
+        action="store_true",
+        help="draw an ONNX file's import (irtool.importer.load: one layer per node) like a model, instead of its "
+        "nodes as the file holds them",
+    )
     plot.add_argument("--show-layer-activations", action="store_true", help="show the activation of layers having one")
     plot.add_argument("--show-trainable", action="store_true", help="mark layers with weights as trainable or not")
     plot.add_argument("--expand-nested", action="store_true", help="draw nested models as clusters of their layers")

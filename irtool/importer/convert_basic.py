@@ -13,6 +13,7 @@ import numpy as np
 from onnx import helper
 
 from irtool import ops
+from irtool.importer import dynamic_shapes
 from irtool.importer.registry import converter
 from irtool.ir.spec import normalize_axis
 from irtool.ops.prelu import prelu
@@ -259,13 +260,8 @@ def _reshape(node, allowzero):
     shape = _dims(x.shape)
     if not allowzero:
         target = [shape[i] if d == 0 else d for i, d in enumerate(target)]
-    unknown = [i for i, d in enumerate(target) if d is None or d == -1]
-    if len(unknown) > 1:
-        if target[0] is None and shape[0] is None and sum(d == -1 for d in target) == 1:
-            # A kept batch dim plus one -1: irtool's reshape keeps a None in place.
-            return ops.reshape(x, tuple(target))
-        raise node.error(f"cannot reshape input shape {tuple(shape)} to {tuple(target)}: more than one unknown dim")
-    return ops.reshape(x, tuple(-1 if d is None else d for d in target))
+    # A None left by a 0 is irtool's "keep the input's dim here", ONNX's 0 exactly; one -1 at most.
+    return ops.reshape(x, tuple(target))
 
 
 @converter("Flatten", axis=1)
@@ -361,6 +357,9 @@ def _tile(node):
 @converter("Expand", static=(1,))
 def _expand(node):
     x = node[0]
+    if dynamic_shapes.is_dynamic(node.peek(1)):
+        # ONNX's two-way broadcast is what multiplying by ones of the target shape does.
+        return ops.multiply(x, _dynamic_ones(node, node.peek(1), str(x.dtype)))
     target = [int(d) for d in node.static(1, "shape")]
     rank = max(len(target), len(x.shape))
     mine = [1] * (rank - len(x.shape)) + _dims(x.shape)
@@ -371,6 +370,21 @@ def _expand(node):
     if shape == mine:
         return x if len(mine) == len(x.shape) else ops.reshape(x, shape)
     return ops.multiply(x, np.ones(shape, str(x.dtype)))
+
+
+@converter("ConstantOfShape")
+def _constant_of_shape(node, value=None):
+    # Reached only for a shape computed from run-time dims; static shapes are folded at import.
+    fill = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
+    ones = _dynamic_ones(node, node.peek(0), str(fill.dtype))
+    return ones if fill[0] == 1 else ops.multiply(ones, fill.reshape(()))
+
+
+def _dynamic_ones(node, shape, dtype):
+    try:
+        return dynamic_shapes.ones(shape, dtype)
+    except ValueError as error:
+        raise node.error(str(error)) from error
 
 
 @converter("Pad", static=(1, 2, 3), mode="constant")

@@ -270,3 +270,84 @@ def _instance_norm(node, epsilon):
     dtype = str(x.dtype)
     normed = ops.divide(ops.subtract(x, mean), ops.sqrt(ops.add(var, np.asarray(epsilon, dtype))))
     return ops.add(ops.multiply(normed, scale), bias)
+
+
+# -- Resize ------------------------------------------------------------------------------------
+
+_HALF_PIXEL = ("half_pixel", "pytorch_half_pixel")
+
+
+@converter(
+    "Resize",
+    static=(1, 2, 3),
+    mode="nearest",
+    coordinate_transformation_mode="half_pixel",
+    nearest_mode="round_prefer_floor",
+    antialias=0,
+    exclude_outside=0,
+    keep_aspect_ratio_policy="stretch",
+)
+def _resize(
+    node,
+    mode,
+    coordinate_transformation_mode,
+    nearest_mode,
+    antialias,
+    exclude_outside,
+    keep_aspect_ratio_policy,
+    **rest,
+):
+    """Resize onto irtool's image resize, where its coordinates are ONNX's exactly.
+
+    Integer upscale factors repeat pixels in nearest mode (``floor(i / f)``: ONNX's ``asymmetric``
+    + ``floor``, or half-pixel with either rounding, which never ties there) and are half-pixel
+    bilinear in linear mode; other sizes need half-pixel coordinates with ``round_prefer_ceil``
+    (torch's ``nearest-exact``) or linear, two spatial axes and a scale equal to out / in.
+    """
+    x = node[0]
+    mode, ctm, rounding = (_text(v) for v in (mode, coordinate_transformation_mode, nearest_mode))
+    where = f"mode={mode}, coordinate_transformation_mode={ctm}" + (
+        f", nearest_mode={rounding}" if mode == "nearest" else ""
+    )
+    if rest.get("axes") is not None or antialias or exclude_outside or _text(keep_aspect_ratio_policy) != "stretch":
+        raise node.error("axes, antialias, exclude_outside and keep_aspect_ratio_policy are not supported")
+    spatial = _spatial(x)
+    scales, sizes = node.static(2, "scales"), node.static(3, "sizes")
+    if sizes is not None and sizes.size:
+        if any(d is not None and int(s) != d for s, d in zip(sizes[:2], x.shape[:2])):
+            raise node.error(f"only the spatial axes can be resized; sizes {list(sizes)} for input {tuple(x.shape)}")
+        out = [int(s) for s in sizes[2:]]
+        factors = [o // n if n and o % n == 0 else None for o, n in zip(out, spatial)]
+        exact_scale = True  # ONNX derives the scale as out / in
+    elif scales is not None and scales.size:
+        if any(float(s) != 1.0 for s in scales[:2]):
+            raise node.error(f"only the spatial axes can be resized; scales {list(scales)}")
+        factors = [int(s) if float(s) == int(s) and s >= 1 else None for s in scales[2:]]
+        out = [None if n is None else int(np.floor(n * float(s))) for n, s in zip(spatial, scales[2:])]
+        exact_scale = all(n is not None and float(np.float32(o) / np.float32(n)) == float(s)
+                          for o, n, s in zip(out, spatial, scales[2:]))  # fmt: skip
+    else:
+        raise node.error("one of scales or sizes must be given")
+    if all(f == 1 for f in factors):
+        return x
+    if mode == "nearest" and None not in factors:
+        if (ctm == "asymmetric" and rounding == "floor") or (
+            ctm in _HALF_PIXEL and rounding in ("round_prefer_floor", "round_prefer_ceil")
+        ):
+            return ops.image.upsample(x, factors, "nearest", data_format=CF)
+    half_pixel = ctm == "half_pixel" or (ctm == "pytorch_half_pixel" and None not in out and min(out) > 1)
+    if half_pixel and len(spatial) == 2 and (mode == "linear" or rounding == "round_prefer_ceil"):
+        interpolation = "bilinear" if mode == "linear" else "nearest"
+        if mode == "linear" and None not in factors:
+            return ops.image.upsample(x, factors, interpolation, data_format=CF)
+        if None not in out and exact_scale:
+            return ops.image.resize(x, out, interpolation, data_format=CF)
+    raise node.error(
+        f"{where} to {'sizes ' + str(out) if sizes is not None and sizes.size else 'scales ' + str(list(scales))} on "
+        f"input {tuple(x.shape)} has no exact irtool resize (supported: nearest with integer factors, asymmetric+floor "
+        "or half-pixel; half-pixel linear or round_prefer_ceil nearest on two spatial axes)"
+    )
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value

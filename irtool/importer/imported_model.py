@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from irtool.models.functional import Functional
 
 
@@ -16,6 +18,21 @@ class ImportedModel(Functional):
         object.__setattr__(self, "onnx_tensors", dict(onnx_tensors or {}))
         object.__setattr__(self, "_onnx_output_names", list(onnx_output_names or []))
         super().__init__(inputs, outputs, **kwargs)
+
+    def save(self, filepath, *args, **kwargs) -> None:
+        """Refused: a ``.keras`` file of ONNX nodes would not load back (see the error for what does).
+
+        Each layer is an ONNX node whose converter reads constants and static inputs folded at
+        import (shapes, pads, indices, shared weights); Keras' JSON config has no place for them,
+        and writing them into it would make a second, worse ONNX format. ONNX itself already is
+        this model's file format, and the weights file loads into a fresh import.
+        """
+        raise NotImplementedError(
+            f"Cannot save the imported ONNX model '{self.name}' to {os.fspath(filepath)!r}: its layers are ONNX "
+            "nodes (with constants folded at import) that a Keras config cannot describe, so the file would not "
+            "load back. Use model.export('model.onnx') (irtool.importer.load reads it back), or "
+            "model.save_weights('model.weights.h5'), which loads into the original file imported again."
+        )
 
     @property
     def output_names(self) -> list:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from irtool.importer.dynamic_shapes import is_dynamic
 from irtool.importer.registry import CONVERTERS, NodeInputs, PendingWeight
 from irtool.layers.layer import Layer
 from irtool.ops.variable import Variable
@@ -56,13 +57,18 @@ class OnnxNode(Layer):
 
     def call(self, inputs):
         tensors = iter(inputs if isinstance(inputs, (list, tuple)) else [inputs])
-        values = [next(tensors) if isinstance(planned, str) else planned for planned in self._input_plan]
+        values = [
+            next(tensors) if isinstance(planned, str) else planned.bound(tensors) if is_dynamic(planned) else planned
+            for planned in self._input_plan
+        ]
         node = NodeInputs(self.name, self.op_type, values, self._make_weight, self.num_outputs)
         conv = CONVERTERS[self.op_type]
         outputs = conv.fn(node, **{**conv.defaults, **self.attributes})
         # Weights created by this call are now the plan's values (the next call reuses them).
         object.__setattr__(
-            self, "_input_plan", [v if isinstance(v, Variable) else p for v, p in zip(node._values, self._input_plan)]
+            self,
+            "_input_plan",
+            [v if isinstance(v, (Variable, list)) else p for v, p in zip(node._values, self._input_plan)],
         )
         return outputs
 

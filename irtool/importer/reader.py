@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, version_converter
 
-from irtool.importer import convert_basic, convert_nn  # noqa: F401 - they register their converters
+from irtool.importer import convert_basic, convert_nn, convert_rnn, dynamic_shapes  # noqa: F401 - they register their converters
 from irtool.importer.imported_model import ImportedModel
 from irtool.importer.node_layer import OnnxNode
 from irtool.importer.registry import CONVERTERS, NodeInputs, OnnxImportError, PendingWeight
@@ -170,13 +170,24 @@ class _GraphReader:
                 )
             values.append(env[name] if name else None)
         symbolic = [v for v in values if hasattr(v, "_keras_history")]
-        if not symbolic or node.op_type in FOLDED_ONLY:
+        if any(dynamic_shapes.is_dynamic(v) for v in values):
+            results = self._read_dynamic(index, node, values, attributes)
+        elif not symbolic or node.op_type in FOLDED_ONLY:
             results = self._fold(node, values, attributes)
         else:
             results = self._call_layer(index, node, values, attributes)
         for name, result in zip(node.output, results):
             if name:
                 env[name] = result
+
+    def _read_dynamic(self, index, node, values, attributes) -> list:
+        """A node reading a shape computed from run-time dims (see ``dynamic_shapes``)."""
+        if node.op_type == "Reshape" and hasattr(values[0], "_keras_history"):
+            target = dynamic_shapes.reshape_target(node, values[0], values[1], attributes.get("allowzero", 0))
+            return self._call_layer(index, node, [values[0], target, *values[2:]], attributes)
+        if node.op_type in ("Expand", "ConstantOfShape"):
+            return self._call_layer(index, node, values, attributes)
+        return dynamic_shapes.fold(node, values, attributes)
 
     def _call_layer(self, index, node, values, attributes) -> list:
         conv = CONVERTERS[node.op_type]
@@ -188,6 +199,9 @@ class _GraphReader:
                 tensors.append(value)
             elif isinstance(value, PendingWeight) and i in conv.static:
                 plan.append(value.array)
+            elif dynamic_shapes.is_dynamic(value):  # its run-time dims come from tensors the layer is called on
+                plan.append(value.unbound())
+                tensors.extend(ref.tensor for ref in value.refs())
             else:
                 plan.append(value)
         name = self.layer_names(_layer_name(node.name) or f"{node.op_type.lower()}_{index}")
@@ -203,18 +217,16 @@ class _GraphReader:
         if node.op_type == "Constant":
             return [_constant_value(node, attributes)]
         arrays = [v.array if isinstance(v, PendingWeight) else v for v in values]
-        if node.op_type in ("Shape", "Size"):
+        if node.op_type == "Shape":
+            return [dynamic_shapes.shape_of(arrays[0], attributes.get("start", 0), attributes.get("end"))]
+        if node.op_type == "Size":
             dims = values[0].shape
             if any(d is None for d in dims):
                 raise OnnxImportError(
                     f"ONNX node '{node.name}' ({node.op_type}): the shape {tuple(dims)} of its input has unknown dims; "
                     "the importer folds shape arithmetic and needs static shapes (export with fixed sizes)"
                 )
-            shape = np.asarray(dims, np.int64)
-            if node.op_type == "Size":
-                return [np.asarray(np.prod(shape), np.int64)]
-            start, end = attributes.get("start", 0), attributes.get("end")
-            return [shape[start:end]]
+            return [np.asarray(np.prod(np.asarray(dims, np.int64)), np.int64)]
         if node.op_type == "ConstantOfShape":
             fill = attributes.get("value", np.zeros(1, np.float32))
             return [np.full([int(d) for d in arrays[0]], fill.reshape(-1)[0], fill.dtype)]

@@ -82,6 +82,11 @@ class NodeInputs:
         value = self._values[i]
         return tuple((value.array if isinstance(value, PendingWeight) else value).shape)
 
+    def peek(self, i: int):
+        """Input ``i`` with an initializer as its array (a constant: no weight is created), or None."""
+        value = self._values[i] if i < len(self._values) else None
+        return value.array if isinstance(value, PendingWeight) else value
+
     def static(self, i: int, what: str = "this input") -> np.ndarray | None:
         value = self._values[i] if i < len(self._values) else None
         if isinstance(value, PendingWeight):
@@ -99,6 +104,24 @@ class NodeInputs:
             self._values[i] = variable
             return variable
         if value is None or as_ops is None:
+            return value
+        return as_ops(value)
+
+    def weight_parts(self, i: int, to_irtool: Callable, as_ops: Callable | None = None) -> list:
+        """Input ``i`` split at import into several weights: ``to_irtool(array)`` gives ``{suffix: part}``
+        (a bidirectional RNN's ``W`` becomes one Keras kernel per direction); else ``as_ops(tensor)``."""
+        value = self._values[i]
+        if isinstance(value, PendingWeight):
+            parts = to_irtool(value.array)
+            variables = [
+                self._weight_factory(
+                    PendingWeight(f"{value.name}.{suffix}", part, value.trainable), np.ascontiguousarray(part)
+                )
+                for suffix, part in parts.items()
+            ]
+            self._values[i] = variables
+            return variables
+        if isinstance(value, list) or value is None:
             return value
         return as_ops(value)
 

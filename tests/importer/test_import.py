@@ -213,3 +213,21 @@ def test_round_trip_irtool_export_import_export_is_the_same_graph():
     want = original.predict(x, verbose=0)
     np.testing.assert_allclose(model.predict(x, verbose=0), want, atol=1e-5)
     np.testing.assert_allclose(run_onnx(second, {"pixels": x})[0], want, atol=1e-5)
+
+
+def test_save_as_keras_is_refused_and_the_fine_tuned_weights_travel_as_weights_or_onnx(cnn, tmp_path):
+    module, x, proto = cnn
+    model = importer.load(proto)
+    model.compile(optimizer=irtool.optimizers.SGD(learning_rate=0.5), loss="categorical_crossentropy")
+    model.fit(x, np.eye(5, dtype="float32")[[1, 3]], epochs=1, verbose=0)
+    tuned = model.predict(x, verbose=0)
+    assert not np.allclose(tuned, module(torch.from_numpy(x)).detach().numpy(), atol=1e-4)
+    with pytest.raises(NotImplementedError, match="Cannot save the imported ONNX model 'main_graph' to .*m.keras"):
+        model.save(tmp_path / "m.keras")
+    assert list(tmp_path.iterdir()) == []
+    model.save_weights(tmp_path / "tuned.weights.h5")
+    again = importer.load(proto)
+    again.load_weights(tmp_path / "tuned.weights.h5")
+    np.testing.assert_array_equal(again.predict(x, verbose=0), tuned)
+    model.export(tmp_path / "tuned.onnx")
+    np.testing.assert_allclose(importer.load(tmp_path / "tuned.onnx").predict(x, verbose=0), tuned, atol=1e-6)
