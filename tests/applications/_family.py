@@ -38,9 +38,15 @@ class FamilyChecks:
             applications, builder_name
         )
 
-    def matches_keras(self, builder_name, tmp_path, onnx=False, **kwargs):
+    def matches_keras(self, builder_name, tmp_path, onnx=False, randomize_statistics=True, output_layer=None, **kwargs):
         kwargs = {**self.small, **kwargs}
-        reference = keras_reference(self.keras(builder_name), tmp_path, **kwargs)
+        reference = keras_reference(
+            self.keras(builder_name),
+            tmp_path,
+            randomize_statistics=randomize_statistics,
+            output_layer=output_layer,
+            **kwargs,
+        )
         ours = build_ours(getattr(self.ours, builder_name), reference, **kwargs)
         assert_matches(ours, reference)
         if onnx:

