@@ -164,7 +164,7 @@ PLOT = {
     "zero --dpi": CliCase(_("plot", "{d}/tiny.py", "--dpi", "0"), 2, ("--dpi", "'0'")),
     "bad --rankdir": CliCase(_("plot", "{d}/tiny.py", "--rankdir", "XY"), 2, ("--rankdir", "'XY'")),
     "missing --renderer": CliCase(_("plot", "{d}/tiny.py", "-o", "{d}/p/m.png", "--renderer", "{d}/no-dot"), 1, ("renderer", "no-dot' not found", "DOT source was written to"), leaves=("p", "p/m.dot")),
-    "failing --renderer": CliCase(_("plot", "{d}/tiny.py", "-o", "{d}/p/m.png", "--renderer", "/bin/false"), 1, ("Cannot write", "m.png", "no renderer here writes png")),
+    "failing --renderer": CliCase(_("plot", "{d}/tiny.py", "-o", "{d}/p/m.png", "--renderer", "/bin/false"), 1, ("Cannot write", "m.png", "no renderer here writes png", "DOT source was written to"), leaves=("p", "p/m.dot")),
     "--expand-nested on onnx": CliCase(_("plot", "{d}/tiny.onnx", "-o", "{d}/p/m.png", "--expand-nested"), 1, ("applies to models, not to ONNX files",)),
     "--object on onnx": CliCase(_("plot", "{d}/tiny.onnx", "-o", "{d}/p/m.png", "--object", "m"), 1, ("--object picks a model in a Python file",)),
 }
