@@ -233,7 +233,15 @@ TOP = {
 }
 # fmt: on
 
-FAMILIES = {"export": EXPORT, "summary": SUMMARY, "plot": PLOT, "run": RUN, "inspect": INSPECT, "serve": SERVE, "top": TOP}
+FAMILIES = {
+    "export": EXPORT,
+    "summary": SUMMARY,
+    "plot": PLOT,
+    "run": RUN,
+    "inspect": INSPECT,
+    "serve": SERVE,
+    "top": TOP,
+}
 CASES = [(family, name) for family, table in FAMILIES.items() for name in table]
 
 
