@@ -41,8 +41,8 @@ from irtool.cli.common import (
     _one_line,
     _Parser,
     _positive_int,
-    _tolerance,
     _provider_list,
+    _tolerance,
     note_fresh_weights,
 )
 from irtool.cli.export import add_triton_arguments, cmd_export, cmd_summary

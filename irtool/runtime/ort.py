@@ -205,7 +205,9 @@ def random_inputs(
                 continue
             size = batch_size if axis == 0 else DYNAMIC_SIZES[(axis + run) % len(DYNAMIC_SIZES)]
             shape.append(sizes.setdefault(dim, size) if dim else size)
-        check_allocation(array_bytes(shape, info.dtype.itemsize), f"the random input {info.name!r} of shape {tuple(shape)}")
+        check_allocation(
+            array_bytes(shape, info.dtype.itemsize), f"the random input {info.name!r} of shape {tuple(shape)}"
+        )
         if info.dtype == np.bool_:
             arrays.append(rng.random(shape) < 0.5)
         elif info.dtype.kind in "iu":

@@ -39,13 +39,13 @@ class _RunningMean:
         self.total, self.count = 0.0, 0.0
 
 
-
 def batch_size_or_default(batch_size) -> int:
     """``batch_size``, 32 when it is ``None`` or 0 (as in Keras); a negative one slices rows away silently,
     so it is refused with Keras' message."""
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 0):
         raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size}")
     return int(batch_size or 32)
+
 
 class Trainer:
     """Mixed into ``Model``: everything that needs a compiled loss and optimizer."""
