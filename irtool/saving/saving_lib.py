@@ -35,9 +35,9 @@ import h5py
 import numpy as np
 
 from irtool.layers.layer import one_mixed_precision_warning
+from irtool.memory import MemoryLimitError
 from irtool.saving import h5_weights, legacy_h5
 from irtool.saving.h5_weights import open_h5, read_weights, weight_entries, write_atomically, write_weights
-from irtool.memory import MemoryLimitError
 from irtool.serialization import config_limits
 from irtool.serialization.config_limits import check_json_text
 from irtool.serialization.keras_objects import deserialize_keras_object, model_class, serialize_keras_object

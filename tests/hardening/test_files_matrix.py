@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import struct
 import zipfile
 from collections.abc import Callable
@@ -31,7 +30,6 @@ from irtool.loading import LoadError, load
 from irtool.memory import MemoryLimitError
 from irtool.saving.h5_weights import WeightsFormatError
 from irtool.saving.saving_lib import ArchiveError
-from irtool.serialization.config_limits import ConfigLimitError
 
 from .matrix import LEAKED_ERRORS, files_under, run_cli
 
@@ -102,9 +100,10 @@ def _graph(initializer=None, x_dims=(None, 4), nodes=None, y_dims=(None, 2)):
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
-def _weight(data_type=TensorProto.FLOAT, dims=(4, 2), raw=np.ones((4, 2), "float32").tobytes()):
+def _weight(data_type=TensorProto.FLOAT, dims=(4, 2)):
+    """A 4x2 float32 weight's 32 bytes, declared with ``data_type`` and ``dims``."""
     tensor = TensorProto(name="w", data_type=data_type, dims=list(dims))
-    tensor.raw_data = raw
+    tensor.raw_data = np.ones((4, 2), "float32").tobytes()
     return tensor
 
 
