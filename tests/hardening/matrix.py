@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from irtool.cli import main
+from irtool.loading import LoadError
 
 #: What a user-facing failure may raise from Python: ValueError and TypeError (Keras' choices, with
 #: irtool's ArchiveError, WeightsFormatError, InputError, ConfigLimitError, OnnxImportError, ExportError
@@ -28,6 +29,15 @@ from irtool.cli import main
 #: Never KeyError, IndexError, RecursionError, zipfile.BadZipFile, google.protobuf's DecodeError or
 #: h5py's internals: those mean a path no check covers.
 LEAKED_ERRORS = (KeyError, IndexError, RecursionError, AttributeError, AssertionError, MemoryError)
+#: irtool's own errors, as a ``try``/``except`` in a fuzz test catches them; anything else escapes and fails it.
+OWN_ERRORS = (ValueError, TypeError, OSError, LoadError)
+
+
+def check_own_error(error: BaseException) -> None:
+    """``error`` is one of irtool's own: not a leaked type, and a message a user can read."""
+    assert not isinstance(error, LEAKED_ERRORS), repr(error)
+    assert type(error).__module__.split(".")[0] in ("builtins", "irtool"), f"a foreign error type: {error!r}"
+    assert str(error).strip(), f"an error with no message: {error!r}"
 
 
 @dataclass(frozen=True)
