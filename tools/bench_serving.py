@@ -149,7 +149,19 @@ def bodies(folder: Path, name: str, x: np.ndarray) -> dict:
 def wrk(url: str, script: Path, connections: int, seconds: float) -> dict:
     threads = 1 if connections < 8 else 2
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(connections),
+            "-d",
+            f"{round(seconds)}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
@@ -208,7 +220,7 @@ def main(argv=None) -> int:
             try:
                 url = f"http://127.0.0.1:{port}/v2/models/{name}/infer"
                 for kind in ["json"] if server == "bare" else ["json", "binary"]:
-                    wrk(url, scripts[kind], 1, 1.0)  # warm-up
+                    wrk(url, scripts[kind], 1, 1)  # warm-up
                     for c in levels:
                         r = wrk(url, scripts[kind], c, seconds)
                         rows.append((name, server, kind, c, r["p50"], r["p99"], r["rps"]))

@@ -2,6 +2,7 @@
 
     irtool export examples/mnist_mlp.py -o out/mnist.onnx --check
     irtool summary examples/mnist_mlp.py --show-trainable
+    irtool extract resnet.onnx --outputs pool5 -o features.onnx --check
     irtool plot examples/mnist_mlp.py -o mnist.png --show-shapes
     irtool plot out/mnist.onnx -o mnist_onnx.svg
     irtool run out/mnist.onnx --input digits=x.npy --output-dir preds/
@@ -12,7 +13,7 @@
 The model source is a Python file that builds the model, a saved ``.keras`` model or (for
 ``plot``) an ONNX file; ``irtool.loading`` loads it (see there how a Python file's model is
 picked, ``--object NAME`` first). This package parses arguments (one module per command:
-``export`` (and ``summary``), ``plot``, ``run`` (and ``inspect``), ``serve``; ``common`` for
+``export`` (and ``summary``), ``extract``, ``plot``, ``run`` (and ``inspect``), ``serve``; ``common`` for
 what they share), calls ``loading``, ``checking``, ``onnx``, ``viz``, ``runtime`` and
 ``serving``, and prints. Errors print one line, ``irtool: error: ...``, and exit
 with 1 (2 for usage errors); ``--debug`` adds the traceback.
@@ -46,6 +47,7 @@ from irtool.cli.common import (
     note_fresh_weights,
 )
 from irtool.cli.export import add_triton_arguments, cmd_export, cmd_summary
+from irtool.cli.extract import _add_extract_parser
 from irtool.cli.plot import _add_plot_parser
 from irtool.cli.run import _add_inspect_parser, _add_run_parser
 from irtool.cli.serve import _add_serve_parser
@@ -77,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     commands = parser.add_subparsers(
-        dest="command", metavar="{export,summary,plot,run,inspect,serve}", parser_class=_Parser
+        dest="command", metavar="{export,summary,extract,plot,run,inspect,serve}", parser_class=_Parser
     )
     commands.required = True
 
@@ -105,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--expand-nested", action="store_true", help="expand nested models")
     summary.add_argument("--show-trainable", action="store_true", help="add a 'Trainable' column")
     summary.set_defaults(func=cmd_summary)
+    _add_extract_parser(commands)
     _add_plot_parser(commands)
     _add_run_parser(commands)
     _add_inspect_parser(commands)

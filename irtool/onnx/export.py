@@ -62,18 +62,19 @@ def lower(
     name: str = "graph",
     output_names: list | None = None,
     doc_string: str = "",
+    input_names: list | None = None,
 ) -> onnx.ModelProto:
     """Lower any ``ir.Graph`` (a model's, a subgraph, a cut) to a validated ``onnx.ModelProto``.
 
-    Graph inputs keep their value names, outputs are named ``output_names`` (default: their
+    Graph inputs are named ``input_names`` (default: their value names), outputs are named ``output_names`` (default: their
     value names). Channels-last spatial ops are converted first (``layout.channels_first``),
     then ``matmul``+``add`` pairs become ``Gemm`` (``ops.fusion.fuse_matmul_add``).
     """
     with gc_paused():
-        return _lower(graph, opset, check, name, output_names, doc_string)
+        return _lower(graph, opset, check, name, output_names, doc_string, input_names)
 
 
-def _lower(graph, opset, check, model_name, output_names, doc_string):
+def _lower(graph, opset, check, model_name, output_names, doc_string, input_names=None):
     opset = default_opset() if opset is None else int(opset)
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
@@ -87,9 +88,11 @@ def _lower(graph, opset, check, model_name, output_names, doc_string):
     ctx = LoweringContext(opset)
     names: dict = {}
 
+    if input_names is None:
+        input_names = [graph.name(v) for v in graph.inputs]
     input_protos = []
     for i, v in enumerate(graph.inputs):
-        name = ctx.unique(graph.name(v))
+        name = ctx.unique(input_names[i])
         names[v] = name
         spec = graph.spec(v)
         dims = ["batch" if j == 0 else f"dim_{i}_{j}" for j in range(len(spec.shape))]

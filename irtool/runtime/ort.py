@@ -133,6 +133,7 @@ def make_session(
     strict: bool = True,
     threads: int | None = None,
     optimization: str = "all",
+    external_data_folder: str | os.PathLike | None = None,
 ) -> ort.InferenceSession:
     """An ``onnxruntime.InferenceSession`` on ``providers`` (default: the CPU provider).
 
@@ -144,7 +145,8 @@ def make_session(
     providers are compared with the requested ones: a provider that is not installed or did not
     start raises ``ProviderError`` (a ``RuntimeError``) naming what was asked for, what runs and
     the fix; with ``strict=False`` that sentence is one ``RuntimeWarning`` instead and the
-    session runs on what did start.
+    session runs on what did start. ``external_data_folder`` is where the external data of a
+    model given as bytes or a proto lies (a file's own folder is used for a path).
     """
     requested = resolve_providers(providers, provider_options)
     if any(name in (CUDA, TENSORRT) for name, _ in requested) and hasattr(ort, "preload_dlls"):
@@ -165,9 +167,14 @@ def make_session(
         source = bytes(path_or_proto)
     else:
         source = os.fspath(path_or_proto)
+    options = session_options(threads, optimization)
+    if external_data_folder is not None:
+        options.add_session_config_entry(
+            "session.model_external_initializers_file_folder_path", os.fspath(external_data_folder)
+        )
     session = ort.InferenceSession(
         source,
-        session_options(threads, optimization),
+        options,
         providers=[name for name, _ in usable],
         provider_options=[options for _, options in usable],
     )

@@ -35,30 +35,26 @@ class _Pending:
 
 
 class Instances:
-    """``run`` callables (one per model instance) shared by concurrent batches: a batch takes a
-    free instance, runs it in the worker pool and gives it back."""
+    """``run`` callables (one per model instance) shared by concurrent batches: a request or a
+    batch waits for a free instance, runs it in the worker pool and gives it back."""
 
     def __init__(self, runs):
-        self._free = deque(runs)
-        self._waiters: deque = deque()
-        self.count = len(self._free)
+        runs = list(runs)
+        self.count = len(runs)
+        self._free: asyncio.Queue | None = None
+        self._runs = runs
         self._pool = ThreadPoolExecutor(max_workers=self.count, thread_name_prefix="irtool-infer")
 
     async def run(self, feeds: dict) -> dict:
-        if not self._free:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
-        run = self._free.popleft()
+        if self._free is None:  # made on first use, inside the server's event loop
+            self._free = asyncio.Queue()
+            for run in self._runs:
+                self._free.put_nowait(run)
+        run = await self._free.get()
         try:
             return await asyncio.get_running_loop().run_in_executor(self._pool, run, feeds)
         finally:
-            self._free.append(run)
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
+            self._free.put_nowait(run)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -7,7 +7,7 @@ from irtool.applications import convnext
 from tests.applications._family import FamilyChecks, exported
 from tests.applications._reference import variant
 
-family = FamilyChecks("convnext", convnext, {"input_shape": (32, 32, 3), "classes": 5})
+family = FamilyChecks("convnext", convnext, {"input_shape": (32, 32, 3), "classes": 5, "classifier_activation": None})
 BUILDERS = ["ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge"]
 
 

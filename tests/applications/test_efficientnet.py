@@ -6,7 +6,9 @@ from irtool.applications import efficientnet
 from tests.applications._family import FamilyChecks, exported
 from tests.applications._reference import variant
 
-family = FamilyChecks("efficientnet", efficientnet, {"input_shape": (32, 32, 3), "classes": 5})
+family = FamilyChecks(
+    "efficientnet", efficientnet, {"input_shape": (32, 32, 3), "classes": 5, "classifier_activation": None}
+)
 BUILDERS = [f"EfficientNetB{i}" for i in range(8)]
 
 

@@ -6,7 +6,9 @@ from irtool.applications import efficientnet_v2
 from tests.applications._family import FamilyChecks, exported
 from tests.applications._reference import variant
 
-family = FamilyChecks("efficientnet_v2", efficientnet_v2, {"input_shape": (32, 32, 3), "classes": 5})
+family = FamilyChecks(
+    "efficientnet_v2", efficientnet_v2, {"input_shape": (32, 32, 3), "classes": 5, "classifier_activation": None}
+)
 BUILDERS = [f"EfficientNetV2{v}" for v in ["B0", "B1", "B2", "B3", "S", "M", "L"]]
 
 

@@ -5,7 +5,7 @@ import pytest
 from irtool.applications import mobilenet
 from tests.applications._family import FamilyChecks, exported
 
-family = FamilyChecks("mobilenet", mobilenet, {"input_shape": (32, 32, 3), "classes": 5})
+family = FamilyChecks("mobilenet", mobilenet, {"input_shape": (32, 32, 3), "classes": 5, "classifier_activation": None})
 
 
 def test_matches_keras_with_the_same_weights_and_exports_to_onnx(tmp_path):

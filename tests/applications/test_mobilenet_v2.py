@@ -7,7 +7,9 @@ from irtool.applications import mobilenet_v2
 from tests.applications._family import FamilyChecks, exported
 from tests.harness import require_keras
 
-family = FamilyChecks("mobilenet_v2", mobilenet_v2, {"input_shape": (32, 32, 3), "classes": 5})
+family = FamilyChecks(
+    "mobilenet_v2", mobilenet_v2, {"input_shape": (32, 32, 3), "classes": 5, "classifier_activation": None}
+)
 
 
 def test_matches_keras_with_the_same_weights_and_exports_to_onnx(tmp_path):

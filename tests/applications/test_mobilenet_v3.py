@@ -6,7 +6,9 @@ import pytest
 from irtool.applications import mobilenet_v3
 from tests.applications._family import FamilyChecks, exported
 
-family = FamilyChecks("mobilenet_v3", mobilenet_v3, {"input_shape": (32, 32, 3), "classes": 5})
+family = FamilyChecks(
+    "mobilenet_v3", mobilenet_v3, {"input_shape": (32, 32, 3), "classes": 5, "classifier_activation": None}
+)
 BUILDERS = ["MobileNetV3Small", "MobileNetV3Large"]
 
 

@@ -26,7 +26,10 @@ def _keras_nasnet_mobile(input_shape=None, name="nasnet_mobile", **kwargs):
 
 
 family = FamilyChecks(
-    "nasnet", nasnet, {"input_shape": (32, 32, 3), "classes": 5}, keras_builders={"NASNetMobile": _keras_nasnet_mobile}
+    "nasnet",
+    nasnet,
+    {"input_shape": (32, 32, 3), "classes": 5, "classifier_activation": None},
+    keras_builders={"NASNetMobile": _keras_nasnet_mobile},
 )
 
 

@@ -112,3 +112,25 @@ def test_rows_over_the_limit_and_mismatched_batch_dims_are_400():
         await batcher.close()
 
     asyncio.run(main())
+
+
+def test_instances_under_contention_never_lose_a_request():
+    """Many requests racing for one instance: each waits its turn (a woken waiter once lost the
+    instance to a newcomer and failed)."""
+
+    def slow_double(feeds):
+        time.sleep(0.001)
+        return {"y": feeds["x"] * 2}
+
+    async def main():
+        instances = Instances([slow_double])
+
+        async def one(i):
+            await asyncio.sleep((i % 7) * 0.0005)
+            return (await instances.run({"x": np.full((1,), i)}))["y"][0]
+
+        results = await asyncio.gather(*(one(i) for i in range(300)))
+        instances.close()
+        return results
+
+    assert asyncio.run(main()) == [2 * i for i in range(300)]

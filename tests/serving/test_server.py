@@ -14,7 +14,7 @@ import pytest
 from irtool.runtime import Session
 from irtool.serving.app import ServedModel
 
-from .conftest import serve
+from .conftest import RunningServer, serve
 
 httpclient = pytest.importorskip("tritonclient.http")
 from tritonclient.utils import InferenceServerException  # noqa: E402
@@ -188,3 +188,11 @@ def test_structured_access_log(mlp_onnx):
         ("GET", "/v2/models/zz", 404),
     ]
     assert all(e["client"].startswith("127.0.0.1:") and e["ms"] >= 0 and e["time"].endswith("+00:00") for e in entries)
+
+
+def test_create_app_is_public(mlp_onnx):
+    import irtool.serving
+
+    app = irtool.serving.create_app([ServedModel("m", [Session(mlp_onnx.SerializeToString())])])
+    with RunningServer(app) as url:
+        assert httpclient.InferenceServerClient(url).get_model_metadata("m")["name"] == "m"
