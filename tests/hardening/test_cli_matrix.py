@@ -227,6 +227,30 @@ SERVE = {
     "no model": CliCase(_("serve"), 2, ("required",)),
 }
 
+EXTRACT = {
+    "missing file": CliCase(_("extract", "{d}/none.onnx", "--outputs", "out", "-o", "{d}/c/cut.onnx"), 1, ("no such ONNX file: ",)),
+    "empty onnx": CliCase(_("extract", "{d}/empty.onnx", "--outputs", "out", "-o", "{d}/c/cut.onnx"), 1, ("empty.onnx", "holds no graph")),
+    "truncated onnx": CliCase(_("extract", "{d}/cut.onnx", "--outputs", "out", "-o", "{d}/c/cut.onnx"), 1, ("cut.onnx", "is not a readable ONNX model")),
+    "text onnx, --list": CliCase(_("extract", "{d}/text.onnx", "--list"), 1, ("text.onnx is not a readable ONNX model",)),
+    "syntax error": CliCase(_("extract", "{d}/syntax.py", "--outputs", "out", "-o", "{d}/c/cut.onnx"), 1, ("syntax error in",)),
+    "several models": CliCase(_("extract", "{d}/two.py", "--outputs", "out", "-o", "{d}/c/cut.onnx"), 1, ("several models",)),
+    "text .keras": CliCase(_("extract", "{d}/text.keras", "--outputs", "out", "-o", "{d}/c/cut.onnx"), 1, ("not a `.keras` archive",)),
+    "no --outputs": CliCase(_("extract", "{d}/tiny.onnx", "-o", "{d}/c/cut.onnx"), 2, ("--outputs NAME[,NAME...] is required",)),
+    "empty --outputs": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", ",", "-o", "{d}/c/cut.onnx"), 1, ("no outputs to cut at",)),
+    "unknown output": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "nope", "-o", "{d}/c/cut.onnx"), 1, ("'nope'",)),
+    "unknown input": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--inputs", "nope", "-o", "{d}/c/cut.onnx"), 1, ("'nope'",)),
+    "unknown layer": CliCase(_("extract", "{d}/tiny.py", "--outputs", "nope", "-o", "{d}/c/cut.onnx"), 1, ("'nope'",)),
+    "--list with --outputs": CliCase(_("extract", "{d}/tiny.onnx", "--list", "--outputs", "out"), 2, ("--list prints the names",)),
+    "--object on onnx": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--object", "m", "-o", "{d}/c/cut.onnx"), 2, ("--object applies to model.py and .keras sources",)),
+    "--weights on onnx": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--weights", "{d}/tiny.weights.h5", "-o", "{d}/c/cut.onnx"), 2, ("--weights",)),
+    "negative --atol": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--check", "--atol", "-1"), 2, ("--atol", "'-1'")),
+    "inf --rtol": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--check", "--rtol", "inf"), 2, ("--rtol", "'inf'")),
+    "bad --input file": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--check", "--input", "x={d}/bad.npy", "-o", "{d}/c/cut.onnx"), 2, ("bad.npy",)),
+    "wrong --input width": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--check", "--input", "x={d}/wide.npy", "-o", "{d}/c/cut.onnx"), 1, ("--check: ONNX Runtime could not run tiny.onnx", "input: x", "Got: 9 Expected: 4")),
+    "output under a file": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "-o", "{d}/afile/cut.onnx"), 1, ("cannot create the folder", "afile")),
+    "output in /proc": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "-o", "/proc/irtool-hardening/cut.onnx"), 1, ("cannot create the folder /proc/irtool-hardening",)),
+}
+
 TOP = {
     "no command": CliCase(_(), 2, ("required",)),
     "unknown command": CliCase(_("frobnicate"), 2, ("'frobnicate'",)),
@@ -239,6 +263,7 @@ FAMILIES = {
     "plot": PLOT,
     "run": RUN,
     "inspect": INSPECT,
+    "extract": EXTRACT,
     "serve": SERVE,
     "top": TOP,
 }
