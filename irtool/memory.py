@@ -54,7 +54,7 @@ def format_bytes(n: int) -> str:
     """``n`` bytes for a person: ``"3.6 TiB"``."""
     if n < 1024:
         return f"{n:,} bytes"
-    exponent = min(int(math.log(n, 1024)), 5)
+    exponent = min((int(n).bit_length() - 1) // 10, 5)  # exact at powers of 1024, unlike a float log
     return f"{n / 1024**exponent:,.1f} {('KiB', 'MiB', 'GiB', 'TiB', 'PiB')[exponent - 1]}"
 
 
