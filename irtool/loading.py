@@ -82,7 +82,10 @@ class LoadedModel:
             if opset is not None:
                 raise LoadError(f"{self.path} is already ONNX; it cannot be converted to opset {opset}")
             if any(external_data_helper.uses_external_data(t) for t in self.onnx.graph.initializer):
-                return load_onnx(self.path, external_data=True)
+                try:  # onnx refuses locations outside the model's folder, absolute ones and symlinks
+                    return load_onnx(self.path, external_data=True)
+                except (OSError, ValueError) as error:
+                    raise LoadError(" ".join(str(error).split())) from error
             return self.onnx
         if opset not in self._exported:
             check_exportable(self.model)

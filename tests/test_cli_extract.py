@@ -137,7 +137,7 @@ def test_cli_check_fails_on_a_real_disagreement_and_writes_nothing(tmp_path, cap
     printed = capsys.readouterr()
     assert "output y: max |diff|" in printed.out and "FAILED" in printed.out
     assert "disagrees with the whole model on y" in printed.err and "was not written" in printed.err
-    assert not out.exists() and list(out.parent.iterdir()) == []  # no temp folder left either
+    assert not out.parent.exists()  # no temp folder, and not the folder it made either (as export does)
     # the deterministic part agrees exactly, with given inputs
     np.save(tmp_path / "x.npy", np.array([[1, -2, 3]], np.float32))
     args = [

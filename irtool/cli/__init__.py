@@ -43,6 +43,7 @@ from irtool.cli.common import (
     _Parser,
     _positive_int,
     _provider_list,
+    _tolerance,
     note_fresh_weights,
 )
 from irtool.cli.export import add_triton_arguments, cmd_export, cmd_summary
@@ -94,15 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
         "Embedding's vocabulary, padded masks, batch sizes 1 and 3, sequence lengths 1 and 5)",
     )
     export.add_argument("--weights", metavar="FILE", help=WEIGHTS_HELP)
-    export.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of --check (default 1e-5)")
-    export.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of --check (default 1e-5)")
+    export.add_argument("--atol", type=_tolerance, default=1e-5, help="absolute tolerance of --check (default 1e-5)")
+    export.add_argument("--rtol", type=_tolerance, default=1e-5, help="relative tolerance of --check (default 1e-5)")
     add_triton_arguments(export)
     export.set_defaults(func=cmd_export)
 
     summary = commands.add_parser(
         "summary", parents=[common], help="print the model's summary", description="Print model.summary()."
     )
-    summary.add_argument("--line-length", type=int, metavar="N", help="the table width")
+    summary.add_argument("--line-length", type=_positive_int, metavar="N", help="the table width")
     summary.add_argument("--expand-nested", action="store_true", help="expand nested models")
     summary.add_argument("--show-trainable", action="store_true", help="add a 'Trainable' column")
     summary.set_defaults(func=cmd_summary)

@@ -55,6 +55,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):  # NaN fails the comparison
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
 WEIGHTS_HELP = (
     "a .weights.h5 file or a .keras archive whose weights are loaded into the model "
     "(a model.py's own weights are freshly initialised)"
@@ -74,9 +84,12 @@ def note_fresh_weights(loaded: loading.LoadedModel) -> None:
 
 def _provider_list(text: str) -> list[str]:
     try:
-        return [provider_name(name) for name in text.split(",") if name.strip()]
+        names = [provider_name(name) for name in text.split(",") if name.strip()]
     except ProviderError as error:
         raise CLIError(f"--providers: {error}", code=2) from None
+    if not names:
+        raise CLIError(f"--providers: expected a list such as cuda,cpu, received {text!r}", code=2)
+    return names
 
 
 def _make_folders(folder: Path) -> list[Path]:

@@ -10,7 +10,7 @@ import numpy as np
 import onnx_ir as ir
 
 from irtool import loading
-from irtool.cli.common import WEIGHTS_HELP, CLIError, _count, note_fresh_weights
+from irtool.cli.common import WEIGHTS_HELP, CLIError, _count, _tolerance, note_fresh_weights
 from irtool.loading import describe, load, source_kind
 from irtool.onnx import Cut, ExportError, ExtractError, cut_points, extract_cut, save_cut
 from irtool.runtime import graph_io, make_session, random_inputs
@@ -192,8 +192,8 @@ def _add_extract_parser(commands) -> None:
         metavar="NAME=FILE",
         help="--check inputs for the whole model (.npy, .npz or .json; default: random); repeatable",
     )
-    extract.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance of --check (default 1e-5)")
-    extract.add_argument("--rtol", type=float, default=1e-5, help="relative tolerance of --check (default 1e-5)")
+    extract.add_argument("--atol", type=_tolerance, default=1e-5, help="absolute tolerance of --check (default 1e-5)")
+    extract.add_argument("--rtol", type=_tolerance, default=1e-5, help="relative tolerance of --check (default 1e-5)")
     extract.add_argument("--weights", metavar="FILE", help=WEIGHTS_HELP)
     extract.add_argument(
         "--object",

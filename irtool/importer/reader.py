@@ -68,12 +68,26 @@ def load(source, name: str | None = None) -> ImportedModel:
     node it cannot convert (with the node's name, op type and shapes).
     """
     where = str(source) if isinstance(source, (str, os.PathLike)) else "the ONNX model"
-    proto = onnx.load(os.fspath(source)) if isinstance(source, (str, os.PathLike)) else source
+    proto = _read(source, where) if isinstance(source, (str, os.PathLike)) else source
     proto = _upgraded(proto, where)
     counts = unsupported_ops(proto)
     if counts:
         raise UnsupportedOpsError(where, counts)
     return _GraphReader(proto, where).model(name)
+
+
+def _read(path, where: str) -> onnx.ModelProto:
+    try:
+        proto = onnx.load(os.fspath(path))
+    except OSError:
+        raise
+    except Exception as error:  # protobuf's DecodeError, onnx's checks of external data paths
+        reason = " ".join(str(error).split())
+        raise OnnxImportError(f"{where} is not a readable ONNX model ({type(error).__name__}: {reason})") from error
+    # Protobuf parses an empty file, and many short byte strings, as a valid empty message.
+    if not proto.HasField("graph"):
+        raise OnnxImportError(f"{where} is not a readable ONNX model (it holds no graph)")
+    return proto
 
 
 def _upgraded(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
@@ -107,8 +121,10 @@ def _dims(value_info) -> tuple:
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in shape.dim)
 
 
-def _layer_name(text: str) -> str:
+def _layer_name(text: str | bytes) -> str:
     # Layer names cannot hold "/" (it separates scopes); torch's "/conv1/Conv" reads "conv1.Conv".
+    if isinstance(text, bytes):  # protobuf hands over a name that is not valid UTF-8 as bytes
+        text = text.decode("utf-8", "replace")
     return text.strip("/").replace("/", ".")
 
 
@@ -121,8 +137,18 @@ class _GraphReader:
         self.shared_weights: dict = {}
         self.node_classes: dict = {}
 
+    def _initializer(self, tensor: onnx.TensorProto) -> np.ndarray:
+        # onnx raises a bare KeyError for an unknown data type and ValueError for data that does not fill its dims.
+        try:
+            return numpy_helper.to_array(tensor)
+        except (KeyError, ValueError, TypeError) as error:
+            raise OnnxImportError(
+                f"Cannot import {self.where}: initializer {tensor.name!r} (data type {tensor.data_type}, dims "
+                f"{list(tensor.dims)}) cannot be read: {type(error).__name__}: {error}"
+            ) from error
+
     def model(self, name: str | None) -> ImportedModel:
-        initializers = {t.name: numpy_helper.to_array(t) for t in self.graph.initializer}
+        initializers = {t.name: self._initializer(t) for t in self.graph.initializer}
         env: dict = {}
         for tensor_name, array in initializers.items():
             is_weight = np.issubdtype(array.dtype, np.floating)

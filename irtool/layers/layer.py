@@ -22,6 +22,7 @@ from irtool import constraints, initializers, regularizers
 from irtool.ir import tree
 from irtool.ir.dtypes import is_float, standardize_dtype
 from irtool.layers.input_spec import assert_input_compatibility
+from irtool.memory import array_bytes, check_allocation
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.elementwise import cast
 from irtool.ops.operation import Operation, record_call
@@ -247,6 +248,15 @@ class Layer(Operation):
         dtype = standardize_dtype(dtype or self.dtype)
         if initializer is None:
             initializer = "glorot_uniform" if is_float(dtype) else "zeros"
+        if any(int(d) < 0 for d in shape):
+            raise ValueError(
+                f"Layer '{self.name}': weight {name!r} cannot have a negative dimension. Received: shape={shape}"
+            )
+        # Before the initializer draws it: an oversized weight is a message, not an out-of-memory kill.
+        check_allocation(
+            array_bytes(shape, np.dtype(dtype).itemsize),
+            f"Layer '{self.name}': weight {name!r} of shape {shape} {dtype}",
+        )
         value = initializers.get(initializer)(shape, dtype=dtype)
         variable = Variable(value, dtype=dtype, trainable=trainable, name=name)
         variable.regularizer = regularizers.get(regularizer)

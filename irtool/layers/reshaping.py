@@ -23,7 +23,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = data_format or "channels_last"
+        self.data_format = standardize_data_format(data_format)
         self.built = True
 
     def call(self, inputs):
@@ -46,6 +46,17 @@ class Reshape(Layer):
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
         self.target_shape = tuple(target_shape)
+        # Checked here, as Keras does, rather than at the first call far from the constructor.
+        if any(isinstance(d, int) and d < -1 for d in self.target_shape):
+            raise ValueError(
+                "Each dimension in `target_shape` must be a non-negative integer, or `-1` for a single unknown "
+                f"dimension. Received: target_shape={self.target_shape}."
+            )
+        if self.target_shape.count(-1) > 1:
+            raise ValueError(
+                "There must be at most one unknown dimension (-1) in `target_shape`. "
+                f"Received: target_shape={self.target_shape}."
+            )
         self.built = True
 
     def call(self, inputs):

@@ -257,7 +257,14 @@ class Functional(Model):
         for i, (t, x) in enumerate(zip(self._inputs, flat)):
             if hasattr(x, "_value"):
                 x = x._value
-            x = as_array(x, t.dtype) if t.dtype != "float32" or not _is_f32(x) else x
+            try:
+                x = as_array(x, t.dtype) if t.dtype != "float32" or not _is_f32(x) else x
+            except (ValueError, TypeError) as error:  # NumPy's message names neither the input nor the model
+                kind = ValueError if isinstance(error, ValueError) else TypeError
+                raise kind(
+                    f"Input {i} with name '{t.name}' of layer '{self.name}' expects {t.dtype} values, received "
+                    f"{type(x).__name__} {getattr(x, 'dtype', '')}: {error}"
+                ) from None
             if x.ndim != len(t.shape):
                 x = self._adjust_rank(x, t, i)
             for want, got in zip(t.shape, x.shape):

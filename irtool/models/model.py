@@ -26,7 +26,7 @@ from irtool.onnx import export_onnx, to_onnx
 from irtool.saving.saving_lib import load_weights, save_model, save_weights
 from irtool.train.callbacks import CallbackList
 from irtool.train.compile_config import deserialize_compile_config, serialize_compile_args
-from irtool.train.trainer import Trainer
+from irtool.train.trainer import Trainer, batch_size_or_default
 
 
 class Model(Trainer, Layer):
@@ -61,7 +61,7 @@ class Model(Trainer, Layer):
         """Run the model on ``x`` in batches (default 32); returns arrays in the output structure."""
         flat = self._flatten_feeds(x)
         n = _num_samples(flat)
-        batch_size = batch_size or 32
+        batch_size = batch_size_or_default(batch_size)
         if not verbose and callbacks is None and n <= batch_size:
             return self._pack_outputs(self._run_flat(flat))  # the fast path: one call, no hooks
         total = steps or max(1, math.ceil(n / batch_size))

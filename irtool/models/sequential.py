@@ -75,6 +75,9 @@ class Sequential(Functional):
 
     def pop(self, rebuild: bool = True) -> Layer:
         """Remove and return the last layer (Keras' signature); rebuild unless ``rebuild=False``."""
+        if not self._stack:
+            # IndexError, as Keras raises, but saying which model was empty.
+            raise IndexError(f"pop() on Sequential model '{self.name}', which has no layers")
         layer = self._stack.pop()
         self.built = False
         if rebuild:

@@ -104,10 +104,14 @@ def load_source(source: OnnxSource) -> tuple[ir.Model, str]:
     if not path.is_file():
         raise ExtractError(f"no such ONNX file: {source}")
     try:
-        return ir.load(path), path.name
+        model = ir.load(path)
     except Exception as error:
         reason = " ".join(str(error).split())
         raise ExtractError(f"{source} is not a readable ONNX model ({type(error).__name__}: {reason})") from error
+    # Protobuf parses an empty file, and many short byte strings, as a valid empty model.
+    if not len(model.graph) and not model.graph.inputs and not model.graph.outputs:
+        raise ExtractError(f"{source} is not a readable ONNX model (it holds no graph)")
+    return model, path.name
 
 
 # -- resolving names -------------------------------------------------------------------------------
@@ -320,10 +324,11 @@ def save_cut(
     model = cut.model if isinstance(cut, Cut) else cut
     path = Path(path)
     folder = path.absolute().parent
-    folder.mkdir(parents=True, exist_ok=True)
+    created = _make_folder(folder)
     external = has_external_data(model) or weight_bytes(model) > EXTERNAL_DATA_BYTES
     data_name = f"{path.name}.data"
     tmp = Path(tempfile.mkdtemp(prefix=".irtool-extract-", dir=folder))
+    written_ok = False
     try:
         tmp_model = tmp / path.name
         if external:
@@ -347,9 +352,32 @@ def save_cut(
             written = folder / data_name
         os.chmod(tmp_model, 0o666 & ~umask)
         os.replace(tmp_model, folder / path.name)
+        written_ok = True
         return written
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not written_ok:  # a failed cut leaves no folder it made behind either
+            for made in created:
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns those created, deepest first."""
+    created = []
+    current = folder
+    while not current.exists() and current != current.parent:
+        created.append(current)
+        current = current.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExtractError(
+            f"cannot create the folder {folder}: {type(error).__name__}: {error.strerror or error}"
+        ) from None
+    return created
 
 
 __all__ = [

@@ -25,6 +25,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
+from irtool.runtime.memory import array_bytes, check_allocation
 from irtool.runtime.providers import CPU, CUDA, TENSORRT, ProviderError, check_active
 from irtool.runtime.providers import resolve as resolve_providers
 
@@ -65,12 +66,16 @@ def load_onnx(source: OnnxSource, external_data: bool = False) -> onnx.ModelProt
         what = os.fspath(source)
         read = lambda: onnx.load(what, load_external_data=external_data)  # noqa: E731
     try:
-        return read()
+        model = read()
     except OSError:
         raise
     except Exception as error:
         reason = " ".join(str(error).split())
         raise ValueError(f"{what} is not a readable ONNX model ({type(error).__name__}: {reason})") from error
+    # Protobuf parses an empty file, and many short byte strings, as a valid empty message.
+    if not model.HasField("graph"):
+        raise ValueError(f"{what} is not a readable ONNX model (it holds no graph)")
+    return model
 
 
 def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
@@ -207,6 +212,9 @@ def random_inputs(
                 continue
             size = batch_size if axis == 0 else DYNAMIC_SIZES[(axis + run) % len(DYNAMIC_SIZES)]
             shape.append(sizes.setdefault(dim, size) if dim else size)
+        check_allocation(
+            array_bytes(shape, info.dtype.itemsize), f"the random input {info.name!r} of shape {tuple(shape)}"
+        )
         if info.dtype == np.bool_:
             arrays.append(rng.random(shape) < 0.5)
         elif info.dtype.kind in "iu":

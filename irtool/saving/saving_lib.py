@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 
 from irtool.layers.layer import one_mixed_precision_warning
+from irtool.memory import MemoryLimitError
 from irtool.saving import h5_weights, legacy_h5
 from irtool.saving.h5_weights import open_h5, read_weights, weight_entries, write_atomically, write_weights
 from irtool.serialization import config_limits
@@ -285,7 +286,7 @@ def _reraise_with_source(error: Exception, filepath: str, member: str):
     subclasses (whose constructors may differ) are raised unchanged."""
     if str(error).startswith(filepath):
         raise error
-    if type(error) in (ValueError, TypeError):
+    if type(error) in (ValueError, TypeError, MemoryLimitError):
         raise type(error)(f"{filepath}: {member}: {error}") from error
     if isinstance(error, (KeyError, IndexError, AttributeError)):
         raise ValueError(f"{filepath}: {member}: malformed config ({type(error).__name__}: {error})") from error

@@ -39,6 +39,14 @@ class _RunningMean:
         self.total, self.count = 0.0, 0.0
 
 
+def batch_size_or_default(batch_size) -> int:
+    """``batch_size``, 32 when it is ``None`` or 0 (as in Keras); a negative one slices rows away silently,
+    so it is refused with Keras' message."""
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 0):
+        raise ValueError(f"batch_size should be a positive integer value, but got batch_size={batch_size}")
+    return int(batch_size or 32)
+
+
 class Trainer:
     """Mixed into ``Model``: everything that needs a compiled loss and optimizer."""
 
@@ -198,7 +206,7 @@ class Trainer:
                 vx, vy, *vw = validation_data
                 val = self._arrays(vx, vy, vw[0] if vw else None, None)
         n = len(xs[0])
-        batch_size = batch_size or 32
+        batch_size = batch_size_or_default(batch_size)
         steps = steps_per_epoch or math.ceil(n / batch_size)
         callback_list = (
             callbacks
@@ -256,7 +264,7 @@ class Trainer:
         """Loss and metrics on ``x``/``y`` (a scalar when there is only the loss, like Keras)."""
         self._require_compiled()
         xs, ys, ws = self._arrays(x, y, sample_weight, None)
-        batch_size = batch_size or 32
+        batch_size = batch_size_or_default(batch_size)
         n_steps = steps or math.ceil(len(xs[0]) / batch_size)
         callback_list = (
             callbacks
