@@ -261,11 +261,17 @@ def _from_json_data(name, data, datatype, dtype, shape, count):
 
 
 def _flatten(data):
-    if isinstance(data, list):
-        for item in data:
-            yield from _flatten(item)
-    else:
-        yield data
+    """The leaves of nested lists, in row-major order; iterative, so any nesting the JSON parser
+    accepted is no ``RecursionError`` (a 500) here."""
+    stack = [iter([data])]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            yield item
+        else:
+            stack.pop()
 
 
 def _from_bytes(name, raw, dtype, shape, count):
