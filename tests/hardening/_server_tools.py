@@ -4,9 +4,13 @@ that can send what no well-behaved client would. Import it after ``pytest.import
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -102,26 +106,25 @@ def request_bytes(method: str, path: str, body: bytes = b"", headers: dict | Non
     return head.encode("latin-1") + body
 
 
-def read_response(sock: socket.socket) -> tuple[int | None, dict, bytes]:
-    """``(status, headers, body)`` of one response read from ``sock`` (``None`` status: the server
-    closed without answering). Reads by Content-Length, so keep-alive connections work."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return None, {}, data
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
-    length = int(headers.get("content-length", 0))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
+def read_response(source) -> tuple[int | None, dict, bytes]:
+    """``(status, headers, body)`` of one response read from ``source``, a socket or, for
+    pipelined responses, one buffered ``sock.makefile("rb")`` kept across calls (``None`` status:
+    the server closed without answering). Reads by Content-Length, so keep-alive works."""
+    stream = source.makefile("rb") if isinstance(source, socket.socket) else source
+    try:
+        status_line = stream.readline()
+    except ConnectionResetError:
+        return None, {}, b""
+    if not status_line:
+        return None, {}, b""
+    status = int(status_line.split()[1])
+    headers = {}
+    for line in iter(stream.readline, b"\r\n"):
+        if not line:
             break
-        body += chunk
-    return status, headers, body
+        name, value = line.decode("latin-1").split(":", 1)
+        headers[name.strip().lower()] = value.strip()
+    return status, headers, stream.read(int(headers.get("content-length", 0)))
 
 
 def exchange(port: int, data: bytes, timeout: float = 10.0) -> tuple[int | None, dict, bytes]:
@@ -136,3 +139,43 @@ def pixels_request(rows: int = 1, seed: int = 0) -> bytes:
     return orjson.dumps(
         {"inputs": [{"name": "pixels", "shape": [rows, 784], "datatype": "FP32", "data": x.ravel().tolist()}]}
     )
+
+
+class ServeProcess:
+    """``irtool serve ARGS`` as a user runs it, in a subprocess on a free port (the real CLI, its
+    uvicorn configuration and signal handling); ``port`` once it prints that it serves."""
+
+    def __init__(self, *args, cwd):
+        self.port = free_port()
+        command = [sys.executable, "-m", "irtool", "serve", *map(str, args), "--port", str(self.port)]
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(
+            target=lambda: self.lines.extend(line.rstrip() for line in self.process.stdout), daemon=True
+        )
+        self._reader.start()
+
+    def __enter__(self) -> ServeProcess:
+        deadline = time.monotonic() + 60
+        while not any("serving on" in line for line in self.lines):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise AssertionError(f"irtool serve did not start: {self.lines}")
+            time.sleep(0.05)
+        return self
+
+    def rss_bytes(self) -> int:
+        """The server's resident memory, from /proc."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS line")
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)

@@ -7,6 +7,7 @@ for a client's mistake), and the server answers a good request afterwards."""
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 
@@ -15,11 +16,14 @@ import pytest
 
 pytest.importorskip("uvicorn")
 
+from ..serving.conftest import mlp  # noqa: E402
 from ._server_tools import (  # noqa: E402
     HEADER_TIMEOUT_S,
     MAX_HEADER_BYTES,
     READ_TIMEOUT_S,
+    ServeProcess,
     ThreadServer,
+    add_model,
     add_request,
     exchange,
     pixels_request,
@@ -364,3 +368,76 @@ def test_model_errors_inside_onnx_runtime_keep_the_server_serving(port):
         assert status == 400 and "could not run this request" in error and "\n" not in error
     status, _, answer = exchange(port, request_bytes("POST", "/v2/models/add/infer", add_request(3, 3)))
     assert status == 200 and orjson.loads(answer)["outputs"][0]["data"] == [0, 2, 4]
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("served")
+    (folder / "mlp.onnx").write_bytes(mlp().to_onnx().SerializeToString())
+    (folder / "add.onnx").write_bytes(add_model().SerializeToString())
+    return folder
+
+
+BAD_REQUESTS = [
+    request_bytes("POST", "/v2/models/add/infer", add_request(4, 3), {"Connection": "keep-alive"}),
+    request_bytes("POST", "/v2/models/mlp/infer", b"{nope", {"Connection": "keep-alive"}),
+    request_bytes("POST", "/v2/models/mlp/infer", body({**GOOD, "shape": [2, 392]}), {"Connection": "keep-alive"}),
+    request_bytes("POST", "/v2/models/nope/infer", body(GOOD), {"Connection": "keep-alive"}),
+]
+
+
+def send_bad_requests(port: int, count: int, pipeline: int = 50) -> None:
+    """``count`` bad requests on one keep-alive connection, ``pipeline`` in flight at a time (a
+    tight client: the server's cost per request is what is measured, not the client's)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock, sock.makefile("rb") as responses:
+        for start in range(0, count, pipeline):
+            batch = [BAD_REQUESTS[(start + i) % len(BAD_REQUESTS)] for i in range(min(pipeline, count - start))]
+            sock.sendall(b"".join(batch))
+            for _ in batch:
+                status, _, answer = read_response(responses)
+                assert status in (400, 404) and b'"error"' in answer, (status, answer)
+
+
+def test_memory_does_not_grow_over_ten_thousand_bad_requests(model_files):
+    with ServeProcess(model_files / "mlp.onnx", model_files / "add.onnx", cwd=model_files) as server:
+        send_bad_requests(server.port, 2000)  # warm-up: allocator arenas, caches, first-use imports
+        before = server.rss_bytes()
+        started = time.monotonic()
+        send_bad_requests(server.port, 10_000)
+        elapsed = time.monotonic() - started
+        after = server.rss_bytes()
+        assert after - before < 8 * 2**20, f"RSS grew {(after - before) / 2**20:.1f} MiB over 10,000 bad requests"
+        status, _, _ = exchange(server.port, request_bytes("POST", "/v2/models/mlp/infer", pixels_request()))
+        assert status == 200
+    print(f"10,000 bad requests in {elapsed:.1f} s; RSS {before / 2**20:.1f} -> {after / 2**20:.1f} MiB")
+
+
+def test_requests_after_sigterm_are_answered_or_refused_never_hung(model_files):
+    """SIGTERM while a client holds an idle keep-alive connection and others keep connecting:
+    every request gets an answer or a refused/closed connection within seconds, and the server
+    exits 0."""
+    with ServeProcess(model_files / "mlp.onnx", cwd=model_files) as server:
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        idle.sendall(request_bytes("GET", "/v2/health/live", headers={"Connection": "keep-alive"}))
+        assert read_response(idle)[0] == 200
+        server.process.send_signal(signal.SIGTERM)
+        outcomes = []
+        deadline = time.monotonic() + 30
+        while server.process.poll() is None and time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                status, _, _ = exchange(server.port, request_bytes("POST", "/v2/models/mlp/infer", pixels_request()), 5)
+                outcomes.append(status)
+            except (ConnectionRefusedError, ConnectionResetError):
+                outcomes.append("refused")
+            assert time.monotonic() - started < 5, "a request after SIGTERM hung"
+        try:
+            idle.sendall(request_bytes("GET", "/v2/health/live"))
+            late = read_response(idle)[0]
+        except (BrokenPipeError, ConnectionResetError):
+            late = "closed"
+        idle.close()
+        assert server.process.wait(30) == 0
+    assert late in (200, None, "closed")
+    assert set(outcomes) <= {200, None, "refused"}, outcomes
+    assert server.lines[-1] == "irtool: stopped", server.lines
