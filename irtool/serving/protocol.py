@@ -211,7 +211,7 @@ def _input(entry, tail, offset):
     if not isinstance(name, str):
         raise ProtocolError(f"each of 'inputs' needs a string 'name', received {entry.get('name')!r}")
     datatype = entry.get("datatype")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:  # a list or object is unhashable
         raise ProtocolError(f"input '{name}': datatype {datatype!r} is not one of {', '.join(DATATYPES)}")
     shape = entry.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):

@@ -75,6 +75,8 @@ CASES = [
     case("input name a number", 400, "needs a string 'name', received 7", body({**GOOD, "name": 7})),
     case("datatype missing", 400, "datatype None is not one of", body({**GOOD, "datatype": None})),
     case("datatype unknown", 400, "datatype 'FP8' is not one of", body({**GOOD, "datatype": "FP8"})),
+    case("datatype a list", 400, "datatype [] is not one of", body({**GOOD, "datatype": []})),  # was a 500
+    case("datatype an object", 400, "datatype {} is not one of", body({**GOOD, "datatype": {}})),
     case("datatype lower case", 400, "datatype 'fp32' is not one of", body({**GOOD, "datatype": "fp32"})),
     case("shape missing", 400, "'shape' must be a list", body({**GOOD, "shape": None})),
     case("shape negative", 400, "non-negative integers, received [-1, 784]", body({**GOOD, "shape": [-1, 784]})),
