@@ -226,8 +226,11 @@ def write_atomically(filepath: str, write) -> None:
     folder = os.path.dirname(os.path.abspath(filepath))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(filepath)}.", suffix=".tmp", dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp files are owner-only; the saved file gets a plain write's mode
         os.replace(tmp, filepath)
     except BaseException:
         if os.path.exists(tmp):
