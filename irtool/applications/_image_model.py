@@ -32,8 +32,6 @@ def image_input(input_tensor, input_shape):
     return input_tensor
 
 
-
-
 def model_inputs(input_tensor, img_input):
     if input_tensor is None:
         return img_input

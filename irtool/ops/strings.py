@@ -168,7 +168,11 @@ class HashBucket(Primitive):
 
     def to_onnx(self, ctx, ins, outs, num_bins, salt):
         which = "FarmHash fingerprint64" if salt is None else "SipHash-2-4"
-        ctx.fail(self, f"Keras' Hashing layer hashes with TensorFlow's {which}, which no ONNX operator computes; " + OUTSIDE_THE_MODEL)
+        ctx.fail(
+            self,
+            f"Keras' Hashing layer hashes with TensorFlow's {which}, which no ONNX operator computes; "
+            + OUTSIDE_THE_MODEL,
+        )
 
 
 HASH_BUCKET = HashBucket()

@@ -27,7 +27,7 @@ inputs = irtool.Input((256,), name="x")
 hidden = irtool.layers.Dense(1024, activation="relu", name="hidden")(inputs)
 model = irtool.Model(inputs, irtool.layers.Dense(10, name="out")(hidden), name="faulty")
 rng = np.random.default_rng({seed})
-model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+model.set_weights([rng.normal(scale=0.05, size=w.shape).astype("float32") for w in model.get_weights()])
 """
 
 
@@ -53,7 +53,7 @@ def _checkpoint(model, target: Path, seed: int, step: int) -> None:
 
 
 def _triton(model, target: Path, seed: int, step: int) -> None:
-    triton.write_model(model.to_onnx(), target, "faulty", version=step + 2, max_batch_size=8)
+    triton.write_model(model.to_onnx(), target, "faulty", version=seed + step + 1, max_batch_size=8)
 
 
 WRITERS = {
