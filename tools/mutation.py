@@ -143,8 +143,10 @@ def random_mutants(count: int, seed: int) -> list[Mutant]:
             for node in ast.walk(ast.parse(source)):
                 if getattr(node, "lineno", None) != getattr(node, "end_lineno", -1):
                     continue
-                old = ast.get_source_segment(source, node)
-                if old is None or lines[node.lineno - 1].lstrip().startswith(("#", '"', "'")):
+                text = lines[node.lineno - 1]
+                # ast offsets are UTF-8 byte offsets; get_source_segment would rescan the file per node
+                old = text.encode()[node.col_offset : node.end_col_offset].decode(errors="replace")
+                if text.lstrip().startswith(("#", '"', "'")):
                     continue
                 for variant in _variants(node):
                     sites.append((path, node.lineno, old, ast.unparse(variant)))
