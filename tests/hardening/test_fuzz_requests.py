@@ -91,7 +91,10 @@ def bodies(draw):
     headers = {}
     if not draw(st.integers(0, 3)):
         tail = draw(st.binary(max_size=64))
-        length = draw(st.sampled_from([len(raw), 0, -1, len(raw) + len(tail) + 1]) | st.text(max_size=4))
+        length = draw(
+            st.sampled_from([len(raw), 0, -1, len(raw) + len(tail) + 1])
+            | st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=4)
+        )
         headers["Inference-Header-Content-Length"] = str(length)
         raw += tail
     if not draw(st.integers(0, 4)) and raw:
