@@ -226,6 +226,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             proto = model.export(tmp, opset=args.opset)
         except ExportError as error:
             raise CLIError(f"export of model '{model.name}' failed: {_one_line(str(error))}") from error
+        except OSError as error:  # the write itself (a full disk): name the output, not the temp file
+            raise CLIError(f"cannot write {out}: {error.strerror or describe(error)}") from error
         except Exception as error:
             raise CLIError(f"export of model '{model.name}' failed: {describe(error)}") from error
         if args.check:

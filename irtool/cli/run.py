@@ -99,11 +99,14 @@ def _write_outputs(folder: Path, results: dict[str, np.ndarray]) -> list[Path]:
         raise CLIError(f"the outputs {', '.join(results)} map to the same file names in {folder}")
     _make_folders(folder)
     temps: dict[str, str] = {}
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         for name, path in paths.items():
             fd, temps[name] = tempfile.mkstemp(prefix=f".irtool-{path.stem}-", suffix=".npy.tmp", dir=folder)
             with os.fdopen(fd, "wb") as handle:
                 np.save(handle, results[name], allow_pickle=False)
+            os.chmod(temps[name], 0o666 & ~umask)  # mkstemp files are owner-only; outputs get the usual mode
         for name, path in paths.items():
             os.replace(temps.pop(name), path)
     except OSError as error:

@@ -226,12 +226,18 @@ def write_atomically(filepath: str, write) -> None:
     folder = os.path.dirname(os.path.abspath(filepath))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(filepath)}.", suffix=".tmp", dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp files are owner-only; the saved file gets a plain write's mode
         os.replace(tmp, filepath)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(error, OSError) and error.errno and error.filename is None:
+            # A failed write (ENOSPC from zipfile or h5py) names no file: name the one being saved
+            raise OSError(error.errno, os.strerror(error.errno), filepath) from error
         raise
 
 

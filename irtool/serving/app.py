@@ -19,6 +19,7 @@ on a free instance in a worker thread. With ``auth_token`` set, every route but 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import hmac
@@ -47,6 +48,9 @@ from irtool.version import __version__
 
 EXTENSIONS = ["binary_tensor_data"]
 DEFAULT_MAX_REQUEST_BYTES = 64 * 2**20
+#: Seconds a request's body may take to arrive (64 MiB at ~1 MB/s): a client that stops sending
+#: mid-body gets 408 instead of holding its connection and the request's buffers forever.
+DEFAULT_READ_TIMEOUT_S = 60.0
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
@@ -165,13 +169,15 @@ def create_app(
     models,
     *,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
     auth_token: str | None = None,
     access_log=None,
 ) -> Starlette:
     """The ASGI app serving ``models`` (``ServedModel``s; several versions of a name allowed).
 
     ``access_log``: a text stream that gets one JSON line per request (time, client, method,
-    path, status, milliseconds). Run the app with any ASGI server (``uvicorn.run(app)``);
+    path, status, milliseconds). A body that takes longer than ``read_timeout_s`` to arrive is
+    answered 408. Run the app with any ASGI server (``uvicorn.run(app)``);
     ``irtool serve`` does that for you.
     """
     by_name: dict[str, dict[str, ServedModel]] = {}
@@ -216,7 +222,7 @@ def create_app(
         outcome = "error"
         metrics.in_flight.inc()
         try:
-            body = await _read_body(request, max_request_bytes)
+            body = await _read_body(request, max_request_bytes, read_timeout_s)
             parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
             check_inputs(parsed, model.session.inputs)
             try:
@@ -272,17 +278,27 @@ def create_app(
     return app
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     declared = request.headers.get("content-length")
     too_big = f"the request body is over the server's limit of {limit} bytes (raise it with --max-request-bytes)"
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProtocolError(too_big, 413)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ProtocolError(too_big, 413)
-        chunks.append(chunk)
+
+    async def collect() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ProtocolError(too_big, 413)
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(collect(), timeout_s)
+    except asyncio.TimeoutError:  # not TimeoutError: Python 3.10's wait_for raises asyncio's own
+        raise ProtocolError(
+            f"the request body did not arrive within {timeout_s:g} s ({size} bytes received)", 408
+        ) from None
     return b"".join(chunks)
 
 

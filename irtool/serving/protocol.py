@@ -211,7 +211,7 @@ def _input(entry, tail, offset):
     if not isinstance(name, str):
         raise ProtocolError(f"each of 'inputs' needs a string 'name', received {entry.get('name')!r}")
     datatype = entry.get("datatype")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:  # a list or object is unhashable
         raise ProtocolError(f"input '{name}': datatype {datatype!r} is not one of {', '.join(DATATYPES)}")
     shape = entry.get("shape")
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
@@ -261,11 +261,17 @@ def _from_json_data(name, data, datatype, dtype, shape, count):
 
 
 def _flatten(data):
-    if isinstance(data, list):
-        for item in data:
-            yield from _flatten(item)
-    else:
-        yield data
+    """The leaves of nested lists, in row-major order; iterative, so any nesting the JSON parser
+    accepted is no ``RecursionError`` (a 500) here."""
+    stack = [iter([data])]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            yield item
+        else:
+            stack.pop()
 
 
 def _from_bytes(name, raw, dtype, shape, count):

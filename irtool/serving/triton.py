@@ -326,6 +326,10 @@ def write_model(
         else:
             os.rename(staging, model_dir)
         committed = True
+    except OSError as error:
+        if error.errno and error.filename is None:  # a full disk: name the model being written
+            raise OSError(error.errno, os.strerror(error.errno), str(model_dir)) from error
+        raise
     finally:
         if staging.exists():
             shutil.rmtree(staging)

@@ -972,9 +972,11 @@ def _atomic_save(save, filepath: str) -> None:
                 f"Saving the checkpoint wrote nothing at {tmp!r} (expected a file for {filepath!r})."
             )
         os.replace(tmp, filepath)
-    except BaseException:
+    except BaseException as error:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
         elif os.path.lexists(tmp):
             os.remove(tmp)
+        if isinstance(error, OSError) and error.errno and error.filename in (None, tmp):
+            raise OSError(error.errno, os.strerror(error.errno), filepath) from error  # the checkpoint, not its temp
         raise
