@@ -536,7 +536,7 @@ _UNARY_GRADS = {
     "log": lambda x, y: 1 / x,
     "tanh": lambda x, y: 1 - y * y,
     "sigmoid": lambda x, y: y * (1 - y),
-    "relu": lambda x, y: (x > 0).astype(x.dtype),
+    "relu": lambda x, y: x > 0,  # g * mask promotes to g's dtype: no float copy of the mask
     "relu6": lambda x, y: ((x > 0) & (x < 6)).astype(x.dtype),
     "softplus": lambda x, y: _sigmoid(x),
     "softsign": lambda x, y: 1 / np.square(1 + np.abs(x)),
