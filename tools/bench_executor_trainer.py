@@ -107,14 +107,15 @@ def predict_rows(rounds: int, profile: bool, threads: int | None) -> list:
         )
         rows.append((label, t_ours, f"ORT {ort.__version__}", t_peer, ratio, target, f"max rel diff {error:.1e}"))
         if profile:
-            show_profile(label, lambda m=model, x=x: [m.predict(x, verbose=0) for _ in range(2000 if width == 784 else 50)])
+            calls = 2000 if width == 784 else 50
+            show_profile(label, lambda m=model, x=x, k=calls: [m.predict(x, verbose=0) for _ in range(k)])
     return rows
 
 
 def train_rows(rounds: int, profile: bool) -> list:
     import torch
-    from bench_trainer import irtool_step, mlp_irtool, mlp_torch, resnet_torch, torch_step
     from bench_layers import toy_resnet
+    from bench_trainer import irtool_step, mlp_irtool, mlp_torch, resnet_torch, torch_step
 
     rng = np.random.default_rng(0)
     irtool.utils.set_random_seed(0)
@@ -136,7 +137,8 @@ def train_rows(rounds: int, profile: bool) -> list:
         t_ours, t_peer, ratio = interleaved(step, peer_step, rounds, budget)
         rows.append((label, t_ours, f"torch {torch.__version__} CPU", t_peer, ratio, target, ""))
         if profile:
-            show_profile(label, lambda s=step: [s() for _ in range(200 if "MLP" in label else 10)])
+            steps = 200 if "MLP" in label else 10
+            show_profile(label, lambda s=step, k=steps: [s() for _ in range(k)])
     return rows
 
 

@@ -483,6 +483,8 @@ EXP = Unary("exp", np.exp, "Exp", float_only=True)
 LOG = Unary("log", np.log, "Log", float_only=True)
 TANH = Unary("tanh", np.tanh, "Tanh", float_only=True)
 SIGMOID = Unary("sigmoid", _sigmoid, "Sigmoid", float_only=True)
+
+
 class _Zeros(dict):
     """A 0-d zero array per dtype, made on first use: the cheapest second operand of a ReLU's
     ``np.maximum`` (a Python 0 or a NumPy scalar costs 0.2-1 µs more per call at batch 1)."""

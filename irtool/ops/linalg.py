@@ -147,8 +147,6 @@ def _matmul_add(x, w, b):
     return y
 
 
-
-
 MATMUL_ADD = MatmulAdd()
 
 
