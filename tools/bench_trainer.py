@@ -33,7 +33,7 @@ def median_time(fn, repeats: int, warmup: int = 3) -> float:
 
 
 def irtool_step(model, x, y):
-    config, (_, train_program, _) = model._prepare([y])
+    config, (train_program, _) = model._prepare([y])
     feeds = config.feeds([x], [y], [None])
     trainable = config.trainable
 

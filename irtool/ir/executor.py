@@ -8,7 +8,9 @@ Python call per primitive. Weights are bound as the Variables' arrays, which ``a
 updates in place, so a compiled graph always sees current weights.
 
 The executor runs whatever graph it is given; fusions that make inference faster (one
-``matmul_add`` for a Dense layer's product and bias) are passes run on the graph before.
+``matmul_add`` for a Dense layer's product, bias and ReLU) are passes run on the graph before.
+A primitive may ask for its constant operands in another layout (``bound_operand``: a bias as
+a ``(1, m)`` view), bound once here instead of reshaped on every call.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class CompiledGraph:
         for k, op in enumerate(graph.ops):
             o = graph.op(op)
             args = []
-            for v in o.inputs:
+            for index, v in enumerate(o.inputs):
                 name = local.get(v)
                 if name is None:  # a weight or constant, bound once
                     name = local[v] = f"c{len(bound)}"
@@ -45,6 +47,11 @@ class CompiledGraph:
                     if float_dtype is not None and np.issubdtype(np.asarray(array).dtype, np.floating):
                         array = np.asarray(array, dtype=float_dtype)
                     bound[name] = array
+                if name in bound:  # the primitive may want a view of it (a bias as a (1, m) row)
+                    array = o.prim.bound_operand(o.attrs, index, bound[name])
+                    if array is not bound[name]:
+                        name = f"c{len(bound)}"
+                        bound[name] = array
                 args.append(name)
             outs = [local.setdefault(v, f"v{len(local)}") for v in o.outputs]
             kernel = f"k{k}"

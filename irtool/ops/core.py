@@ -90,6 +90,12 @@ class Primitive:
             return lambda *a: forward(*a, **attrs)
         return forward
 
+    def bound_operand(self, attrs: dict, index: int, array):
+        """The array the executor binds for input ``index`` when it is a weight or constant
+        (default: ``array`` itself). An override may return a view in the layout its kernel
+        reads fastest; a view, so that ``Variable.assign`` (in place) still reaches it."""
+        return array
+
     def to_onnx(self, ctx, ins: list, outs: list, **attrs) -> None:
         raise NotImplementedError(f"Primitive {self.name!r} has no ONNX lowering.")
 

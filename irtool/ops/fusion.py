@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
-from irtool.ops.elementwise import ADD
+from irtool.ops.elementwise import ADD, RELU
 from irtool.ops.linalg import MATMUL, MATMUL_ADD
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -61,3 +61,33 @@ def _matmul_add_pairs(graph: Graph):
         if bspec.shape != (spec.shape[-1],) or bspec.shape[0] is None or graph.spec(a.outputs[0]) != spec:
             continue
         yield op, add, [x, w, bias]
+
+
+def fuse_relu_into_matmul_add(graph: Graph) -> Graph:
+    """``graph`` with each ``relu(matmul_add(x, w, b))`` as one ``matmul_add(x, w, b,
+    activation="relu")`` that applies the ReLU in place on the product it just made: a copy, or
+    ``graph`` itself when nothing fuses. For the NumPy executor only: the export keeps ONNX's
+    ``Gemm`` + ``Relu`` pair either way and runs on ``fuse_matmul_add``'s graph.
+
+    Fused when the sum is read only by the relu and is not a graph output (so no reader sees
+    the buffer change). The relu's output value keeps its key and name.
+    """
+    pairs = list(_matmul_add_relu_pairs(graph))
+    if not pairs:
+        return graph
+    with gc_paused():
+        fused = graph.copy()
+        for matmul_add, relu in pairs:
+            fused.replace_op(relu, MATMUL_ADD, {"activation": "relu"}, fused.op_inputs(matmul_add))
+            fused.remove_op(matmul_add)
+    return fused
+
+
+def _matmul_add_relu_pairs(graph: Graph):
+    for op in graph.ops:
+        if graph.prim(op) is not MATMUL_ADD or graph.op(op).attrs.get("activation"):
+            continue
+        (total,) = graph.op_outputs(op)
+        readers = graph.consumers(total)
+        if len(readers) == 1 and graph.uses(total) == 1 and graph.prim(readers[0]) is RELU:
+            yield op, readers[0]

@@ -11,7 +11,7 @@ from irtool import layers, ops
 from irtool.ir.executor import CompiledGraph
 from irtool.ir.spec import TensorSpec, broadcast_shapes
 from irtool.ops.elementwise import MULTIPLY
-from irtool.ops.fusion import fuse_matmul_add
+from irtool.ops.fusion import fuse_matmul_add, fuse_relu_into_matmul_add
 
 from ..conftest import run_onnx
 
@@ -190,3 +190,40 @@ def test_fuse_matmul_add_is_exact_and_selective():
     product = ops.matmul(inputs, np.ones((4, 2), "float32"))
     both = keras.Model(inputs, [product, product + np.ones(2, "float32")])
     assert [both.graph.prim(op).name for op in fuse_matmul_add(both.graph).ops] == ["matmul", "add"]
+
+
+def test_fuse_relu_into_matmul_add_is_exact_and_leaves_inputs_and_weights_alone():
+    model = mlp()
+    base = fuse_matmul_add(model.graph)
+    fused = fuse_relu_into_matmul_add(base)
+    fused.lint()
+    assert [(fused.prim(op).name, fused.op(op).attrs) for op in fused.ops] == [
+        ("matmul_add", {"activation": "relu"}),
+        ("matmul_add", {}),
+    ]
+    assert [base.prim(op).name for op in base.ops] == ["matmul_add", "relu", "matmul_add"]  # a copy
+    rng = np.random.default_rng(3)
+    for batch in (1, 5):
+        x = rng.standard_normal((batch, 4)).astype("float32")
+        kept = x.copy()
+        weights = [w.copy() for w in model.get_weights()]
+        got = CompiledGraph(fused).run([x])[0]
+        # The reference: the unfused graph, run op by op with NumPy's own matmul and maximum.
+        kernel, bias, head, head_bias = weights
+        want = np.maximum(x @ kernel + bias, 0) @ head + head_bias
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(x, kept)  # the in-place ReLU writes only the op's own buffer
+        for before, after in zip(weights, model.get_weights()):
+            np.testing.assert_array_equal(before, after)
+    # The executor binds the bias as a (1, m) view, so an in-place weight update reaches it.
+    compiled = CompiledGraph(fused)
+    model.layers[1].bias.assign(np.full(8, 100.0, "float32"))
+    x = rng.standard_normal((2, 4)).astype("float32")
+    kernel, bias, head, head_bias = model.get_weights()
+    np.testing.assert_allclose(compiled.run([x])[0], np.maximum(x @ kernel + bias, 0) @ head + head_bias, rtol=1e-5)
+    # A sum that is also a graph output (or read twice) keeps its relu separate.
+    inputs = keras.Input((4,))
+    total = layers.Dense(2)(inputs)
+    both = keras.Model(inputs, [total, ops.relu(total)])
+    names = [both.inference_graph.prim(op).name for op in fuse_relu_into_matmul_add(both.inference_graph).ops]
+    assert names == ["matmul_add", "relu"]

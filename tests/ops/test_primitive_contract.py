@@ -312,7 +312,7 @@ EXAMPLES: dict[str, list[Case]] = {
     "center_crop": [C(f(1, 4, 5, 2), axes=(1, 2), size=(2, 3))],
     # linalg
     "matmul": [C(f(2, 3), f(3, 4)), C(f(2, 2, 3), f(3, 2))],
-    "matmul_add": [C(f(2, 3), f(3, 4), f(4))],
+    "matmul_add": [C(f(2, 3), f(3, 4), f(4)), C(f(2, 3), f(3, 4), f(4), activation="relu")],
     "einsum": [C(f(2, 3), f(3, 4), equation="ij,jk->ik"), C(f(2, 3, 4), equation="abc->ca")],
     "trilu": [C(f(3, 4), k=0, upper=False), C(f(2, 3, 3), k=1, upper=True)],
     # nn
