@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import tempfile
 
+import numpy as np
 import onnx
 from onnx import helper
 
 from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
-from irtool.onnx.context import LoweringContext, LoweringError, tensor_type
+from irtool.onnx.context import LoweringContext, LoweringError, fill_tensor, tensor_type
 from irtool.onnx.layout import channels_first, has_channels_last_ops
 from irtool.ops.fusion import fuse_matmul_add
 from irtool.version import __version__
@@ -137,10 +138,8 @@ def _lower(graph, opset, check, model_name, output_names, doc_string, input_name
     # Weights folded at lowering (a Conv kernel permuted to ONNX's layout) leave their Keras-layout
     # originals unused: store only what some node or output reads.
     used = {name for node in nodes for name in node.input} | keep
-    ctx.initializers = [t for t in ctx.initializers if t.name in used]
-    onnx_graph = helper.make_graph(
-        nodes, model_name, input_protos, output_protos, initializer=ctx.initializers, doc_string=doc_string
-    )
+    initializers = {name: array for name, array in ctx.initializers.items() if name in used}
+    onnx_graph = helper.make_graph(nodes, model_name, input_protos, output_protos, doc_string=doc_string)
     opset_import = [helper.make_opsetid("", opset)]
     opset_import += [helper.make_opsetid(domain, version) for domain, version in sorted(ctx.domains.items())]
     proto = helper.make_model(
@@ -153,7 +152,11 @@ def _lower(graph, opset, check, model_name, output_names, doc_string, input_name
     )
     helper.set_model_props(proto, {"irtool.version": __version__, "irtool.model_name": model_name})
     if check:
-        proto = validate(proto)
+        # The skeleton is made before the weights exist as protobuf bytes, from the arrays' sizes.
+        _check(_skeleton_of(proto, initializers), proto)
+    # The weights go into the model last and in place (``make_model`` would copy a graph that held them).
+    for name, array in initializers.items():
+        fill_tensor(proto.graph.initializer.add(), name, array)
     return proto
 
 
@@ -186,7 +189,25 @@ def validate(proto: onnx.ModelProto) -> onnx.ModelProto:
     serialized and parsed several times). Small initializers (shape tensors, axes) stay, so
     data propagation still sees their values.
     """
-    skeleton = _skeleton(proto)
+    graph = proto.graph
+    small = [t for t in graph.initializer if _nbytes(t) <= SKELETON_MAX_BYTES]
+    large = [
+        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in graph.initializer
+        if _nbytes(t) > SKELETON_MAX_BYTES
+    ]
+    skeleton_graph = helper.make_graph(
+        graph.node, graph.name, list(graph.input) + large, graph.output, initializer=small
+    )
+    skeleton = helper.make_model(
+        skeleton_graph, opset_imports=proto.opset_import, ir_version=proto.ir_version, producer_name="irtool"
+    )
+    _check(skeleton, proto)
+    return proto
+
+
+def _check(skeleton: onnx.ModelProto, proto: onnx.ModelProto) -> None:
+    """Check ``skeleton`` (``proto`` less its large initializers) and give ``proto`` the shapes inferred on it."""
     blob = skeleton.SerializeToString()
     try:
         onnx.checker.check_model(blob)
@@ -198,24 +219,33 @@ def validate(proto: onnx.ModelProto) -> onnx.ModelProto:
         raise ExportError(f"ONNX shape inference failed on the exported model: {error}") from None
     if isinstance(inferred, bytes):
         inferred = onnx.ModelProto.FromString(inferred)
-    weight_names = {i.name for i in proto.graph.initializer}
+    # Weights, including those the skeleton made inputs, get no value_info.
+    weight_names = {i.name for i in skeleton.graph.initializer}
+    weight_names |= {i.name for i in skeleton.graph.input} - {i.name for i in proto.graph.input}
     proto.graph.value_info.extend(v for v in inferred.graph.value_info if v.name not in weight_names)
     del proto.graph.output[:]
     proto.graph.output.extend(inferred.graph.output)
-    return proto
 
 
-def _skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
-    graph = proto.graph
-    small = [t for t in graph.initializer if _nbytes(t) <= SKELETON_MAX_BYTES]
-    large = [t for t in graph.initializer if _nbytes(t) > SKELETON_MAX_BYTES]
-    weight_inputs = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in large]
-    skeleton_graph = helper.make_graph(
-        graph.node, graph.name, list(graph.input) + weight_inputs, graph.output, initializer=small
-    )
-    skeleton = helper.make_model(
-        skeleton_graph, opset_imports=proto.opset_import, ir_version=proto.ir_version, producer_name="irtool"
-    )
+def _skeleton_of(proto: onnx.ModelProto, initializers: dict) -> onnx.ModelProto:
+    """The skeleton of ``proto`` (which has no initializers yet) with ``initializers`` (name -> array):
+    small ones as initializers (data propagation reads shape tensors and axes), large ones as typed inputs."""
+    skeleton = onnx.ModelProto()
+    skeleton.ir_version = proto.ir_version
+    skeleton.producer_name = "irtool"
+    skeleton.opset_import.extend(proto.opset_import)
+    graph = skeleton.graph
+    graph.node.extend(proto.graph.node)
+    graph.name = proto.graph.name
+    graph.input.extend(proto.graph.input)
+    graph.output.extend(proto.graph.output)
+    for name, array in initializers.items():
+        array = np.asarray(array)
+        if array.dtype.kind in "OUS" or array.nbytes <= SKELETON_MAX_BYTES:
+            fill_tensor(graph.initializer.add(), name, array)
+        else:
+            dtype = LoweringContext.onnx_dtype(array.dtype.name)
+            graph.input.append(helper.make_tensor_value_info(name, dtype, list(array.shape)))
     return skeleton
 
 
