@@ -324,13 +324,18 @@ def _drop_identities(nodes: list, keep: set) -> list:
 
 
 def save_onnx(proto: onnx.ModelProto, path) -> None:
-    """Write ``proto`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    """Write ``proto`` to ``path`` atomically (temp file in the same folder, then rename).
+
+    The bytes are ``proto.SerializeToString(deterministic=True)``, written in pieces
+    (``serialized_pieces``) so that no second copy of all the weights is ever held in memory.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".irtool-", suffix=".onnx.tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString(deterministic=True))
+            for piece in serialized_pieces(proto):
+                f.write(piece)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual mode
@@ -339,6 +344,68 @@ def save_onnx(proto: onnx.ModelProto, path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# Field numbers in onnx.proto: ModelProto.graph, GraphProto.initializer.
+_GRAPH_FIELD = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number
+_INITIALIZER_FIELD = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
+
+
+def serialized_pieces(proto):
+    """``proto.SerializeToString(deterministic=True)`` as a sequence of byte strings, one per
+    initializer plus the few around them, so a large model is never serialized in one piece.
+
+    Protobuf writes a message's fields in field-number order, each as ``tag, [length,] value``,
+    so the model's bytes are its fields before ``graph``, the graph as a length-delimited field
+    (its fields before ``initializer``, one field per initializer, the fields after), then the
+    model's fields after ``graph``; the tests compare the joined pieces with ``SerializeToString``.
+    """
+    if not isinstance(proto, onnx.ModelProto) or not proto.HasField("graph") or not proto.graph.initializer:
+        yield proto.SerializeToString(deterministic=True)
+        return
+    model_before, model_after = _split_fields(proto, onnx.ModelProto, _GRAPH_FIELD)
+    graph_before, graph_after = _split_fields(proto.graph, onnx.GraphProto, _INITIALIZER_FIELD)
+    tag = _varint(_INITIALIZER_FIELD << 3 | 2)  # wire type 2: length-delimited
+    # upb's ByteSize serializes, so this pass costs one temporary copy of each tensor, never of all at once.
+    sizes = [tensor.ByteSize() for tensor in proto.graph.initializer]
+    graph_size = len(graph_before) + len(graph_after) + sum(len(tag) + len(_varint(n)) + n for n in sizes)
+    yield model_before + _varint(_GRAPH_FIELD << 3 | 2) + _varint(graph_size) + graph_before
+    for tensor, size in zip(proto.graph.initializer, sizes):
+        yield tag + _varint(size)
+        yield tensor.SerializeToString(deterministic=True)
+    yield graph_after + model_after
+
+
+def _split_fields(message, cls, number: int) -> tuple[bytes, bytes]:
+    """The serialized fields of ``message`` numbered below and above ``number`` (which is left out)."""
+    before, after = cls(), cls()
+    for field, value in message.ListFields():
+        if field.number == number:
+            continue
+        target = before if field.number < number else after
+        if _is_repeated(field):
+            getattr(target, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(target, field.name).CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
+    return before.SerializeToString(deterministic=True), after.SerializeToString(deterministic=True)
+
+
+def _is_repeated(field) -> bool:
+    # protobuf >= 6 deprecates ``label`` for ``is_repeated``; older versions have only ``label``.
+    if hasattr(field, "is_repeated"):
+        return field.is_repeated
+    return field.label == field.LABEL_REPEATED
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def export_onnx(model, filepath, opset: int | None = None, check: bool = True) -> onnx.ModelProto:
