@@ -50,8 +50,9 @@ class LoweringContext:
         return list(outputs)
 
     def const(self, array, name: str | None = None) -> str:
-        # order="C" keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
-        array = np.asarray(array, order="C")
+        # A view stays a view (a Conv kernel permuted to ONNX's layout): ``fill_tensor`` reads it in C
+        # order straight into the model's bytes, so the permuted copy is made once, there.
+        array = np.asarray(array)
         name = self.unique(name or (f"{self.scope}/const" if self.scope else "const"))
         self.add_initializer(name, array)
         return name
