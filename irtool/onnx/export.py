@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import weakref
 
 import numpy as np
 import onnx
@@ -46,14 +47,26 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
                 f"Model '{model.name}' has no graph to export: build it first (give it an Input, or call it on "
                 "data), or use a functional model."
             )
-        return lower(
-            graph,
-            opset=opset,
-            check=check,
-            name=model.name,
-            output_names=list(model.output_names),
-            doc_string=f"{model.class_name} model '{model.name}' exported by irtool {__version__}",
-        )
+        prepared = _PREPARED.get(graph)
+        if prepared is None:
+            prepared = _prepare(graph)
+            if prepared is not graph:  # a value that is its key would keep it alive forever
+                _PREPARED[graph] = prepared
+        doc_string = f"{model.class_name} model '{model.name}' exported by irtool {__version__}"
+        return _lower(prepared, opset, check, model.name, list(model.output_names), doc_string, prepared=True)
+
+
+# A model's inference graph does not change once made (``Functional.inference_graph``), so the graph
+# the layout and fusion passes make from it is kept while it lives: a model's later exports only
+# lower. Weights are read at lowering (``Graph.constant_array``), so every export has current values.
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prepare(graph: Graph) -> Graph:
+    """``graph`` as the lowering wants it: channels-first spatial ops, each Dense's ``matmul`` + ``add`` fused."""
+    if has_channels_last_ops(graph):
+        return fuse_matmul_add(channels_first(graph), in_place=True)  # the layout pass made a new graph
+    return fuse_matmul_add(graph)
 
 
 def lower(
@@ -75,17 +88,15 @@ def lower(
         return _lower(graph, opset, check, name, output_names, doc_string, input_names)
 
 
-def _lower(graph, opset, check, model_name, output_names, doc_string, input_names=None):
+def _lower(graph, opset, check, model_name, output_names, doc_string, input_names=None, prepared=False):
     opset = default_opset() if opset is None else int(opset)
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ExportError(f"opset {opset} is not supported: choose one in [{MIN_OPSET}, {newest}].")
     if output_names is None:
         output_names = [graph.name(v) for v in graph.outputs]
-    if has_channels_last_ops(graph):
-        graph = fuse_matmul_add(channels_first(graph), in_place=True)  # the layout pass made a new graph
-    else:
-        graph = fuse_matmul_add(graph)
+    if not prepared:
+        graph = _prepare(graph)
     ctx = LoweringContext(opset)
     names: dict = {}
 

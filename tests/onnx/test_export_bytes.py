@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import onnx
 import pytest
 from onnx import helper, numpy_helper
 
 import irtool as keras
+import irtool.onnx.export as export_module
 from irtool import layers
-from irtool.onnx import save_onnx, to_onnx
+from irtool.onnx import lower, save_onnx, to_onnx
 from irtool.onnx.context import fill_tensor
 from irtool.onnx.export import serialized_pieces, validate
 
@@ -100,3 +103,30 @@ def test_export_rejects_what_the_checker_rejects_with_the_stage_named():
     proto.graph.node.append(helper.make_node("Relu", ["no_such_value"], ["y2"]))
     with pytest.raises(ValueError, match="onnx.checker rejected the exported model"):
         validate(proto)
+
+
+def test_a_second_export_reuses_the_prepared_graph_with_current_weights():
+    model = _conv_model()
+    first = to_onnx(model)
+    assert export_module._PREPARED.get(model.inference_graph) is not None
+    conv = model.layers[1]
+    kernel, bias = conv.get_weights()
+    conv.set_weights([kernel * 2.0, bias + 1.0])
+    second = to_onnx(model)
+    # What lowering the model's graph from scratch gives (no cache involved).
+    fresh = lower(model.inference_graph, name=model.name, output_names=list(model.output_names))
+    assert [t.name for t in second.graph.initializer] == [t.name for t in fresh.graph.initializer]
+    for got, want in zip(second.graph.initializer, fresh.graph.initializer):
+        np.testing.assert_array_equal(numpy_helper.to_array(got), numpy_helper.to_array(want))
+    assert second.graph.node == fresh.graph.node and first.graph.node == second.graph.node
+    changed = [t.name for t, u in zip(first.graph.initializer, second.graph.initializer) if t != u]
+    assert len(changed) == 2  # the Conv's kernel and bias, nothing else
+
+
+def test_the_prepared_graph_goes_with_its_model():
+    model = _conv_model()
+    to_onnx(model)
+    before = len(export_module._PREPARED)
+    del model
+    gc.collect()
+    assert len(export_module._PREPARED) == before - 1
