@@ -255,7 +255,7 @@ def _skeleton_of(proto: onnx.ModelProto, initializers: dict) -> onnx.ModelProto:
         if array.dtype.kind in "OUS" or array.nbytes <= SKELETON_MAX_BYTES:
             fill_tensor(graph.initializer.add(), name, array)
         else:
-            dtype = LoweringContext.onnx_dtype(array.dtype.name)
+            dtype = helper.np_dtype_to_tensor_dtype(array.dtype)
             graph.input.append(helper.make_tensor_value_info(name, dtype, list(array.shape)))
     return skeleton
 
