@@ -88,6 +88,19 @@ def test_serialized_pieces_join_to_the_deterministic_bytes(kind, tmp_path):
     assert (tmp_path / "m.onnx").read_bytes() == expected
 
 
+def test_serialized_pieces_keep_fields_this_onnx_does_not_know(tmp_path):
+    # Field 127 (varint 5), appended to the model and, separately, to its graph: what a newer onnx might write.
+    unknown = bytes([0xF8, 0x07, 0x05])
+    known = to_onnx(_conv_model())
+    graph = onnx.GraphProto.FromString(known.graph.SerializeToString() + unknown)
+    for proto in (onnx.ModelProto.FromString(known.SerializeToString() + unknown), known):
+        if proto is known:
+            proto.graph.CopyFrom(graph)
+        expected = proto.SerializeToString(deterministic=True)
+        assert unknown in expected
+        assert b"".join(serialized_pieces(proto)) == expected
+
+
 def test_export_skeleton_gives_what_validate_of_the_full_model_gives():
     model = _conv_model()
     proto = to_onnx(model)
