@@ -7,7 +7,9 @@ Per model, in a fresh child process (so its peak memory is its own):
   2. ``export_onnx`` to a file against ``onnx.save`` of the proto it returned, rounds interleaved
      (the order flips each round), wall and CPU medians and their ratio; ``to_onnx`` alone;
   3. the export's node count and ONNX Runtime latency (CPU, default options) at batch 1 and 32;
-  4. with ``--keras``: ``keras.applications`` (KERAS_BACKEND, default torch) ``model.export(format="onnx")``
+  4. (``--memory-only``: the peak of item 1 only, also after one small export that loads what a
+     process's first export loads);
+  5. with ``--keras``: ``keras.applications`` (KERAS_BACKEND, default torch) ``model.export(format="onnx")``
      of the same architecture, once (it takes seconds to tens of seconds), its node count and latency.
 
 Run:  python tools/bench_export.py [--models ResNet50,MobileNetV2] [--rounds 5] [--keras]
@@ -56,7 +58,7 @@ def _latency(path: str, rounds: int) -> dict:
     return out
 
 
-def child(name: str, rounds: int, folder: str) -> dict:
+def child(name: str, rounds: int, folder: str, warm: bool = False) -> dict:
     import gc
 
     import onnx
@@ -65,6 +67,13 @@ def child(name: str, rounds: int, folder: str) -> dict:
     from irtool.onnx import export_onnx, to_onnx
 
     irtool.utils.set_random_seed(0)
+    if warm:  # one small export first: what the first export of a process loads (onnx's checker...) is not counted
+        inputs = irtool.Input((16, 16, 3))
+        x = irtool.layers.Conv2D(8, 3)(inputs)
+        x = irtool.layers.BatchNormalization()(x)
+        x = irtool.layers.DepthwiseConv2D(3)(x)
+        x = irtool.layers.GlobalAveragePooling2D()(x)
+        export_onnx(irtool.Model(inputs, irtool.layers.Dense(4)(x)), os.path.join(folder, "warm.onnx"))
     model = getattr(irtool.applications, name)(weights=None)
     weight_bytes = sum(w.numpy().nbytes for w in model.weights)
     path, copy = os.path.join(folder, f"{name}.onnx"), os.path.join(folder, f"{name}_save.onnx")
@@ -135,24 +144,34 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keras", action="store_true", help="also time Keras' own export (slow)")
+    parser.add_argument("--memory-only", action="store_true", help="only the peak memory, cold and warm")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--warm", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--keras-child", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.rounds, args.folder)))
+        print(json.dumps(child(args.child, args.rounds, args.folder, args.warm)))
         return
     if args.keras_child:
         print(json.dumps(keras_child(args.keras_child, args.folder)))
         return
     with open("/proc/loadavg") as f:
         print(f"load average at start: {' '.join(f.read().split()[:3])}")
-    print(
-        "| model | weights MB | peak above model | first export | export_onnx / onnx.save (wall, CPU) "
-        "| to_onnx CPU | nodes | ORT b1 / b32 | Keras export | Keras nodes | Keras ORT b1 / b32 |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
+        if args.memory_only:
+            print("| model | weights MB | peak above model, first export of the process | after a small export |")
+            print("|---|---|---|---|")
+            for name in args.models.split(","):
+                cold = run_child(["--child", name, "--rounds", "1", "--folder", folder])
+                warm = run_child(["--child", name, "--rounds", "1", "--folder", folder, "--warm"])
+                print(f"| {name} | {cold['weights_mb']:.1f} | {cold['peak_w']:.2f} W | {warm['peak_w']:.2f} W |")
+            return
+        print(
+            "| model | weights MB | peak above model | first export | export_onnx / onnx.save (wall, CPU) "
+            "| to_onnx CPU | nodes | ORT b1 / b32 | Keras export | Keras nodes | Keras ORT b1 / b32 |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for name in args.models.split(","):
             r = run_child(["--child", name, "--rounds", str(args.rounds), "--folder", folder])
             wall, cpu = r["wall"], r["cpu"]
