@@ -10,6 +10,7 @@ runtimes too.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import weakref
@@ -262,7 +263,15 @@ def _skeleton_of(proto: onnx.ModelProto, initializers: dict) -> onnx.ModelProto:
 
 
 def _nbytes(tensor: onnx.TensorProto) -> int:
-    return len(tensor.raw_data) if tensor.HasField("raw_data") else 0
+    """The size of ``tensor``'s ``raw_data``, from its dims and type: reading ``raw_data`` would copy
+    it (upb hands out a new ``bytes``). Packed 4-bit types count a byte per element (so more)."""
+    if not tensor.HasField("raw_data"):
+        return 0
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        return len(tensor.raw_data)
+    return math.prod(tensor.dims) * itemsize
 
 
 def _drop_dead(nodes: list, keep: set) -> list:
