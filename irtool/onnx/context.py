@@ -7,6 +7,8 @@ of Squeeze/Unsqueeze/Reduce*), and remembers the dtype of every value it has see
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -23,7 +25,7 @@ class LoweringContext:
     def __init__(self, opset: int):
         self.opset = opset
         self.nodes: list = []
-        self.initializers: list = []
+        self.initializers: dict = {}  # initializer name -> NumPy value; made TensorProtos once, in the model
         self.dtypes: dict = {}
         self.scope = ""
         self.layer = ""
@@ -48,15 +50,21 @@ class LoweringContext:
         return list(outputs)
 
     def const(self, array, name: str | None = None) -> str:
-        # order="C" keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
-        array = np.asarray(array, order="C")
+        # A view stays a view (a Conv kernel permuted to ONNX's layout): ``fill_tensor`` reads it in C
+        # order straight into the model's bytes, so the permuted copy is made once, there.
+        array = np.asarray(array)
         name = self.unique(name or (f"{self.scope}/const" if self.scope else "const"))
         self.add_initializer(name, array)
         return name
 
     def add_initializer(self, name: str, array: np.ndarray) -> None:
-        """Store ``array`` under an already-unique ``name``."""
-        self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
+        """Store ``array`` under an already-unique ``name``.
+
+        Only the array is kept (a view, no copy): the export writes the initializers that some
+        node reads straight into the model's ``TensorProto``s (``fill_tensor``), so a weight is
+        copied once and a Keras-layout original that lowering folded away is never copied.
+        """
+        self.initializers[name] = array
         self.constants[name] = array
         self.dtypes[name] = "string" if array.dtype.kind in "OUS" else array.dtype.name
         self.shapes[name] = tuple(np.shape(array))
@@ -180,6 +188,22 @@ class LoweringContext:
 
     def fail(self, prim, message: str):
         raise LoweringError(f"Cannot lower '{prim.name}' in '{self.layer}' to ONNX: {message}.")
+
+
+def fill_tensor(tensor: onnx.TensorProto, name: str, array) -> None:
+    """Fill the empty ``tensor`` (e.g. ``graph.initializer.add()``) with ``array``, as
+    ``numpy_helper.from_array`` would, but copying the bytes once: ``tobytes`` reads a
+    transposed view in C order directly, where ``from_array`` of ``ascontiguousarray`` copies twice,
+    and filling the message in place avoids the copy ``RepeatedCompositeContainer.extend`` makes."""
+    array = np.asarray(array)
+    if array.dtype.kind in "biufc" and array.dtype.byteorder in "=|<" and sys.byteorder == "little":
+        tensor.dims.extend(array.shape)
+        if name:
+            tensor.name = name
+        tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
+        tensor.raw_data = array.tobytes()
+    else:  # strings, big-endian data, packed 4-bit types: numpy_helper knows the rules
+        tensor.CopyFrom(numpy_helper.from_array(np.asarray(array, order="C"), name))
 
 
 def tensor_type(dtype: str, shape, dim_names) -> onnx.TypeProto:

@@ -10,15 +10,19 @@ runtimes too.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
+import weakref
 
+import numpy as np
 import onnx
+from google.protobuf import unknown_fields
 from onnx import helper
 
 from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
-from irtool.onnx.context import LoweringContext, LoweringError, tensor_type
+from irtool.onnx.context import LoweringContext, LoweringError, fill_tensor, tensor_type
 from irtool.onnx.layout import channels_first, has_channels_last_ops
 from irtool.ops.fusion import fuse_matmul_add
 from irtool.version import __version__
@@ -45,14 +49,26 @@ def to_onnx(model, opset: int | None = None, check: bool = True) -> onnx.ModelPr
                 f"Model '{model.name}' has no graph to export: build it first (give it an Input, or call it on "
                 "data), or use a functional model."
             )
-        return lower(
-            graph,
-            opset=opset,
-            check=check,
-            name=model.name,
-            output_names=list(model.output_names),
-            doc_string=f"{model.class_name} model '{model.name}' exported by irtool {__version__}",
-        )
+        prepared = _PREPARED.get(graph)
+        if prepared is None:
+            prepared = _prepare(graph)
+            if prepared is not graph:  # a value that is its key would keep it alive forever
+                _PREPARED[graph] = prepared
+        doc_string = f"{model.class_name} model '{model.name}' exported by irtool {__version__}"
+        return _lower(prepared, opset, check, model.name, list(model.output_names), doc_string, prepared=True)
+
+
+# A model's inference graph does not change once made (``Functional.inference_graph``), so the graph
+# the layout and fusion passes make from it is kept while it lives: a model's later exports only
+# lower. Weights are read at lowering (``Graph.constant_array``), so every export has current values.
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prepare(graph: Graph) -> Graph:
+    """``graph`` as the lowering wants it: channels-first spatial ops, each Dense's ``matmul`` + ``add`` fused."""
+    if has_channels_last_ops(graph):
+        return fuse_matmul_add(channels_first(graph), in_place=True)  # the layout pass made a new graph
+    return fuse_matmul_add(graph)
 
 
 def lower(
@@ -74,17 +90,15 @@ def lower(
         return _lower(graph, opset, check, name, output_names, doc_string, input_names)
 
 
-def _lower(graph, opset, check, model_name, output_names, doc_string, input_names=None):
+def _lower(graph, opset, check, model_name, output_names, doc_string, input_names=None, prepared=False):
     opset = default_opset() if opset is None else int(opset)
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ExportError(f"opset {opset} is not supported: choose one in [{MIN_OPSET}, {newest}].")
     if output_names is None:
         output_names = [graph.name(v) for v in graph.outputs]
-    if has_channels_last_ops(graph):
-        graph = fuse_matmul_add(channels_first(graph), in_place=True)  # the layout pass made a new graph
-    else:
-        graph = fuse_matmul_add(graph)
+    if not prepared:
+        graph = _prepare(graph)
     ctx = LoweringContext(opset)
     names: dict = {}
 
@@ -137,10 +151,8 @@ def _lower(graph, opset, check, model_name, output_names, doc_string, input_name
     # Weights folded at lowering (a Conv kernel permuted to ONNX's layout) leave their Keras-layout
     # originals unused: store only what some node or output reads.
     used = {name for node in nodes for name in node.input} | keep
-    ctx.initializers = [t for t in ctx.initializers if t.name in used]
-    onnx_graph = helper.make_graph(
-        nodes, model_name, input_protos, output_protos, initializer=ctx.initializers, doc_string=doc_string
-    )
+    initializers = {name: array for name, array in ctx.initializers.items() if name in used}
+    onnx_graph = helper.make_graph(nodes, model_name, input_protos, output_protos, doc_string=doc_string)
     opset_import = [helper.make_opsetid("", opset)]
     opset_import += [helper.make_opsetid(domain, version) for domain, version in sorted(ctx.domains.items())]
     proto = helper.make_model(
@@ -153,7 +165,11 @@ def _lower(graph, opset, check, model_name, output_names, doc_string, input_name
     )
     helper.set_model_props(proto, {"irtool.version": __version__, "irtool.model_name": model_name})
     if check:
-        proto = validate(proto)
+        # The skeleton is made before the weights exist as protobuf bytes, from the arrays' sizes.
+        _check(_skeleton_of(proto, initializers), proto)
+    # The weights go into the model last and in place (``make_model`` would copy a graph that held them).
+    for name, array in initializers.items():
+        fill_tensor(proto.graph.initializer.add(), name, array)
     return proto
 
 
@@ -186,7 +202,25 @@ def validate(proto: onnx.ModelProto) -> onnx.ModelProto:
     serialized and parsed several times). Small initializers (shape tensors, axes) stay, so
     data propagation still sees their values.
     """
-    skeleton = _skeleton(proto)
+    graph = proto.graph
+    small = [t for t in graph.initializer if _nbytes(t) <= SKELETON_MAX_BYTES]
+    large = [
+        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in graph.initializer
+        if _nbytes(t) > SKELETON_MAX_BYTES
+    ]
+    skeleton_graph = helper.make_graph(
+        graph.node, graph.name, list(graph.input) + large, graph.output, initializer=small
+    )
+    skeleton = helper.make_model(
+        skeleton_graph, opset_imports=proto.opset_import, ir_version=proto.ir_version, producer_name="irtool"
+    )
+    _check(skeleton, proto)
+    return proto
+
+
+def _check(skeleton: onnx.ModelProto, proto: onnx.ModelProto) -> None:
+    """Check ``skeleton`` (``proto`` less its large initializers) and give ``proto`` the shapes inferred on it."""
     blob = skeleton.SerializeToString()
     try:
         onnx.checker.check_model(blob)
@@ -198,29 +232,46 @@ def validate(proto: onnx.ModelProto) -> onnx.ModelProto:
         raise ExportError(f"ONNX shape inference failed on the exported model: {error}") from None
     if isinstance(inferred, bytes):
         inferred = onnx.ModelProto.FromString(inferred)
-    weight_names = {i.name for i in proto.graph.initializer}
+    # Weights, including those the skeleton made inputs, get no value_info.
+    weight_names = {i.name for i in skeleton.graph.initializer}
+    weight_names |= {i.name for i in skeleton.graph.input} - {i.name for i in proto.graph.input}
     proto.graph.value_info.extend(v for v in inferred.graph.value_info if v.name not in weight_names)
     del proto.graph.output[:]
     proto.graph.output.extend(inferred.graph.output)
-    return proto
 
 
-def _skeleton(proto: onnx.ModelProto) -> onnx.ModelProto:
-    graph = proto.graph
-    small = [t for t in graph.initializer if _nbytes(t) <= SKELETON_MAX_BYTES]
-    large = [t for t in graph.initializer if _nbytes(t) > SKELETON_MAX_BYTES]
-    weight_inputs = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in large]
-    skeleton_graph = helper.make_graph(
-        graph.node, graph.name, list(graph.input) + weight_inputs, graph.output, initializer=small
-    )
-    skeleton = helper.make_model(
-        skeleton_graph, opset_imports=proto.opset_import, ir_version=proto.ir_version, producer_name="irtool"
-    )
+def _skeleton_of(proto: onnx.ModelProto, initializers: dict) -> onnx.ModelProto:
+    """The skeleton of ``proto`` (which has no initializers yet) with ``initializers`` (name -> array):
+    small ones as initializers (data propagation reads shape tensors and axes), large ones as typed inputs."""
+    skeleton = onnx.ModelProto()
+    skeleton.ir_version = proto.ir_version
+    skeleton.producer_name = "irtool"
+    skeleton.opset_import.extend(proto.opset_import)
+    graph = skeleton.graph
+    graph.node.extend(proto.graph.node)
+    graph.name = proto.graph.name
+    graph.input.extend(proto.graph.input)
+    graph.output.extend(proto.graph.output)
+    for name, array in initializers.items():
+        array = np.asarray(array)
+        if array.dtype.kind in "OUS" or array.nbytes <= SKELETON_MAX_BYTES:
+            fill_tensor(graph.initializer.add(), name, array)
+        else:
+            dtype = helper.np_dtype_to_tensor_dtype(array.dtype)
+            graph.input.append(helper.make_tensor_value_info(name, dtype, list(array.shape)))
     return skeleton
 
 
 def _nbytes(tensor: onnx.TensorProto) -> int:
-    return len(tensor.raw_data) if tensor.HasField("raw_data") else 0
+    """The size of ``tensor``'s ``raw_data``, from its dims and type: reading ``raw_data`` would copy
+    it (upb hands out a new ``bytes``). Packed 4-bit types count a byte per element (so more)."""
+    if not tensor.HasField("raw_data"):
+        return 0
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        return len(tensor.raw_data)
+    return math.prod(tensor.dims) * itemsize
 
 
 def _drop_dead(nodes: list, keep: set) -> list:
@@ -294,13 +345,18 @@ def _drop_identities(nodes: list, keep: set) -> list:
 
 
 def save_onnx(proto: onnx.ModelProto, path) -> None:
-    """Write ``proto`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    """Write ``proto`` to ``path`` atomically (temp file in the same folder, then rename).
+
+    The bytes are ``proto.SerializeToString(deterministic=True)``, written in pieces
+    (``serialized_pieces``) so that no second copy of all the weights is ever held in memory.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".irtool-", suffix=".onnx.tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString(deterministic=True))
+            for piece in serialized_pieces(proto):
+                f.write(piece)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual mode
@@ -311,6 +367,74 @@ def save_onnx(proto: onnx.ModelProto, path) -> None:
         if isinstance(error, OSError) and error.errno and error.filename is None:
             raise OSError(error.errno, os.strerror(error.errno), path) from error  # a full disk names the file
         raise
+
+
+# Field numbers in onnx.proto: ModelProto.graph, GraphProto.initializer.
+_GRAPH_FIELD = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number
+_INITIALIZER_FIELD = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
+
+
+def serialized_pieces(proto):
+    """``proto.SerializeToString(deterministic=True)`` as a sequence of byte strings, one per
+    initializer plus the few around them, so a large model is never serialized in one piece.
+
+    Protobuf writes a message's fields in field-number order, each as ``tag, [length,] value``,
+    so the model's bytes are its fields before ``graph``, the graph as a length-delimited field
+    (its fields before ``initializer``, one field per initializer, the fields after), then the
+    model's fields after ``graph``; the tests compare the joined pieces with ``SerializeToString``.
+    """
+    if (
+        not isinstance(proto, onnx.ModelProto)
+        or not proto.HasField("graph")
+        or not proto.graph.initializer
+        or unknown_fields.UnknownFieldSet(proto)  # fields a newer onnx wrote: ``ListFields`` cannot copy them
+        or unknown_fields.UnknownFieldSet(proto.graph)
+    ):
+        yield proto.SerializeToString(deterministic=True)
+        return
+    model_before, model_after = _split_fields(proto, onnx.ModelProto, _GRAPH_FIELD)
+    graph_before, graph_after = _split_fields(proto.graph, onnx.GraphProto, _INITIALIZER_FIELD)
+    tag = _varint(_INITIALIZER_FIELD << 3 | 2)  # wire type 2: length-delimited
+    # upb's ByteSize serializes, so this pass costs one temporary copy of each tensor, never of all at once.
+    sizes = [tensor.ByteSize() for tensor in proto.graph.initializer]
+    graph_size = len(graph_before) + len(graph_after) + sum(len(tag) + len(_varint(n)) + n for n in sizes)
+    yield model_before + _varint(_GRAPH_FIELD << 3 | 2) + _varint(graph_size) + graph_before
+    for tensor, size in zip(proto.graph.initializer, sizes):
+        yield tag + _varint(size)
+        yield tensor.SerializeToString(deterministic=True)
+    yield graph_after + model_after
+
+
+def _split_fields(message, cls, number: int) -> tuple[bytes, bytes]:
+    """The serialized fields of ``message`` numbered below and above ``number`` (which is left out)."""
+    before, after = cls(), cls()
+    for field, value in message.ListFields():
+        if field.number == number:
+            continue
+        target = before if field.number < number else after
+        if _is_repeated(field):
+            getattr(target, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(target, field.name).CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
+    return before.SerializeToString(deterministic=True), after.SerializeToString(deterministic=True)
+
+
+def _is_repeated(field) -> bool:
+    # protobuf >= 6 deprecates ``label`` for ``is_repeated``; older versions have only ``label``.
+    if hasattr(field, "is_repeated"):
+        return field.is_repeated
+    return field.label == field.LABEL_REPEATED
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def export_onnx(model, filepath, opset: int | None = None, check: bool = True) -> onnx.ModelProto:

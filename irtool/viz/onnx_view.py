@@ -2,10 +2,13 @@
 
 One box per ONNX node, one per graph input and one per graph output; edges follow tensors.
 Shapes come from ONNX shape inference (``onnx.shape_inference.infer_shapes``), so every box
-shows its outputs' shapes even when the file carries no ``value_info``. Initializers and
-``Constant`` nodes are not boxes: each is folded into the boxes of the nodes that read it, as
-a row naming the input slot it fills (``W: (32, 3, 3, 3)`` in a ``Conv``, from the operator's
-schema), which keeps a network's picture about its computation rather than its weights.
+shows its outputs' shapes even when the file carries no ``value_info``. Initializers,
+``Constant`` nodes and nodes computed from constants alone (a ``Cast`` or ``Transpose`` of a
+weight, a ``ConstantOfShape`` of a constant shape; chains of them) are not boxes: each is folded
+into the boxes of the nodes that read it, as a row naming the input slot it fills
+(``W: (32, 3, 3, 3)`` in a ``Conv``, from the operator's schema; ``(Cast)`` when a folded node
+computed it), as Netron does, which keeps a network's picture about its computation rather than
+its weights and keeps large graphs quick to lay out.
 
 The file is read without its external data (only shapes are needed), and nothing in it is run.
 Subgraphs of control-flow nodes (``If``, ``Loop``, ``Scan``) are not drawn; their boxes name them.
@@ -44,12 +47,14 @@ def onnx_to_dot(
     show_dtype: bool = False,
     rankdir: str = "TB",
     dpi: int = 200,
-    splines: str = "ortho",
+    splines: str = "auto",
 ) -> graphviz.Digraph:
     """The node-level picture of an ONNX model (a ``ModelProto`` or a path) as a ``graphviz.Digraph``.
 
     Every box shows its output shapes; ``show_dtype`` adds element types. ``rankdir``, ``dpi``
-    and ``splines`` are as in ``model_to_dot``.
+    and ``splines`` are as in ``model_to_dot``, except that the default ``splines="auto"`` routes
+    edges orthogonally only up to ``styles.ORTHO_MAX_BOXES`` boxes (a big graph's orthogonal
+    routing takes Graphviz tens of seconds) and as curves beyond.
     """
     if not isinstance(model, onnx.ModelProto):
         model = load_onnx(model)
@@ -57,12 +62,19 @@ def onnx_to_dot(
     graph = _inferred(model).graph
     types = _value_types(graph)
     constants = {init.name: _tensor_type(init) for init in graph.initializer}
+    folded_by: dict[str, str] = {}  # a folded node's output -> its op type
     folded_nodes = set()
     outputs = {value.name for value in graph.output}
     for index, node in enumerate(graph.node):
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and not set(node.output) & outputs:
+        if _computes_a_constant(node, constants, outputs):
             folded_nodes.add(index)
-            constants[node.output[0]] = types.get(node.output[0]) or _constant_type(node)
+            for name in node.output:
+                if name:
+                    constants[name] = types.get(name) or (
+                        _constant_type(node) if node.op_type == "Constant" else ("?", "?")
+                    )
+                    if node.op_type != "Constant":
+                        folded_by[name] = node.op_type
     dot = graphviz.Digraph(
         name=graph.name or "onnx_model",
         graph_attr=styles.graph_attributes(rankdir, dpi, splines),
@@ -70,7 +82,9 @@ def onnx_to_dot(
         edge_attr=styles.EDGE_ATTRIBUTES,
     )
     producers: dict[str, str] = {}
+    drawn_inputs = 0
     for index, value in enumerate(value for value in graph.input if value.name not in constants):
+        drawn_inputs += 1
         box = f"input{index}"
         producers[value.name] = box
         dot.node(box, label=_io_label(value.name, "Input", "input", types.get(value.name), show_dtype))
@@ -80,7 +94,7 @@ def onnx_to_dot(
         if index in folded_nodes:
             continue
         box = f"node{index}"
-        dot.node(box, label=_node_label(node, opsets, constants, types, show_dtype))
+        dot.node(box, label=_node_label(node, opsets, constants, folded_by, types, show_dtype))
         for name in node.input:
             if name in producers:
                 edges.setdefault((producers[name], box), None)
@@ -94,7 +108,27 @@ def onnx_to_dot(
             edges.setdefault((producers[value.name], box), None)
     for tail, head in edges:
         dot.edge(tail, head)
+    boxes = drawn_inputs + len(graph.node) - len(folded_nodes) + len(graph.output)
+    dot.graph_attr["splines"] = styles.resolve_splines(splines, boxes)
     return dot
+
+
+#: Operators whose output is not a function of their inputs: never folded, even from constants.
+_RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
+
+
+def _computes_a_constant(node: onnx.NodeProto, constants: dict, outputs: set) -> bool:
+    """Whether ``node`` only computes a weight-like value from constants (a ``Constant``, or a
+    ``Cast``/``Transpose``/``Reshape``/``ConstantOfShape``... all of whose inputs are initializers or
+    folded outputs), as Netron folds them: its result is shown in its consumers' boxes, not as a box."""
+    if node.domain not in ("", "ai.onnx") or set(node.output) & outputs or node.op_type in _RANDOM_OPS:
+        return False
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+        return False
+    if node.op_type == "Constant":
+        return True
+    inputs = [name for name in node.input if name]
+    return bool(inputs) and all(name in constants for name in inputs)
 
 
 def plot_onnx(
@@ -103,7 +137,7 @@ def plot_onnx(
     show_dtype: bool = False,
     rankdir: str = "TB",
     dpi: int = 200,
-    splines: str = "ortho",
+    splines: str = "auto",
     renderer: str | None = None,
 ) -> ModelPlot:
     """Draw an ONNX model (``onnx_to_dot``) to ``to_file``, as ``plot_model`` does for irtool models."""
@@ -200,7 +234,9 @@ def _slot_names(node: onnx.NodeProto, opsets: dict) -> list[str]:
     return names
 
 
-def _node_label(node: onnx.NodeProto, opsets: dict, constants: dict, types: dict, show_dtype: bool) -> str:
+def _node_label(
+    node: onnx.NodeProto, opsets: dict, constants: dict, folded_by: dict, types: dict, show_dtype: bool
+) -> str:
     op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
     header = f"<b>{styles.escape(op)}</b>"
     rows = [styles.escape(_shorten(node.name))] if node.name else []
@@ -209,7 +245,8 @@ def _node_label(node: onnx.NodeProto, opsets: dict, constants: dict, types: dict
         if name in constants:
             shape, dtype = constants[name]
             slot = slots[index] if index < len(slots) else _shorten(name)
-            rows.append(f"{styles.escape(slot)}: <b>{styles.escape(shape)}</b>{' ' + dtype if show_dtype else ''}")
+            via = f" ({styles.escape(folded_by[name])})" if name in folded_by else ""
+            rows.append(f"{styles.escape(slot)}: <b>{styles.escape(shape)}</b>{' ' + dtype if show_dtype else ''}{via}")
     subgraphs = [a.name for a in node.attribute if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)]
     if subgraphs:
         rows.append(f"subgraphs (not drawn): {styles.escape(', '.join(subgraphs))}")

@@ -207,6 +207,19 @@ def graph_attributes(rankdir: str, dpi, splines: str) -> dict:
     }
 
 
+#: ``splines="auto"`` draws orthogonal edges up to this many boxes and curved ones beyond. Graphviz's
+#: orthogonal router grows much faster than the graph: a 1,532-box ONNX picture laid out in 18.8 s
+#: (graphviz-pure) and 9.6 s (dot) with ``ortho``, 1.1 s and 1.2 s with ``spline``.
+ORTHO_MAX_BOXES = 300
+
+
+def resolve_splines(splines: str, boxes: int) -> str:
+    """``splines`` as given, or for ``"auto"``: ``"ortho"`` up to ``ORTHO_MAX_BOXES`` boxes, else ``"spline"``."""
+    if splines != "auto":
+        return splines
+    return "ortho" if boxes <= ORTHO_MAX_BOXES else "spline"
+
+
 NODE_ATTRIBUTES = {"shape": "plain", "fontname": FONT}
 EDGE_ATTRIBUTES = {"color": EDGE_COLOR, "penwidth": "1.5", "arrowsize": "0.8"}
 CLUSTER_ATTRIBUTES = {

@@ -176,3 +176,74 @@ def test_plot_onnx_renders_png_and_svg(tmp_path):
     inline = plot_onnx(path, None)
     assert "image/svg+xml" in inline._repr_mimebundle_()
     assert render.format_of(tmp_path / "m.svg") == "svg"
+
+
+def constant_chains_model() -> onnx.ModelProto:
+    """Weights reaching their consumers through Cast / Transpose / ConstantOfShape chains, as
+    exporters write them; a random op and a constant graph output that must stay boxes."""
+    rng = np.random.default_rng(1)
+    kernel = numpy_helper.from_array(rng.random((3, 3, 3, 4)).astype(np.float16), "kernel_hwio")
+    nodes = [
+        helper.make_node("Cast", ["kernel_hwio"], ["kernel32"], to=TensorProto.FLOAT, name="cast_w"),
+        helper.make_node("Transpose", ["kernel32"], ["W"], perm=[3, 2, 0, 1], name="to_oihw"),
+        helper.make_node("Constant", [], ["bias_shape"], value=numpy_helper.from_array(np.array([4], np.int64))),
+        helper.make_node(
+            "ConstantOfShape", ["bias_shape"], ["B"], value=numpy_helper.from_array(np.zeros(1, np.float32))
+        ),
+        helper.make_node("Conv", ["X", "W", "B"], ["c"], name="conv"),
+        helper.make_node("RandomNormal", [], ["noise"], shape=[1, 4, 6, 6]),
+        helper.make_node("Add", ["c", "noise"], ["Y"], name="add"),
+        helper.make_node("Shape", ["kernel_hwio"], ["kernel_shape"], name="kernel_shape"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "chains",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [
+            helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4, 6, 6]),
+            helper.make_tensor_value_info("kernel_shape", TensorProto.INT64, [4]),
+        ],
+        [kernel],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_constant_chains_fold_into_their_consumer():
+    dot = parse_dot(onnx_to_dot(constant_chains_model()).source)
+    headers = {node: dot.header(node) for node in dot.nodes}
+    # Cast, Transpose, Constant and ConstantOfShape are folded; the random op and the graph output stay.
+    assert headers == {
+        "input0": "X (Input)",
+        "node4": "Conv",
+        "node5": "RandomNormal",
+        "node6": "Add",
+        "node7": "Shape",
+        "output0": "Y (Output)",
+        "output1": "kernel_shape (Output)",
+    }
+    conv = label_rows(dot.nodes["node4"])
+    assert conv[2:4] == [["W: (4, 3, 3, 3) (Transpose)"], ["B: (4,) (ConstantOfShape)"]]
+    assert ("node5", "node6") in dot.edge_set and ("node7", "output1") in dot.edge_set
+    assert not any(tail == "node4" and head == "node7" for tail, head in dot.edges)
+
+
+def _chain_model(length: int) -> onnx.ModelProto:
+    nodes = [helper.make_node("Relu", [f"v{i}"], [f"v{i + 1}"]) for i in range(length)]
+    graph = helper.make_graph(
+        nodes,
+        "relus",
+        [helper.make_tensor_value_info("v0", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info(f"v{length}", TensorProto.FLOAT, [2])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_auto_splines_are_orthogonal_for_small_graphs_only():
+    small = styles.ORTHO_MAX_BOXES - 2  # plus the input and output boxes
+    assert parse_dot(onnx_to_dot(_chain_model(small)).source).graph_attributes["splines"] == "ortho"
+    big = _chain_model(small + 1)
+    assert parse_dot(onnx_to_dot(big).source).graph_attributes["splines"] == "spline"
+    assert parse_dot(onnx_to_dot(big, splines="ortho").source).graph_attributes["splines"] == "ortho"
+    assert styles.resolve_splines("polyline", 10_000) == "polyline"
