@@ -204,12 +204,13 @@ def test_nested_model_called_with_training_false_stays_in_inference_mode(sequent
 
 
 def test_dropout_called_with_training_true_stays_active_at_inference():
+    keras.utils.set_random_seed(0)  # the masks must not depend on what earlier tests drew
     inputs = keras.Input((200,))
     model = keras.Model(inputs, layers.Dropout(0.5)(inputs, training=True))
     x = np.ones((4, 200), "float32")
     a, b = model.predict(x, verbose=0), model.predict(x, verbose=0)
     assert set(np.unique(a)) == {0.0, 2.0} and not np.array_equal(a, b)
-    assert abs((a == 0).mean() - 0.5) < 0.05
+    assert abs((a == 0).mean() - 0.5) < 0.09  # 800 draws: 5 standard deviations
     (y,), _ = GradientProgram(model.graph, [], training=True).run([x])
     assert set(np.unique(y)) == {0.0, 2.0}
     # Nested under an outer training=False, the explicit training=True still wins (as in Keras).
@@ -224,7 +225,7 @@ def test_dropout_called_with_training_true_stays_active_at_inference():
     proto = irtool.onnx.to_onnx(model)
     assert [n.op_type for n in proto.graph.node] == ["Dropout"]
     (got,) = run_onnx(proto, {proto.graph.input[0].name: x})
-    assert set(np.unique(got)) == {0.0, 2.0} and abs((got == 0).mean() - 0.5) < 0.05
+    assert set(np.unique(got)) == {0.0, 2.0} and abs((got == 0).mean() - 0.5) < 0.09
 
 
 def test_training_true_dropout_trains():
