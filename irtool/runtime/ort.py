@@ -25,7 +25,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from irtool.runtime.memory import array_bytes, check_allocation
+from irtool.memory import array_bytes, check_allocation
 from irtool.runtime.providers import CPU, CUDA, TENSORRT, ProviderError, check_active
 from irtool.runtime.providers import resolve as resolve_providers
 

@@ -8,14 +8,11 @@ the kernel would kill the process while the initializer writes it. Nothing is al
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 
 import irtool
 from irtool import layers, memory
-from irtool.runtime import memory as runtime_memory
 from irtool.runtime import ort
 from irtool.runtime.ort import TensorInfo
 
@@ -57,7 +54,7 @@ def test_an_unknown_amount_of_memory_checks_nothing(monkeypatch):
 
 def test_random_inputs_beyond_available_memory(available):
     rows = int(available * 1.5 / 4 / 1000) + 1
-    with pytest.raises(runtime_memory.MemoryLimitError) as caught:
+    with pytest.raises(memory.MemoryLimitError) as caught:
         ort.random_inputs([TensorInfo("pixels", np.dtype("float32"), ("batch", 1000))], batch_size=rows)
     assert f"the random input 'pixels' of shape ({rows}, 1000)" in str(caught.value)
 
@@ -68,9 +65,6 @@ def test_an_input_with_a_huge_declared_dimension_fails_at_its_first_weight():
         layers.Embedding(10**12, 4, name="lookup")(inputs)
 
 
-def test_the_runtime_copy_agrees_with_irtool_memory(monkeypatch):
-    """The runtime keeps its own copy (it imports nothing of irtool); both must behave the same."""
-    for name in ("available_memory", "format_bytes", "array_bytes", "check_allocation", "_cgroup_available"):
-        assert inspect.getsource(getattr(memory, name)) == inspect.getsource(getattr(runtime_memory, name))
+def test_sizes_are_counted_and_named_exactly():
     assert [memory.format_bytes(n) for n in (5, 2048, 3 * 2**40)] == ["5 bytes", "2.0 KiB", "3.0 TiB"]
     assert memory.array_bytes((10**12, 10**12), 8) == 8 * 10**24  # Python ints: no int64 overflow
