@@ -59,6 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             instances=args.instances,
             max_batch_size=args.max_batch_size,
             max_queue_delay_us=args.max_queue_delay_us,
+            inline_max_us=args.inline_max_us,
             threads=args.threads,
             weights=args.weights,
             object_name=args.object,
@@ -71,9 +72,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if model.max_batch_size > 1 and model.batchable
             else "no batching"
         )
+        cost = model.cost
+        inline = (
+            f"calls under {model.inline_max_us} us (~{cost.fixed_s * 1e6:.0f} us + {cost.per_element_s * 1e9:.2f} ns "
+            "per input element) on the event loop"
+            if cost is not None and model.inline_max_us and cost.fixed_s * 1e6 <= model.inline_max_us
+            else "every call in a worker thread"
+        )
         print(
             f"irtool: model '{model.name}' version {model.version}: {len(model.sessions)} instance(s) on "
-            f"{', '.join(model.session.providers)}, {batching}"
+            f"{', '.join(model.session.providers)}, {batching}, {inline}"
         )
 
     def started(url: str) -> None:
@@ -179,6 +187,14 @@ def _add_serve_parser(commands) -> None:
         help="sessions per model run concurrently (default: config.pbtxt's instance_group count, else 1)",
     )
     serve.add_argument("--threads", type=_positive_int, metavar="N", help="ONNX Runtime intra-op threads per instance")
+    serve.add_argument(
+        "--inline-max-us",
+        type=_non_negative_int,
+        default=100,
+        metavar="T",
+        help="run calls estimated (timed at startup) to take at most T microseconds on the event loop rather "
+        "than handing them to a worker thread, which costs more than such a call (default 100; 0: always a thread)",
+    )
     serve.add_argument(
         "--max-request-bytes",
         type=_positive_int,

@@ -13,7 +13,8 @@ Routes (all answers JSON; errors ``{"error": "..."}`` with a 4xx/5xx status, the
 
 A model is served by ``ServedModel``: K instances (sessions), and a ``Batcher`` when its inputs
 and outputs all have a dynamic first dim and ``max_batch_size`` > 1; otherwise each request runs
-on a free instance in a worker thread. With ``auth_token`` set, every route but the health checks
+on a free instance in a worker thread (or on the event loop when it takes less than ``inline_max_us``,
+less than the hand-off to a thread would: ``Instances``). With ``auth_token`` set, every route but the health checks
 (what load balancers probe) needs ``Authorization: Bearer <token>``.
 """
 
@@ -22,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import functools
 import hmac
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -34,7 +37,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from irtool.serving.batching import Batcher, Instances
+from irtool.runtime import random_inputs
+from irtool.serving.batching import Batcher, Instances, RunCost
 from irtool.serving.protocol import (
     HEADER_LENGTH,
     ProtocolError,
@@ -51,6 +55,9 @@ DEFAULT_MAX_REQUEST_BYTES = 64 * 2**20
 #: Seconds a request's body may take to arrive (64 MiB at ~1 MB/s): a client that stops sending
 #: mid-body gets 408 instead of holding its connection and the request's buffers forever.
 DEFAULT_READ_TIMEOUT_S = 60.0
+#: Runs estimated to take less than this run on the event loop: a hand-off to a worker thread and
+#: back costs 100-200 us on a 2-core machine, more than a small model's whole run.
+DEFAULT_INLINE_MAX_US = 100
 _LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
@@ -64,6 +71,7 @@ class ServedModel:
     max_batch_size: int = 0
     max_queue_delay_us: int = 0
     max_queue_size: int = 1024
+    inline_max_us: int = DEFAULT_INLINE_MAX_US
     batcher: Batcher | None = field(default=None, init=False)  # or make_batcher's object
     instances: Instances | None = field(default=None, init=False)
 
@@ -85,9 +93,47 @@ class ServedModel:
         """Called once by ``create_app``; ``observe(rows, queue_seconds)`` records each batch.
         A subclass may batch another way (``make_batcher``: ``irtool.serving.ray`` uses Ray's ``@serve.batch``)."""
         outputs = self.session.output_names
-        self.instances = Instances([lambda feeds, s=s: dict(zip(outputs, s.run_list(feeds))) for s in self.sessions])
+        self.instances = Instances(
+            [lambda feeds, s=s: dict(zip(outputs, s.run_list(feeds))) for s in self.sessions],
+            cost=self.cost,
+            inline_max_s=self.inline_max_us / 1e6,
+        )
         if self.batching:
             self.batcher = self.make_batcher(observe)
+
+    @functools.cached_property
+    def cost(self) -> RunCost | None:
+        """The measured cost of a run (``measure_cost``), when runs may go inline (``inline_max_us`` > 0)."""
+        return self.measure_cost() if self.inline_max_us > 0 else None
+
+    def measure_cost(self, runs: int = 7) -> RunCost | None:
+        """How long a run takes, as a ``RunCost`` fitted to the median of ``runs`` runs on random
+        inputs at batch 1 and, for a batchable model, at a larger batch (``None`` when inputs
+        cannot be made up: no declared shape, strings)."""
+
+        def timed(batch: int) -> tuple[int, float]:
+            arrays = random_inputs(self.session.inputs, batch)
+            feeds = dict(zip(self.session.input_names, arrays))
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                self.session.run_list(feeds)
+                times.append(time.perf_counter() - started)
+                if times[-1] > 0.01:  # far beyond any inline budget: one run says enough
+                    break
+            return sum(a.size for a in arrays), statistics.median(times)
+
+        try:
+            elements, seconds = timed(1)
+            if seconds > self.inline_max_us / 1e6:  # no call of this model runs inline
+                return RunCost(seconds, 0.0)
+            if not self.batchable:  # a fixed input size, or one that grows along other axes
+                return RunCost(0.0, seconds / max(1, elements))
+            more_elements, more_seconds = timed(max(self.max_batch_size, 16))
+        except ValueError:
+            return None
+        per_element = max(0.0, (more_seconds - seconds) / max(1, more_elements - elements))
+        return RunCost(max(0.0, seconds - per_element * elements), per_element)
 
     def make_batcher(self, observe):
         """What batches this model's requests: an object with ``async submit(feeds)`` and ``async close()``."""
@@ -146,6 +192,11 @@ class _Metrics:
         )
         self.in_flight = Gauge("irtool_requests_in_flight", "Requests being answered", registry=self.registry)
 
+    def for_model(self, model: str):
+        """The request counters (success, error) and latency histogram of ``model``, looked up once:
+        ``labels()`` takes a lock and a dict lookup on every call."""
+        return self.requests.labels(model, "success"), self.requests.labels(model, "error"), self.latency.labels(model)
+
     def observer(self, model: str):
         batch, queue = self.batch.labels(model), self.queue.labels(model)
 
@@ -184,9 +235,11 @@ def create_app(
     for model in models:
         by_name.setdefault(model.name, {})[str(model.version)] = model
     metrics = _Metrics()
+    per_model = {}
     for versions in by_name.values():
         for model in versions.values():
             model.start(metrics.observer(model.name))
+            per_model[model.name] = metrics.for_model(model.name)
 
     def find(request: Request) -> ServedModel:
         name = request.path_params["name"]
@@ -219,7 +272,8 @@ def create_app(
     async def infer(request: Request):
         model = find(request)
         started = time.perf_counter()
-        outcome = "error"
+        succeeded, failed, latency = per_model[model.name]
+        outcome = failed
         metrics.in_flight.inc()
         try:
             body = await _read_body(request, max_request_bytes, read_timeout_s)
@@ -232,11 +286,11 @@ def create_app(
             except Exception as error:  # noqa: BLE001 - ONNX Runtime's message, answered as a 400
                 raise ProtocolError(f"model '{model.name}' could not run this request: {_first_line(error)}") from None
             payload, header_length = encode_infer_response(model.name, outputs, parsed, model.version)
-            outcome = "success"
+            outcome = succeeded
         finally:
             metrics.in_flight.dec()
-            metrics.requests.labels(model.name, outcome).inc()
-            metrics.latency.labels(model.name).observe(time.perf_counter() - started)
+            outcome.inc()
+            latency.observe(time.perf_counter() - started)
         if header_length is None:
             return Response(payload, media_type="application/json")
         return Response(payload, media_type="application/octet-stream", headers={HEADER_LENGTH: str(header_length)})
@@ -245,7 +299,9 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     prefix = "/v2/models/{name}"
-    routes = [
+    routes = [  # infer first: starlette tries routes in order
+        Route(prefix + "/infer", infer, methods=["POST"]),
+        Route(prefix + "/versions/{version}/infer", infer, methods=["POST"]),
         Route("/v2/health/live", live),
         Route("/v2/health/ready", ready),
         Route("/v2", server_metadata),
@@ -253,8 +309,6 @@ def create_app(
         Route(prefix + "/versions/{version}", model_metadata),
         Route(prefix + "/ready", model_ready),
         Route(prefix + "/versions/{version}/ready", model_ready),
-        Route(prefix + "/infer", infer, methods=["POST"]),
-        Route(prefix + "/versions/{version}/infer", infer, methods=["POST"]),
         Route("/metrics", metrics_text),
     ]
 
@@ -278,6 +332,9 @@ def create_app(
     return app
 
 
+_timeout = getattr(asyncio, "timeout", None)
+
+
 async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     declared = request.headers.get("content-length")
     too_big = f"the request body is over the server's limit of {limit} bytes (raise it with --max-request-bytes)"
@@ -294,7 +351,11 @@ async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
             chunks.append(chunk)
 
     try:
-        await asyncio.wait_for(collect(), timeout_s)
+        if _timeout is not None:  # Python 3.11+: a timer, not a task per request as wait_for makes
+            async with _timeout(timeout_s):
+                await collect()
+        else:
+            await asyncio.wait_for(collect(), timeout_s)
     except asyncio.TimeoutError:  # not TimeoutError: Python 3.10's wait_for raises asyncio's own
         raise ProtocolError(
             f"the request body did not arrive within {timeout_s:g} s ({size} bytes received)", 408

@@ -4,8 +4,8 @@ A request's arrays share a leading batch dimension. The batcher queues requests;
 the oldest, adds every waiting request with the same non-batch shapes and dtypes until
 ``max_batch_size`` rows, waits at most ``max_queue_delay_us`` for more (0, the default, batches
 only what is already waiting, as Triton does), concatenates along axis 0, runs the batch on a
-free instance in a worker thread (ONNX Runtime releases the GIL, so the event loop never blocks
-on inference) and hands each request exactly its rows back, in order. A request that does not
+free instance in a worker thread (ONNX Runtime releases the GIL, so the event loop never waits
+for inference; only calls cheaper than that hand-off run on the loop, see ``Instances``) and hands each request exactly its rows back, in order. A request that does not
 fit its batch (other shapes) simply starts the next one. The queue is bounded: a full queue is a
 503, and so is a request that waits in the queue longer than ``queue_timeout_s`` (once it is
 taken into a batch it runs to the end).
@@ -34,18 +34,44 @@ class _Pending:
     dispatched: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass(frozen=True)
+class RunCost:
+    """A run's estimated seconds: ``fixed_s + per_element_s * (input elements)``, fitted to runs
+    timed at two batch sizes (``ServedModel.measure_cost``)."""
+
+    fixed_s: float
+    per_element_s: float
+
+    def __call__(self, feeds: dict) -> float:
+        return self.fixed_s + self.per_element_s * sum(a.size for a in feeds.values())
+
+
 class Instances:
     """``run`` callables (one per model instance) shared by concurrent batches: a request or a
-    batch waits for a free instance, runs it in the worker pool and gives it back."""
+    batch waits for a free instance, runs it in the worker pool and gives it back.
 
-    def __init__(self, runs):
+    Handing a call to a worker thread and back costs ~100-200 us (two thread wake-ups and the
+    GIL); a small model runs in less. With a ``cost`` estimate (``RunCost``) and
+    ``inline_max_s``, a call estimated to take no longer than ``inline_max_s`` runs on the event
+    loop instead, where it holds the loop for less time than the hand-off would, as parsing a
+    request body does. Anything larger goes to the pool, so the loop never waits on it."""
+
+    def __init__(self, runs, *, cost: RunCost | None = None, inline_max_s: float = 0.0):
         runs = list(runs)
         self.count = len(runs)
         self._free: asyncio.Queue | None = None
         self._runs = runs
         self._pool = ThreadPoolExecutor(max_workers=self.count, thread_name_prefix="irtool-infer")
+        self.cost = cost
+        self.inline_max_s = inline_max_s if cost is not None else 0.0
+
+    def inline(self, feeds: dict) -> bool:
+        """Whether ``feeds`` are estimated to run faster than a hand-off to a worker thread."""
+        return bool(self.inline_max_s) and self.cost(feeds) <= self.inline_max_s
 
     async def run(self, feeds: dict) -> dict:
+        if self.inline(feeds):
+            return self._runs[0](feeds)
         if self._free is None:  # made on first use, inside the server's event loop
             self._free = asyncio.Queue()
             for run in self._runs:

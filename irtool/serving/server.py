@@ -10,6 +10,7 @@ The body has its own deadline in the app (``create_app(read_timeout_s=...)``).
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 from http import HTTPStatus
@@ -145,6 +146,11 @@ def run(
     request's headers must arrive within ``header_timeout_s`` and its body within ``read_timeout_s``
     (408 otherwise), so slow clients cannot hold connections open."""
     app = create_app(models, access_log=sys.stderr if access_log else None, read_timeout_s=read_timeout_s, **options)
+    # Everything made so far (sessions, ONNX protos, irtool's modules) lives as long as the server:
+    # out of the collector's generations, full collections triggered by per-request garbage no
+    # longer walk it (measured: ~40 us per request on the MNIST MLP).
+    gc.collect()
+    gc.freeze()
     server = uvicorn.Server(uvicorn_config(app, host, port, header_timeout_s=header_timeout_s))
     if on_start is not None:
         startup = server.startup

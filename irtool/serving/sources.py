@@ -111,6 +111,7 @@ def served_models(
     instances: int | None = None,
     max_batch_size: int | None = None,
     max_queue_delay_us: int | None = None,
+    inline_max_us: int | None = None,
     threads: int | None = None,
     weights=None,
     object_name=None,
@@ -130,7 +131,10 @@ def served_models(
             delay = _first(max_queue_delay_us, options.max_queue_delay_us, 0)
             warmup = (1, rows) if rows > 1 else True
             sessions = [Session(source, providers, threads=threads, warmup=warmup) for _ in range(count)]
-            models.append(ServedModel(name, sessions, version, rows, delay))
+            model = ServedModel(name, sessions, version, rows, delay)
+            if inline_max_us is not None:
+                model.inline_max_us = inline_max_us
+            models.append(model)
     return models
 
 

@@ -72,11 +72,20 @@ def serve(models, **options):
 
 @pytest.fixture(scope="module")
 def server(mlp_onnx):
-    """The MLP as model 'mlp' (versions 1 and 2, batching up to 64 rows) and 'plain' (no batching)."""
+    """The MLP as model 'mlp' (versions 1 and 2, batching up to 64 rows) and 'plain' (no batching).
+    Version 2 hands every call to its two worker threads (``inline_max_us=0``); the others run
+    calls as cheap as this MLP's on the event loop."""
     data = mlp_onnx.SerializeToString()
     models = [
         ServedModel("mlp", [Session(data)], version="1", max_batch_size=64, max_queue_delay_us=2000),
-        ServedModel("mlp", [Session(data), Session(data)], version="2", max_batch_size=64, max_queue_delay_us=2000),
+        ServedModel(
+            "mlp",
+            [Session(data), Session(data)],
+            version="2",
+            max_batch_size=64,
+            max_queue_delay_us=2000,
+            inline_max_us=0,
+        ),
         ServedModel("plain", [Session(data)]),
     ]
     with serve(models, max_request_bytes=2**20) as url:

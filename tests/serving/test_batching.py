@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from irtool.serving.batching import Batcher, Instances
+from irtool.serving.batching import Batcher, Instances, RunCost
 from irtool.serving.protocol import ProtocolError
 
 
@@ -134,3 +134,49 @@ def test_instances_under_contention_never_lose_a_request():
         return results
 
     assert asyncio.run(main()) == [2 * i for i in range(300)]
+
+
+def test_calls_cheaper_than_a_thread_hand_off_run_on_the_event_loop_and_others_in_the_pool():
+    """With a cost estimate, calls under the inline budget run on the loop's own thread (a
+    hand-off costs more than they do); larger ones go to a worker thread."""
+    where = []
+
+    def record(feeds):
+        where.append(threading.get_ident())
+        return {"y": feeds["x"]}
+
+    async def main():
+        # 10 us fixed + 1 us per element, inline up to 50 us: 8 elements inline, 64 not
+        instances = Instances([record], cost=RunCost(10e-6, 1e-6), inline_max_s=50e-6)
+        await instances.run({"x": np.zeros((1, 8))})
+        await instances.run({"x": np.zeros((8, 8))})
+        never = Instances([record], cost=RunCost(10e-6, 1e-6), inline_max_s=0.0)
+        await never.run({"x": np.zeros((1, 8))})
+        no_estimate = Instances([record], inline_max_s=1.0)
+        await no_estimate.run({"x": np.zeros((1, 8))})
+        for pool in (instances, never, no_estimate):
+            pool.close()
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert where[0] == loop_thread
+    assert where[1] != loop_thread and where[2] != loop_thread and where[3] != loop_thread
+
+
+def test_run_cost_is_fitted_to_two_measured_batch_sizes(mlp_session):
+    """``ServedModel.measure_cost`` times real ONNX Runtime runs: the estimate grows with the input
+    and a batch's estimate is within a factor of a few of its measured time."""
+    from irtool.serving.app import ServedModel
+
+    session = mlp_session
+    model = ServedModel("mlp", [session], max_batch_size=32, inline_max_us=10**6)
+    cost = model.measure_cost()
+    assert cost.fixed_s >= 0 and cost.per_element_s > 0
+    x = np.random.default_rng(0).random((32, *session.inputs[0].shape[1:]), dtype=np.float32)
+    started = time.perf_counter()
+    for _ in range(20):
+        session.run(x)
+    measured = (time.perf_counter() - started) / 20
+    assert measured / 5 < cost({"pixels": x}) < measured * 5
+    # with no inline budget nothing is measured: every call goes to a worker thread
+    assert ServedModel("mlp", [session], inline_max_us=0).cost is None
