@@ -1,16 +1,22 @@
-"""Seeded one-line bugs in irtool, each run against its own package's tests: how much the suite catches.
+"""Seeded one-line bugs in irtool, each run against the tests that execute its line: how much the suite catches.
 
-    python tools/mutation.py --sample 40 --seed 17 --timeout 90        # 7 named + 40 random mutants
+    python tools/mutation.py --sample 100 --seed 17 --timeout 300     # 7 named + 100 random mutants
     python tools/mutation.py --named-only                             # the survivors issue 17 names
     python tools/mutation.py --list --sample 40                       # what would run, without running
+
+The first run builds a coverage map (``--map``, ~20 min on 2 cores): the tests of the families
+that exercise these packages (``MAP_TESTS``, ``slow`` ones left out) run once under coverage with
+one context per test, and each line of ``PACKAGES`` is mapped to the tests that execute it. A
+mutant then runs exactly those tests (``pytest -x``); a line no test executes is a survivor
+without running anything. Needs ``coverage`` and ``pytest-cov`` (in the ``dev`` extra).
 
 Why not mutmut or cosmic-ray: both mutate every site of the chosen files and first run the whole
 configured suite (mutmut to map tests to functions, cosmic-ray per mutant unless told otherwise);
 on a shared 2-core machine that is hours. This script instead draws a bounded, seeded sample of
 realistic mutations (comparison flips, off-by-one constants, swapped arithmetic, negated
 conditions, dropped `not`, True/False) from the packages issue 17 names, plus the named bugs
-the suite once missed, and runs only the tests of each mutant's package (the mirrored test file
-first, ``-x``), with a per-mutant timeout. Each mutant runs in a private copy of the source tree,
+the suite once missed, and runs only the tests that execute each mutant's line (``-x``), with a
+per-mutant timeout. Each mutant runs in a private copy of the source tree,
 so the working tree is never touched.
 """
 
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import random
 import shutil
@@ -30,6 +37,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("ops", "onnx", "runtime", "saving", "models")
+#: The tests whose coverage decides which tests a mutant runs: the packages' own families and the
+#: layer and training tests that drive most of ops/ (the CLI, serving and hardening suites only
+#: reach these packages through them).
+MAP_TESTS = (
+    "tests/ops",
+    "tests/onnx",
+    "tests/runtime",
+    "tests/saving",
+    "tests/models",
+    "tests/layers",
+    "tests/train",
+    "tests/test_random_dags.py",
+    "tests/test_keras_parity.py",
+)
 
 
 @dataclass
@@ -123,15 +144,43 @@ def _variants(node):
         yield ast.BoolOp(ast.Or() if isinstance(node.op, ast.And) else ast.And(), node.values)
 
 
-def _tests_for(path: Path) -> list[str]:
-    """The mirrored test file first (tests/ops/test_conv.py for irtool/ops/conv.py), then the package's tests."""
-    package = path.relative_to(ROOT / "irtool").parts[0]
-    folder = ROOT / "tests" / package
-    mirror = folder / f"test_{path.stem}.py"
-    return [str(p.relative_to(ROOT)) for p in ([mirror] if mirror.exists() else [])] + [f"tests/{package}"]
+def build_map(path: Path) -> dict:
+    """``{file: {line: [test node ids]}}`` for the files of PACKAGES, from one coverage run of MAP_TESTS."""
+    data_file = path.with_suffix(".coverage")
+    command = [
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", "-m", "not slow",
+        *(f"--cov=irtool/{package}" for package in PACKAGES), "--cov-context=test", "--cov-report=",
+        *MAP_TESTS,
+    ]  # fmt: skip
+    print(f"building the coverage map (one run of {' '.join(MAP_TESTS)})", flush=True)
+    subprocess.run(command, cwd=ROOT, env={**os.environ, "COVERAGE_FILE": str(data_file)}, check=False)
+    import coverage  # the dev extra; only the map needs it
+
+    data = coverage.CoverageData(basename=str(data_file))
+    data.read()
+    mapping = {}
+    for measured in data.measured_files():
+        rel = os.path.relpath(measured, ROOT)
+        lines = {}
+        for line, contexts in data.contexts_by_lineno(measured).items():
+            tests = sorted({c.rsplit("|", 1)[0] for c in contexts if c})
+            if tests:
+                lines[str(line)] = tests
+        mapping[rel] = lines
+    path.write_text(json.dumps(mapping))
+    data_file.unlink(missing_ok=True)
+    return mapping
 
 
-def random_mutants(count: int, seed: int) -> list[Mutant]:
+def _tests_for(mapping: dict, rel: str, line: int) -> list[str]:
+    """The tests that execute ``line`` of ``rel``, mirrored test file first (tests/ops/test_conv.py
+    for irtool/ops/conv.py: the likeliest to fail fast)."""
+    tests = mapping.get(rel, {}).get(str(line), [])
+    mirror = f"/test_{Path(rel).stem}.py::"
+    return sorted(tests, key=lambda t: mirror not in t)
+
+
+def random_mutants(count: int, seed: int, mapping: dict) -> list[Mutant]:
     """``count`` mutants spread evenly over PACKAGES, drawn with ``seed`` from every single-line site."""
     rng = random.Random(seed)
     chosen = []
@@ -153,7 +202,8 @@ def random_mutants(count: int, seed: int) -> list[Mutant]:
         share = count // len(PACKAGES) + (i < count % len(PACKAGES))
         for path, line, old, new in rng.sample(sites, min(share, len(sites))):
             rel = str(path.relative_to(ROOT))
-            chosen.append(Mutant(f"{rel}:{line} {old!r} -> {new!r}", rel, line, old, new, _tests_for(path)))
+            tests = _tests_for(mapping, rel, line)
+            chosen.append(Mutant(f"{rel}:{line} {old!r} -> {new!r}", rel, line, old, new, tests))
     return chosen
 
 
@@ -169,14 +219,29 @@ def named_mutants() -> list[Mutant]:
 
 
 def run_mutant(mutant: Mutant, tree: Path, timeout: float) -> str:
-    """'killed', 'survived' or 'timeout' (undecided: not counted as caught, since on a busy machine a
-    slow package run and a hang look alike)."""
+    """'killed', 'survived', 'uncovered' (no test executes the line) or 'timeout' (undecided: not
+    counted as caught, since on a busy machine a slow run and a hang look alike)."""
+    if not mutant.tests:
+        return "uncovered"
     target = tree / mutant.path
     original = target.read_text()
     lines = original.splitlines(keepends=True)
     lines[mutant.line - 1] = lines[mutant.line - 1].replace(mutant.old, mutant.new, 1)
     target.write_text("".join(lines))
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:warnings", *mutant.tests]
+    arguments = tree / "mutant-tests.txt"  # thousands of node ids: through pytest's @file, not argv
+    arguments.write_text("\n".join(mutant.tests) + "\n")
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:warnings",
+        f"@{arguments}",
+    ]
     try:
         done = subprocess.run(
             command, cwd=tree, env=_env(tree), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout
@@ -199,23 +264,39 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=90, help="seconds per mutant")
     parser.add_argument("--named-only", action="store_true", help="only the named survivors of issue 17")
     parser.add_argument("--list", action="store_true", help="print the mutants and stop")
+    parser.add_argument(
+        "--map",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "irtool-mutation-map.json",
+        help="the coverage map (built when missing; delete it after changing the tests)",
+    )
     args = parser.parse_args()
-    mutants = named_mutants() + ([] if args.named_only else random_mutants(args.sample, args.seed))
+    mutants = named_mutants()
+    if not args.named_only:
+        mapping = json.loads(args.map.read_text()) if args.map.exists() else build_map(args.map)
+        mutants += random_mutants(args.sample, args.seed, mapping)
     if args.list:
         for mutant in mutants:
             print(f"{mutant.name}   [{' '.join(mutant.tests)}]")
         return 0
-    counts = {"killed": 0, "survived": 0, "timeout": 0}
+    counts = {"killed": 0, "survived": 0, "uncovered": 0, "timeout": 0}
     with tempfile.TemporaryDirectory(prefix="irtool-mutation-") as folder:
         tree = Path(folder)
         shutil.copytree(ROOT / "irtool", tree / "irtool", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(ROOT / "tests", tree / "tests", ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+        for folder_name in ("examples", "tools", "docs"):  # tests read the examples, tools and docs
+            shutil.copytree(ROOT / folder_name, tree / folder_name, ignore=shutil.ignore_patterns("__pycache__"))
+        for file_name in ("pyproject.toml", "README.md", "ARCHITECTURE.md"):
+            shutil.copy(ROOT / file_name, tree / file_name)
         for i, mutant in enumerate(mutants, 1):
             started = time.monotonic()
             outcome = run_mutant(mutant, tree, args.timeout)
             counts[outcome] += 1
-            print(f"[{i}/{len(mutants)}] {outcome:8s} {time.monotonic() - started:5.1f}s  {mutant.name}", flush=True)
+            print(
+                f"[{i}/{len(mutants)}] {outcome:9s} {time.monotonic() - started:5.1f}s  {len(mutant.tests):4d} tests  "
+                f"{mutant.name}",
+                flush=True,
+            )
     caught = counts["killed"]
     print(f"caught {caught} of {len(mutants)} ({100 * caught / len(mutants):.0f}%): {counts}")
     return 0 if caught == len(mutants) else 1

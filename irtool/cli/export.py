@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from irtool import checking, importer, loading
+from irtool.atomic import replacing
 from irtool.cli.common import (
     CLIError,
     _count,
@@ -150,17 +150,8 @@ def _check_repository_options(args: argparse.Namespace) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     """``text`` to ``path`` atomically (temp file next to it, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".irtool-{path.name}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _export_repository(args: argparse.Namespace, loaded) -> int:
@@ -216,28 +207,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise CLIError(f"the output {out} is a directory")
     created = _make_folders(out.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".irtool-{out.stem}-", suffix=".onnx.tmp", dir=out.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
     done = False
     try:
-        try:
-            proto = model.export(tmp, opset=args.opset)
-        except ExportError as error:
-            raise CLIError(f"export of model '{model.name}' failed: {_one_line(str(error))}") from error
-        except OSError as error:  # the write itself (a full disk): name the output, not the temp file
-            raise CLIError(f"cannot write {out}: {error.strerror or describe(error)}") from error
-        except Exception as error:
-            raise CLIError(f"export of model '{model.name}' failed: {describe(error)}") from error
-        if args.check:
-            _check(model, tmp, out, args)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp files are private; the export gets the usual mode
-        os.replace(tmp, out)
+        with replacing(out) as tmp:
+            try:
+                proto = model.export(tmp, opset=args.opset)
+            except ExportError as error:
+                raise CLIError(f"export of model '{model.name}' failed: {_one_line(str(error))}") from error
+            except OSError as error:  # the write itself (a full disk): name the output, not the temp file
+                raise CLIError(f"cannot write {out}: {error.strerror or describe(error)}") from error
+            except Exception as error:
+                raise CLIError(f"export of model '{model.name}' failed: {describe(error)}") from error
+            if args.check:
+                _check(model, tmp, out, args)
         done = True
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         if not done:
             for folder in created:
                 try:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from irtool import loading
+from irtool.atomic import replacing
 from irtool.cli.common import (
     WEIGHTS_HELP,
     CLIError,
@@ -98,23 +98,13 @@ def _write_outputs(folder: Path, results: dict[str, np.ndarray]) -> list[Path]:
     if len(set(paths.values())) != len(paths):
         raise CLIError(f"the outputs {', '.join(results)} map to the same file names in {folder}")
     _make_folders(folder)
-    temps: dict[str, str] = {}
-    umask = os.umask(0)
-    os.umask(umask)
     try:
-        for name, path in paths.items():
-            fd, temps[name] = tempfile.mkstemp(prefix=f".irtool-{path.stem}-", suffix=".npy.tmp", dir=folder)
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, results[name], allow_pickle=False)
-            os.chmod(temps[name], 0o666 & ~umask)  # mkstemp files are owner-only; outputs get the usual mode
-        for name, path in paths.items():
-            os.replace(temps.pop(name), path)
+        with contextlib.ExitStack() as renames:  # the renames come once every file is written
+            for name, path in paths.items():
+                with open(renames.enter_context(replacing(path)), "wb") as handle:
+                    np.save(handle, results[name], allow_pickle=False)
     except OSError as error:
         raise CLIError(f"cannot write the outputs to {folder}: {describe(error)}") from error
-    finally:
-        for tmp in temps.values():
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return list(paths.values())
 
 

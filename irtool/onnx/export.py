@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import weakref
 
 import numpy as np
@@ -20,6 +19,7 @@ import onnx
 from google.protobuf import unknown_fields
 from onnx import helper
 
+from irtool.atomic import replacing
 from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
 from irtool.onnx.context import LoweringContext, LoweringError, fill_tensor, tensor_type
@@ -350,23 +350,9 @@ def save_onnx(proto: onnx.ModelProto, path) -> None:
     The bytes are ``proto.SerializeToString(deterministic=True)``, written in pieces
     (``serialized_pieces``) so that no second copy of all the weights is ever held in memory.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".irtool-", suffix=".onnx.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for piece in serialized_pieces(proto):
-                f.write(piece)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes owner-only files; give the usual mode
-        os.replace(tmp, path)
-    except BaseException as error:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(error, OSError) and error.errno and error.filename is None:
-            raise OSError(error.errno, os.strerror(error.errno), path) from error  # a full disk names the file
-        raise
+    with replacing(os.path.abspath(os.fspath(path))) as tmp, open(tmp, "wb") as f:
+        for piece in serialized_pieces(proto):
+            f.write(piece)
 
 
 # Field numbers in onnx.proto: ModelProto.graph, GraphProto.initializer.

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedFunctionsPass, ShapeInferencePass
 
+from irtool.atomic import plain_modes, staging
 from irtool.version import __version__
 
 #: metadata_props keys the cut adds (the source's own keys are kept).
@@ -327,35 +326,31 @@ def save_cut(
     created = _make_folder(folder)
     external = has_external_data(model) or weight_bytes(model) > EXTERNAL_DATA_BYTES
     data_name = f"{path.name}.data"
-    tmp = Path(tempfile.mkdtemp(prefix=".irtool-extract-", dir=folder))
     written_ok = False
     try:
-        tmp_model = tmp / path.name
-        if external:
-            ir.save(model, tmp_model, external_data=data_name)
-        else:
-            ir.save(model, tmp_model)
-        if check:
-            try:
-                onnx.checker.check_model(str(tmp_model), full_check=True)
-            except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
-                reason = " ".join(str(error).split())
-                raise ExtractError(f"onnx.checker rejected the cut: {reason}") from None
-        if verify is not None:
-            verify(tmp_model)
-        umask = os.umask(0)
-        os.umask(umask)
-        written = None
-        if external:
-            os.chmod(tmp / data_name, 0o666 & ~umask)
-            os.replace(tmp / data_name, folder / data_name)
-            written = folder / data_name
-        os.chmod(tmp_model, 0o666 & ~umask)
-        os.replace(tmp_model, folder / path.name)
+        with staging(folder, path.name) as tmp:
+            tmp_model = tmp / path.name
+            if external:
+                ir.save(model, tmp_model, external_data=data_name)
+            else:
+                ir.save(model, tmp_model)
+            if check:
+                try:
+                    onnx.checker.check_model(str(tmp_model), full_check=True)
+                except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+                    reason = " ".join(str(error).split())
+                    raise ExtractError(f"onnx.checker rejected the cut: {reason}") from None
+            if verify is not None:
+                verify(tmp_model)
+            plain_modes(tmp)
+            written = None
+            if external:
+                os.replace(tmp / data_name, folder / data_name)
+                written = folder / data_name
+            os.replace(tmp_model, folder / path.name)
         written_ok = True
         return written
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         if not written_ok:  # a failed cut leaves no folder it made behind either
             for made in created:
                 try:

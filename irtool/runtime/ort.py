@@ -116,7 +116,10 @@ def session_options(threads: int | None = None, optimization: str = "all") -> or
     if optimization not in OPTIMIZATION_LEVELS:
         raise ValueError(f"optimization: expected one of {', '.join(OPTIMIZATION_LEVELS)}, received {optimization!r}")
     options = ort.SessionOptions()
-    options.log_severity_level = 3
+    # FATAL only: every run ONNX Runtime logs as an ERROR also raises to the caller with the same
+    # message (which irtool reports once); the log line would repeat it on stderr for each failed
+    # run, a line per bad request in a server.
+    options.log_severity_level = 4
     options.graph_optimization_level = OPTIMIZATION_LEVELS[optimization]
     if threads is not None:
         if int(threads) < 1:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 
 import h5py
 import numpy as np
 
+from irtool.atomic import replacing
 from irtool.ir.naming import to_snake_case
 from irtool.layers.layer import Layer
 from irtool.serialization.keras_objects import model_class
@@ -223,22 +223,8 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
 def write_atomically(filepath: str, write) -> None:
     """Call ``write(tmp)`` on a temporary file in ``filepath``'s folder, then rename it over ``filepath``
     (so an interrupted save never leaves a truncated file behind)."""
-    folder = os.path.dirname(os.path.abspath(filepath))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(filepath)}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp files are owner-only; the saved file gets a plain write's mode
-        os.replace(tmp, filepath)
-    except BaseException as error:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(error, OSError) and error.errno and error.filename is None:
-            # A failed write (ENOSPC from zipfile or h5py) names no file: name the one being saved
-            raise OSError(error.errno, os.strerror(error.errno), filepath) from error
-        raise
+    with replacing(os.path.abspath(filepath)) as tmp:
+        write(str(tmp))
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -20,8 +20,6 @@ first dimension. ``tensor_configs`` applies that rule and refuses a static first
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,8 @@ from pathlib import Path
 import onnx
 from google.protobuf import text_format
 from onnx import TensorProto, numpy_helper
+
+from irtool.atomic import plain_modes, remove_leftovers, staging
 
 try:
     from tritonclient.grpc import model_config_pb2
@@ -240,15 +240,6 @@ def _write_version(proto: onnx.ModelProto, folder: Path, external_data_threshold
     return folder / MODEL_FILENAME / MODEL_FILENAME, True
 
 
-def _open_modes(root: Path) -> None:
-    """mkdtemp folders are owner-only; give the staged tree the modes a plain mkdir would (Triton's
-    container often runs as another user)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for folder, _, _ in os.walk(root):
-        os.chmod(folder, 0o777 & ~umask)
-
-
 def write_model(
     proto: onnx.ModelProto,
     repository,
@@ -309,33 +300,32 @@ def write_model(
     created = [folder for folder in (repository, *repository.parents) if not folder.exists()]
     repository.mkdir(parents=True, exist_ok=True)
     existing = model_dir.is_dir()
-    staging = Path(tempfile.mkdtemp(prefix=f".irtool-{name}-", dir=model_dir if existing else repository))
+    remove_leftovers(repository)  # a writer killed before the model's folder existed staged here
     committed = False
     try:
-        model_path, external = _write_version(proto, staging / str(version), external_data_threshold)
-        (staging / "config.pbtxt").write_text(text, encoding="utf-8")
-        _open_modes(staging)
-        if before_commit is not None:
-            before_commit(model_path)
-        if existing:
-            # The version first, then its config: each appears whole (renames), and an older
-            # version is never left next to a config that describes only the new one's tensors
-            # for longer than one rename.
-            os.rename(staging / str(version), model_dir / str(version))
-            os.replace(staging / "config.pbtxt", model_dir / "config.pbtxt")
-        else:
-            os.rename(staging, model_dir)
-        committed = True
+        with staging(model_dir if existing else repository, name) as stage:
+            model_path, external = _write_version(proto, stage / str(version), external_data_threshold)
+            (stage / "config.pbtxt").write_text(text, encoding="utf-8")
+            plain_modes(stage)  # Triton's container often runs as another user
+            if before_commit is not None:
+                before_commit(model_path)
+            if existing:
+                # The version first, then its config: each appears whole (renames), and an older
+                # version is never left next to a config that describes only the new one's tensors
+                # for longer than one rename.
+                os.rename(stage / str(version), model_dir / str(version))
+                os.replace(stage / "config.pbtxt", model_dir / "config.pbtxt")
+            else:
+                os.rename(stage, model_dir)
+            committed = True
     except OSError as error:
         if error.errno and error.filename is None:  # a full disk: name the model being written
             raise OSError(error.errno, os.strerror(error.errno), str(model_dir)) from error
         raise
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
         for folder in created if not committed else ():
             folder.rmdir()  # the folders this call created, deepest first, now empty again
-    relative = model_path.relative_to(staging)
+    relative = model_path.relative_to(stage)
     return WrittenModel(model_dir / "config.pbtxt", model_dir / relative, external)
 
 

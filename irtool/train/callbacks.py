@@ -46,12 +46,11 @@ from __future__ import annotations
 import collections
 import csv
 import os
-import shutil
-import uuid
 import warnings
 
 import numpy as np
 
+from irtool.atomic import replacing
 from irtool.train.progbar import Progbar, print_msg
 
 __all__ = [
@@ -836,8 +835,8 @@ class ModelCheckpoint(MonitorCallback):
     ``monitor`` improves on the best so far (``initial_value_threshold`` is the starting best).
 
     Writes are atomic: ``model.save``/``model.save_weights`` is called on a temporary path in the target
-    folder (the same name behind a ``.tmp-<random>-`` prefix, so the extension is kept) which is then
-    renamed over the target with ``os.replace``. If saving raises, the temporary file is removed and the
+    folder (the same name behind a ``.irtool-<pid>-<random>.`` prefix, so the extension is kept) which is
+    then renamed over the target with ``os.replace`` (``irtool.atomic``). If saving raises, the temporary file is removed and the
     previous checkpoint (if any) is left untouched.
     """
 
@@ -963,20 +962,9 @@ class ModelCheckpoint(MonitorCallback):
 
 def _atomic_save(save, filepath: str) -> None:
     """Call ``save(tmp)`` on a temporary path beside ``filepath``, then rename it over ``filepath``."""
-    dirname, basename = os.path.split(filepath)
-    tmp = os.path.join(dirname, f".tmp-{uuid.uuid4().hex[:12]}-{basename}")
-    try:
-        save(tmp)
-        if not os.path.exists(tmp):
+    with replacing(os.path.abspath(filepath)) as tmp:
+        save(str(tmp))
+        if not tmp.exists():
             raise FileNotFoundError(
-                f"Saving the checkpoint wrote nothing at {tmp!r} (expected a file for {filepath!r})."
+                f"Saving the checkpoint wrote nothing at {str(tmp)!r} (expected a file for {filepath!r})."
             )
-        os.replace(tmp, filepath)
-    except BaseException as error:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif os.path.lexists(tmp):
-            os.remove(tmp)
-        if isinstance(error, OSError) and error.errno and error.filename in (None, tmp):
-            raise OSError(error.errno, os.strerror(error.errno), filepath) from error  # the checkpoint, not its temp
-        raise

@@ -22,9 +22,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from irtool.atomic import replacing
 
 #: Output formats by file extension.
 FORMATS = ("png", "svg", "pdf", "dot")
@@ -179,17 +180,5 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
 
     An interrupted write never leaves a truncated picture behind, and a reader never sees one.
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp files are private; a picture gets the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)

@@ -101,14 +101,21 @@ def test_kill_9_while_writing_leaves_the_previous_file_or_none(tmp_path, expecte
         process.wait(30)
     if kind == "triton":
         check_repository(target, expected, previous)
-        return
-    visible = [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")]
-    assert visible in ([], [target.name]), visible
-    if not target.exists():
-        assert not previous, "the previous file is gone"
-        return
-    seed = matches(outputs_of(kind, target), expected)
-    assert seed is not None, f"{target.name} computes neither A's nor B's outputs"
+    else:
+        visible = [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")]
+        assert visible in ([], [target.name]), visible
+        if target.exists():
+            seed = matches(outputs_of(kind, target), expected)
+            assert seed is not None, f"{target.name} computes neither A's nor B's outputs"
+        else:
+            assert not previous, "the previous file is gone"
+    # The killed writer could not remove its temporary file or folder; the next write does.
+    if kind == "triton":
+        triton.write_model(build(1).to_onnx(), target, "faulty", version=99, max_batch_size=8)
+    else:
+        write_previous(kind, target)
+    leftovers = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob(".irtool-*")]
+    assert leftovers == [], leftovers
 
 
 def check_repository(repo: Path, expected: dict, previous: bool) -> None:
@@ -239,3 +246,26 @@ def test_a_full_disk_is_a_clear_error_and_keeps_the_previous_file(tmp_path, expe
     else:
         assert matches(outputs_of(kind, kept), expected) == 1
     print(f"{kind}: {second.strip().splitlines()[-1]}")
+
+
+# -- leftovers of killed writers ---------------------------------------------------------------------
+
+
+def test_the_next_write_removes_only_dead_writers_leftovers(tmp_path):
+    """A temporary name carries its writer's pid: leftovers of processes that are gone are removed
+    by the next write into the folder; a live writer's file and other hidden files are kept."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(30)
+    stale_file = tmp_path / f".irtool-{dead.pid}-0123456789ab.model.keras"
+    stale_file.write_bytes(b"half a model")
+    stale_folder = tmp_path / f".irtool-{dead.pid}-ba9876543210.mlp"
+    (stale_folder / "1").mkdir(parents=True)
+    live = tmp_path / f".irtool-{os.getpid()}-aaaaaaaaaaaa.other.onnx"
+    live.write_bytes(b"being written")
+    unrelated = tmp_path / ".irtool-notes.txt"
+    unrelated.write_text("mine")
+    model = build(1)
+    model.save(str(tmp_path / "model.keras"))
+    assert not stale_file.exists() and not stale_folder.exists()
+    assert live.exists() and unrelated.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, unrelated.name, "model.keras"])

@@ -561,7 +561,7 @@ def test_checkpoint_filenames_from_epoch_and_logs(tmp_path):
     for method, saved in model.saved:
         assert method == "save"
         assert os.path.dirname(saved) == str(tmp_path)
-        assert os.path.basename(saved).startswith(".tmp-") and saved.endswith(".keras")
+        assert os.path.basename(saved).startswith(".irtool-") and saved.endswith(".keras")
 
 
 def test_checkpoint_save_best_only_and_messages(tmp_path, capsys):
