@@ -111,7 +111,8 @@ def test_kill_9_while_writing_leaves_the_previous_file_or_none(tmp_path, expecte
             assert not previous, "the previous file is gone"
     # The killed writer could not remove its temporary file or folder; the next write does.
     if kind == "triton":
-        triton.write_model(build(1).to_onnx(), target, "faulty", version=99, max_batch_size=8)
+        versions = [int(p.name) for p in (target / "faulty").glob("[0-9]*")] if (target / "faulty").exists() else []
+        triton.write_model(build(1).to_onnx(), target, "faulty", version=max(versions, default=0) + 1, max_batch_size=8)
     else:
         write_previous(kind, target)
     leftovers = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob(".irtool-*")]
