@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from irtool import checking, importer, loading
-from irtool.atomic import replacing
+from irtool.atomic import plain_modes, replacing, staging
 from irtool.cli.common import (
     CLIError,
     _count,
@@ -209,7 +209,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     created = _make_folders(out.parent)
     done = False
     try:
-        with replacing(out) as tmp:
+        # Staged under the final name: a model too large for one file gets its weights in
+        # "<name>.data", which the graph file names; both move into place, the data first.
+        with staging(out.parent, out.name) as stage:
+            tmp = stage / out.name
             try:
                 proto = model.export(tmp, opset=args.opset)
             except ExportError as error:
@@ -220,6 +223,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                 raise CLIError(f"export of model '{model.name}' failed: {describe(error)}") from error
             if args.check:
                 _check(model, tmp, out, args)
+            plain_modes(stage)
+            for written in sorted(stage.iterdir(), key=lambda p: p == tmp):
+                os.replace(written, out.parent / written.name)
         done = True
     finally:
         if not done:

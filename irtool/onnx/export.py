@@ -13,16 +13,18 @@ from __future__ import annotations
 import math
 import os
 import weakref
+from pathlib import Path
 
 import numpy as np
 import onnx
 from google.protobuf import unknown_fields
 from onnx import helper
 
-from irtool.atomic import replacing
+from irtool.atomic import plain_modes, replacing, staging
 from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
 from irtool.onnx.context import LoweringContext, LoweringError, fill_tensor, tensor_type
+from irtool.onnx.external_data import needs_external_data, write_with_external_data
 from irtool.onnx.layout import channels_first, has_channels_last_ops
 from irtool.ops.fusion import fuse_matmul_add
 from irtool.version import __version__
@@ -344,15 +346,28 @@ def _drop_identities(nodes: list, keep: set) -> list:
     return final
 
 
-def save_onnx(proto: onnx.ModelProto, path) -> None:
+def save_onnx(proto: onnx.ModelProto, path, external_data: bool | None = None) -> None:
     """Write ``proto`` to ``path`` atomically (temp file in the same folder, then rename).
 
     The bytes are ``proto.SerializeToString(deterministic=True)``, written in pieces
     (``serialized_pieces``) so that no second copy of all the weights is ever held in memory.
+    With ``external_data`` (default: when the weights are too large for one protobuf message,
+    ``external_data.needs_external_data``) the weights go to ``<file name>.data`` beside it,
+    streamed a tensor at a time; both files are staged and renamed, the data file first.
     """
-    with replacing(os.path.abspath(os.fspath(path))) as tmp, open(tmp, "wb") as f:
-        for piece in serialized_pieces(proto):
-            f.write(piece)
+    path = Path(os.path.abspath(os.fspath(path)))
+    if external_data is None:
+        external_data = needs_external_data(proto)
+    if not external_data:
+        with replacing(path) as tmp, open(tmp, "wb") as f:
+            for piece in serialized_pieces(proto):
+                f.write(piece)
+        return
+    with staging(path.parent, path.name) as stage:
+        data = write_with_external_data(proto, stage / path.name)
+        plain_modes(stage)
+        os.replace(data, path.parent / data.name)
+        os.replace(stage / path.name, path)
 
 
 # Field numbers in onnx.proto: ModelProto.graph, GraphProto.initializer.

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import onnx
 from google.protobuf import text_format
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto
 
 from irtool.atomic import plain_modes, remove_leftovers, staging
+from irtool.onnx.external_data import needs_external_data, write_with_external_data
 
 try:
     from tritonclient.grpc import model_config_pb2
@@ -39,10 +40,6 @@ INSTALL = "pip install 'irtool[triton]'"
 PLATFORM = "onnxruntime_onnx"
 MODEL_FILENAME = "model.onnx"
 DATA_FILENAME = "model.onnx.data"
-#: protobuf cannot serialize a message over 2 GiB; larger models keep their weights in a data file.
-MAXIMUM_PROTOBUF = 2**31
-#: weights smaller than this stay in the graph file when the others move to external data.
-_EXTERNAL_MIN_BYTES = 1024
 
 #: ONNX element types to Triton's ``DataType`` names (model_config.proto).
 TRITON_TYPES = {
@@ -181,54 +178,9 @@ def _check_name(name: str) -> None:
         raise TritonError(f"--name: a model name is one folder name (not empty, no '/', not hidden), received {name!r}")
 
 
-def _copy_fields(target, source, skip: str = "") -> None:
-    for field, value in source.ListFields():
-        if field.name == skip:
-            continue
-        # protobuf 6+ has is_repeated, and newer ones drop label
-        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
-        if repeated:
-            getattr(target, field.name).extend(value)
-        elif field.type == field.TYPE_MESSAGE:
-            getattr(target, field.name).CopyFrom(value)
-        else:
-            setattr(target, field.name, value)
-
-
-def _external_tensor(tensor: TensorProto, data, offset: int) -> TensorProto:
-    """``tensor``'s bytes appended to ``data``; returns the tensor pointing there (onnx's ExternalData.md)."""
-    raw = tensor.raw_data if tensor.HasField("raw_data") else numpy_helper.to_array(tensor).tobytes()
-    data.write(raw)
-    moved = TensorProto(name=tensor.name, data_type=tensor.data_type, dims=tensor.dims)
-    moved.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", DATA_FILENAME), ("offset", str(offset)), ("length", str(len(raw)))):
-        entry = moved.external_data.add()
-        entry.key, entry.value = key, value
-    return moved
-
-
-def _save_with_external_data(proto: onnx.ModelProto, folder: Path) -> None:
-    """``folder/model.onnx`` plus ``folder/model.onnx.data``, without copying ``proto``'s weights in
-    memory (onnx.save_model's external-data path rewrites the proto it is given)."""
-    skeleton = onnx.ModelProto()
-    _copy_fields(skeleton, proto, skip="graph")
-    _copy_fields(skeleton.graph, proto.graph, skip="initializer")
-    offset = 0
-    with open(folder / DATA_FILENAME, "wb") as data:
-        for tensor in proto.graph.initializer:
-            nbytes = len(tensor.raw_data) if tensor.HasField("raw_data") else tensor.ByteSize()
-            if tensor.data_type == TensorProto.STRING or nbytes < _EXTERNAL_MIN_BYTES:
-                skeleton.graph.initializer.add().CopyFrom(tensor)
-                continue
-            moved = _external_tensor(tensor, data, offset)
-            offset += int(moved.external_data[2].value)
-            skeleton.graph.initializer.append(moved)
-    (folder / MODEL_FILENAME).write_bytes(skeleton.SerializeToString(deterministic=True))
-
-
 def _write_version(proto: onnx.ModelProto, folder: Path, external_data_threshold: int) -> tuple[Path, bool]:
     folder.mkdir()
-    if proto.ByteSize() <= external_data_threshold:
+    if not needs_external_data(proto, external_data_threshold):
         path = folder / MODEL_FILENAME
         path.write_bytes(proto.SerializeToString(deterministic=True))
         return path, False
@@ -236,7 +188,7 @@ def _write_version(proto: onnx.ModelProto, folder: Path, external_data_threshold
     # (server docs, user_guide/model_repository.md, "ONNX Models"); ONNX Runtime then finds the
     # data file next to the graph by its relative location.
     (folder / MODEL_FILENAME).mkdir()
-    _save_with_external_data(proto, folder / MODEL_FILENAME)
+    write_with_external_data(proto, folder / MODEL_FILENAME / MODEL_FILENAME, DATA_FILENAME)
     return folder / MODEL_FILENAME / MODEL_FILENAME, True
 
 
@@ -251,7 +203,7 @@ def write_model(
     max_queue_delay_us: int = 0,
     instances: int = 1,
     gpu: bool = False,
-    external_data_threshold: int = MAXIMUM_PROTOBUF,
+    external_data_threshold: int | None = None,
     before_commit: Callable[[Path], None] | None = None,
 ) -> WrittenModel:
     """Write ``proto`` as ``repository/name/version`` with its ``config.pbtxt``.

@@ -242,8 +242,10 @@ class _FailingFile:
 
 
 def test_failed_write_leaves_no_file_and_no_temp_file(model, tmp_path, monkeypatch):
-    real_fdopen = os.fdopen
-    monkeypatch.setattr(export_module.os, "fdopen", lambda fd, mode="r": _FailingFile(real_fdopen(fd, mode)))
+    real_open = open
+    monkeypatch.setattr(
+        export_module, "open", lambda path, mode="r": _FailingFile(real_open(path, mode)), raising=False
+    )
     path = tmp_path / "model.onnx"
     with pytest.raises(OSError, match="No space left"):
         model.export(path)
@@ -260,7 +262,7 @@ def test_failed_serialization_keeps_the_old_file(model, tmp_path, monkeypatch):
             raise RuntimeError("serialization failed")
 
     with pytest.raises(RuntimeError, match="serialization failed"):
-        irtool.onnx.save_onnx(Exploding(), path)
+        irtool.onnx.save_onnx(Exploding(), path, external_data=False)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["model.onnx"]
 
