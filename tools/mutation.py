@@ -3,6 +3,8 @@
     python tools/mutation.py --sample 100 --seed 17 --timeout 300     # 7 named + 100 random mutants
     python tools/mutation.py --named-only                             # the survivors issue 17 names
     python tools/mutation.py --list --sample 40                       # what would run, without running
+    python tools/mutation.py --mutant irtool/runtime/feeds.py:101 'or' 'and' --tests tests/runtime
+                                                                      # one mutant against chosen tests
 
 The first run builds a coverage map (``--map``, ~20 min on 2 cores): the suite (``MAP_TESTS``,
 ``slow`` ones left out) runs once under coverage with one context per test, and each line of ``PACKAGES`` is mapped to the tests that execute it. A
@@ -189,10 +191,26 @@ def load_map(path: Path) -> dict:
 MAX_TESTS = 400
 
 
-def _tests_for(mapping: dict, rel: str, line: int) -> list[str]:
+def _signatures(tree: ast.AST) -> dict[int, range]:
+    """Each line of a function's signature (its defaults) -> the lines of the function's body."""
+    spans = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = range(node.body[0].lineno, node.end_lineno + 1)
+            for line in range(node.lineno, node.body[0].lineno):
+                spans[line] = body
+    return spans
+
+
+def _tests_for(mapping: dict, rel: str, line: int, body: range | None = None) -> list[str]:
     """The tests that execute ``line`` of ``rel``, mirrored test file first (tests/ops/test_conv.py
-    for irtool/ops/conv.py: the likeliest to fail fast), at most MAX_TESTS."""
-    tests = mapping.get(rel, {}).get(str(line), [])
+    for irtool/ops/conv.py: the likeliest to fail fast), at most MAX_TESTS. A signature line runs
+    only at import, outside any test: its default values reach the tests that run the ``body``."""
+    lines = mapping.get(rel, {})
+    if body is not None:
+        tests = sorted({t for n in body for t in lines.get(str(n), [])})
+    else:
+        tests = lines.get(str(line), [])
     mirror = f"/test_{Path(rel).stem}.py::"
     first = [t for t in tests if mirror in t][:MAX_TESTS]
     rest = [t for t in tests if mirror not in t]
@@ -205,13 +223,15 @@ def _tests_for(mapping: dict, rel: str, line: int) -> list[str]:
 def random_mutants(count: int, seed: int, mapping: dict) -> list[Mutant]:
     """``count`` mutants spread evenly over PACKAGES, drawn with ``seed`` from every single-line site."""
     rng = random.Random(seed)
-    chosen = []
+    chosen, signatures = [], {}
     for i, package in enumerate(PACKAGES):
         sites = []
         for path in sorted((ROOT / "irtool" / package).rglob("*.py")):
             source = path.read_text()
             lines = source.splitlines()
-            for node in ast.walk(ast.parse(source)):
+            tree = ast.parse(source)
+            signatures[path] = _signatures(tree)
+            for node in ast.walk(tree):
                 if getattr(node, "lineno", None) != getattr(node, "end_lineno", -1):
                     continue
                 text = lines[node.lineno - 1]
@@ -224,7 +244,7 @@ def random_mutants(count: int, seed: int, mapping: dict) -> list[Mutant]:
         share = count // len(PACKAGES) + (i < count % len(PACKAGES))
         for path, line, old, new in rng.sample(sites, min(share, len(sites))):
             rel = str(path.relative_to(ROOT))
-            tests = _tests_for(mapping, rel, line)
+            tests = _tests_for(mapping, rel, line, signatures[path].get(line))
             chosen.append(Mutant(f"{rel}:{line} {old!r} -> {new!r}", rel, line, old, new, tests))
     return chosen
 
@@ -292,9 +312,25 @@ def main() -> int:
         default=Path(tempfile.gettempdir()) / "irtool-mutation-map.json",
         help="the coverage map (built when missing; delete it after changing the tests)",
     )
+    parser.add_argument(
+        "--mutant",
+        nargs=3,
+        action="append",
+        metavar=("FILE:LINE", "OLD", "NEW"),
+        help="run only this mutant (OLD replaced by NEW once on that line) against --tests; repeatable",
+    )
+    parser.add_argument("--tests", nargs="+", default=[], help="the tests --mutant runs (files, folders or ids)")
     args = parser.parse_args()
-    mutants = named_mutants()
-    if not args.named_only:
+    if args.mutant:
+        mutants = []
+        for where, old, new in args.mutant:
+            rel, line = where.rsplit(":", 1)
+            if old not in (ROOT / rel).read_text().splitlines()[int(line) - 1]:
+                raise SystemExit(f"--mutant: {old!r} is not on line {line} of {rel}")
+            mutants.append(Mutant(f"{rel}:{line} {old!r} -> {new!r}", rel, int(line), old, new, args.tests))
+    else:
+        mutants = named_mutants()
+    if not args.named_only and not args.mutant:
         mapping = load_map(args.map)
         mutants += random_mutants(args.sample, args.seed, mapping)
     if args.list:

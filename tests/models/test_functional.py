@@ -373,6 +373,15 @@ def test_predict_batches_and_matches_single_call():
     np.testing.assert_allclose(model.predict(x, batch_size=7, verbose=0), model(x), rtol=1e-5, atol=1e-5)
 
 
+def test_predict_refuses_inputs_of_different_sample_counts():
+    """As Keras: two inputs with 3 and 4 samples are ambiguous, and predict says so before running."""
+    a, b = keras.Input((2,), name="a"), keras.Input((2,), name="b")
+    model = keras.Model([a, b], layers.Add()([a, b]))
+    with pytest.raises(ValueError, match=r"Data cardinality is ambiguous.*\[3, 4\]"):
+        model.predict([np.ones((3, 2)), np.ones((4, 2))], verbose=0)
+    assert model.predict([np.ones((3, 2)), np.ones((3, 2))], verbose=0).shape == (3, 2)
+
+
 def test_initializers_are_seeded():
     keras.utils.set_random_seed(7)
     a = layers.Dense(5)

@@ -171,6 +171,40 @@ def test_a_list_of_ints_beyond_the_dtype_range_is_refused():
     assert session.run([1, -2, 127])["b"].tolist() == [1, -2, 127]
     with pytest.raises(InputError, match="values outside int8's range"):
         session.run([1, 300])
+    # an empty list has no values to lose: it is an empty int8 input, not NumPy's float64 default
+    empty = session.run({"a": []})["b"]
+    assert empty.shape == (0,) and empty.dtype == np.int8
+
+
+def test_inspection_counts_the_ops_inside_subgraphs():
+    """``describe`` walks If/Loop/Scan bodies: the op histogram has their nodes, the parameters
+    their initializers."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "w"], ["s2"]), helper.make_node("Identity", ["s2"], ["y"])],
+        "body",
+        [
+            helper.make_tensor_value_info("s", TensorProto.FLOAT, [2]),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+        ],
+        [
+            helper.make_tensor_value_info("s2", TensorProto.FLOAT, [2]),
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, [2]),
+        ],
+        [helper.make_tensor("w", TensorProto.FLOAT, [2], [1.0, 2.0])],
+    )
+    scan = helper.make_node("Scan", ["init", "xs"], ["final", "ys"], body=body, num_scan_inputs=1)
+    graph = helper.make_graph(
+        [scan, helper.make_node("Relu", ["final"], ["out"])],
+        "scanned",
+        [
+            helper.make_tensor_value_info("init", TensorProto.FLOAT, [2]),
+            helper.make_tensor_value_info("xs", TensorProto.FLOAT, [3, 2]),
+        ],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2])],
+    )
+    report = describe(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert report.op_counts == {"Scan": 1, "Relu": 1, "Add": 1, "Identity": 1}
+    assert report.parameters == 2 and report.initializers == 1
 
 
 def test_predict_splits_and_concatenates(session):

@@ -3,6 +3,7 @@
 import json
 import os
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -84,6 +85,9 @@ def test_unzipped_folder_refuses_links_and_oversized_files(tmp_path, monkeypatch
     monkeypatch.setattr(saving_lib, "MAX_WEIGHTS_BYTES", 16)
     with pytest.raises(ValueError, match="model.weights.h5 has .* more than the limit"):
         irtool.models.load_model(tmp_path / "folder")
+    # the limit itself is allowed: a file of exactly MAX_WEIGHTS_BYTES loads
+    monkeypatch.setattr(saving_lib, "MAX_WEIGHTS_BYTES", (tmp_path / "folder" / "model.weights.h5").stat().st_size)
+    irtool.models.load_model(tmp_path / "folder")
     monkeypatch.undo()
     outside = tmp_path / "outside.json"
     os.replace(tmp_path / "folder" / "config.json", outside)
@@ -137,6 +141,16 @@ def test_irtool_writes_unzipped_folders_keras_and_irtool_load(tmp_path):
     np.testing.assert_allclose(back.predict(X, verbose=0), want, rtol=1e-6, atol=1e-6)
     with pytest.raises(FileExistsError):
         source.save(tmp_path / "folder", zipped=False, overwrite=False)
+    # overwrite=True (the default) writes over the folder, as Keras does
+    changed = _irtool_model()
+    changed.set_weights([w + 1 for w in source.get_weights()])
+    changed.save(tmp_path / "folder", zipped=False)
+    np.testing.assert_allclose(
+        irtool.models.load_model(tmp_path / "folder").predict(X, verbose=0),
+        changed.predict(X, verbose=0),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 def test_irtool_writes_sharded_weights_like_keras(tmp_path):
@@ -163,3 +177,20 @@ def test_irtool_writes_sharded_weights_like_keras(tmp_path):
     np.testing.assert_allclose(back.predict(X, verbose=0), want, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="exceeds the maximum shard size"):
         source.save_weights(tmp_path / "tiny.weights.json", max_shard_size=1e-9)
+
+
+def test_a_keras_file_with_deflated_members_loads(tmp_path):
+    """Zip tools that recompress a .keras file deflate its weights member too: it is read whole
+    (h5py seeks backwards, which a deflated zip member cannot) and gives the same predictions."""
+    source = _irtool_model()
+    source.save(tmp_path / "stored.keras")
+    with (
+        zipfile.ZipFile(tmp_path / "stored.keras") as stored,
+        zipfile.ZipFile(tmp_path / "deflated.keras", "w", compression=zipfile.ZIP_DEFLATED) as deflated,
+    ):
+        for info in stored.infolist():
+            deflated.writestr(info.filename, stored.read(info))
+    with zipfile.ZipFile(tmp_path / "deflated.keras") as archive:
+        assert archive.getinfo("model.weights.h5").compress_type == zipfile.ZIP_DEFLATED
+    back = irtool.models.load_model(tmp_path / "deflated.keras")
+    np.testing.assert_array_equal(back.predict(X, verbose=0), source.predict(X, verbose=0))
