@@ -35,6 +35,13 @@ class CompiledGraph:
         bound: dict = {}
         for i, v in enumerate(graph.inputs):
             local.setdefault(v, f"x{i}")
+        # A local is reused once its value is dead (after its last reader), so the array it held
+        # is freed there and its memory serves the next op's output: a 1,000-layer chain then
+        # cycles through a few warm buffers instead of keeping 1,000 arrays alive until return.
+        last_read = {v: k for k, op in enumerate(graph.ops) for v in graph.op(op).inputs}
+        kept = set(graph.outputs)
+        free: list[str] = []
+        count = len(local)
         lines = []
         for k, op in enumerate(graph.ops):
             o = graph.op(op)
@@ -53,11 +60,21 @@ class CompiledGraph:
                         name = f"c{len(bound)}"
                         bound[name] = array
                 args.append(name)
-            outs = [local.setdefault(v, f"v{len(local)}") for v in o.outputs]
+            for v in dict.fromkeys(o.inputs):  # the inputs read for the last time, once each
+                if last_read[v] == k and v not in kept and local[v] not in bound:
+                    free.append(local[v])
+            outs = []
+            for v in o.outputs:
+                if free:
+                    local[v] = free.pop()
+                else:
+                    local[v], count = f"v{count}", count + 1
+                outs.append(local[v])
             kernel = f"k{k}"
             bound[kernel] = o.prim.kernel(o.attrs)
             target = outs[0] if o.prim.num_outputs == 1 else ", ".join(outs) + ","
             lines.append(f"    {target} = {kernel}({', '.join(args)})")
+            free.extend(local[v] for v in o.outputs if v not in last_read and v not in kept)  # never read
         params = ", ".join(f"x{i}" for i in range(len(graph.inputs)))
         returns = ", ".join(local[v] for v in graph.outputs)
         self.source = f"def run({params}):\n" + "\n".join(lines) + f"\n    return [{returns}]\n"

@@ -275,6 +275,12 @@ def test_aliases_and_options_resolve():
         "gpu_mem_limit": "100",
         "enable_cuda_graph": "1",
     }
+    # "cuda" alone: heuristic convolution search, TF32 off (parity with the CPU); cuda_options()
+    # with no arguments names the first GPU
+    assert providers.resolve("cuda") == [
+        ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0"})
+    ]
+    assert providers.cuda_options() == {"device_id": "0", "cudnn_conv_algo_search": "HEURISTIC", "use_tf32": "0"}
     with pytest.raises(ProviderError, match="unknown execution provider 'cdua': expected one of"):
         providers.resolve("cdua")
     with pytest.raises(ProviderError, match="listed twice"):
