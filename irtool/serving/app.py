@@ -33,7 +33,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -51,6 +51,7 @@ from irtool.serving.protocol import (
 from irtool.version import __version__
 
 EXTENSIONS = ["binary_tensor_data"]
+HEADER_LENGTH_KEY = HEADER_LENGTH.lower().encode()
 DEFAULT_MAX_REQUEST_BYTES = 64 * 2**20
 #: Seconds a request's body may take to arrive (64 MiB at ~1 MB/s): a client that stops sending
 #: mid-body gets 408 instead of holding its connection and the request's buffers forever.
@@ -235,6 +236,7 @@ def create_app(
     for model in models:
         by_name.setdefault(model.name, {})[str(model.version)] = model
     metrics = _Metrics()
+    deadlines = _BodyDeadlines(read_timeout_s)
     per_model = {}
     for versions in by_name.values():
         for model in versions.values():
@@ -276,8 +278,8 @@ def create_app(
         outcome = failed
         metrics.in_flight.inc()
         try:
-            body = await _read_body(request, max_request_bytes, read_timeout_s)
-            parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH))
+            body = await deadlines.read(request, max_request_bytes)
+            parsed = parse_infer_request(body, _header(request, HEADER_LENGTH_KEY))
             check_inputs(parsed, model.session.inputs)
             try:
                 outputs = await model.infer(parsed.inputs)
@@ -316,6 +318,7 @@ def create_app(
     async def lifespan(app):
         yield
         # Shutdown (SIGTERM under uvicorn: in-flight requests were answered first).
+        await deadlines.close()
         for versions in by_name.values():
             for model in versions.values():
                 if model.batcher is not None:
@@ -332,35 +335,84 @@ def create_app(
     return app
 
 
-_timeout = getattr(asyncio, "timeout", None)
+class _BodyDeadlines:
+    """The deadline of every request body being read, enforced by one sweeper task that wakes a
+    few times per ``timeout_s`` (at most every second) and cancels the reads past theirs. A timer
+    per request (``asyncio.timeout``) costs more than the rest of reading a small body; this costs
+    a dict entry. The sweeper stops when no body is being read and starts with the next one."""
+
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self.period = min(1.0, timeout_s / 4)
+        self.reading: dict[asyncio.Task, float] = {}
+        self.expired: set[asyncio.Task] = set()
+        self.sweeper: asyncio.Task | None = None
+
+    async def read(self, request: Request, limit: int) -> bytes:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        self.reading[task] = loop.time() + self.timeout_s
+        if self.sweeper is None:
+            self.sweeper = loop.create_task(self._sweep())
+        try:
+            return await _read_body(request, limit, self)
+        except asyncio.CancelledError:
+            if task not in self.expired:
+                raise
+            self.expired.discard(task)
+            if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation is handled here
+                task.uncancel()
+            raise ProtocolError(f"the request body did not arrive within {self.timeout_s:g} s", 408) from None
+        finally:
+            self.reading.pop(task, None)
+
+    async def _sweep(self) -> None:
+        try:
+            while self.reading:
+                await asyncio.sleep(self.period)
+                now = asyncio.get_running_loop().time()
+                for task, deadline in list(self.reading.items()):
+                    if deadline <= now:
+                        del self.reading[task]
+                        self.expired.add(task)
+                        task.cancel()
+        finally:
+            self.sweeper = None
+
+    async def close(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.sweeper
 
 
-async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
-    declared = request.headers.get("content-length")
+def _header(request: Request, name: bytes) -> str | None:
+    """A request header's value, from the raw ASGI list (lowercase ``name``): cheaper than
+    building starlette's ``Headers`` for the two this app reads per request."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _read_body(request: Request, limit: int, deadlines: _BodyDeadlines) -> bytes:
+    declared = _header(request, b"content-length")
     too_big = f"the request body is over the server's limit of {limit} bytes (raise it with --max-request-bytes)"
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProtocolError(too_big, 413)
-    chunks, size = [], 0
-
-    async def collect() -> None:
-        nonlocal size
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ProtocolError(too_big, 413)
-            chunks.append(chunk)
-
-    try:
-        if _timeout is not None:  # Python 3.11+: a timer, not a task per request as wait_for makes
-            async with _timeout(timeout_s):
-                await collect()
-        else:
-            await asyncio.wait_for(collect(), timeout_s)
-    except asyncio.TimeoutError:  # not TimeoutError: Python 3.10's wait_for raises asyncio's own
-        raise ProtocolError(
-            f"the request body did not arrive within {timeout_s:g} s ({size} bytes received)", 408
-        ) from None
-    return b"".join(chunks)
+    # ASGI's receive directly: starlette's request.stream() is an async generator on top of it
+    chunks, size, receive = [], 0, request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ProtocolError(too_big, 413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _first_line(error: Exception) -> str:

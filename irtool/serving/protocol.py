@@ -130,21 +130,25 @@ def check_inputs(request: InferRequest, declared) -> None:
     one, datatypes equal, ranks and fixed dims equal. Messages name the input, the expected and
     the received."""
     declared = {d.name: d for d in declared}
-    unknown = sorted(set(request.inputs) - set(declared))
-    if unknown:
-        raise ProtocolError(f"unknown input {', '.join(map(repr, unknown))}; the model's inputs are {sorted(declared)}")
-    missing = sorted(set(declared) - set(request.inputs))
-    if missing:
+    if request.inputs.keys() != declared.keys():
+        unknown = sorted(set(request.inputs) - set(declared))
+        if unknown:
+            raise ProtocolError(
+                f"unknown input {', '.join(map(repr, unknown))}; the model's inputs are {sorted(declared)}"
+            )
+        missing = sorted(set(declared) - set(request.inputs))
         raise ProtocolError(f"missing input {', '.join(map(repr, missing))}; the model's inputs are {sorted(declared)}")
     for name, array in request.inputs.items():
         spec = declared[name]
-        expected, received = datatype_of(spec.dtype), datatype_of(array.dtype)
-        if expected != received:
-            raise ProtocolError(f"input '{name}': datatype {received}, the model expects {expected}")
-        if spec.shape is None:
+        if spec.dtype is None or array.dtype != spec.dtype:  # equal dtypes: equal datatypes, no lookup
+            expected, received = datatype_of(spec.dtype), datatype_of(array.dtype)
+            if expected != received:
+                raise ProtocolError(f"input '{name}': datatype {received}, the model expects {expected}")
+        shape = spec.shape
+        if shape is None:
             continue
-        dims = v2_dims(spec.shape)
-        if len(dims) != array.ndim or any(d != -1 and d != n for d, n in zip(dims, array.shape)):
+        if len(shape) != array.ndim or any(isinstance(d, int) and d != n for d, n in zip(shape, array.shape)):
+            dims = v2_dims(shape)
             raise ProtocolError(f"input '{name}': shape {list(array.shape)}, the model expects {dims} (-1: any size)")
 
 
