@@ -368,7 +368,7 @@ class _BodyDeadlines:
 
     async def _sweep(self) -> None:
         try:
-            while self.reading:
+            while True:  # a period at least: a sweeper per request would cost what it saves
                 await asyncio.sleep(self.period)
                 now = asyncio.get_running_loop().time()
                 for task, deadline in list(self.reading.items()):
@@ -376,6 +376,8 @@ class _BodyDeadlines:
                         del self.reading[task]
                         self.expired.add(task)
                         task.cancel()
+                if not self.reading:
+                    return
         finally:
             self.sweeper = None
 

@@ -31,7 +31,6 @@ class _Pending:
     key: tuple
     future: asyncio.Future
     enqueued: float = field(default_factory=time.perf_counter)
-    dispatched: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True)
@@ -109,6 +108,8 @@ class Batcher:
         self._arrived = asyncio.Event()
         self._slots = asyncio.Semaphore(instances.count)
         self._task = None
+        self._sweeper = None
+        self._sweep_period = min(1.0, queue_timeout_s / 4)
 
     async def submit(self, feeds: dict) -> dict:
         """The outputs for ``feeds`` (arrays with a common leading batch dim), run in a batch."""
@@ -120,12 +121,28 @@ class Batcher:
         pending = _Pending(feeds, rows, batch_key(feeds), asyncio.get_running_loop().create_future())
         self._queue.append(pending)
         self._arrived.set()
-        try:  # the timeout bounds the wait in the queue; a dispatched request runs to the end
-            await asyncio.wait_for(pending.dispatched.wait(), self.queue_timeout_s)
-        except asyncio.TimeoutError:
-            pending.future.cancel()
-            raise ProtocolError(f"the request waited over {self.queue_timeout_s} s in the queue", 503) from None
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._expire())
         return await pending.future
+
+    async def _expire(self) -> None:
+        """Fail the requests that waited in the queue over ``queue_timeout_s`` (503): one task that
+        wakes a few times per timeout while requests wait, not a timer per request. A request
+        taken into a batch has left the queue and runs to the end."""
+        try:
+            while True:  # a period at least: a sweeper per request would cost what it saves
+                await asyncio.sleep(self._sweep_period)
+                too_old = time.perf_counter() - self.queue_timeout_s
+                while self._queue and self._queue[0].enqueued <= too_old:  # oldest first
+                    pending = self._queue.popleft()
+                    if not pending.future.done():
+                        pending.future.set_exception(
+                            ProtocolError(f"the request waited over {self.queue_timeout_s} s in the queue", 503)
+                        )
+                if not self._queue:
+                    return
+        finally:
+            self._sweeper = None
 
     async def _loop(self) -> None:
         while True:
@@ -134,24 +151,26 @@ class Batcher:
                 await self._arrived.wait()
             await self._slots.acquire()
             batch = await self._collect()
-            if batch:
-                asyncio.get_running_loop().create_task(self._run(batch))
-            else:
+            if not batch:
                 self._slots.release()
+                continue
+            feeds = stack([p.feeds for p in batch])
+            if self.instances.inline(feeds):  # it runs on this loop anyway: no task to schedule
+                await self._run(batch, feeds)
+            else:
+                asyncio.get_running_loop().create_task(self._run(batch, feeds))
 
     async def _collect(self) -> list:
-        first = self._queue.popleft()
-        while first.future.done() and self._queue:  # timed out while waiting
+        first = None
+        while self._queue and (first is None or first.future.done()):  # skip the expired and cancelled
             first = self._queue.popleft()
-        if first.future.done():
+        if first is None or first.future.done():  # the queue expired while waiting for an instance
             return []
-        first.dispatched.set()
         batch, rows = [first], first.rows
         deadline = first.enqueued + self.delay
         while rows < self.max_batch_size:
             taken = self._take(first.key, self.max_batch_size - rows)
             if taken is not None:
-                taken.dispatched.set()
                 batch.append(taken)
                 rows += taken.rows
                 continue
@@ -174,10 +193,9 @@ class Batcher:
                 return pending
         return None
 
-    async def _run(self, batch) -> None:
+    async def _run(self, batch, feeds: dict) -> None:
         try:
             now = time.perf_counter()
-            feeds = stack([p.feeds for p in batch])
             self.observe(sum(p.rows for p in batch), [now - p.enqueued for p in batch])
             try:
                 outputs = await self.instances.run(feeds)
@@ -193,12 +211,13 @@ class Batcher:
             self._slots.release()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        for task in (self._task, self._sweeper):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
 
 
 def rows_of(feeds: dict) -> int:
