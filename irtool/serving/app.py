@@ -13,9 +13,11 @@ Routes (all answers JSON; errors ``{"error": "..."}`` with a 4xx/5xx status, the
 
 A model is served by ``ServedModel``: K instances (sessions), and a ``Batcher`` when its inputs
 and outputs all have a dynamic first dim and ``max_batch_size`` > 1; otherwise each request runs
-on a free instance in a worker thread (or on the event loop when it takes less than ``inline_max_us``,
-less than the hand-off to a thread would: ``Instances``). With ``auth_token`` set, every route but the health checks
-(what load balancers probe) needs ``Authorization: Bearer <token>``.
+on a free instance in a worker thread (or on the event loop when it takes less than
+``inline_max_us``, less than the hand-off to a thread would: ``Instances``). A request body must
+arrive within ``read_timeout_s`` (``_BodyDeadlines``: one sweeper task, no timer per request).
+With ``auth_token`` set, every route but the health checks (what load balancers probe) needs
+``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
