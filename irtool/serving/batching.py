@@ -5,10 +5,11 @@ the oldest, adds every waiting request with the same non-batch shapes and dtypes
 ``max_batch_size`` rows, waits at most ``max_queue_delay_us`` for more (0, the default, batches
 only what is already waiting, as Triton does), concatenates along axis 0, runs the batch on a
 free instance in a worker thread (ONNX Runtime releases the GIL, so the event loop never waits
-for inference; only calls cheaper than that hand-off run on the loop, see ``Instances``) and hands each request exactly its rows back, in order. A request that does not
-fit its batch (other shapes) simply starts the next one. The queue is bounded: a full queue is a
-503, and so is a request that waits in the queue longer than ``queue_timeout_s`` (once it is
-taken into a batch it runs to the end).
+for inference; only batches cheaper than that hand-off run on the loop, see ``Instances``) and
+hands each request exactly its rows back, in order. A request that does not fit its batch (other
+shapes) simply starts the next one. The queue is bounded: a full queue is a 503, and so is a
+request that waits in the queue longer than ``queue_timeout_s`` (once it is taken into a batch it
+runs to the end; one sweeper task enforces the timeout, not a timer per request).
 """
 
 from __future__ import annotations
