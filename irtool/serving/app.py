@@ -112,7 +112,7 @@ class ServedModel:
     def measure_cost(self, runs: int = 7) -> RunCost | None:
         """How long a run takes, as a ``RunCost`` fitted to the median of ``runs`` runs on random
         inputs at batch 1 and, for a batchable model, at a larger batch (``None`` when inputs
-        cannot be made up: no declared shape, strings)."""
+        cannot be made up (no declared shape, strings) or the model fails on random ones)."""
 
         def timed(batch: int) -> tuple[int, float]:
             arrays = random_inputs(self.session.inputs, batch)
@@ -133,8 +133,8 @@ class ServedModel:
             if not self.batchable:  # a fixed input size, or one that grows along other axes
                 return RunCost(0.0, seconds / max(1, elements))
             more_elements, more_seconds = timed(max(self.max_batch_size, 16))
-        except ValueError:
-            return None
+        except Exception:  # noqa: BLE001 - inputs it cannot make up, or a graph random data fails in
+            return None  # unmeasured: every call goes to a worker thread
         per_element = max(0.0, (more_seconds - seconds) / max(1, more_elements - elements))
         return RunCost(max(0.0, seconds - per_element * elements), per_element)
 

@@ -180,3 +180,26 @@ def test_run_cost_is_fitted_to_two_measured_batch_sizes(mlp_session):
     assert measured / 5 < cost({"pixels": x}) < measured * 5
     # with no inline budget nothing is measured: every call goes to a worker thread
     assert ServedModel("mlp", [session], inline_max_us=0).cost is None
+
+
+def test_a_model_that_fails_on_random_inputs_is_not_measured_and_runs_in_threads():
+    """Random data can break a graph (a Reshape to a size it cannot take): the cost stays unknown,
+    so nothing runs inline, and the server still starts."""
+    from onnx import TensorProto, helper
+
+    from irtool.runtime import Session
+    from irtool.serving.app import ServedModel
+
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "picky",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor("shape", TensorProto.INT64, [2], [2, 2])],
+    )
+    session = Session(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), warmup=False)
+    model = ServedModel("picky", [session])
+    assert model.cost is None
+    model.start(lambda rows, waits: None)
+    assert not model.instances.inline({"x": np.zeros(4, np.float32)})
+    model.instances.close()
