@@ -13,6 +13,7 @@ from irtool.cli.common import (
     _non_negative_int,
     _positive_int,
     _provider_list,
+    note_fresh_weights,
 )
 from irtool.runtime import ProviderError
 
@@ -63,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             threads=args.threads,
             weights=args.weights,
             object_name=args.object,
+            on_load=note_fresh_weights,
         )
     except ProviderError as error:
         raise CLIError(str(error)) from error
@@ -120,6 +122,7 @@ def _serve_on_ray(args: argparse.Namespace, providers, token) -> int:
         threads=args.threads or 1,
         weights=args.weights,
         object_name=args.object,
+        on_load=note_fresh_weights,
         max_request_bytes=args.max_request_bytes,
         auth_token=token,
         access_log=args.access_log,

@@ -142,9 +142,10 @@ class KServeV2:
         return _ReplicaHeader(create_app(self.models, **self.app_options), replica)
 
 
-def model_specs(models, weights=None, object_name=None) -> list[tuple[str, str, bytes]]:
+def model_specs(models, weights=None, object_name=None, on_load=None) -> list[tuple[str, str, bytes]]:
     """``(name, version, ONNX bytes)`` for each model version: MODEL arguments as ``irtool serve``
-    takes them (``name=PATH``, a file, a repository folder) or objects with ``to_onnx()``."""
+    takes them (``name=PATH``, a file, a repository folder) or objects with ``to_onnx()``;
+    ``on_load`` as for ``sources.onnx_sources``."""
     if isinstance(models, (str, bytes)) or hasattr(models, "to_onnx") or not hasattr(models, "__iter__"):
         models = [models]
     specs, seen = [], set()
@@ -156,7 +157,7 @@ def model_specs(models, weights=None, object_name=None) -> list[tuple[str, str, 
             # arguments (num_replicas, max_batch_size, ...) say how Ray serves every model.
             found = [
                 (name, version, source if isinstance(source, bytes) else _read(source))
-                for name, version, source, _options in onnx_sources(str(model), weights, object_name)
+                for name, version, source, _options in onnx_sources(str(model), weights, object_name, on_load)
             ]
         for name, version, data in found:
             if (name, version) in seen:
@@ -185,6 +186,7 @@ def deployment(
     weights=None,
     object_name=None,
     name: str = "irtool",
+    on_load=None,
     **app_options,
 ):
     """A Ray Serve application serving ``models`` over the KServe v2 routes of ``irtool serve``.
@@ -195,12 +197,13 @@ def deployment(
     Each replica holds ``instances`` sessions of each model with ``threads`` ONNX Runtime threads
     (default 1, matching Ray's default of one CPU per replica) and takes up to
     ``max_ongoing_requests`` requests at a time (Ray's default, 5, would starve the batcher).
-    ``app_options`` go to ``create_app`` (``max_request_bytes``, ``auth_token``, ``access_log``).
+    ``app_options`` go to ``create_app`` (``max_request_bytes``, ``auth_token``, ``access_log``);
+    ``on_load(loaded)`` is told each model.py or .keras loaded on the driver.
     Run it with ``serve.run(app, route_prefix="/")``.
     """
     if num_replicas < 1:
         raise ValueError(f"num_replicas: expected a positive count, received {num_replicas}")
-    specs = model_specs(models, weights, object_name)
+    specs = model_specs(models, weights, object_name, on_load)
     options = {"name": name, "num_replicas": num_replicas, "max_ongoing_requests": max_ongoing_requests}
     if ray_actor_options is not None:
         options["ray_actor_options"] = ray_actor_options

@@ -74,9 +74,12 @@ def _repository_model(folder: Path, name: str) -> tuple[triton.ServingOptions, d
     return options, versions
 
 
-def onnx_sources(text: str, weights=None, object_name=None) -> list[tuple[str, str, object, triton.ServingOptions]]:
+def onnx_sources(
+    text: str, weights=None, object_name=None, on_load=None
+) -> list[tuple[str, str, object, triton.ServingOptions]]:
     """``(name, version, onnx source, options from config.pbtxt)`` for one MODEL argument; ``LoadError``
-    naming the path."""
+    naming the path. ``on_load(loaded)`` is told each ``LoadedModel`` a model.py or .keras became
+    (``irtool serve`` says when a model.py's weights are freshly initialised)."""
     name, path = parse_model_argument(text)
     if not path.exists():
         raise LoadError(f"{path}: no such file or directory")
@@ -100,6 +103,8 @@ def onnx_sources(text: str, weights=None, object_name=None) -> list[tuple[str, s
             raise LoadError(f"{path} is a repository of {len(found)} models; name=PATH names one model's folder")
         return [(model, v, str(p), options) for model, options, versions in found for v, p in versions.items()]
     loaded = load(path, object_name, weights=weights)
+    if on_load is not None:
+        on_load(loaded)
     source = str(path) if loaded.kind == "onnx" else loaded.onnx_bytes()
     return [(name or path.stem, "1", source, triton.ServingOptions())]
 
@@ -115,6 +120,7 @@ def served_models(
     threads: int | None = None,
     weights=None,
     object_name=None,
+    on_load=None,
 ) -> list[ServedModel]:
     """A ``ServedModel`` per model version named by ``arguments``, each with ``instances``
     sessions warmed up at batch 1 and at ``max_batch_size``. ``None`` for ``instances``,
@@ -122,7 +128,7 @@ def served_models(
     1 instance, no batching, no delay."""
     models, seen = [], set()
     for text in arguments:
-        for name, version, source, options in onnx_sources(text, weights, object_name):
+        for name, version, source, options in onnx_sources(text, weights, object_name, on_load):
             if (name, version) in seen:
                 raise LoadError(f"model '{name}' version {version} is given twice; name one of them with name=PATH")
             seen.add((name, version))

@@ -178,3 +178,14 @@ def test_serve_ray_without_the_extra_says_what_to_install(monkeypatch, capsys):
     assert main(["serve", "m.onnx", "--ray"]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "irtool: error: irtool serve --ray needs ray, ray.serve (the ray extra): pip install 'irtool[ray]'"
+
+
+def test_a_model_py_is_served_with_a_note_on_its_fresh_weights(tmp_path):
+    """As `export` and `run` do, `serve` says once that a model.py's weights are its initializers'
+    draws; its startup line says which calls run on the event loop."""
+    server = ServeProcess(ROOT / "examples" / "mnist_mlp.py")
+    server.wait_serving()
+    assert server.stop() == 0
+    notes = [line for line in server.lines if "freshly initialised weights" in line]
+    assert len(notes) == 1 and "pass --weights FILE" in notes[0], server.lines
+    assert any("on the event loop" in line for line in server.lines), server.lines
