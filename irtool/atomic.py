@@ -9,7 +9,7 @@ renamed over the target (``os.replace``, atomic within a file system), so a cras
   without an error and removed when it raises. An ``OSError`` that names no file (a full disk, as
   zipfile and h5py raise it) or the temporary one is raised again naming ``target``.
 - ``staging(folder, name)``: a hidden folder inside ``folder`` to build several files in before
-  moving them into place; removed with whatever is left in it when the block ends.
+  moving them into place (``move_into``); removed with whatever is left in it when the block ends.
 
 The result gets the mode a plain ``open``/``mkdir`` would give (``0o666``/``0o777`` less the
 umask), not a temporary file's owner-only one. Temporary names carry the writer's process id
@@ -105,6 +105,18 @@ def replacing(target: str | os.PathLike) -> Iterator[Path]:
         if isinstance(error, OSError) and error.errno and error.filename in (None, str(tmp)):
             raise OSError(error.errno, os.strerror(error.errno), str(target)) from error
         raise
+
+
+def move_into(stage: Path, folder: Path, last: str) -> list[Path]:
+    """Give the files staged in ``stage`` plain modes and rename each into ``folder``, the one
+    named ``last`` after all others (an ONNX graph after its data file, so no reader finds a new
+    graph beside old data); returns the new paths in that order."""
+    plain_modes(stage)
+    moved = []
+    for path in sorted(stage.iterdir(), key=lambda p: p.name == last):
+        os.replace(path, folder / path.name)
+        moved.append(folder / path.name)
+    return moved
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from irtool import checking, importer, loading
-from irtool.atomic import plain_modes, replacing, staging
+from irtool.atomic import move_into, replacing, staging
 from irtool.cli.common import (
     CLIError,
     _count,
@@ -223,9 +223,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 raise CLIError(f"export of model '{model.name}' failed: {describe(error)}") from error
             if args.check:
                 _check(model, tmp, out, args)
-            plain_modes(stage)
-            for written in sorted(stage.iterdir(), key=lambda p: p == tmp):
-                os.replace(written, out.parent / written.name)
+            move_into(stage, out.parent, last=out.name)
         done = True
     finally:
         if not done:

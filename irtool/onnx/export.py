@@ -20,7 +20,7 @@ import onnx
 from google.protobuf import unknown_fields
 from onnx import helper
 
-from irtool.atomic import plain_modes, replacing, staging
+from irtool.atomic import move_into, replacing, staging
 from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
 from irtool.onnx.context import LoweringContext, LoweringError, fill_tensor, tensor_type
@@ -364,10 +364,8 @@ def save_onnx(proto: onnx.ModelProto, path, external_data: bool | None = None) -
                 f.write(piece)
         return
     with staging(path.parent, path.name) as stage:
-        data = write_with_external_data(proto, stage / path.name)
-        plain_modes(stage)
-        os.replace(data, path.parent / data.name)
-        os.replace(stage / path.name, path)
+        write_with_external_data(proto, stage / path.name)
+        move_into(stage, path.parent, last=path.name)
 
 
 # Field numbers in onnx.proto: ModelProto.graph, GraphProto.initializer.

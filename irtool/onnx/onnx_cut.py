@@ -28,7 +28,7 @@ import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import RemoveUnusedFunctionsPass, ShapeInferencePass
 
-from irtool.atomic import plain_modes, staging
+from irtool.atomic import move_into, staging
 from irtool.version import __version__
 
 #: metadata_props keys the cut adds (the source's own keys are kept).
@@ -342,14 +342,9 @@ def save_cut(
                     raise ExtractError(f"onnx.checker rejected the cut: {reason}") from None
             if verify is not None:
                 verify(tmp_model)
-            plain_modes(tmp)
-            written = None
-            if external:
-                os.replace(tmp / data_name, folder / data_name)
-                written = folder / data_name
-            os.replace(tmp_model, folder / path.name)
+            moved = move_into(tmp, folder, last=path.name)
         written_ok = True
-        return written
+        return moved[0] if external else None
     finally:
         if not written_ok:  # a failed cut leaves no folder it made behind either
             for made in created:
