@@ -142,3 +142,66 @@ def test_a_kernel_onnx_runtime_cannot_build_falls_back_to_numpy(monkeypatch):
     attrs = dict(strides=(1, 1), padding="valid", data_format="channels_last", dilation_rate=(1, 1), groups=1)
     y = Conv().training_kernel(attrs, None)(x, kernel)  # still right, through NumPy
     np.testing.assert_allclose(y, Conv().forward(x, kernel, **attrs), rtol=1e-6)
+
+
+def _has_avx2() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx2" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="ONNX Runtime's NCHWc kernels are chosen on x86 CPUs with AVX2 or AVX-512")
+def test_2d_convolutions_and_their_unit_stride_input_gradients_run_blocked(monkeypatch):
+    # On x86 with AVX2, ONNX Runtime's optimizer rewrites a constant-weight Conv into NCHWc kernels;
+    # the training kernel must find that rewrite and feed the reordered weights itself.
+    monkeypatch.setattr(fast_kernels, "_sessions", {})
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 9, 9, 20)).astype("float32")
+    kernel = rng.standard_normal((3, 3, 20, 24)).astype("float32")
+    bias = rng.standard_normal(24).astype("float32")
+    attrs = dict(strides=(1, 1), padding="same", data_format="channels_last", dilation_rate=(1, 1), groups=1)
+    y = fast_kernels.conv_forward(x, kernel, bias, (1, 1), "same", "channels_last", (1, 1), 1)
+    np.testing.assert_allclose(y, Conv().forward(x, kernel, bias, **attrs), rtol=1e-4, atol=1e-4)
+    gy = rng.standard_normal(y.shape).astype("float32")
+    gx = fast_kernels.conv_input_grad(gy, kernel, x.shape, (1, 1), "same", "channels_last", (1, 1), 1)
+    fast_kernels.set_kernels("numpy")
+    try:
+        want_gx = Conv().vjp([gy], [x, kernel, bias], [y], **attrs)[0]
+    finally:
+        fast_kernels.set_kernels("onnxruntime")
+    np.testing.assert_allclose(gx, want_gx, rtol=1e-4, atol=1e-4)
+    kernels = list(fast_kernels._sessions.items())
+    assert [key[0] for key, _ in kernels] == ["conv", "conv"]  # the gradient is a Conv, not a ConvTranspose
+    for _, kernel_run in kernels:
+        assert kernel_run.prepare, "the Conv was not rewritten to NCHWc: its weights are fed as they are"
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="ONNX Runtime's NCHWc kernels are chosen on x86 CPUs with AVX2 or AVX-512")
+@pytest.mark.parametrize("channels", [20, 3])
+def test_nchwc_filter_is_onnx_runtimes_own_reordering(channels, tmp_path):
+    # ONNX Runtime reorders a constant Conv weight when it optimizes; nchwc_filter must give the same bytes.
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.arange(1, 24 * channels * 9 + 1, dtype=np.float32).reshape(24, channels, 3, 3)
+    node = helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 9, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [numpy_helper.from_array(w, "w")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = str(tmp_path / "optimized.onnx")
+    fast_kernels._make_session(model, optimized_path=path)
+    (made,) = [numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer]
+    matches = [
+        (block, inner)
+        for block in fast_kernels._BLOCKS
+        for inner in (True, False)
+        if (c := fast_kernels.nchwc_filter(w, block, inner)).shape == made.shape and np.array_equal(c, made)
+    ]
+    assert matches, f"no layout reproduces ONNX Runtime's reordered filter of shape {made.shape}"
+    # 20 input channels are blocked too (padded to a block); 3, fewer than any block, stay as they are
+    assert matches[0][1] is (channels == 20)
