@@ -27,7 +27,7 @@ from irtool.models.graph_builder import clone_input_layer_name, map_layers
 from irtool.models.model import Model
 from irtool.ops import core
 from irtool.ops.core import SymbolicTensor
-from irtool.ops.fusion import fuse_matmul_add, fuse_relu_into_matmul_add
+from irtool.ops.fusion import fuse_matmul_add, fuse_relu
 from irtool.ops.graph_from_trace import build_graph
 
 
@@ -290,7 +290,7 @@ class Functional(Model):
     def _run_flat(self, feeds: list) -> list:
         if self._compiled is None:
             # ReLUs fold into the Dense before them here only: the export keeps Gemm + Relu.
-            self._compiled = CompiledGraph(fuse_relu_into_matmul_add(self.inference_graph))
+            self._compiled = CompiledGraph(fuse_relu(self.inference_graph))
         return self._compiled.run(feeds)
 
     def _pack_outputs(self, results: list):

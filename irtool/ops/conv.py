@@ -43,6 +43,7 @@ from irtool.ops.conv_utils import (
     standardize_tuple,
 )
 from irtool.ops.core import Primitive, apply
+from irtool.ops.elementwise import ZEROS
 from irtool.ops.operation import top_level_op
 
 __all__ = ["conv", "conv_transpose", "depthwise_conv", "separable_conv", "Conv", "ConvTranspose", "DepthwiseConv"]
@@ -69,7 +70,9 @@ class Conv(Primitive):
             raise ValueError(f"The kernel's {out} filters must be evenly divisible by groups={groups}.")
         return out
 
-    def infer(self, specs, strides, padding, data_format, dilation_rate, groups=1):
+    def infer(self, specs, strides, padding, data_format, dilation_rate, groups=1, activation=None):
+        if activation not in (None, "relu"):
+            raise ValueError(f"`{self.name}` fuses no activation or 'relu'. Received: activation={activation!r}.")
         rank, channels = _check_operands(self.name, specs, data_format)
         x, kernel = specs[0].shape, specs[1].shape
         if len(strides) != rank - 2 or len(dilation_rate) != rank - 2:
@@ -87,29 +90,37 @@ class Conv(Primitive):
         """The kernel as a grouped conv's ``(k..., C/groups, out)`` and its number of groups."""
         return kernel, groups
 
-    def forward(self, x, kernel, bias=None, *, strides, padding, data_format, dilation_rate, groups=1):
+    def forward(self, x, kernel, bias=None, *, strides, padding, data_format, dilation_rate, groups=1, activation=None):
         kernel, groups = self._grouped(kernel, groups)
         y = _conv_nhwc(_to_last(x, data_format), kernel, strides, padding, dilation_rate, groups)
-        return _finish(y, bias, x.dtype, data_format)
+        y = _finish(y, bias, x.dtype, data_format)
+        if activation == "relu":  # fused by ``ops.fusion.fuse_relu``; y is this op's own array
+            np.maximum(y, ZEROS[y.dtype], out=y)
+        return y
 
     def training_kernel(self, attrs, rng):
         # Training runs float32 convolutions through ONNX Runtime's kernels (see ``fast_kernels``).
         forward = self.kernel(attrs)
         strides, padding, data_format = attrs["strides"], attrs["padding"], attrs["data_format"]
-        dilation, groups = attrs["dilation_rate"], attrs.get("groups", 1)
+        dilation, groups, activation = attrs["dilation_rate"], attrs.get("groups", 1), attrs.get("activation")
 
         def run(x, kernel, bias=None):
             grouped, g = self._grouped(kernel, groups)
-            y = fast_kernels.conv_forward(x, grouped, bias, strides, padding, data_format, dilation, g)
+            y = fast_kernels.conv_forward(x, grouped, bias, strides, padding, data_format, dilation, g, activation)
             return forward(x, kernel, bias) if y is None else y
 
         return run
 
     vjp_uses_needs = True
 
-    def vjp(self, cotangents, inputs, outputs, *, strides, padding, data_format, dilation_rate, groups=1, needs=None):
+    def vjp(
+        self, cotangents, inputs, outputs, *, strides, padding, data_format, dilation_rate, groups=1, activation=None,
+        needs=None,
+    ):  # fmt: skip
         x, kernel = inputs[0], inputs[1]
         g = cotangents[0]
+        if activation == "relu":  # the fused ReLU's gradient: its output is positive where its input is
+            g = g * (outputs[0] > 0)
         grouped, groups = self._grouped(kernel, groups)
         want_x = needs is None or needs[0]
         fast_gx = None
@@ -134,7 +145,7 @@ class Conv(Primitive):
             grads.append(_bias_grad(g, data_format, inputs[2].dtype))
         return grads
 
-    def to_onnx(self, ctx, ins, outs, strides, padding, data_format, dilation_rate, groups=1):
+    def to_onnx(self, ctx, ins, outs, strides, padding, data_format, dilation_rate, groups=1, activation=None):
         x, kernel, *bias = ins
         nd = len(strides)
         value = ctx.constant_value(kernel)
@@ -147,7 +158,10 @@ class Conv(Primitive):
         else:
             ctx.fail(self, f"padding={padding!r} needs the kernel's size: pass the kernel as a weight or constant")
         b = bias[0] if bias else None
-        _lower_conv(ctx, x, w, b, outs, ksize, groups, strides, padding, data_format, dilation_rate)
+        made = _lower_conv(ctx, x, w, b, 1 if activation else outs, ksize, groups, strides, padding, data_format,
+                           dilation_rate)  # fmt: skip
+        if activation == "relu":
+            ctx.node("Relu", made, outs)
 
 
 class DepthwiseConv(Conv):

@@ -295,13 +295,13 @@ def _to_first(ctx, x: str, data_format: str, nd: int) -> str:
     return out
 
 
-def _emit_first(ctx, op_type: str, x: str, inputs: list, outs: list, data_format: str, nd: int, **attrs) -> None:
-    """Emit ``op_type`` on channels-first ``x`` and write ``outs`` in ``data_format``."""
+def _emit_first(ctx, op_type: str, x: str, inputs: list, outs, data_format: str, nd: int, **attrs) -> list:
+    """Emit ``op_type`` on channels-first ``x`` and write ``outs`` (names, or a count of new ones)
+    in ``data_format``; returns the output names."""
     if data_format == "channels_first":
-        ctx.node(op_type, [x, *inputs], outs, **attrs)
-        return
+        return ctx.node(op_type, [x, *inputs], outs, **attrs)
     y = ctx.node(op_type, [x, *inputs], **attrs)[0]
-    ctx.node("Transpose", [y], outs, perm=[0, *range(2, nd + 2), 1])
+    return ctx.node("Transpose", [y], outs, perm=[0, *range(2, nd + 2), 1])
 
 
 def _dynamic_same_pad(ctx, x, nd, ksize, strides, dilation) -> str:
@@ -320,7 +320,7 @@ def _dynamic_same_pad(ctx, x, nd, ksize, strides, dilation) -> str:
     return out
 
 
-def _lower_conv(ctx, x, w, bias, outs, ksize, groups, strides, padding, data_format, dilation) -> None:
+def _lower_conv(ctx, x, w, bias, outs, ksize, groups, strides, padding, data_format, dilation) -> list:
     nd = len(strides)
     attrs = {"strides": list(strides), "dilations": list(dilation)}
     if groups > 1:
@@ -336,4 +336,4 @@ def _lower_conv(ctx, x, w, bias, outs, ksize, groups, strides, padding, data_for
         attrs["auto_pad"] = "SAME_UPPER"
     else:
         x = _dynamic_same_pad(ctx, x, nd, ksize, strides, dilation)
-    _emit_first(ctx, "Conv", x, [w] + ([bias] if bias is not None else []), outs, data_format, nd, **attrs)
+    return _emit_first(ctx, "Conv", x, [w] + ([bias] if bias is not None else []), outs, data_format, nd, **attrs)

@@ -273,34 +273,41 @@ def _graph(nodes, inputs, output, nd, channels_last):
     return model
 
 
-def conv_forward(x, kernel, bias, strides, padding, data_format, dilation, groups):
-    """``conv`` with a Keras-layout ``kernel`` (already grouped), or None when not eligible."""
+def conv_forward(x, kernel, bias, strides, padding, data_format, dilation, groups, activation=None):
+    """``conv`` with a Keras-layout ``kernel`` (already grouped) and, with ``activation="relu"``,
+    its ReLU (which the blocked kernels apply as they write), or None when not eligible."""
     if not _eligible(x, kernel, bias):
         return None
     nd = kernel.ndim - 2
     spatial = x.shape[1:-1] if data_format == "channels_last" else x.shape[2:]
     pads = [conv_pads(spatial[i], kernel.shape[i], strides[i], dilation[i], padding) for i in range(nd)]
-    return _conv(x, kernel, bias, strides, pads, data_format == "channels_last", dilation, groups)
+    return _conv(x, kernel, bias, strides, pads, data_format == "channels_last", dilation, groups, activation)
 
 
-def _conv(x, kernel, bias, strides, pads, last, dilation, groups):
-    """An ONNX ``Conv`` with explicit ``(begin, end)`` pads per spatial dim."""
+def _conv(x, kernel, bias, strides, pads, last, dilation, groups, activation=None):
+    """An ONNX ``Conv`` (then ``Relu`` with ``activation="relu"``) with explicit ``(begin, end)``
+    pads per spatial dim."""
     nd = kernel.ndim - 2
     key = ("conv", x.shape, kernel.shape, bias is not None, tuple(strides), tuple(pads), tuple(dilation), groups, last)
+    key += (activation,)
 
     def build():
 
         ins = ["x_cf", "w_onnx"] + (["b"] if bias is not None else [])
-        node = helper.make_node(
-            "Conv",
-            ins,
-            ["y_cf"],
-            strides=list(strides),
-            dilations=list(dilation),
-            pads=[p for p, _ in pads] + [q for _, q in pads],
-            group=groups,
-        )
-        return _graph([node], ["x", "w"] + (["b"] if bias is not None else []), "y", nd, last)
+        nodes = [
+            helper.make_node(
+                "Conv",
+                ins,
+                ["conv_cf" if activation else "y_cf"],
+                strides=list(strides),
+                dilations=list(dilation),
+                pads=[p for p, _ in pads] + [q for _, q in pads],
+                group=groups,
+            )
+        ]
+        if activation == "relu":
+            nodes.append(helper.make_node("Relu", ["conv_cf"], ["y_cf"]))
+        return _graph(nodes, ["x", "w"] + (["b"] if bias is not None else []), "y", nd, last)
 
     feeds = {"x": np.ascontiguousarray(x), "w": np.ascontiguousarray(kernel)}
     constants = {"w": [nd + 1, nd, *range(nd)]}  # the filter, and the order that moves it to ONNX's layout

@@ -1,13 +1,15 @@
 """Fusion passes: graph -> graph rewrites that make inference faster and exports smaller.
 
 They run on a copy of a model's graph before the NumPy executor compiles it and before ONNX
-lowering (never on the graph the trainer differentiates), and preserve its results exactly.
+lowering, and preserve its results exactly; the trainer differentiates ``fuse_relu``'s graph,
+whose fused ops carry the ReLU's gradient in their ``vjp``.
 """
 
 from __future__ import annotations
 
 from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
+from irtool.ops.conv import CONV
 from irtool.ops.elementwise import ADD, RELU
 from irtool.ops.linalg import MATMUL, MATMUL_ADD
 
@@ -63,31 +65,36 @@ def _matmul_add_pairs(graph: Graph):
         yield op, add, [x, w, bias]
 
 
-def fuse_relu_into_matmul_add(graph: Graph) -> Graph:
+def fuse_relu(graph: Graph, keep=()) -> Graph:
     """``graph`` with each ``relu(matmul_add(x, w, b))`` as one ``matmul_add(x, w, b,
-    activation="relu")`` that applies the ReLU in place on the product it just made: a copy, or
-    ``graph`` itself when nothing fuses. For the NumPy executor only: the export keeps ONNX's
-    ``Gemm`` + ``Relu`` pair either way and runs on ``fuse_matmul_add``'s graph.
+    activation="relu")`` and each ``relu(conv(...))`` as one ``conv(..., activation="relu")``,
+    which apply the ReLU in place on the array they just made: a copy, or ``graph`` itself when
+    nothing fuses. For the NumPy executor and the trainer (whose ``conv`` then runs ONNX
+    Runtime's convolution with its ReLU applied as it writes, and whose backward pass keeps one
+    array fewer per layer); the export keeps ONNX's ``Gemm``/``Conv`` + ``Relu`` pairs and runs
+    on ``fuse_matmul_add``'s graph.
 
-    Fused when the sum is read only by the relu and is not a graph output (so no reader sees
-    the buffer change). The relu's output value keeps its key and name.
+    Fused when the op's output is read only by the relu, is not a graph output and is not in
+    ``keep`` (values a caller still reads, such as the values a gradient is taken with respect
+    to), so no reader sees the array change. The relu's output value keeps its key and name.
     """
-    pairs = list(_matmul_add_relu_pairs(graph))
+    pairs = list(_relu_pairs(graph, set(keep)))
     if not pairs:
         return graph
     with gc_paused():
         fused = graph.copy()
-        for matmul_add, relu in pairs:
-            fused.replace_op(relu, MATMUL_ADD, {"activation": "relu"}, fused.op_inputs(matmul_add))
-            fused.remove_op(matmul_add)
+        for producer, relu in pairs:
+            o = fused.op(producer)
+            fused.replace_op(relu, o.prim, {**o.attrs, "activation": "relu"}, fused.op_inputs(producer))
+            fused.remove_op(producer)
     return fused
 
 
-def _matmul_add_relu_pairs(graph: Graph):
+def _relu_pairs(graph: Graph, keep: set):
     for op in graph.ops:
-        if graph.prim(op) is not MATMUL_ADD or graph.op(op).attrs.get("activation"):
+        if graph.prim(op) not in (MATMUL_ADD, CONV) or graph.op(op).attrs.get("activation"):
             continue
-        (total,) = graph.op_outputs(op)
-        readers = graph.consumers(total)
-        if len(readers) == 1 and graph.uses(total) == 1 and graph.prim(readers[0]) is RELU:
+        (made,) = graph.op_outputs(op)
+        readers = graph.consumers(made)
+        if len(readers) == 1 and graph.uses(made) == 1 and graph.prim(readers[0]) is RELU and made not in keep:
             yield op, readers[0]

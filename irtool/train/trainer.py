@@ -14,7 +14,7 @@ import numpy as np
 
 from irtool import random
 from irtool.ir.executor import CompiledGraph
-from irtool.ops.fusion import fuse_matmul_add, fuse_relu_into_matmul_add
+from irtool.ops.fusion import fuse_matmul_add, fuse_relu
 from irtool.train.autodiff import GradientProgram
 from irtool.train.callbacks import CallbackList
 from irtool.train.data import sample_weights_for, targets_of
@@ -129,8 +129,8 @@ class Trainer:
         if weighted not in config.programs:
             graph = config.training_graph(y, weighted)
             config.programs[weighted] = (
-                GradientProgram(graph, config.trainable, training=True, rng=random.generator()),
-                CompiledGraph(fuse_relu_into_matmul_add(fuse_matmul_add(graph))),
+                GradientProgram(fuse_relu(graph), config.trainable, training=True, rng=random.generator()),
+                CompiledGraph(fuse_relu(fuse_matmul_add(graph))),
             )
         return config, config.programs[weighted]
 

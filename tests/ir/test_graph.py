@@ -11,7 +11,7 @@ from irtool import layers, ops
 from irtool.ir.executor import CompiledGraph
 from irtool.ir.spec import TensorSpec, broadcast_shapes
 from irtool.ops.elementwise import MULTIPLY
-from irtool.ops.fusion import fuse_matmul_add, fuse_relu_into_matmul_add
+from irtool.ops.fusion import fuse_matmul_add, fuse_relu
 
 from ..conftest import run_onnx
 
@@ -195,7 +195,7 @@ def test_fuse_matmul_add_is_exact_and_selective():
 def test_fuse_relu_into_matmul_add_is_exact_and_leaves_inputs_and_weights_alone():
     model = mlp()
     base = fuse_matmul_add(model.graph)
-    fused = fuse_relu_into_matmul_add(base)
+    fused = fuse_relu(base)
     fused.lint()
     assert [(fused.prim(op).name, fused.op(op).attrs) for op in fused.ops] == [
         ("matmul_add", {"activation": "relu"}),
@@ -225,5 +225,44 @@ def test_fuse_relu_into_matmul_add_is_exact_and_leaves_inputs_and_weights_alone(
     inputs = keras.Input((4,))
     total = layers.Dense(2)(inputs)
     both = keras.Model(inputs, [total, ops.relu(total)])
-    names = [both.inference_graph.prim(op).name for op in fuse_relu_into_matmul_add(both.inference_graph).ops]
+    names = [both.inference_graph.prim(op).name for op in fuse_relu(both.inference_graph).ops]
     assert names == ["matmul_add", "relu"]
+
+
+def test_fuse_relu_into_conv_runs_trains_and_exports_as_the_unfused_graph():
+    # conv + relu becomes one conv(activation="relu") for the executor and the trainer; its forward,
+    # its gradients (the ReLU's mask folded into the conv's vjp) and its lowering match the pair's.
+    from irtool.onnx import lower
+    from irtool.train.autodiff import GradientProgram
+
+    inputs = keras.Input((7, 7, 3))
+    h = layers.Conv2D(4, 3, activation="relu")(inputs)
+    kept = layers.Conv2D(4, 3)(h)
+    model = keras.Model(inputs, [layers.Conv2D(2, 3, activation="relu", padding="same")(kept), ops.relu(kept)])
+    fused = fuse_relu(model.graph)
+    fused.lint()
+    # The second conv's output is also read by the model's other output branch: it keeps its relu apart.
+    assert [(fused.prim(op).name, fused.op(op).attrs.get("activation")) for op in fused.ops] == [
+        ("conv", "relu"), ("conv", None), ("conv", "relu"), ("relu", None),
+    ]  # fmt: skip
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 7, 7, 3)).astype("float32")
+    for got, want in zip(CompiledGraph(fused).run([x]), CompiledGraph(model.graph).run([x])):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    loss_inputs = keras.Input((7, 7, 3))
+    loss = ops.sum(ops.square(model(loss_inputs)[0])) + ops.sum(model(loss_inputs)[1])
+    loss_graph = keras.Model(loss_inputs, loss).graph
+    weights = model.trainable_weights
+    (y_fused,), g_fused = GradientProgram(fuse_relu(loss_graph), weights, training=True).run([x])
+    (y_plain,), g_plain = GradientProgram(loss_graph, weights, training=True).run([x])
+    np.testing.assert_allclose(y_fused, y_plain, rtol=1e-5)
+    for a, b in zip(g_fused, g_plain):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    # Lowered on its own, the fused op is a Conv then a Relu, and ONNX Runtime agrees.
+    import onnxruntime as ort
+
+    proto = lower(fused)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = session.run(None, {session.get_inputs()[0].name: x})
+    for got, want in zip(outs, CompiledGraph(model.graph).run([x])):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
