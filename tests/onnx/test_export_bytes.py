@@ -143,3 +143,25 @@ def test_the_prepared_graph_goes_with_its_model():
     del model
     gc.collect()
     assert len(export_module._PREPARED) == before - 1
+
+
+def test_tensor_size_is_byte_size_without_reading_the_raw_data():
+    from irtool.onnx.export import tensor_size
+    from irtool.onnx.external_data import raw_data_size
+
+    tensors = [
+        numpy_helper.from_array((np.arange(300) % 7).reshape(3, 100).astype(dtype), f"t_{dtype}")
+        for dtype in ("float32", "float64", "float16", "int8", "int64", "uint16", "bool")
+    ]
+    tensors.append(numpy_helper.from_array(np.ones((0, 4), "float32"), "empty"))
+    tensors.append(numpy_helper.from_array(np.ones((40, 1000), "float32"), "big"))  # multi-byte lengths
+    documented = numpy_helper.from_array(np.ones(5, "float32"), "documented")
+    documented.doc_string = "a weight"
+    documented.metadata_props.add(key="k", value="v")
+    tensors.append(documented)
+    tensors.append(onnx.helper.make_tensor("listed", onnx.TensorProto.FLOAT, [3], [1.0, 2.0, 3.0]))  # float_data
+    tensors.append(onnx.helper.make_tensor("words", onnx.TensorProto.STRING, [2], [b"a", b"bc"]))
+    for tensor in tensors:
+        assert tensor_size(tensor) == tensor.ByteSize(), tensor.name
+        expected = len(tensor.raw_data) if tensor.HasField("raw_data") else None
+        assert raw_data_size(tensor) == expected, tensor.name
