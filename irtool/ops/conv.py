@@ -123,19 +123,25 @@ class Conv(Primitive):
             g = g * (outputs[0] > 0)
         grouped, groups = self._grouped(kernel, groups)
         want_x = needs is None or needs[0]
+
+        def numpy_grads(with_x):
+            xl, gl = _to_last(x, data_format), _to_last(g, data_format)
+            return _conv_nhwc_vjp(xl, grouped, gl, strides, padding, dilation_rate, groups, with_x)
+
         fast_gx = None
-        if want_x and groups == 1:
-            fast_gx = fast_kernels.conv_input_grad(g, grouped, x.shape, strides, padding, data_format, dilation_rate, 1)
-        gx, gk = _conv_nhwc_vjp(
-            _to_last(x, data_format),
-            grouped,
-            _to_last(g, data_format),
-            strides,
-            padding,
-            dilation_rate,
-            groups,
-            want_x and fast_gx is None,
-        )
+        if want_x and groups == 1 and fast_kernels.eligible(g, grouped):
+            # the input gradient on ONNX Runtime, at the same time as the kernel gradient
+            (_, gk), fast_gx = fast_kernels.concurrently(
+                lambda: numpy_grads(False),
+                lambda: fast_kernels.conv_input_grad(
+                    g, grouped, x.shape, strides, padding, data_format, dilation_rate, 1
+                ),
+            )
+            gx = None
+            if fast_gx is None:  # a geometry ConvTranspose cannot take: NumPy's input gradient
+                gx, _ = numpy_grads(True)
+        else:
+            gx, gk = numpy_grads(want_x)
         if fast_gx is not None:
             gx = fast_gx
         else:

@@ -37,6 +37,7 @@ import os
 import tempfile
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnx
@@ -80,7 +81,7 @@ def kernels() -> str:
     return _state["kind"]
 
 
-def _eligible(x, kernel, bias=None) -> bool:
+def eligible(x, kernel, bias=None) -> bool:
     """Float32 1-3-D convolutions with non-empty operands run through ONNX Runtime."""
     return (
         _state["kind"] == "onnxruntime"
@@ -94,7 +95,10 @@ def _run(key, build, feeds, constants=()):
     """Run the cached kernel for ``key`` (built from the model ``build()`` returns, on first use)
     on ``feeds``; None when ONNX Runtime cannot build or run it (the caller then uses NumPy, and
     so does every later call with this key). The first such failure is reported once as a
-    warning. ``constants`` names the inputs (weights) that ``_blocked`` may reorder."""
+    warning. ``constants`` names the inputs (weights) that ``_blocked`` may reorder. The session
+    uses this thread's share of the cores (``concurrently``), which is part of the key."""
+    threads = getattr(_local, "threads", None) or _cores()
+    key += (threads,)
     kernel = _sessions.get(key)
     if kernel is None:
         with _lock:
@@ -103,7 +107,7 @@ def _run(key, build, feeds, constants=()):
                 if len(_sessions) >= _MAX_SESSIONS:
                     del _sessions[next(iter(_sessions))]
                 try:
-                    kernel = _compile(build(), feeds, constants)
+                    kernel = _compile(build(), feeds, constants, threads)
                 except Exception as error:  # an ONNX Runtime build without this kernel or attribute
                     kernel = _failed(key, error)
                 _sessions[key] = kernel
@@ -146,7 +150,7 @@ class _Kernel:
         return self.session.run(None, own)[0]
 
 
-def _compile(model, feeds, constants):
+def _compile(model, feeds, constants, threads):
     """A ``_Kernel`` for ``model``: ONNX Runtime's blocked form of it when ``constants`` are given
     and ``_blocked`` finds one, else the model as it is."""
     try:
@@ -154,15 +158,51 @@ def _compile(model, feeds, constants):
     except Exception:  # no temporary folder, an optimizer that fails: the plain model still runs
         blocked = None
     if blocked is not None:
-        return _Kernel(_make_session(blocked[0]), blocked[1])
-    return _Kernel(_make_session(model))
+        return _Kernel(_make_session(blocked[0], threads=threads), blocked[1])
+    return _Kernel(_make_session(model, threads=threads))
 
 
-def _make_session(model, optimized_path=None):
+def _cores() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+_local = threading.local()  # .threads: this thread's share of the cores inside ``concurrently``
+_pool: list = []  # the one worker thread ``concurrently`` runs its first task on
+
+
+def concurrently(first, second):
+    """``(first(), second())``, run at the same time: ``first`` on a worker thread and ``second``
+    on this one, the kernels each runs using half the cores. ONNX Runtime's convolutions gain
+    only 1.3-1.4x from a second thread on 2 cores, so a conv layer's two independent gradients
+    (input and kernel), each on one core, finish sooner than one after the other on two (toy
+    ResNet's largest layer: 20 ms instead of 32). In sequence with the NumPy kernels or one core."""
+    cores = _cores()
+    if cores < 2 or _state["kind"] != "onnxruntime":
+        return first(), second()
+    with _lock:
+        if not _pool:
+            _pool.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="irtool-kernels"))
+    future = _pool[0].submit(_with_threads, cores - cores // 2, first)
+    try:
+        other = _with_threads(cores // 2, second)
+    finally:
+        result = future.result()  # waits for the worker even when ``second`` raised
+    return result, other
+
+
+def _with_threads(threads, task):
+    _local.threads = threads
+    try:
+        return task()
+    finally:
+        _local.threads = None
+
+
+def _make_session(model, optimized_path=None, threads=None):
     # Not irtool.runtime.make_session: ops sit below the runtime layer, and these need their own thread options.
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    options.intra_op_num_threads = threads or _cores()
     # Idle ORT threads must not spin: NumPy's BLAS threads run between the sessions' calls.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_path:  # the graph as ONNX Runtime's optimizer leaves it, written there
@@ -276,7 +316,7 @@ def _graph(nodes, inputs, output, nd, channels_last):
 def conv_forward(x, kernel, bias, strides, padding, data_format, dilation, groups, activation=None):
     """``conv`` with a Keras-layout ``kernel`` (already grouped) and, with ``activation="relu"``,
     its ReLU (which the blocked kernels apply as they write), or None when not eligible."""
-    if not _eligible(x, kernel, bias):
+    if not eligible(x, kernel, bias):
         return None
     nd = kernel.ndim - 2
     spatial = x.shape[1:-1] if data_format == "channels_last" else x.shape[2:]
@@ -322,7 +362,7 @@ def conv_input_grad(gy, kernel, x_shape, strides, padding, data_format, dilation
     or None when not eligible. With unit strides it is a plain convolution of ``gy``, padded so
     that every input position sees each tap, with the spatially flipped kernel (input and output
     channels swapped within each group), which runs on the blocked kernels."""
-    if not _eligible(gy, kernel):
+    if not eligible(gy, kernel):
         return None
     nd = kernel.ndim - 2
     last = data_format == "channels_last"

@@ -16,6 +16,7 @@ import numpy as np
 
 from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec
+from irtool.ops import fast_kernels
 from irtool.ops.conv_utils import conv_output_length, conv_pads, standardize_data_format
 from irtool.ops.core import Primitive, apply
 from irtool.ops.operation import top_level_op
@@ -94,6 +95,9 @@ def dynamic_same_pads(ctx, x: str, pool_size, strides) -> str:
     after = ctx.node("Sub", [total, before])[0]
     zeros = ctx.int64s([0, 0])
     return ctx.node("Concat", [zeros, before, zeros, after], axis=0)[0]
+
+
+_SPLIT_SIZE = 1 << 18  # elements of input: below this, a thread hand-off costs more than it saves
 
 
 class Pool(Primitive):
@@ -200,12 +204,27 @@ class Pool(Primitive):
         """Max: each output's gradient goes to the *first* maximum of its window in row-major order
         (so ties, e.g. the zeros after a ReLU, send it to one input only), which is where PyTorch's
         CPU kernel and TensorFlow's MaxPoolGrad send it. Average: spread evenly over the window's
-        real (unpadded) inputs."""
+        real (unpadded) inputs. A large batch is done in two halves at once (``concurrently``):
+        the samples are independent, and NumPy's loops run on one core each."""
         (g,), (x,), (y,) = cotangents, inputs, outputs
+        attrs = dict(pool_size=pool_size, strides=strides, padding=padding, data_format=data_format)
+        gx = np.zeros(x.shape, dtype=x.dtype)
+        h = x.shape[0] // 2
+        if h and x.size >= _SPLIT_SIZE:
+            fast_kernels.concurrently(
+                lambda: self._vjp(g[:h], x[:h], y[:h], gx[:h], **attrs),
+                lambda: self._vjp(g[h:], x[h:], y[h:], gx[h:], **attrs),
+            )
+        else:
+            self._vjp(g, x, y, gx, **attrs)
+        return [gx]
+
+    def _vjp(self, g, x, y, gx, pool_size, strides, padding, data_format):
+        """Write the gradient of ``x`` into ``gx`` (zeros)."""
         axes, sizes, outs, pads = self._geometry(x, pool_size, strides, padding, data_format)
         shape, inner = self._padded_layout(x, axes, sizes, pads)
         g = np.asarray(g, dtype=x.dtype)
-        grad = np.zeros(shape, dtype=x.dtype)
+        grad = gx if inner is None else np.zeros(shape, dtype=x.dtype)
         keys = self._window_views(x.ndim, axes, pool_size, strides, outs)
         if self.mode == "average":
             if inner is None:
@@ -214,7 +233,9 @@ class Pool(Primitive):
                 g = g / self._counts(x, axes, sizes, pool_size, strides, outs, pads)
             for key in keys:
                 grad[key] += g
-            return [grad if inner is None else grad[inner]]
+            if inner is not None:
+                gx[...] = grad[inner]
+            return
         if inner is not None:
             padded = np.full(shape, -np.inf, dtype=x.dtype)
             padded[inner] = x
@@ -234,7 +255,8 @@ class Pool(Primitive):
                 grad[key] += g * hit
             else:  # disjoint windows: each input is written at most once
                 np.multiply(g, hit, out=grad[key])
-        return [grad if inner is None else grad[inner]]
+        if inner is not None:
+            gx[...] = grad[inner]
 
     def to_onnx(self, ctx, ins, outs, pool_size, strides, padding, data_format):
         attrs = {"kernel_shape": list(pool_size), "strides": list(strides)}
