@@ -124,15 +124,15 @@ class Conv(Primitive):
         grouped, groups = self._grouped(kernel, groups)
         want_x = needs is None or needs[0]
 
-        def numpy_grads(with_x):
+        def numpy_grads(with_x, input_grad=None):
             xl, gl = _to_last(x, data_format), _to_last(g, data_format)
-            return _conv_nhwc_vjp(xl, grouped, gl, strides, padding, dilation_rate, groups, with_x)
+            return _conv_nhwc_vjp(xl, grouped, gl, strides, padding, dilation_rate, groups, with_x, input_grad)
 
         fast_gx = None
         if want_x and groups == 1 and fast_kernels.eligible(g, grouped):
-            # the input gradient on ONNX Runtime, at the same time as the kernel gradient
-            (_, gk), fast_gx = fast_kernels.concurrently(
-                lambda: numpy_grads(False),
+            # the input gradient on ONNX Runtime, at the same time as the kernel gradient's pieces
+            fast_gx, gk = numpy_grads(
+                False,
                 lambda: fast_kernels.conv_input_grad(
                     g, grouped, x.shape, strides, padding, data_format, dilation_rate, 1
                 ),

@@ -5,6 +5,8 @@ ONNX emission helpers (channels-first node between NHWC transposes, runtime ``sa
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -177,34 +179,55 @@ def _col2im(dcols, shape, ksize, strides, dilation):
 
 
 # The im2col matrix of a whole batch is tens of MB, and a fresh array that size costs the kernel
-# zeroing every page of it first (measured: 5 of the 9 ms of a 58 MB copy). One buffer of at most
-# this size, refilled for each few images, pays that once per call for a fraction of the size.
-_IM2COL_BYTES = 16 << 20
+# zeroing every page of it first (measured: 5 of the 9 ms of a 58 MB copy). So it is made a few
+# images at a time, at most this many bytes (unless one image needs more), in a buffer each thread
+# keeps, and the pieces are tasks two threads share (``fast_kernels.in_parallel``).
+_IM2COL_BYTES = 4 << 20
+_buffers = threading.local()
 
 
-def _dense_kernel_grad(xp, gy, ksize, strides, dilation):
-    """``im2col(xp)^T @ gy`` for a dense (one-group) convolution of the padded channels-last
-    ``xp``: its kernel gradient as ``(taps * C, out)``, summed over pieces of a few images."""
+def _im2col_buffer(size: int, dtype) -> np.ndarray:
+    """This thread's im2col buffer, at least ``size`` elements of ``dtype`` (grown, never shrunk)."""
+    buffer = getattr(_buffers, "array", None)
+    if buffer is None or buffer.dtype != dtype or buffer.size < size:
+        buffer = _buffers.array = np.empty(size, dtype)
+    return buffer[:size]
+
+
+def _dense_kernel_grad(xp, gy, ksize, strides, dilation, input_grad=None):
+    """``(im2col(xp)^T @ gy, input_grad())`` for a dense (one-group) convolution of the padded
+    channels-last ``xp``: its kernel gradient as ``(taps * C, out)``, summed over pieces of a
+    few images, and (when given) ``input_grad()``, run among the pieces' tasks."""
     n, channels, out = xp.shape[0], xp.shape[-1], gy.shape[-1]
     out_spatial = gy.shape[1:-1]
     width = int(np.prod(ksize)) * channels
-    per_image = int(np.prod(out_spatial)) * width * gy.dtype.itemsize
-    step = max(1, min(n, _IM2COL_BYTES // max(per_image, 1)))
-    buffer = np.empty((step, *out_spatial, *ksize, channels), dtype=gy.dtype)
-    gk = None
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        cols = buffer[: stop - start]
-        np.copyto(cols, _windows(xp[start:stop], ksize, strides, dilation, out_spatial))
-        a, b = cols.reshape(-1, width), gy[start:stop].reshape(-1, out)
-        part = fast_kernels.matmul_tn(a, b)
-        part = a.T @ b if part is None else part
-        gk = part if gk is None else np.add(gk, part, out=gk)
-    return gk
+    per_image = int(np.prod(out_spatial)) * width
+    step = max(1, min(n, _IM2COL_BYTES // max(per_image * gy.dtype.itemsize, 1)))
+
+    def piece(start, stop):
+        def run():
+            shape = (stop - start, *out_spatial, *ksize, channels)
+            cols = _im2col_buffer(per_image * (stop - start), gy.dtype).reshape(shape)
+            np.copyto(cols, _windows(xp[start:stop], ksize, strides, dilation, out_spatial))
+            a, b = cols.reshape(-1, width), gy[start:stop].reshape(-1, out)
+            part = fast_kernels.matmul_tn(a, b)
+            return a.T @ b if part is None else part
+
+        return run
+
+    tasks = [piece(start, min(n, start + step)) for start in range(0, n, step)]
+    results = fast_kernels.in_parallel(([input_grad] if input_grad else []) + tasks)
+    gx = results.pop(0) if input_grad else None
+    gk = results[0]
+    for part in results[1:]:
+        gk += part
+    return gk, gx
 
 
-def _conv_nhwc_vjp(x, kernel, gy, strides, padding, dilation, groups, want_x=True):
+def _conv_nhwc_vjp(x, kernel, gy, strides, padding, dilation, groups, want_x=True, input_grad=None):
     """Gradients ``(gx, gkernel)`` of ``_conv_nhwc(x, kernel, ...)`` given ``gy`` (channels-last).
+    A dense convolution given ``input_grad`` returns ``(input_grad(), gkernel)``, the two
+    computed at the same time (``_dense_kernel_grad``).
 
     Dense and grouped: ``gkernel = im2col(x)^T @ gy`` (one BLAS matmul per group). ``gx``: with
     unit strides, a valid convolution of the zero-padded ``gy`` with the flipped, transposed
@@ -243,7 +266,10 @@ def _conv_nhwc_vjp(x, kernel, gy, strides, padding, dilation, groups, want_x=Tru
                 gxp[where] += (g3 * w[tap]).sum(-1)
         return (gxp[crop] if padded else gxp), gk.reshape(kernel.shape)
     if groups == 1:
-        gk = _dense_kernel_grad(xp, gy, ksize, strides, dilation).reshape(kernel.shape)
+        gk, gx = _dense_kernel_grad(xp, gy, ksize, strides, dilation, input_grad)
+        gk = gk.reshape(kernel.shape)
+        if input_grad is not None:
+            return gx, gk
     else:
         cols = _windows(xp, ksize, strides, dilation, out_spatial, group_first=groups).reshape(groups, m, taps * cg)
         g3 = gy.reshape(m, groups, og).transpose(1, 0, 2)  # (G, M, og)

@@ -33,6 +33,7 @@ environment, or ``set_kernels("numpy")``, makes training use the NumPy kernels t
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import tempfile
 import threading
@@ -96,7 +97,7 @@ def _run(key, build, feeds, constants=()):
     on ``feeds``; None when ONNX Runtime cannot build or run it (the caller then uses NumPy, and
     so does every later call with this key). The first such failure is reported once as a
     warning. ``constants`` names the inputs (weights) that ``_blocked`` may reorder. The session
-    uses this thread's share of the cores (``concurrently``), which is part of the key."""
+    uses this thread's share of the cores (``in_parallel``), which is part of the key."""
     threads = getattr(_local, "threads", None) or _cores()
     key += (threads,)
     kernel = _sessions.get(key)
@@ -166,36 +167,42 @@ def _cores() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
-_local = threading.local()  # .threads: this thread's share of the cores inside ``concurrently``
-_pool: list = []  # the one worker thread ``concurrently`` runs its first task on
+_local = threading.local()  # .threads: this thread's share of the cores inside ``in_parallel``
+_pool: list = []  # the one worker thread ``in_parallel`` shares its tasks with
 
 
-def concurrently(first, second):
-    """``(first(), second())``, run at the same time: ``first`` on a worker thread and ``second``
-    on this one, the kernels each runs using half the cores. ONNX Runtime's convolutions gain
-    only 1.3-1.4x from a second thread on 2 cores, so a conv layer's two independent gradients
-    (input and kernel), each on one core, finish sooner than one after the other on two (toy
-    ResNet's largest layer: 20 ms instead of 32). In sequence with the NumPy kernels or one core."""
+def in_parallel(tasks: list) -> list:
+    """``[task() for task in tasks]``, the tasks taken in order by two threads (this one and a
+    worker), the kernels each runs using half the cores. ONNX Runtime's convolutions gain only
+    1.3-1.4x from a second thread on 2 cores, so a conv layer's input gradient and the pieces of
+    its kernel gradient, each on one core, finish sooner than one after the other on two (toy
+    ResNet's largest layer: 20 ms instead of 32); the pieces keep both threads busy to the end.
+    In sequence with the NumPy kernels or one core."""
     cores = _cores()
-    if cores < 2 or _state["kind"] != "onnxruntime":
-        return first(), second()
+    if cores < 2 or len(tasks) < 2 or _state["kind"] != "onnxruntime":
+        return [task() for task in tasks]
     with _lock:
         if not _pool:
             _pool.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="irtool-kernels"))
-    future = _pool[0].submit(_with_threads, cores - cores // 2, first)
-    try:
-        other = _with_threads(cores // 2, second)
-    finally:
-        result = future.result()  # waits for the worker even when ``second`` raised
-    return result, other
+    results = [None] * len(tasks)
+    order = itertools.count()  # next() is atomic: each task runs once
 
+    def work(threads):
+        _local.threads = threads
+        try:
+            for i in iter(lambda: next(order), None):
+                if i >= len(tasks):
+                    return
+                results[i] = tasks[i]()
+        finally:
+            _local.threads = None
 
-def _with_threads(threads, task):
-    _local.threads = threads
+    future = _pool[0].submit(work, cores - cores // 2)
     try:
-        return task()
+        work(cores // 2)
     finally:
-        _local.threads = None
+        future.result()  # waits for the worker even when a task here raised
+    return results
 
 
 def _make_session(model, optimized_path=None, threads=None):

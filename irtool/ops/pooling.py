@@ -204,16 +204,18 @@ class Pool(Primitive):
         """Max: each output's gradient goes to the *first* maximum of its window in row-major order
         (so ties, e.g. the zeros after a ReLU, send it to one input only), which is where PyTorch's
         CPU kernel and TensorFlow's MaxPoolGrad send it. Average: spread evenly over the window's
-        real (unpadded) inputs. A large batch is done in two halves at once (``concurrently``):
+        real (unpadded) inputs. A large batch is done in two halves at once (``in_parallel``):
         the samples are independent, and NumPy's loops run on one core each."""
         (g,), (x,), (y,) = cotangents, inputs, outputs
         attrs = dict(pool_size=pool_size, strides=strides, padding=padding, data_format=data_format)
         gx = np.zeros(x.shape, dtype=x.dtype)
         h = x.shape[0] // 2
         if h and x.size >= _SPLIT_SIZE:
-            fast_kernels.concurrently(
-                lambda: self._vjp(g[:h], x[:h], y[:h], gx[:h], **attrs),
-                lambda: self._vjp(g[h:], x[h:], y[h:], gx[h:], **attrs),
+            fast_kernels.in_parallel(
+                [
+                    lambda: self._vjp(g[:h], x[:h], y[:h], gx[:h], **attrs),
+                    lambda: self._vjp(g[h:], x[h:], y[h:], gx[h:], **attrs),
+                ]
             )
         else:
             self._vjp(g, x, y, gx, **attrs)
