@@ -137,7 +137,9 @@ def test_affine_transform_matches_keras(fill_mode, interpolation):
     t[:, 6:] = 0
     want = real.ops.image.affine_transform(x, t, interpolation=interpolation, fill_mode=fill_mode, fill_value=0.5)
     got = affine_transform(x, t, interpolation, fill_mode, 0.5, "channels_last")
-    np.testing.assert_allclose(got, np.asarray(want), atol=1e-4)
+    # Pixels up to 255: the float32 sampling coordinates round differently by CPU and backend, and a
+    # 1e-6 shift in a coordinate moves a bilinear sample by up to ~255e-6 (1.5e-4 seen on an Intel Xeon).
+    np.testing.assert_allclose(got, np.asarray(want), atol=1e-3 if interpolation == "bilinear" else 1e-4)
 
 
 def test_random_draws_have_keras_ranges():
