@@ -177,9 +177,10 @@ def in_parallel(tasks: list) -> list:
     1.3-1.4x from a second thread on 2 cores, so a conv layer's input gradient and the pieces of
     its kernel gradient, each on one core, finish sooner than one after the other on two (toy
     ResNet's largest layer: 20 ms instead of 32); the pieces keep both threads busy to the end.
-    In sequence with the NumPy kernels or one core."""
+    In sequence with the NumPy kernels, on one core, and inside a task (the one worker is busy)."""
     cores = _cores()
-    if cores < 2 or len(tasks) < 2 or _state["kind"] != "onnxruntime":
+    nested = getattr(_local, "threads", None) is not None
+    if cores < 2 or len(tasks) < 2 or nested or _state["kind"] != "onnxruntime":
         return [task() for task in tasks]
     with _lock:
         if not _pool:

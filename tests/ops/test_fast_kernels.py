@@ -205,3 +205,24 @@ def test_nchwc_filter_is_onnx_runtimes_own_reordering(channels, tmp_path):
     assert matches, f"no layout reproduces ONNX Runtime's reordered filter of shape {made.shape}"
     # 20 input channels are blocked too (padded to a block); 3, fewer than any block, stay as they are
     assert matches[0][1] is (channels == 20)
+
+
+def test_in_parallel_runs_every_task_once_in_order_and_nests():
+    import threading
+
+    seen = []
+
+    def task(i):
+        def run():
+            seen.append((i, threading.current_thread().name))
+            if i == 0:  # a task that itself asks for parallel tasks runs them in sequence, no deadlock
+                return fast_kernels.in_parallel([lambda: "a", lambda: "b"])
+            return i * i
+
+        return run
+
+    results = fast_kernels.in_parallel([task(i) for i in range(9)])
+    assert results == [["a", "b"], 1, 4, 9, 16, 25, 36, 49, 64]
+    assert sorted(i for i, _ in seen) == list(range(9))
+    with pytest.raises(ZeroDivisionError):
+        fast_kernels.in_parallel([lambda: 1, lambda: 1 / 0, lambda: 2])

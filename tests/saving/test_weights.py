@@ -264,11 +264,13 @@ def test_keras_optimizer_state_resumes_training_like_keras(name):
     x = [expected[f"{name}/train_x{i}"] for i in range(len(model.inputs))]
     y = [expected[f"{name}/train_y{i}"] for i in range(len(model.outputs))]
     model.train_on_batch(x, {"priority": y[0], "department": y[1]} if name == "ticket_classifier" else y[0])
-    # Adam scales each step to about lr: where a gradient is small (toy_resnet's conv bias 7 gets 1.6e-4),
-    # float32 convolutions summed in another order move the weight by 1-2% of lr (1.1e-4 with ONNX
-    # Runtime's kernels, 1.6e-4 with NumPy's, at lr=0.01), so the bound is 3% of lr.
+    # Adam scales each step to about lr (0.01), whatever the gradient's size. toy_resnet's first conv
+    # bias 7 gets a gradient of 2.4e-7 summed from terms of total size 1.6: float32 rounding (~1e-7
+    # there) decides even its sign, so summing in another order (BLAS's ones @ rows, or ONNX Runtime's
+    # kernels upstream) moves that weight by up to 6% of lr (5.9e-4 seen); a wrong optimizer state
+    # would move every weight by about lr. Hence the bound: 10% of lr.
     for i, got in enumerate(model.get_weights()):
-        np.testing.assert_allclose(got, expected[f"{name}/after_step/{i}"], rtol=1e-4, atol=3e-4)
+        np.testing.assert_allclose(got, expected[f"{name}/after_step/{i}"], rtol=1e-4, atol=1e-3)
 
 
 def _regression_data():
