@@ -6,9 +6,10 @@ is float32, the training kernels of ``conv`` and ``depthwise_conv`` (``conv_forw
 of groups) and their gradient with respect to the input (``conv_input_grad``, a transposed
 convolution; ungrouped convolutions only) run through tiny cached ONNX Runtime sessions: one
 ``Conv`` or ``ConvTranspose`` node between the ``Transpose`` nodes that move channels-last data
-to ONNX's channels-first layout. The ungrouped kernel gradient is an im2col copy in NumPy and
-one large matmul, ``im2col(x)^T @ gy``, run by ONNX Runtime's ``Gemm`` (``matmul_tn``).
-Everything else stays in NumPy: grouped and depthwise kernel gradients, ``conv_transpose``,
+to ONNX's channels-first layout. The ungrouped kernel gradient is im2col copies in NumPy and
+matmuls, ``im2col(x)^T @ gy`` a few images at a time, run by ONNX Runtime's ``Gemm``
+(``matmul_tn``); those pieces and the input gradient are tasks two threads share, each with
+half the cores (``in_parallel``). Everything else stays in NumPy: grouped and depthwise kernel gradients, ``conv_transpose``,
 and every other dtype (float64, as in the finite-difference tests, and float16).
 
 ONNX Runtime's fastest CPU convolutions (MLAS's NCHWc kernels: channels in blocks of 8 or 16,
