@@ -170,6 +170,8 @@ def _cores() -> int:
 
 _local = threading.local()  # .threads: this thread's share of the cores inside ``in_parallel``
 _pool: list = []  # the one worker thread ``in_parallel`` shares its tasks with
+if hasattr(os, "register_at_fork"):  # a forked child has no worker thread: it starts its own
+    os.register_at_fork(after_in_child=_pool.clear)
 
 
 def in_parallel(tasks: list) -> list:

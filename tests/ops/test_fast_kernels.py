@@ -226,3 +226,19 @@ def test_in_parallel_runs_every_task_once_in_order_and_nests():
     assert sorted(i for i, _ in seen) == list(range(9))
     with pytest.raises(ZeroDivisionError):
         fast_kernels.in_parallel([lambda: 1, lambda: 1 / 0, lambda: 2])
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_in_parallel_works_in_a_forked_child():
+    # The worker thread does not survive fork(): a child must start its own, not wait on the parent's.
+    import multiprocessing
+
+    fast_kernels.in_parallel([lambda: 1, lambda: 2])  # the parent's worker exists
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        result = pool.apply_async(_parallel_squares)
+        assert result.get(timeout=60) == [0, 1, 4, 9]
+
+
+def _parallel_squares():
+    return fast_kernels.in_parallel([lambda i=i: i * i for i in range(4)])
