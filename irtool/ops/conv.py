@@ -120,7 +120,9 @@ class Conv(Primitive):
         x, kernel = inputs[0], inputs[1]
         g = cotangents[0]
         if activation == "relu":  # the fused ReLU's gradient: its output is positive where its input is
-            g = g * (outputs[0] > 0)
+            y, masked = outputs[0], np.empty_like(g)
+            fast_kernels.by_halves(lambda a, b: np.multiply(g[a:b], y[a:b] > 0, out=masked[a:b]), len(g), g.size)
+            g = masked
         grouped, groups = self._grouped(kernel, groups)
         want_x = needs is None or needs[0]
 

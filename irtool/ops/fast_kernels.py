@@ -209,6 +209,21 @@ def in_parallel(tasks: list) -> list:
     return results
 
 
+# Elements below which splitting NumPy work in two costs more (the hand-off) than it saves.
+SPLIT_SIZE = 1 << 18
+
+
+def by_halves(task, n: int, size: int) -> None:
+    """``task(0, h)`` and ``task(h, n)`` at the same time (``in_parallel``), or ``task(0, n)``
+    when the ``size`` elements the work touches are fewer than ``SPLIT_SIZE``. For NumPy work
+    on a batch whose samples are independent: NumPy's loops run on one core."""
+    h = n // 2
+    if h and size >= SPLIT_SIZE:
+        in_parallel([lambda: task(0, h), lambda: task(h, n)])
+    else:
+        task(0, n)
+
+
 def _make_session(model, optimized_path=None, threads=None):
     # Not irtool.runtime.make_session: ops sit below the runtime layer, and these need their own thread options.
     options = ort.SessionOptions()

@@ -97,9 +97,6 @@ def dynamic_same_pads(ctx, x: str, pool_size, strides) -> str:
     return ctx.node("Concat", [zeros, before, zeros, after], axis=0)[0]
 
 
-_SPLIT_SIZE = 1 << 18  # elements of input: below this, a thread hand-off costs more than it saves
-
-
 class Pool(Primitive):
     """Max or average pooling in Keras layout (``mode`` is ``"max"`` or ``"average"``)."""
 
@@ -204,21 +201,12 @@ class Pool(Primitive):
         """Max: each output's gradient goes to the *first* maximum of its window in row-major order
         (so ties, e.g. the zeros after a ReLU, send it to one input only), which is where PyTorch's
         CPU kernel and TensorFlow's MaxPoolGrad send it. Average: spread evenly over the window's
-        real (unpadded) inputs. A large batch is done in two halves at once (``in_parallel``):
+        real (unpadded) inputs. A large batch is done in two halves at once (``by_halves``):
         the samples are independent, and NumPy's loops run on one core each."""
         (g,), (x,), (y,) = cotangents, inputs, outputs
         attrs = dict(pool_size=pool_size, strides=strides, padding=padding, data_format=data_format)
         gx = np.zeros(x.shape, dtype=x.dtype)
-        h = x.shape[0] // 2
-        if h and x.size >= _SPLIT_SIZE:
-            fast_kernels.in_parallel(
-                [
-                    lambda: self._vjp(g[:h], x[:h], y[:h], gx[:h], **attrs),
-                    lambda: self._vjp(g[h:], x[h:], y[h:], gx[h:], **attrs),
-                ]
-            )
-        else:
-            self._vjp(g, x, y, gx, **attrs)
+        fast_kernels.by_halves(lambda a, b: self._vjp(g[a:b], x[a:b], y[a:b], gx[a:b], **attrs), len(x), x.size)
         return [gx]
 
     def _vjp(self, g, x, y, gx, pool_size, strides, padding, data_format):

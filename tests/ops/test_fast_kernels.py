@@ -242,3 +242,23 @@ def test_in_parallel_works_in_a_forked_child():
 
 def _parallel_squares():
     return fast_kernels.in_parallel([lambda i=i: i * i for i in range(4)])
+
+
+def test_by_halves_covers_the_batch_once_split_or_not():
+    for n, size in ((9, fast_kernels.SPLIT_SIZE), (9, 10), (1, fast_kernels.SPLIT_SIZE)):
+        spans = []
+        fast_kernels.by_halves(lambda a, b, spans=spans: spans.append((a, b)), n, size)
+        assert sorted(spans) == ([(0, 4), (4, 9)] if n > 1 and size >= fast_kernels.SPLIT_SIZE else [(0, n)])
+    # a max-pool gradient split in halves is the one computed whole
+    from irtool.ops.pooling import MAX_POOL
+
+    rng = np.random.default_rng(6)
+    x = np.maximum(rng.standard_normal((4, 48, 48, 32)).astype("float32"), 0)  # ReLU zeros: ties
+    attrs = dict(pool_size=(2, 2), strides=(2, 2), padding="valid", data_format="channels_last")
+    y = MAX_POOL.forward(x, **attrs)
+    g = rng.standard_normal(y.shape).astype("float32")
+    assert x.size >= fast_kernels.SPLIT_SIZE
+    split = MAX_POOL.vjp([g], [x], [y], **attrs)[0]
+    whole = np.zeros_like(x)
+    MAX_POOL._vjp(g, x, y, whole, **attrs)
+    np.testing.assert_array_equal(split, whole)
