@@ -24,7 +24,7 @@ from irtool.atomic import move_into, replacing, staging
 from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
 from irtool.onnx.context import LoweringContext, LoweringError, fill_tensor, tensor_type
-from irtool.onnx.external_data import needs_external_data, raw_data_size, write_with_external_data
+from irtool.onnx.external_data import copy_fields, needs_external_data, raw_data_size, write_with_external_data
 from irtool.onnx.layout import channels_first, has_channels_last_ops
 from irtool.ops.fusion import fuse_matmul_add
 from irtool.version import __version__
@@ -418,41 +418,16 @@ def tensor_size(tensor: onnx.TensorProto) -> int:
     if n is None or unknown_fields.UnknownFieldSet(tensor):
         return tensor.ByteSize()
     shell = onnx.TensorProto()
-    for field in onnx.TensorProto.DESCRIPTOR.fields:
-        if field is _RAW_DATA:
-            continue
-        value = getattr(tensor, field.name)
-        if _is_repeated(field):
-            getattr(shell, field.name).extend(value)
-        elif field.type == field.TYPE_MESSAGE:
-            if tensor.HasField(field.name):
-                getattr(shell, field.name).CopyFrom(value)
-        elif tensor.HasField(field.name):
-            setattr(shell, field.name, value)
+    copy_fields(shell, tensor, lambda field: field is not _RAW_DATA)
     return shell.ByteSize() + len(_varint(_RAW_DATA.number << 3 | 2)) + len(_varint(n)) + n
 
 
 def _split_fields(message, cls, number: int) -> tuple[bytes, bytes]:
     """The serialized fields of ``message`` numbered below and above ``number`` (which is left out)."""
     before, after = cls(), cls()
-    for field, value in message.ListFields():
-        if field.number == number:
-            continue
-        target = before if field.number < number else after
-        if _is_repeated(field):
-            getattr(target, field.name).extend(value)
-        elif field.type == field.TYPE_MESSAGE:
-            getattr(target, field.name).CopyFrom(value)
-        else:
-            setattr(target, field.name, value)
+    copy_fields(before, message, lambda field: field.number < number)
+    copy_fields(after, message, lambda field: field.number > number)
     return before.SerializeToString(deterministic=True), after.SerializeToString(deterministic=True)
-
-
-def _is_repeated(field) -> bool:
-    # protobuf >= 6 deprecates ``label`` for ``is_repeated``; older versions have only ``label``.
-    if hasattr(field, "is_repeated"):
-        return field.is_repeated
-    return field.label == field.LABEL_REPEATED
 
 
 def _varint(n: int) -> bytes:

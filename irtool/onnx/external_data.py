@@ -59,18 +59,22 @@ def needs_external_data(proto: onnx.ModelProto, threshold: int | None = None) ->
     return weight_bytes(proto) > (EXTERNAL_DATA_THRESHOLD if threshold is None else threshold)
 
 
-def _copy_fields(target, source, skip: str = "") -> None:
-    for field, value in source.ListFields():
-        if field.name == skip:
+def copy_fields(target, source, keep=lambda field: True) -> None:
+    """Copy the set fields of protobuf message ``source`` for which ``keep(field)`` holds into
+    ``target``. A field not kept is never read: upb hands out a copy of a bytes field (a
+    tensor's ``raw_data``) on every access. Unknown fields are not copied."""
+    for field in source.DESCRIPTOR.fields:
+        if not keep(field):
             continue
         # protobuf 6+ has is_repeated, and newer ones drop label
-        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
-        if repeated:
-            getattr(target, field.name).extend(value)
+        if field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED:
+            getattr(target, field.name).extend(getattr(source, field.name))
+        elif not source.HasField(field.name):
+            continue
         elif field.type == field.TYPE_MESSAGE:
-            getattr(target, field.name).CopyFrom(value)
+            getattr(target, field.name).CopyFrom(getattr(source, field.name))
         else:
-            setattr(target, field.name, value)
+            setattr(target, field.name, getattr(source, field.name))
 
 
 def _external_tensor(tensor: TensorProto, data, location: str, offset: int) -> TensorProto:
@@ -95,8 +99,8 @@ def write_with_external_data(proto: onnx.ModelProto, path: str | os.PathLike, lo
     path = Path(path)
     location = location or f"{path.name}.data"
     skeleton = onnx.ModelProto()
-    _copy_fields(skeleton, proto, skip="graph")
-    _copy_fields(skeleton.graph, proto.graph, skip="initializer")
+    copy_fields(skeleton, proto, lambda field: field.name != "graph")
+    copy_fields(skeleton.graph, proto.graph, lambda field: field.name != "initializer")
     offset = 0
     data_path = path.parent / location
     with open(data_path, "wb") as data:

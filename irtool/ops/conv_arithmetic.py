@@ -1,6 +1,6 @@
 """The padding and output-length arithmetic of ``conv`` and ``conv_transpose``, one spatial dim at a
-time: plain integers, shared by the NumPy kernels (``conv_utils``) and the ONNX Runtime training
-kernels (``fast_kernels``)."""
+time (plain integers), and the convolution that gives a unit-stride conv's input gradient: shared by
+the NumPy kernels (``conv_utils``) and the ONNX Runtime training kernels (``fast_kernels``)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,20 @@ def conv_transpose_output_length(n, k: int, s: int, d: int, padding: str, output
         return None
     begin, end = conv_transpose_crops(k, s, d, padding, output_padding)
     return (n - 1) * s + (k - 1) * d + 1 - begin - end
+
+
+def input_grad_conv(kernel, groups: int, pads, dilation) -> tuple:
+    """``(kernel', pads')``: a unit-stride conv's input gradient is the conv of its output gradient
+    with ``kernel'`` and ``pads'``. ``gx[p] = sum_j gy[p + lo - j*d] k[j]``, so ``kernel'`` is the
+    Keras-layout ``kernel`` flipped in space with input and output channels swapped within each
+    group, and ``pads'`` is ``(eff - 1 - lo, eff - 1 - hi)`` per spatial dim (``eff`` the dilated
+    kernel size); None when a pad is larger than that (the gradient then needs cropping)."""
+    nd = kernel.ndim - 2
+    ksize = kernel.shape[:nd]
+    eff = [(k - 1) * d + 1 for k, d in zip(ksize, dilation)]
+    back = [(e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(eff, pads)]
+    if any(lo < 0 or hi < 0 for lo, hi in back):
+        return None
+    cg, og = kernel.shape[nd], kernel.shape[nd + 1] // groups
+    flipped = kernel[(slice(None, None, -1),) * nd].reshape(*ksize, cg, groups, og)
+    return flipped.transpose(*range(nd), nd + 2, nd + 1, nd).reshape(*ksize, og, cg * groups), back

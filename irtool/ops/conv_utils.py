@@ -18,6 +18,7 @@ from irtool.ops.conv_arithmetic import (  # noqa: F401 - part of this module's i
     conv_pads,
     conv_transpose_crops,
     conv_transpose_output_length,
+    input_grad_conv,
 )
 
 # -- argument helpers (Keras' messages) --------------------------------------------------------
@@ -278,14 +279,10 @@ def _conv_nhwc_vjp(x, kernel, gy, strides, padding, dilation, groups, want_x=Tru
         del cols
     if not want_x:  # e.g. the first layer: nobody reads the gradient of the model's input
         return None, gk
-    if all(s == 1 for s in strides):
-        # gx[p] = sum_j gy[p + lo - j*d] k[j]: a valid conv of gy padded by (eff-1-lo, eff-1-hi)
-        # with the spatially flipped kernel, input and output channels swapped within each group.
-        eff = [(k - 1) * d + 1 for k, d in zip(ksize, dilation)]
-        gyp = np.pad(gy, [(0, 0), *((e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(eff, pads)), (0, 0)])
-        flipped = kernel[(slice(None, None, -1),) * nd].reshape(*ksize, cg, groups, og)
-        flipped = flipped.transpose(*range(nd), nd + 2, nd + 1, nd).reshape(*ksize, og, channels)
-        return _conv_nhwc(gyp, flipped, strides, "valid", dilation, groups), gk
+    as_conv = input_grad_conv(kernel, groups, pads, dilation) if all(s == 1 for s in strides) else None
+    if as_conv is not None:  # a valid conv of gy, padded, with the flipped kernel
+        flipped, back = as_conv
+        return _conv_nhwc(np.pad(gy, [(0, 0), *back, (0, 0)]), flipped, strides, "valid", dilation, groups), gk
     if groups == 1:
         dcols = gy.reshape(m, out) @ kernel.reshape(taps * channels, out).T
     else:

@@ -47,7 +47,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from threadpoolctl import ThreadpoolController
 
-from irtool.ops.conv_arithmetic import conv_pads
+from irtool.ops.conv_arithmetic import conv_pads, input_grad_conv
 
 _KINDS = ("onnxruntime", "numpy")
 _state = {"kind": "numpy" if os.environ.get("IRTOOL_KERNELS", "").lower() == "numpy" else "onnxruntime"}
@@ -395,13 +395,10 @@ def conv_input_grad(gy, kernel, x_shape, strides, padding, data_format, dilation
     spatial = tuple(x_shape[1:-1] if last else x_shape[2:])
     g_spatial = gy.shape[1:-1] if last else gy.shape[2:]
     pads = [conv_pads(spatial[i], kernel.shape[i], strides[i], dilation[i], padding) for i in range(nd)]
+    as_conv = input_grad_conv(kernel, groups, pads, dilation) if all(s == 1 for s in strides) else None
+    if as_conv is not None:
+        return _conv(gy, as_conv[0], None, strides, as_conv[1], last, dilation, groups)
     eff = [(kernel.shape[i] - 1) * dilation[i] + 1 for i in range(nd)]
-    if all(s == 1 for s in strides) and all(lo <= e - 1 and hi <= e - 1 for e, (lo, hi) in zip(eff, pads)):
-        cg, og = kernel.shape[nd], kernel.shape[nd + 1] // groups
-        flipped = kernel[(slice(None, None, -1),) * nd].reshape(*kernel.shape[:nd], cg, groups, og)
-        flipped = flipped.transpose(*range(nd), nd + 2, nd + 1, nd).reshape(*kernel.shape[:nd], og, cg * groups)
-        back = [(e - 1 - lo, e - 1 - hi) for e, (lo, hi) in zip(eff, pads)]
-        return _conv(gy, flipped, None, strides, back, last, dilation, groups)
     extra = []
     for i in range(nd):
         size = strides[i] * (g_spatial[i] - 1) + eff[i] - pads[i][0] - pads[i][1]

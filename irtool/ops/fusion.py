@@ -65,7 +65,7 @@ def _matmul_add_pairs(graph: Graph):
         yield op, add, [x, w, bias]
 
 
-def fuse_relu(graph: Graph, keep=()) -> Graph:
+def fuse_relu(graph: Graph) -> Graph:
     """``graph`` with each ``relu(matmul_add(x, w, b))`` as one ``matmul_add(x, w, b,
     activation="relu")`` and each ``relu(conv(...))`` as one ``conv(..., activation="relu")``,
     which apply the ReLU in place on the array they just made: a copy, or ``graph`` itself when
@@ -74,11 +74,10 @@ def fuse_relu(graph: Graph, keep=()) -> Graph:
     array fewer per layer); the export keeps ONNX's ``Gemm``/``Conv`` + ``Relu`` pairs and runs
     on ``fuse_matmul_add``'s graph.
 
-    Fused when the op's output is read only by the relu, is not a graph output and is not in
-    ``keep`` (values a caller still reads, such as the values a gradient is taken with respect
-    to), so no reader sees the array change. The relu's output value keeps its key and name.
+    Fused when the op's output is read only by the relu and is not a graph output, so no reader
+    sees the array change. The relu's output value keeps its key and name.
     """
-    pairs = list(_relu_pairs(graph, set(keep)))
+    pairs = list(_relu_pairs(graph))
     if not pairs:
         return graph
     with gc_paused():
@@ -90,11 +89,11 @@ def fuse_relu(graph: Graph, keep=()) -> Graph:
     return fused
 
 
-def _relu_pairs(graph: Graph, keep: set):
+def _relu_pairs(graph: Graph):
     for op in graph.ops:
         if graph.prim(op) not in (MATMUL_ADD, CONV) or graph.op(op).attrs.get("activation"):
             continue
         (made,) = graph.op_outputs(op)
         readers = graph.consumers(made)
-        if len(readers) == 1 and graph.uses(made) == 1 and graph.prim(readers[0]) is RELU and made not in keep:
+        if len(readers) == 1 and graph.uses(made) == 1 and graph.prim(readers[0]) is RELU:
             yield op, readers[0]
