@@ -171,7 +171,9 @@ def test_run_cost_is_fitted_to_two_measured_batch_sizes(mlp_session):
     session = mlp_session
     model = ServedModel("mlp", [session], max_batch_size=32, inline_max_us=10**6)
     cost = model.measure_cost()
-    assert cost.fixed_s >= 0 and cost.per_element_s > 0
+    # Both terms are fitted to timings: on a noisy host the batch of 32 may time no slower than the
+    # batch of 1 (CI saw it), and the fit then clamps the per-element term to 0, never below.
+    assert cost.fixed_s >= 0 and cost.per_element_s >= 0
     x = np.random.default_rng(0).random((32, *session.inputs[0].shape[1:]), dtype=np.float32)
     started = time.perf_counter()
     for _ in range(20):
