@@ -13,7 +13,10 @@ from pathlib import Path
 
 import grimp
 import networkx as nx
+import pytest
 from importlinter.cli import lint_imports
+
+import irtool.onnx
 
 try:
     import tomllib
@@ -101,3 +104,24 @@ def test_a_fresh_process_revives_raw_ops_from_a_config():
     loaded = subprocess.run([sys.executable, "-c", load], input=made.stdout, capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "(None, 2, 2)"
+
+
+def test_onnx_ir_loads_only_when_a_cut_is_made():
+    """onnx-ir (with sympy) is a third of ``import irtool``: importing irtool or its command line does
+    not load it; ``irtool.onnx``'s cutting names do, on first use, and are the same objects as
+    ``irtool.onnx.extraction``'s."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import irtool, irtool.cli
+        print("onnx_ir" in sys.modules)
+        from irtool.onnx import Cut, extract, save_cut
+        from irtool.onnx import extraction, onnx_cut
+        print("onnx_ir" in sys.modules, extract is extraction.extract, save_cut is onnx_cut.save_cut, Cut is onnx_cut.Cut)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True", "True", "True", "True"]
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        irtool.onnx.no_such_name  # noqa: B018
+    assert set(irtool.onnx.__all__) <= set(dir(irtool.onnx)) | set(irtool.onnx._CUTTING)

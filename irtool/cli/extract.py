@@ -7,12 +7,12 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import onnx_ir as ir
 
 from irtool import loading
+from irtool import onnx as irtool_onnx  # its cutting names load onnx-ir on first use: see there
 from irtool.cli.common import WEIGHTS_HELP, CLIError, _count, _tolerance, note_fresh_weights
 from irtool.loading import describe, load, source_kind
-from irtool.onnx import Cut, ExportError, ExtractError, cut_points, extract_cut, save_cut
+from irtool.onnx import ExportError
 from irtool.runtime import graph_io, make_session, random_inputs
 from irtool.runtime.data_files import DataFileError, read_inputs
 
@@ -37,7 +37,7 @@ def _source(args: argparse.Namespace):
 
 
 def _print_list(source, name: str) -> None:
-    points = cut_points(source)
+    points = irtool_onnx.cut_points(source)
     rows = [(p.name, p.producer or "input", p.dtype or "?", p.shape_text) for p in points]
     header = ("NAME", "LAYER" if not isinstance(source, str) else "OP", "DTYPE", "SHAPE")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
@@ -51,14 +51,6 @@ def _output_path(output: str | None, source: str) -> Path:
         return Path(f"{Path(source).stem}_cut.onnx")
     out = Path(output)
     return out / f"{Path(source).stem}_cut.onnx" if out.is_dir() else out
-
-
-def _external_folder(model: ir.Model) -> str | None:
-    """The folder a model's external weights are relative to (``None`` when it has none)."""
-    for value in model.graph.initializers.values():
-        if isinstance(value.const_value, ir.ExternalTensor):
-            return value.const_value.base_dir
-    return None
 
 
 def _feeds(args: argparse.Namespace, infos) -> dict[str, np.ndarray]:
@@ -78,15 +70,13 @@ def _feeds(args: argparse.Namespace, infos) -> dict[str, np.ndarray]:
         raise CLIError(f"--check cannot make random inputs: {error}; pass --input NAME=FILE") from None
 
 
-def check_cut(cut: Cut, cut_path: Path, args: argparse.Namespace) -> list[dict]:
+def check_cut(cut: irtool_onnx.Cut, cut_path: Path, args: argparse.Namespace) -> list[dict]:
     """Run the whole model with the cut points exposed and the cut on the values it computes there;
     one report per cut output: ``name``, ``max_abs_diff``, ``ok``."""
-    full = cut.exposed()
-    # the source's weights stay where they are: ONNX Runtime maps them from the source's folder
-    proto = ir.serde.serialize_model(full)
+    proto, folder = cut.exposed_proto()
     feeds = _feeds(args, graph_io(proto)[0])
     try:
-        session = make_session(proto, external_data_folder=_external_folder(full))
+        session = make_session(proto, external_data_folder=folder)
         values = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
     except Exception as error:
         raise CLIError(f"--check: ONNX Runtime could not run {cut.source}: {describe(error)}") from error
@@ -123,14 +113,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if args.list:
         try:
             _print_list(source, Path(args.file).name)
-        except ExtractError as error:
+        except irtool_onnx.ExtractError as error:
             raise CLIError(str(error)) from None
         return 0
     out = _output_path(args.output, args.file)
     inputs = _names(args.inputs) if args.inputs else None
     try:
-        cut = extract_cut(source, _names(args.outputs), inputs, source=Path(args.file).name)
-    except (ExtractError, ExportError) as error:
+        cut = irtool_onnx.extract_cut(source, _names(args.outputs), inputs, source=Path(args.file).name)
+    except (irtool_onnx.ExtractError, ExportError) as error:
         raise CLIError(str(error)) from None
     reports: list[dict] = []
 
@@ -147,8 +137,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
             )
 
     try:
-        data = save_cut(cut, out, verify=verify if args.check else None)
-    except ExtractError as error:
+        data = irtool_onnx.save_cut(cut, out, verify=verify if args.check else None)
+    except irtool_onnx.ExtractError as error:
         raise CLIError(f"{error}; {out} was not written") from None
     graph = cut.model.graph
     extra = f", weights in {data.name}" if data is not None else ""

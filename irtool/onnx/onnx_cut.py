@@ -92,6 +92,13 @@ class Cut:
         """The cut as a ``ModelProto``; tensors of a file with external data stay references to it."""
         return ir.serde.serialize_model(self.model)
 
+    def exposed_proto(self) -> tuple[onnx.ModelProto, str | None]:
+        """``exposed()`` as a ``ModelProto``, and the folder its external weights are relative to
+        (``None`` when it has none): the source's weights stay where they are, to be mapped from there."""
+        full = self.exposed()
+        folders = (v.const_value.base_dir for v in full.graph.initializers.values() if _is_external(v))
+        return ir.serde.serialize_model(full), next(folders, None)
+
 
 def load_source(source: OnnxSource) -> tuple[ir.Model, str]:
     """``(onnx_ir model, the name it is known by)``; a file's external data is mapped, not read."""
@@ -302,8 +309,12 @@ def weight_bytes(model: ir.Model) -> int:
     return sum(v.const_value.nbytes for v in model.graph.initializers.values() if v.const_value is not None)
 
 
+def _is_external(value: ir.Value) -> bool:
+    return isinstance(value.const_value, ir.ExternalTensor)
+
+
 def has_external_data(model: ir.Model) -> bool:
-    return any(isinstance(v.const_value, ir.ExternalTensor) for v in model.graph.initializers.values())
+    return any(_is_external(v) for v in model.graph.initializers.values())
 
 
 def save_cut(
