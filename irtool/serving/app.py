@@ -341,7 +341,9 @@ class _BodyDeadlines:
     """The deadline of every request body being read, enforced by one sweeper task that wakes a
     few times per ``timeout_s`` (at most every second) and cancels the reads past theirs. A timer
     per request (``asyncio.timeout``) costs more than the rest of reading a small body; this costs
-    a dict entry. The sweeper stops when no body is being read and starts with the next one."""
+    a dict entry. The sweeper stops when no body is being read and starts with the next one. It
+    belongs to one event loop and cancels only that loop's reads: an app served by one loop after
+    another (a restarted server, a test client's loop per request) gets a sweeper in each."""
 
     def __init__(self, timeout_s: float):
         self.timeout_s = timeout_s
@@ -354,7 +356,7 @@ class _BodyDeadlines:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
         self.reading[task] = loop.time() + self.timeout_s
-        if self.sweeper is None:
+        if self.sweeper is None or self.sweeper.get_loop() is not loop:
             self.sweeper = loop.create_task(self._sweep())
         try:
             return await _read_body(request, limit, self)
@@ -369,22 +371,29 @@ class _BodyDeadlines:
             self.reading.pop(task, None)
 
     async def _sweep(self) -> None:
+        loop, me = asyncio.get_running_loop(), asyncio.current_task()
         try:
             while True:  # a period at least: a sweeper per request would cost what it saves
                 await asyncio.sleep(self.period)
-                now = asyncio.get_running_loop().time()
+                now, mine = loop.time(), 0
                 for task, deadline in list(self.reading.items()):
-                    if deadline <= now:
+                    if task.get_loop() is not loop:
+                        if task.get_loop().is_closed():  # a read its loop left behind
+                            del self.reading[task]
+                    elif deadline <= now:
                         del self.reading[task]
                         self.expired.add(task)
                         task.cancel()
-                if not self.reading:
+                    else:
+                        mine += 1
+                if not mine:
                     return
         finally:
-            self.sweeper = None
+            if self.sweeper is me:
+                self.sweeper = None
 
     async def close(self) -> None:
-        if self.sweeper is not None:
+        if self.sweeper is not None and self.sweeper.get_loop() is asyncio.get_running_loop():
             self.sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.sweeper

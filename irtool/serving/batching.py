@@ -59,9 +59,11 @@ class Instances:
     def __init__(self, runs, *, cost: RunCost | None = None, inline_max_s: float = 0.0):
         runs = list(runs)
         self.count = len(runs)
-        self._free: asyncio.Queue | None = None
+        # The free runs, an asyncio.Queue of the loop that made it (see ``_LoopState``), and the
+        # worker pool: both made on first use, again after a new loop or ``close`` (a restarted app).
+        self._free: tuple[asyncio.AbstractEventLoop, asyncio.Queue] | None = None
         self._runs = runs
-        self._pool = ThreadPoolExecutor(max_workers=self.count, thread_name_prefix="irtool-infer")
+        self._pool: ThreadPoolExecutor | None = None
         self.cost = cost
         self.inline_max_s = inline_max_s if cost is not None else 0.0
 
@@ -72,18 +74,40 @@ class Instances:
     async def run(self, feeds: dict) -> dict:
         if self.inline(feeds):
             return self._runs[0](feeds)
-        if self._free is None:  # made on first use, inside the server's event loop
-            self._free = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        if self._free is None or self._free[0] is not loop:
+            self._free = (loop, asyncio.Queue())
             for run in self._runs:
-                self._free.put_nowait(run)
-        run = await self._free.get()
+                self._free[1].put_nowait(run)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.count, thread_name_prefix="irtool-infer")
+        free = self._free[1]
+        run = await free.get()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, run, feeds)
+            return await loop.run_in_executor(self._pool, run, feeds)
         finally:
-            self._free.put_nowait(run)
+            free.put_nowait(run)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Stop the worker threads once their calls are done (a later call starts new ones)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+class _LoopState:
+    """A ``Batcher``'s queue and tasks on one event loop. asyncio's events, semaphores, futures
+    and tasks belong to the loop that made them, and one app may be served by one loop after
+    another (a restarted server; a test client that runs each request in a loop of its own): each
+    loop gets its own state, and a loop's tasks only ever touch theirs."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, slots: int):
+        self.loop = loop
+        self.queue: deque[_Pending] = deque()
+        self.arrived = asyncio.Event()
+        self.slots = asyncio.Semaphore(slots)
+        self.task: asyncio.Task | None = None
+        self.sweeper: asyncio.Task | None = None
 
 
 class Batcher:
@@ -105,72 +129,72 @@ class Batcher:
         self.max_queue_size = max_queue_size
         self.queue_timeout_s = queue_timeout_s
         self.observe = observe or (lambda rows, waits: None)
-        self._queue: deque[_Pending] = deque()
-        self._arrived = asyncio.Event()
-        self._slots = asyncio.Semaphore(instances.count)
-        self._task = None
-        self._sweeper = None
+        self._state: _LoopState | None = None  # the running loop's (see ``_LoopState``)
         self._sweep_period = min(1.0, queue_timeout_s / 4)
 
     async def submit(self, feeds: dict) -> dict:
         """The outputs for ``feeds`` (arrays with a common leading batch dim), run in a batch."""
         rows = check_rows(feeds, self.max_batch_size)
-        if len(self._queue) >= self.max_queue_size:
+        loop = asyncio.get_running_loop()
+        state = self._state
+        if state is None or state.loop is not loop:
+            state = self._state = _LoopState(loop, self.instances.count)
+            state.task = loop.create_task(self._loop(state))
+        if len(state.queue) >= self.max_queue_size:
             raise ProtocolError(f"the model's queue is full ({self.max_queue_size} requests); retry later", 503)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop())
-        pending = _Pending(feeds, rows, batch_key(feeds), asyncio.get_running_loop().create_future())
-        self._queue.append(pending)
-        self._arrived.set()
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._expire())
+        pending = _Pending(feeds, rows, batch_key(feeds), loop.create_future())
+        state.queue.append(pending)
+        state.arrived.set()
+        if state.sweeper is None:
+            state.sweeper = loop.create_task(self._expire(state))
         return await pending.future
 
-    async def _expire(self) -> None:
+    async def _expire(self, state: _LoopState) -> None:
         """Fail the requests that waited in the queue over ``queue_timeout_s`` (503): one task that
         wakes a few times per timeout while requests wait, not a timer per request. A request
         taken into a batch has left the queue and runs to the end."""
+        queue = state.queue
         try:
             while True:  # a period at least: a sweeper per request would cost what it saves
                 await asyncio.sleep(self._sweep_period)
                 too_old = time.perf_counter() - self.queue_timeout_s
-                while self._queue and self._queue[0].enqueued <= too_old:  # oldest first
-                    pending = self._queue.popleft()
+                while queue and queue[0].enqueued <= too_old:  # oldest first
+                    pending = queue.popleft()
                     if not pending.future.done():
                         pending.future.set_exception(
                             ProtocolError(f"the request waited over {self.queue_timeout_s} s in the queue", 503)
                         )
-                if not self._queue:
+                if not queue:
                     return
         finally:
-            self._sweeper = None
+            state.sweeper = None
 
-    async def _loop(self) -> None:
+    async def _loop(self, state: _LoopState) -> None:
         while True:
-            while not self._queue:
-                self._arrived.clear()
-                await self._arrived.wait()
-            await self._slots.acquire()
-            batch = await self._collect()
+            while not state.queue:
+                state.arrived.clear()
+                await state.arrived.wait()
+            await state.slots.acquire()
+            batch = await self._collect(state)
             if not batch:
-                self._slots.release()
+                state.slots.release()
                 continue
             feeds = stack([p.feeds for p in batch])
             if self.instances.inline(feeds):  # it runs on this loop anyway: no task to schedule
-                await self._run(batch, feeds)
+                await self._run(state, batch, feeds)
             else:
-                asyncio.get_running_loop().create_task(self._run(batch, feeds))
+                state.loop.create_task(self._run(state, batch, feeds))
 
-    async def _collect(self) -> list:
-        first = None
-        while self._queue and (first is None or first.future.done()):  # skip the expired and cancelled
-            first = self._queue.popleft()
+    async def _collect(self, state: _LoopState) -> list:
+        queue, first = state.queue, None
+        while queue and (first is None or first.future.done()):  # skip the expired and cancelled
+            first = queue.popleft()
         if first is None or first.future.done():  # the queue expired while waiting for an instance
             return []
         batch, rows = [first], first.rows
         deadline = first.enqueued + self.delay
         while rows < self.max_batch_size:
-            taken = self._take(first.key, self.max_batch_size - rows)
+            taken = _take(queue, first.key, self.max_batch_size - rows)
             if taken is not None:
                 batch.append(taken)
                 rows += taken.rows
@@ -178,23 +202,14 @@ class Batcher:
             remaining = deadline - time.perf_counter()
             if remaining <= 0:
                 break
-            self._arrived.clear()
+            state.arrived.clear()
             try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+                await asyncio.wait_for(state.arrived.wait(), remaining)
             except asyncio.TimeoutError:
                 break
         return batch
 
-    def _take(self, key, room):
-        for index, pending in enumerate(self._queue):
-            if pending.future.done():
-                continue
-            if pending.key == key and pending.rows <= room:
-                del self._queue[index]
-                return pending
-        return None
-
-    async def _run(self, batch, feeds: dict) -> None:
+    async def _run(self, state: _LoopState, batch, feeds: dict) -> None:
         try:
             now = time.perf_counter()
             self.observe(sum(p.rows for p in batch), [now - p.enqueued for p in batch])
@@ -209,16 +224,31 @@ class Batcher:
                 if not pending.future.done():
                     pending.future.set_result(rows)
         finally:
-            self._slots.release()
+            state.slots.release()
 
     async def close(self) -> None:
-        for task in (self._task, self._sweeper):
-            if task is not None:
+        """Stop the running loop's tasks (a later request, on this loop or another, starts them again)."""
+        state, self._state = self._state, None
+        if state is None:
+            return
+        for task in (state.task, state.sweeper):
+            if task is not None and task.get_loop() is asyncio.get_running_loop():
                 task.cancel()
                 try:
                     await task
                 except asyncio.CancelledError:
                     pass
+
+
+def _take(queue: deque, key, room):
+    """The first live request in ``queue`` that can join a batch of ``key`` with ``room`` rows left, removed."""
+    for index, pending in enumerate(queue):
+        if pending.future.done():
+            continue
+        if pending.key == key and pending.rows <= room:
+            del queue[index]
+            return pending
+    return None
 
 
 def rows_of(feeds: dict) -> int:

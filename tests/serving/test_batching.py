@@ -205,3 +205,26 @@ def test_a_model_that_fails_on_random_inputs_is_not_measured_and_runs_in_threads
     model.start(lambda rows, waits: None)
     assert not model.instances.inline({"x": np.zeros(4, np.float32)})
     model.instances.close()
+
+
+def test_a_batcher_serves_one_event_loop_after_another():
+    """asyncio's queues, events and tasks belong to the loop that made them: each loop gets the
+    batcher's own, so a request on a second loop (a restarted app; a test client's loop per
+    request) is answered, with the instances' pool closed in between or not."""
+    calls = []
+    instances = Instances([doubling(calls)])
+    batcher = Batcher(instances, max_batch_size=8, max_queue_delay_us=5_000)
+
+    async def main(rows):
+        out = await asyncio.wait_for(
+            asyncio.gather(*(batcher.submit({"x": np.full((1, 3), i, np.float32)}) for i in range(rows))), 10
+        )
+        return [o["y"][0, 0] for o in out]
+
+    assert asyncio.run(main(3)) == [0, 2, 4]
+    assert asyncio.run(main(2)) == [0, 2]  # the first loop is closed; its batching task is gone
+    asyncio.run(batcher.close())
+    instances.close()
+    assert asyncio.run(main(4)) == [0, 2, 4, 6]
+    instances.close()
+    assert sum(calls) == 9

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from irtool.runtime import Session
-from irtool.serving.app import ServedModel
+from irtool.serving.app import ServedModel, create_app
 
 from .conftest import RunningServer, serve
 
@@ -196,3 +196,23 @@ def test_create_app_is_public(mlp_onnx):
     app = irtool.serving.create_app([ServedModel("m", [Session(mlp_onnx.SerializeToString())])])
     with RunningServer(app) as url:
         assert httpclient.InferenceServerClient(url).get_model_metadata("m")["name"] == "m"
+
+
+def test_one_app_served_by_one_event_loop_after_another(mlp_onnx, mlp_session):
+    """A stopped server's app served again (a new event loop; the lifespan closed its batchers and
+    worker pools): batched and pooled requests are answered as before. Before, the batcher's task
+    and queues stayed bound to the first loop and the second server never answered."""
+    data = mlp_onnx.SerializeToString()
+    model = ServedModel("m", [Session(data), Session(data)], max_batch_size=8, max_queue_delay_us=2000, inline_max_us=0)
+    app = create_app([model], read_timeout_s=5)
+    x = pixels(6)
+    want = mlp_session.run({"pixels": x})["probs"]
+    for _ in range(2):
+        with RunningServer(app) as url:
+
+            def one(i, url=url):
+                return infer(httpclient.InferenceServerClient(url, network_timeout=20), "m", x[i : i + 1])
+
+            with ThreadPoolExecutor(6) as pool:
+                got = np.concatenate([r.as_numpy("probs") for r in pool.map(one, range(6))])
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
