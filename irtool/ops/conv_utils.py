@@ -302,8 +302,12 @@ def _from_last(y, data_format):
 
 
 def _finish(y, bias, dtype, data_format):
+    """The conv's output ``y`` (its own fresh array) plus ``bias``, in ``dtype`` and ``data_format``."""
     if bias is not None:
-        y = y + bias
+        if np.result_type(y, bias) == y.dtype:
+            y += bias  # in place: `y + bias` would make a second array of y's size
+        else:
+            y = y + bias
     return _from_last(y.astype(dtype, copy=False), data_format)
 
 

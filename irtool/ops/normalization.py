@@ -121,7 +121,9 @@ class BatchNorm(Primitive):
     def forward(self, x, *params, epsilon, has_scale, has_offset, has_mask=False, **training):
         mean, variance, scale, offset, _ = self._split(params, has_scale, has_offset, has_mask)
         inv, res = self.fold(mean, variance, scale, offset, epsilon)
-        return x * inv + res
+        y = x * inv
+        y += res  # in place: `x * inv + res` makes a second array of x's size (2x slower on big inputs)
+        return y
 
     def vjp(self, cotangents, inputs, outputs, epsilon, has_scale, has_offset, has_mask=False, **training):
         (g,), x = cotangents, inputs[0]
