@@ -75,6 +75,10 @@ class Functional(Model):
         self._outputs_struct = outputs
         self._inputs = tree.flatten(inputs)
         self._outputs = tree.flatten(outputs)
+        # Per input, read once for ``_feeds``: the NumPy dtype a feed is used as is in (None: always
+        # converted, as strings are) and the shape; and whether the outputs are one bare tensor.
+        self._feed_specs = [(_numpy_dtype(t.dtype), tuple(t.shape)) for t in self._inputs]
+        self._one_output = not isinstance(outputs, (list, tuple, dict))
         paths = [p for p, _ in tree.flatten_with_paths(outputs)]
         self._graph = build_graph(self._inputs, self._outputs, paths)
         input_calls = {}
@@ -254,20 +258,21 @@ class Functional(Model):
 
     def _feeds(self, flat: list) -> list:
         feeds = []
-        for i, (t, x) in enumerate(zip(self._inputs, flat)):
-            if hasattr(x, "_value"):
-                x = x._value
-            try:
-                x = as_array(x, t.dtype) if t.dtype != "float32" or not _is_f32(x) else x
-            except (ValueError, TypeError) as error:  # NumPy's message names neither the input nor the model
-                kind = ValueError if isinstance(error, ValueError) else TypeError
-                raise kind(
-                    f"Input {i} with name '{t.name}' of layer '{self.name}' expects {t.dtype} values, received "
-                    f"{type(x).__name__} {getattr(x, 'dtype', '')}: {error}"
-                ) from None
-            if x.ndim != len(t.shape):
+        for i, (t, (dtype, shape), x) in enumerate(zip(self._inputs, self._feed_specs, flat)):
+            if type(x) is not np.ndarray or x.dtype != dtype:  # else an array to use as it is
+                if hasattr(x, "_value"):
+                    x = x._value
+                try:
+                    x = as_array(x, t.dtype) if t.dtype != "float32" or not _is_f32(x) else x
+                except (ValueError, TypeError) as error:  # NumPy's message names neither the input nor the model
+                    kind = ValueError if isinstance(error, ValueError) else TypeError
+                    raise kind(
+                        f"Input {i} with name '{t.name}' of layer '{self.name}' expects {t.dtype} values, received "
+                        f"{type(x).__name__} {getattr(x, 'dtype', '')}: {error}"
+                    ) from None
+            if x.ndim != len(shape):
                 x = self._adjust_rank(x, t, i)
-            for want, got in zip(t.shape, x.shape):
+            for want, got in zip(shape, x.shape):
                 if want is not None and want != got:
                     raise ValueError(
                         f"Input {i} with name '{t.name}' of layer '{self.name}' is incompatible with the layer: "
@@ -294,6 +299,8 @@ class Functional(Model):
         return self._compiled.run(feeds)
 
     def _pack_outputs(self, results: list):
+        if self._one_output:
+            return results[0]
         structure = self._outputs_struct
         if (
             isinstance(structure, (list, tuple))
@@ -307,6 +314,14 @@ class Functional(Model):
 # ``Model(inputs, outputs)`` builds a Functional (``Model.__new__``); model.py cannot import
 # this module (it imports model.py), so the class is handed to the base here.
 Model._functional_class = Functional
+
+
+def _numpy_dtype(name: str):
+    """``np.dtype(name)``, or None for a dtype NumPy has no exact equal of ("string", "bfloat16"...)."""
+    try:
+        return None if name == "string" else np.dtype(name)
+    except TypeError:
+        return None
 
 
 def _is_f32(x) -> bool:

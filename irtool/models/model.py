@@ -173,6 +173,8 @@ class Model(Trainer, Layer):
 
 
 def _num_samples(flat: list) -> int:
+    if len(flat) == 1:  # the common case, without the set
+        return int(flat[0].shape[0]) if getattr(flat[0], "ndim", 0) else 1
     sizes = {int(a.shape[0]) for a in flat if getattr(a, "ndim", 0)}
     if len(sizes) > 1:
         raise ValueError(f"Data cardinality is ambiguous: the inputs have different sizes {sorted(sizes)}.")
