@@ -1,12 +1,17 @@
-"""What every application builder of part 1 does around its own layers, as Keras' builders do:
-check the arguments, make (or adopt) the image input, put the classifier or the pooling on top,
-make the functional model and load its weights.
+"""What the application builders do around their own layers, as Keras' builders do: check the
+arguments, make (or adopt) the image input, put the classifier or the pooling on top, make the
+functional model and load its weights.
 
 Keras' builders repeat these steps inline; here they are written once, so each family module
-holds only its architecture.
+holds only its architecture. The families of part 1 (ResNet ... DenseNet) call ``image_input``,
+``classifier_or_pooling`` and ``finish``; those of part 2 (MobileNet ... NASNet) build their own
+heads from ``image_input_of_shape``, ``global_pool`` and ``model_inputs``, as their Keras modules do.
 """
 
 from __future__ import annotations
+
+import itertools
+from collections import defaultdict
 
 from irtool import backend, layers
 from irtool.applications import imagenet_utils
@@ -17,9 +22,22 @@ from irtool.ops.core import SymbolicTensor
 WEIGHTS_BASE = imagenet_utils.WEIGHTS_URL
 
 
+_uids: defaultdict = defaultdict(lambda: itertools.count(1))
+
+
+def get_uid(prefix: str) -> int:
+    """1, 2, 3... per ``prefix`` (Keras' ``backend.get_uid``), naming blocks built without a name."""
+    return next(_uids[prefix])
+
+
 def bn_axis() -> int:
-    """The channel axis of a 4D image batch in the current data format."""
+    """The channel axis of a 4D image batch in the current data format, as part 1's Keras modules
+    write it (3; part 2's write -1, ``channel_axis``: the layers' configs keep the number)."""
     return 1 if backend.image_data_format() == "channels_first" else 3
+
+
+def channel_axis() -> int:
+    return 1 if backend.image_data_format() == "channels_first" else -1
 
 
 def image_input(input_tensor, input_shape, default_size: int, min_size: int, include_top: bool, weights):
@@ -35,11 +53,25 @@ def image_input(input_tensor, input_shape, default_size: int, min_size: int, inc
         require_flatten=include_top,
         weights=weights,
     )
+    return image_input_of_shape(input_tensor, input_shape)
+
+
+def image_input_of_shape(input_tensor, input_shape):
+    """Keras' rule: a symbolic ``input_tensor`` is used as is, any other tensor is wrapped in an
+    ``Input``, and without one a fresh ``Input(input_shape)`` starts the model."""
     if input_tensor is None:
         return layers.Input(shape=input_shape)
     if isinstance(input_tensor, SymbolicTensor):
         return input_tensor
     return layers.Input(tensor=input_tensor, shape=input_shape)
+
+
+def model_inputs(input_tensor, img_input):
+    """The model's inputs: the image input, or the Inputs a symbolic ``input_tensor`` came from."""
+    if not isinstance(input_tensor, SymbolicTensor):
+        return img_input
+    inputs = source_inputs(input_tensor)
+    return inputs[0] if len(inputs) == 1 else inputs
 
 
 def source_inputs(tensor: SymbolicTensor) -> list:
@@ -76,10 +108,15 @@ def classifier_or_pooling(
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         imagenet_utils.validate_activation(classifier_activation, weights)
         return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    return global_pool(x, pooling, *pool_names)
+
+
+def global_pool(x, pooling, avg_name=None, max_name=None):
+    """A headless model's ``pooling``: ``"avg"``, ``"max"`` or ``None`` (the feature map)."""
     if pooling == "avg":
-        return layers.GlobalAveragePooling2D(name=pool_names[0])(x)
+        return layers.GlobalAveragePooling2D(name=avg_name)(x)
     if pooling == "max":
-        return layers.GlobalMaxPooling2D(name=pool_names[1])(x)
+        return layers.GlobalMaxPooling2D(name=max_name)(x)
     return x
 
 
@@ -87,10 +124,7 @@ def finish(img_input, input_tensor, outputs, name: str, weights, file_name: str 
     """The functional model from the image input (or ``input_tensor``'s sources) to ``outputs``,
     with ``weights`` loaded; ``file_name`` is Keras' cache name of the ImageNet weights file,
     downloaded by Keras from ``WEIGHTS_BASE + url_folder + file_name``."""
-    inputs = source_inputs(input_tensor) if isinstance(input_tensor, SymbolicTensor) else img_input
-    if isinstance(inputs, list) and len(inputs) == 1:
-        inputs = inputs[0]
-    model = Functional(inputs, outputs, name=name)
+    model = Functional(model_inputs(input_tensor, img_input), outputs, name=name)
     url = None if file_name is None else f"{WEIGHTS_BASE}{url_folder}{file_name}"
     imagenet_utils.load_weights(model, weights, file_name, url)
     return model

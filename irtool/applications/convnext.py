@@ -10,7 +10,7 @@ import numpy as np
 
 from irtool import backend, layers
 from irtool.applications import imagenet_utils
-from irtool.applications._image_model import get_uid, global_pool, image_input, source_inputs
+from irtool.applications._functional import get_uid, global_pool, image_input_of_shape, source_inputs
 from irtool.layers.convnext import LayerScale, StochasticDepth
 from irtool.models import Functional, Sequential
 
@@ -113,7 +113,7 @@ def ConvNeXt(
     )
     if weights == "imagenet":
         _check_imagenet_variant(weights_name, depths, projection_dims, name)
-    img_input = image_input(input_tensor, input_shape)
+    img_input = image_input_of_shape(input_tensor, input_shape)
     inputs = img_input if input_tensor is None else source_inputs(input_tensor)[0]
     x = img_input
 

@@ -10,7 +10,7 @@ import math
 
 from irtool import backend, layers
 from irtool.applications import imagenet_utils
-from irtool.applications._image_model import global_pool, image_input, model_inputs
+from irtool.applications._functional import global_pool, image_input_of_shape, model_inputs
 from irtool.models import Functional
 
 BASE_WEIGHTS_PATH = "https://storage.googleapis.com/keras-applications/"
@@ -76,7 +76,7 @@ def EfficientNet(
         require_flatten=include_top,
         weights=weights,
     )
-    img_input = image_input(input_tensor, input_shape)
+    img_input = image_input_of_shape(input_tensor, input_shape)
 
     def round_filters(filters):
         filters *= width_coefficient

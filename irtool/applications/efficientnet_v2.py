@@ -10,7 +10,7 @@ import math
 
 from irtool import backend, initializers, layers
 from irtool.applications import imagenet_utils
-from irtool.applications._image_model import get_uid, global_pool, image_input, model_inputs
+from irtool.applications._functional import get_uid, global_pool, image_input_of_shape, model_inputs
 from irtool.applications.efficientnet import (
     CONV_KERNEL_INITIALIZER,
     DENSE_KERNEL_INITIALIZER,
@@ -210,7 +210,7 @@ def EfficientNetV2(
         require_flatten=include_top,
         weights=weights,
     )
-    img_input = image_input(input_tensor, input_shape)
+    img_input = image_input_of_shape(input_tensor, input_shape)
 
     def filters_of(count):
         return round_filters(count, width_coefficient, min_depth, depth_divisor)

@@ -7,7 +7,7 @@ import warnings
 
 from irtool import backend, layers
 from irtool.applications import imagenet_utils
-from irtool.applications._image_model import channel_axis, global_pool, image_input, model_inputs
+from irtool.applications._functional import channel_axis, global_pool, image_input_of_shape, model_inputs
 from irtool.models import Functional
 
 BASE_WEIGHT_PATH = imagenet_utils.WEIGHTS_URL + "mobilenet/"
@@ -61,7 +61,7 @@ def MobileNet(
                 "Weights for input shape (224, 224) will be loaded as the default.",
                 stacklevel=2,
             )
-    img_input = image_input(input_tensor, input_shape)
+    img_input = image_input_of_shape(input_tensor, input_shape)
 
     x = _conv_block(img_input, 32, alpha, strides=(2, 2))
     for block_id, (filters, stride) in enumerate(_BLOCKS, start=1):

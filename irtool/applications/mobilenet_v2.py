@@ -7,7 +7,7 @@ import warnings
 
 from irtool import backend, layers, ops
 from irtool.applications import imagenet_utils
-from irtool.applications._image_model import channel_axis, global_pool, image_input, model_inputs
+from irtool.applications._functional import channel_axis, global_pool, image_input_of_shape, model_inputs
 from irtool.applications.mobilenet import _rows_cols, _square_size
 from irtool.models import Functional
 
@@ -65,7 +65,7 @@ def MobileNetV2(
                 "Weights for input shape (224, 224) will be loaded as the default.",
                 stacklevel=2,
             )
-    img_input = image_input(input_tensor, input_shape)
+    img_input = image_input_of_shape(input_tensor, input_shape)
 
     x = layers.Conv2D(
         _make_divisible(32 * alpha, 8), kernel_size=3, strides=(2, 2), padding="same", use_bias=False, name="Conv1"

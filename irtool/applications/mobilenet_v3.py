@@ -9,7 +9,7 @@ import warnings
 
 from irtool import backend, layers, ops
 from irtool.applications import imagenet_utils
-from irtool.applications._image_model import channel_axis, global_pool, image_input, model_inputs
+from irtool.applications._functional import channel_axis, global_pool, image_input_of_shape, model_inputs
 from irtool.applications.mobilenet import _rows_cols
 from irtool.applications.mobilenet_v2 import _check_tensor_matches_shape
 from irtool.applications.mobilenet_v2 import _make_divisible as _depth
@@ -147,7 +147,7 @@ def _mobilenet_v3(
                 "shape (224, 224) will be loaded as the default.",
                 stacklevel=3,
             )
-    img_input = image_input(input_tensor, input_shape)
+    img_input = image_input_of_shape(input_tensor, input_shape)
     kernel, activation, se_ratio = (3, _relu, None) if minimalistic else (5, _hard_swish, 0.25)
 
     x = img_input

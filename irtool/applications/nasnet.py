@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from irtool import backend, layers
 from irtool.applications import imagenet_utils
-from irtool.applications._image_model import channel_axis, global_pool, image_input, model_inputs
+from irtool.applications._functional import channel_axis, global_pool, image_input_of_shape, model_inputs
 from irtool.layers.layer import weight_path_scope as name_scope
 from irtool.models import Functional
 
@@ -66,7 +66,7 @@ def NASNet(
         )
     if weights == "imagenet" and default_size not in (224, 331):
         raise ValueError("ImageNet weights can only be loaded with NASNetLarge or NASNetMobile")
-    img_input = image_input(input_tensor, input_shape)
+    img_input = image_input_of_shape(input_tensor, input_shape)
     filters = penultimate_filters // 24
 
     x = layers.Conv2D(
