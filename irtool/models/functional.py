@@ -76,7 +76,8 @@ class Functional(Model):
         self._inputs = tree.flatten(inputs)
         self._outputs = tree.flatten(outputs)
         # Per input, read once for ``_feeds``: the NumPy dtype a feed is used as is in (None: always
-        # converted, as strings are) and the shape; and whether the outputs are one bare tensor.
+        # converted, as strings are; never compared, as a dtype equals None when it is float64) and
+        # the shape; and whether the outputs are one bare tensor.
         self._feed_specs = [(_numpy_dtype(t.dtype), tuple(t.shape)) for t in self._inputs]
         self._one_output = not isinstance(outputs, (list, tuple, dict))
         paths = [p for p, _ in tree.flatten_with_paths(outputs)]
@@ -259,7 +260,7 @@ class Functional(Model):
     def _feeds(self, flat: list) -> list:
         feeds = []
         for i, (t, (dtype, shape), x) in enumerate(zip(self._inputs, self._feed_specs, flat)):
-            if type(x) is not np.ndarray or x.dtype != dtype:  # else an array to use as it is
+            if dtype is None or type(x) is not np.ndarray or x.dtype != dtype:  # else an array to use as it is
                 if hasattr(x, "_value"):
                     x = x._value
                 try:

@@ -382,6 +382,21 @@ def test_predict_refuses_inputs_of_different_sample_counts():
     assert model.predict([np.ones((3, 2)), np.ones((3, 2))], verbose=0).shape == (3, 2)
 
 
+def test_feeds_are_converted_to_each_inputs_dtype_or_used_as_they_are():
+    """``_feeds`` uses an ndarray of the input's dtype as it is (no copy) and converts anything else;
+    a float64 array for a string input is checked like any other feed (NumPy says a float64 dtype
+    equals None, the dtype ``_feeds`` keeps for strings)."""
+    a, b = keras.Input((2,), name="a", dtype="int64"), keras.Input((2,), name="b", dtype="string")
+    model = keras.Model([a, b], [a, b])
+    ints, text = np.array([[1, 2]]), np.array([["x", "y"]], dtype=object)
+    fed_ints, fed_text = model._flatten_feeds([ints, text])
+    assert fed_ints is ints and fed_text.tolist() == [["x", "y"]]
+    fed_ints, _ = model._flatten_feeds([np.array([[1.0, 2.0]]), text])
+    assert fed_ints.dtype == np.int64 and fed_ints.tolist() == [[1, 2]]
+    with pytest.raises(ValueError, match="Input 1 with name 'b' .* expects string values, received ndarray float64"):
+        model._flatten_feeds([ints, np.array([[1.5, 2.0]])])
+
+
 def test_initializers_are_seeded():
     keras.utils.set_random_seed(7)
     a = layers.Dense(5)
