@@ -205,6 +205,8 @@ class Functional(Model):
         return self._pack_outputs(self._run_flat(self._feeds(flat)))
 
     def __call__(self, *args, **kwargs):
+        if len(args) == 1 and not kwargs and type(args[0]) is np.ndarray:  # model(x): no structure to search
+            return self.call(args[0])
         if args and not any(isinstance(x, SymbolicTensor) for x in tree.flatten([args, kwargs])):
             return self.call(*args, **kwargs)
         return super().__call__(*args, **kwargs)
