@@ -23,7 +23,7 @@ from onnx import helper
 from irtool.atomic import move_into, replacing, staging
 from irtool.ir.gc_pause import gc_paused
 from irtool.ir.graph import Graph
-from irtool.onnx.context import LoweringContext, LoweringError, fill_tensor, tensor_type
+from irtool.onnx.context import LoweringContext, LoweringError, fill_tensor, fill_tensors, tensor_type
 from irtool.onnx.external_data import copy_fields, needs_external_data, raw_data_size, write_with_external_data
 from irtool.onnx.layout import channels_first, has_channels_last_ops
 from irtool.ops.fusion import fuse_matmul_add
@@ -170,8 +170,7 @@ def _lower(graph, opset, check, model_name, output_names, doc_string, input_name
         # The skeleton is made before the weights exist as protobuf bytes, from the arrays' sizes.
         _check(_skeleton_of(proto, initializers), proto)
     # The weights go into the model last and in place (``make_model`` would copy a graph that held them).
-    for name, array in initializers.items():
-        fill_tensor(proto.graph.initializer.add(), name, array)
+    fill_tensors(proto.graph.initializer, initializers)
     return proto
 
 

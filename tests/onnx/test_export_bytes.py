@@ -15,7 +15,7 @@ import irtool as keras
 import irtool.onnx.export as export_module
 from irtool import layers
 from irtool.onnx import lower, save_onnx, to_onnx
-from irtool.onnx.context import fill_tensor
+from irtool.onnx.context import PARALLEL_COPY_BYTES, fill_tensor, fill_tensors
 from irtool.onnx.export import serialized_pieces, validate
 
 RNG = np.random.default_rng(0)
@@ -64,6 +64,30 @@ def _proto_with_every_model_field(proto):
     proto.functions.add().name = "f"
     proto.training_info.add().algorithm.name = "t"
     return proto
+
+
+def test_fill_tensors_copies_large_views_in_two_halves_to_the_same_bytes():
+    """Large transposed views (a Conv kernel in ONNX's layout, an odd first dim included) are copied
+    by two threads; every tensor, in order, equals ``fill_tensor``'s on its own."""
+    side = int(np.ceil((PARALLEL_COPY_BYTES / 4 / 9) ** 0.5)) + 1
+    kernel = RNG.normal(size=(3, 3, side, side + 1)).astype("float32")
+    arrays = {
+        "big view": kernel.transpose(3, 2, 0, 1),  # first dim side + 1: halves of unequal size
+        "small": ARRAYS["int64"],
+        "big contiguous": np.ascontiguousarray(kernel),
+        "big view again": kernel[:, :, :, :-1].transpose(3, 2, 0, 1),
+        "strings": ARRAYS["strings"],
+    }
+    assert arrays["big view"].nbytes >= PARALLEL_COPY_BYTES and not arrays["big view"].flags.c_contiguous
+    graph = onnx.GraphProto()
+    fill_tensors(graph.initializer, arrays)
+    assert [t.name for t in graph.initializer] == list(arrays)
+    for tensor, (name, array) in zip(graph.initializer, arrays.items()):
+        alone = onnx.TensorProto()
+        fill_tensor(alone, name, array)
+        assert tensor == alone, name
+        if name != "strings":
+            np.testing.assert_array_equal(numpy_helper.to_array(tensor), array)
 
 
 @pytest.mark.parametrize("kind", ["cnn", "every field", "no initializers", "one large weight"])
