@@ -8,7 +8,6 @@ of Squeeze/Unsqueeze/Reduce*), and remembers the dtype of every value it has see
 from __future__ import annotations
 
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnx
@@ -16,6 +15,7 @@ from onnx import helper, numpy_helper
 
 from irtool.ir.naming import UniqueNamer
 from irtool.onnx.layout import channels_first, has_channels_last_ops
+from irtool.ops.fast_kernels import SPLIT_SIZE, by_halves
 
 
 class LoweringError(ValueError):
@@ -233,34 +233,24 @@ def _raw_data_ok(array: np.ndarray) -> bool:
     return array.dtype.kind in "biufc" and array.dtype.byteorder in "=|<" and sys.byteorder == "little"
 
 
-#: A view at least this large (a Conv kernel permuted to ONNX's layout) is copied by two threads.
-PARALLEL_COPY_BYTES = 1 << 20
-
-
 def fill_tensors(tensors, arrays: dict) -> None:
-    """``fill_tensor(tensors.add(), name, array)`` for each of ``arrays``, in order.
+    """``fill_tensor(tensors.add(), name, array)`` for each of ``arrays``, in order; a large
+    transposed view (a Conv kernel in ONNX's layout) is copied to C order by ``_c_order_bytes``."""
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        large_view = not array.flags.c_contiguous and array.size >= SPLIT_SIZE and _raw_data_ok(array)
+        fill_tensor(tensors.add(), name, array, _c_order_bytes(array) if large_view else None)
 
-    The C-order copy of a large transposed view is a strided copy (~1 GB/s) that releases the
-    GIL, so its two halves along the first axis are copied at once into one C-order array, one
-    half by a worker thread; ``tobytes`` of that array is then a memcpy (~10x faster). Only this
-    thread allocates (a worker's freed memory would stay in its own malloc arena), and no more
-    than two copies of a tensor exist at once, as with ``tobytes`` and protobuf's own copy."""
-    with ThreadPoolExecutor(1, thread_name_prefix="irtool-export") as worker:
-        for name, array in arrays.items():
-            array, raw = np.asarray(array), None
-            if (
-                not array.flags.c_contiguous
-                and array.nbytes >= PARALLEL_COPY_BYTES
-                and array.shape[0] > 1
-                and _raw_data_ok(array)
-            ):
-                half, contiguous = array.shape[0] // 2, np.empty(array.shape, array.dtype)
-                first = worker.submit(np.copyto, contiguous[:half], array[:half])
-                np.copyto(contiguous[half:], array[half:])
-                first.result()
-                raw = contiguous.tobytes()
-                del contiguous  # before protobuf copies ``raw``
-            fill_tensor(tensors.add(), name, array, raw)
+
+def _c_order_bytes(array: np.ndarray) -> bytes:
+    """``array.tobytes()`` for a large strided view: that strided copy (~1 GB/s) releases the GIL,
+    so its two halves along the first axis are copied into one C-order array at once
+    (``by_halves``), and ``tobytes`` of that array is a memcpy (~10x faster). This thread makes
+    every allocation (a worker's freed memory would stay in its own malloc arena), and no more than
+    two copies of the tensor exist at once, as with ``tobytes`` and protobuf's own copy."""
+    contiguous = np.empty(array.shape, array.dtype)
+    by_halves(lambda a, b: np.copyto(contiguous[a:b], array[a:b]), len(array), array.size)
+    return contiguous.tobytes()
 
 
 def tensor_type(dtype: str, shape, dim_names) -> onnx.TypeProto:

@@ -15,8 +15,9 @@ import irtool as keras
 import irtool.onnx.export as export_module
 from irtool import layers
 from irtool.onnx import lower, save_onnx, to_onnx
-from irtool.onnx.context import PARALLEL_COPY_BYTES, fill_tensor, fill_tensors
+from irtool.onnx.context import fill_tensor, fill_tensors
 from irtool.onnx.export import serialized_pieces, validate
+from irtool.ops.fast_kernels import SPLIT_SIZE
 
 RNG = np.random.default_rng(0)
 
@@ -69,7 +70,7 @@ def _proto_with_every_model_field(proto):
 def test_fill_tensors_copies_large_views_in_two_halves_to_the_same_bytes():
     """Large transposed views (a Conv kernel in ONNX's layout, an odd first dim included) are copied
     by two threads; every tensor, in order, equals ``fill_tensor``'s on its own."""
-    side = int(np.ceil((PARALLEL_COPY_BYTES / 4 / 9) ** 0.5)) + 1
+    side = int(np.ceil((SPLIT_SIZE / 9) ** 0.5)) + 1
     kernel = RNG.normal(size=(3, 3, side, side + 1)).astype("float32")
     arrays = {
         "big view": kernel.transpose(3, 2, 0, 1),  # first dim side + 1: halves of unequal size
@@ -78,7 +79,7 @@ def test_fill_tensors_copies_large_views_in_two_halves_to_the_same_bytes():
         "big view again": kernel[:, :, :, :-1].transpose(3, 2, 0, 1),
         "strings": ARRAYS["strings"],
     }
-    assert arrays["big view"].nbytes >= PARALLEL_COPY_BYTES and not arrays["big view"].flags.c_contiguous
+    assert arrays["big view"].size >= SPLIT_SIZE and not arrays["big view"].flags.c_contiguous
     graph = onnx.GraphProto()
     fill_tensors(graph.initializer, arrays)
     assert [t.name for t in graph.initializer] == list(arrays)
