@@ -182,3 +182,49 @@ def test_cli_cut_of_an_external_data_file_keeps_metadata(tmp_path, capsys):
     props = {p.key: p.value for p in cut.metadata_props}
     assert props["license"] == "mit" and props["irtool.extracted_from"] == "ext.onnx" and cut.producer_name == "maker"
     assert cut.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_cli_check_inputs_are_checked_as_irtool_run_checks_them(tmp_path, capsys):
+    """--check --input casts only what loses nothing: float64 into a float32 input is refused, as by
+    ``irtool run``, instead of being rounded silently."""
+    source = tmp_path / "noisy.onnx"
+    _noisy_onnx(source)
+    np.save(tmp_path / "x64.npy", np.array([[1, -2, 3]], np.float64))
+    np.save(tmp_path / "text.npy", np.array([["a", "b", "c"]]))
+    out = tmp_path / "cut.onnx"
+    for name in ("x64.npy", "text.npy"):
+        argv = ["extract", str(source), "--outputs", "relu", "-o", str(out), "--check", "--input", str(tmp_path / name)]
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert (
+            err.startswith("irtool: error: --check: input 'x': expected shape (None, 3) float32")
+            and err.count("\n") == 1
+        )
+        assert not out.exists()
+
+
+def test_cli_check_compares_string_outputs_for_equality(tmp_path, capsys):
+    s = helper.make_tensor_value_info("s", TensorProto.STRING, ["n"])
+    nodes = [helper.make_node("Identity", ["s"], ["t"], name="first"), helper.make_node("Identity", ["t"], ["u"])]
+    graph = helper.make_graph(nodes, "text", [s], [helper.make_tensor_value_info("u", TensorProto.STRING, ["n"])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "text.onnx")
+    np.save(tmp_path / "s.npy", np.array(["a", "bé"]))
+    argv = ["extract", str(tmp_path / "text.onnx"), "--outputs", "t", "-o", str(tmp_path / "cut.onnx")]
+    assert main([*argv, "--check", "--input", str(tmp_path / "s.npy")]) == 0
+    assert "output t: max |diff| 0 (2,): ok" in capsys.readouterr().out
+
+
+def test_cli_a_missing_external_data_file_is_named(tmp_path, capsys):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "ext", [x], [], [w])
+    graph.output.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, None))
+    source = tmp_path / "ext.onnx"
+    onnx.save(helper.make_model(graph), source, save_as_external_data=True, location="ext.bin", size_threshold=0)
+    (tmp_path / "ext.bin").unlink()
+    assert main(["extract", str(source), "--outputs", "y", "-o", str(tmp_path / "cut.onnx")]) == 1
+    err = capsys.readouterr().err
+    assert (
+        err == f"irtool: error: {source} keeps its weights in ext.bin, which is not in {tmp_path} (initializer 'w')\n"
+    )
+    assert not (tmp_path / "cut.onnx").exists()

@@ -21,6 +21,7 @@ from onnx import TensorProto, helper
 
 from irtool.cli import main
 from irtool.loading import load_model
+from irtool.runtime import Session
 
 from ._model_sources import TINY
 
@@ -238,6 +239,7 @@ BAD = {
     "missing input file": (2, lambda d: [str(d / "tiny.onnx"), "--input", str(d / "nope.npy")], "no such input file: "),
     "input file format": (2, lambda d: [str(d / "tiny.onnx"), "--input", str(d / "text.onnx")], "expected a .npy, .npz or .json file"),
     "corrupt npy": (2, lambda d: [str(d / "tiny.onnx"), "--input", str(d / "bad.npy")], "cannot read the input file"),
+    "json nested too deeply": (2, lambda d: [str(d / "tiny.onnx"), "--input", str(d / "deep.json")], "deep.json: its JSON is nested too deeply"),
     "no inputs": (2, lambda d: [str(d / "tiny.onnx")], "no inputs: pass --input NAME=FILE"),
     "input and random": (2, lambda d: [str(d / "tiny.onnx"), "--random", "--input", str(d / "x.npy")], "exclude each other"),
     "batch size with input": (2, lambda d: [str(d / "tiny.onnx"), "--batch-size", "2", "--input", str(d / "x.npy")], "--batch-size applies to --random"),
@@ -256,6 +258,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tiny_onnx, tiny, tmp_pat
     (tmp_path / "text.onnx").write_text("not a model")
     (tmp_path / "cut.onnx").write_bytes(tiny_onnx.read_bytes()[:60])
     (tmp_path / "bad.npy").write_bytes(b"\x93NUMPY garbage")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)  # past Python's recursion limit
     (tmp_path / "w.weights.h5").write_bytes(b"")
     np.save(tmp_path / "x.npy", _x())
     np.save(tmp_path / "rank1.npy", np.zeros(4, "float32"))
@@ -305,3 +308,44 @@ def test_output_names_become_safe_file_names(tmp_path, capsys):
     assert np.load(out / "scores_relu.npy").tolist() == [[0.0, 2.0], [3.0, 0.0]]
     assert np.load(out / "_neg.npy").tolist() == [[1.5, -2.0], [-3.0, 4.0]]
     assert capsys.readouterr().out.splitlines()[1] == f"scores/relu: (2, 2) float32 -> {out / 'scores_relu.npy'}"
+
+
+def test_a_string_model_runs_on_text_from_json_and_bytes_npy(tmp_path, capsys):
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["s"], ["echo"])],
+        "echo",
+        [helper.make_tensor_value_info("s", TensorProto.STRING, ["n"])],
+        [helper.make_tensor_value_info("echo", TensorProto.STRING, ["n"])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "echo.onnx")
+    (tmp_path / "s.json").write_text('["a", "bé"]')
+    np.save(tmp_path / "s.npy", np.array([b"a", "bé".encode()]))  # bytes_: ORT alone would read the raw buffer
+    for name in ("s.json", "s.npy"):
+        out = tmp_path / name.replace(".", "_")
+        assert (
+            main(["run", str(tmp_path / "echo.onnx"), "--input", str(tmp_path / name), "--output-dir", str(out)]) == 0
+        )
+        assert np.load(out / "echo.npy").tolist() == ["a", "bé"], name  # a str_ array: no pickle
+    capsys.readouterr()
+
+
+def test_warnings_are_one_line(tmp_path, capsys, monkeypatch):
+    """A library warning during a command (here the session's) prints as the CLI's own one line."""
+    import irtool.cli.run as run_module
+
+    def warn_and_open(*args, **kwargs):
+        import warnings
+
+        warnings.warn("something to know\nover two lines", UserWarning, stacklevel=2)
+        return Session(*args, **kwargs)
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "relu",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "relu.onnx")
+    monkeypatch.setattr(run_module, "Session", warn_and_open)
+    assert main(["run", str(tmp_path / "relu.onnx"), "--random"]) == 0
+    assert capsys.readouterr().err == "irtool: warning: something to know over two lines\n"

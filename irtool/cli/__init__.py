@@ -126,7 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version
         return exit_.code if isinstance(exit_.code, int) else 0
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # restores Python's own display when the command returns
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except KeyboardInterrupt:
         print("irtool: error: interrupted", file=sys.stderr)
         return 130
@@ -138,6 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(error) if expected else f"unexpected {describe(error)}"
         print(f"irtool: error: {_one_line(message)}", file=sys.stderr)
         return getattr(error, "code", 1) if expected else 1
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as the CLI's one line (``irtool: warning: ...``), without Python's source excerpt."""
+    print(f"irtool: warning: {_one_line(str(message))}", file=sys.stderr)
 
 
 __all__ = ["CLIError", "build_parser", "main"]

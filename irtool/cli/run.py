@@ -102,7 +102,10 @@ def _write_outputs(folder: Path, results: dict[str, np.ndarray]) -> list[Path]:
         with contextlib.ExitStack() as renames:  # the renames come once every file is written
             for name, path in paths.items():
                 with open(renames.enter_context(replacing(path)), "wb") as handle:
-                    np.save(handle, results[name], allow_pickle=False)
+                    array = results[name]
+                    if array.dtype == object:  # a string output: a str_ array loads without pickle
+                        array = array.astype(str)
+                    np.save(handle, array, allow_pickle=False)
     except OSError as error:
         raise CLIError(f"cannot write the outputs to {folder}: {describe(error)}") from error
     return list(paths.values())

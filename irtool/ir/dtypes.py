@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from irtool.strings import STRING_KINDS as _STRING_KINDS
+
 FLOATX = "float32"
 
 ALLOWED_DTYPES = (
@@ -28,8 +30,7 @@ ALLOWED_DTYPES = (
 )
 _ALIASES = {"float": "float32", "double": "float64", "int": "int64", "half": "float16", "str": "string"}
 # String tensors are NumPy ``object`` arrays of Python ``str`` inside irtool; ``str_`` and
-# ``bytes_`` arrays (and lists) are converted at the boundary by ``to_string_array``.
-_STRING_KINDS = "OUS"
+# ``bytes_`` arrays (and lists) are converted at the boundary by ``to_string_array`` (irtool.strings).
 
 
 def standardize_dtype(dtype) -> str:
@@ -61,20 +62,6 @@ def standardize_dtype(dtype) -> str:
     if name not in ALLOWED_DTYPES:
         raise ValueError(f"Invalid dtype: {dtype!r}. Expected one of {list(ALLOWED_DTYPES)}.")
     return name
-
-
-def to_string_array(x) -> np.ndarray:
-    """``x`` (a ``str_``/``bytes_``/``object`` array, a list, a string) as irtool's string tensor: an
-    ``object`` array of ``str`` (bytes decoded as UTF-8, as TensorFlow and ONNX Runtime do)."""
-    array = np.asarray(x)
-    if array.dtype == object and all(isinstance(v, str) for v in array.flat):
-        return array
-    if array.dtype.kind not in _STRING_KINDS:
-        raise ValueError(f"Expected string data (str or bytes). Received: an array of dtype {array.dtype}.")
-    out = np.empty(array.shape, dtype=object)
-    for index, value in np.ndenumerate(array):
-        out[index] = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-    return out
 
 
 def is_string(dtype: str) -> bool:

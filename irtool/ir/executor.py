@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from irtool.ir.dtypes import to_string_array
 from irtool.ir.graph import Graph
+from irtool.strings import to_string_array
 
 
 class CompiledGraph:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from irtool import ops
-from irtool.ir.dtypes import standardize_dtype, to_string_array
+from irtool.ir.dtypes import standardize_dtype
 from irtool.layers.layer import Layer
 from irtool.layers.preprocessing_categorical import encode_categorical
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.strings import LookupTable, hash_bucket, hash_cross, table_lookup
+from irtool.strings import to_string_array
 
 _OUTPUT_MODES = ("int", "one_hot", "multi_hot", "count")
 

@@ -17,13 +17,13 @@ import os
 import numpy as np
 
 from irtool import ops
-from irtool.ir.dtypes import to_string_array
 from irtool.layers.layer import Layer
 from irtool.layers.preprocessing_categorical import encode_categorical
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.strings import LookupTable, hash_bucket, table_lookup
 from irtool.ops.variable import Variable
 from irtool.serialization.python_code import in_safe_mode
+from irtool.strings import to_string_array
 
 _OUTPUT_MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
 _INT64_MAX = np.iinfo(np.int64).max

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from irtool.ir.dtypes import to_string_array
 from irtool.layers.index_lookup import StringLookup
 from irtool.layers.layer import Layer
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.text import SPLIT_MODES, STANDARDIZE_MODES, standardize_text, tokenize_text
+from irtool.strings import to_string_array
 
 _OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf")
 

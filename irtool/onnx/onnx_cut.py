@@ -117,6 +117,12 @@ def load_source(source: OnnxSource) -> tuple[ir.Model, str]:
     # Protobuf parses an empty file, and many short byte strings, as a valid empty model.
     if not len(model.graph) and not model.graph.inputs and not model.graph.outputs:
         raise ExtractError(f"{source} is not a readable ONNX model (it holds no graph)")
+    for value in model.graph.initializers.values():  # mapped only when written: say it now
+        if _is_external(value) and not Path(value.const_value.path).is_file():
+            raise ExtractError(
+                f"{source} keeps its weights in {value.const_value.location}, which is not in "
+                f"{value.const_value.base_dir} (initializer '{value.name}')"
+            )
     return model, path.name
 
 

@@ -1,6 +1,6 @@
 """Primitives on string (and categorical integer) tensors: vocabulary tables and hashing.
 
-String tensors are NumPy ``object`` arrays of ``str`` (``ir.dtypes.to_string_array``). Only the
+String tensors are NumPy ``object`` arrays of ``str`` (``irtool.strings.to_string_array``). Only the
 primitives here accept them (``accepts_strings``); none is differentiable.
 
 * ``table_lookup``: a static key -> value table with a default, i.e. TensorFlow's

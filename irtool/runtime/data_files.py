@@ -36,6 +36,8 @@ def _read(path: Path) -> Any:
             with np.load(path, allow_pickle=False) as archive:
                 return {key: archive[key] for key in archive.files}
         return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:  # Python's JSON parser recurses once per nesting level
+        raise DataFileError(f"cannot read the input file {path}: its JSON is nested too deeply") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         reason = " ".join(str(error).split()) or type(error).__name__
         raise DataFileError(f"cannot read the input file {path}: {reason}") from error

@@ -19,6 +19,10 @@ Casts are made only where no value can change:
   kind fits (integers into integer inputs only if every value is in range; integers or floats
   into float inputs; booleans into bool inputs).
 
+String inputs take text in any form (``str``, ``bytes``, ``str_``/``bytes_``/``object`` arrays,
+lists) and get ``str`` elements, bytes decoded as UTF-8 (``irtool.strings``): ONNX Runtime reads a
+``bytes`` element as its ``repr``.
+
 Everything else (float64 into float32, int64 into int32, floats into integers) is an error that
 names the cast to make if the loss is acceptable.
 """
@@ -31,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from irtool.runtime.ort import TensorInfo
+from irtool.strings import to_string_array
 
 
 class InputError(ValueError):
@@ -48,12 +53,13 @@ def format_shape(shape: tuple | None) -> str:
 class InputCheck:
     """One declared input, prepared for fast checks: its dtype, rank and fixed dimensions."""
 
-    __slots__ = ("dtype", "fixed", "info", "name", "rank")
+    __slots__ = ("dtype", "fixed", "info", "name", "rank", "strings")
 
     def __init__(self, info: TensorInfo):
         self.info = info
         self.name = info.name
         self.dtype = info.dtype
+        self.strings = info.dtype is not None and info.dtype.kind == "O"  # a tensor(string)
         self.rank = None if info.shape is None else len(info.shape)
         self.fixed = () if info.shape is None else tuple((a, d) for a, d in enumerate(info.shape) if isinstance(d, int))
 
@@ -61,12 +67,12 @@ class InputCheck:
         got_shape = tuple(np.shape(value)) if hasattr(value, "shape") else "a " + type(value).__name__
         got_dtype = getattr(value, "dtype", "")
         received = f"{format_shape(got_shape) if isinstance(got_shape, tuple) else got_shape} {got_dtype}".strip()
-        expected = f"{format_shape(self.info.shape)} {self.dtype}"
+        expected = f"{format_shape(self.info.shape)} {'string' if self.strings else self.dtype}"
         return InputError(f"input '{self.name}': expected shape {expected}, received {received}{reason}")
 
     def __call__(self, value: Any) -> np.ndarray:
         """``value`` as an array ONNX Runtime accepts for this input, or ``InputError``."""
-        if type(value) is np.ndarray and value.dtype == self.dtype:
+        if type(value) is np.ndarray and value.dtype == self.dtype and not self.strings:
             array = value
         else:
             array = self._convert(value)
@@ -82,6 +88,11 @@ class InputCheck:
     def _convert(self, value: Any) -> np.ndarray:
         if self.dtype is None:  # an element type NumPy has no dtype for: let ONNX Runtime judge
             return np.asarray(value)
+        if self.strings:  # str elements: ONNX Runtime would read bytes as their repr
+            try:
+                return to_string_array(value)
+            except ValueError as error:
+                raise self._error(value, f" ({error})") from None
         if isinstance(value, np.generic):
             value = np.asarray(value)
         if isinstance(value, np.ndarray):

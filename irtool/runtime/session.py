@@ -18,6 +18,7 @@ memory; the runtime never imports the model code.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -178,7 +179,17 @@ class Session:
             if shapes in seen:
                 continue
             seen.add(shapes)
-            self._run(self.output_names, dict(zip(self.input_names, arrays)), None)
+            try:
+                self._run(self.output_names, dict(zip(self.input_names, arrays)), None)
+            except Exception as error:  # noqa: BLE001 - ORT's error types; random values can be invalid data
+                # (indices past a table, a shape input): the model is fine, only the warm-up is not
+                first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                warnings.warn(
+                    f"warm-up skipped: the model fails on random inputs ({first}); runs on valid inputs are not "
+                    f"affected, the first one is slower. Pass warmup=False to skip it quietly.",
+                    stacklevel=3,
+                )
+                return
             self.warmed_up.append(", ".join(f"{n} {s}" for n, s in zip(self.input_names, shapes)))
 
     # -- running ---------------------------------------------------------------------------------

@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
+from onnx import TensorProto, helper
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
-#: v2 datatype names and the NumPy dtypes that carry them (BYTES: object arrays of ``bytes``).
+#: v2 datatype names and the NumPy dtypes that carry them (BYTES: object arrays of ``str`` from JSON,
+#: of ``bytes`` from binary data; the session's feeds decode those as UTF-8).
 DATATYPES = {
     "BOOL": np.dtype(np.bool_),
     "UINT8": np.dtype(np.uint8),
@@ -38,6 +40,7 @@ DATATYPES = {
     "FP16": np.dtype(np.float16),
     "FP32": np.dtype(np.float32),
     "FP64": np.dtype(np.float64),
+    "BF16": helper.tensor_dtype_to_np_dtype(TensorProto.BFLOAT16),  # ml_dtypes' bfloat16, as graph_io reads it
     "BYTES": np.dtype(object),
 }
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}
@@ -85,7 +88,12 @@ def parse_infer_request(body: bytes, header_length=None) -> InferRequest:
     try:
         message = orjson.loads(json_part)
     except orjson.JSONDecodeError as error:
-        raise ProtocolError(f"the request body is not valid JSON: {error}") from None
+        hint = (
+            ""
+            if header_length is not None
+            else f" (binary tensor data after the JSON needs the {HEADER_LENGTH} header)"
+        )
+        raise ProtocolError(f"the request body is not valid JSON: {error}{hint}") from None
     if not isinstance(message, dict):
         raise ProtocolError(f"the request body must be a JSON object, received {type(message).__name__}")
     parameters = _object(message.get("parameters", {}), "the request's 'parameters'")
@@ -246,10 +254,12 @@ def _from_json_data(name, data, datatype, dtype, shape, count):
             flat = list(_flatten(data))
             if not all(isinstance(v, str) for v in flat):
                 raise TypeError("BYTES data must be strings")
-            array = np.array([v.encode() for v in flat] or [], dtype=object)
+            array = np.array(flat, dtype=object)  # str elements, as ONNX Runtime reads them
         else:
             array = np.asarray(data)
-            if array.dtype.kind not in "biuf" or (datatype == "BOOL") != (array.dtype.kind == "b"):
+            if array.size == 0:  # [] parses as float64: no value to check
+                array = array.astype(dtype)
+            elif array.dtype.kind not in "biuf" or (datatype == "BOOL") != (array.dtype.kind == "b"):
                 raise TypeError(f"{datatype} data must be {'booleans' if datatype == 'BOOL' else 'numbers'}")
             if dtype.kind in "iub" and array.dtype.kind == "f":
                 raise TypeError(f"{datatype} data must be integers, received floating-point numbers")
@@ -261,7 +271,17 @@ def _from_json_data(name, data, datatype, dtype, shape, count):
         raise ProtocolError(f"input '{name}': unable to parse 'data' as {datatype}: {error}") from None
     if array.size != count:
         raise ProtocolError(f"input '{name}': 'data' has {array.size} elements but shape {shape} needs {count}")
-    return array.reshape(shape)
+    return _reshaped(name, array, shape)
+
+
+def _reshaped(name, array, shape):
+    """``array`` in ``shape``; a shape NumPy cannot make (a dim past 2**63 beside a 0) is the client's error."""
+    try:
+        return array.reshape(shape)
+    except ValueError as error:
+        raise ProtocolError(
+            f"input '{name}': shape {shape} is not an array shape this server can make: {error}"
+        ) from None
 
 
 def _flatten(data):
@@ -285,7 +305,10 @@ def _from_bytes(name, raw, dtype, shape, count):
                 f"input '{name}': {len(raw)} bytes of binary data but shape {shape} of "
                 f"{_NAMES[dtype]} needs {count * dtype.itemsize}"
             )
-        return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).astype(dtype, copy=True).reshape(shape)
+        array = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
+        if dtype.kind == "b" and array.view(np.uint8).max(initial=0) > 1:  # NumPy would keep the raw byte
+            raise ProtocolError(f"input '{name}': BOOL binary data must be bytes 0 or 1")
+        return _reshaped(name, array.astype(dtype, copy=True), shape)
     items, position, raw = [], 0, bytes(raw)
     while position < len(raw):
         if position + 4 > len(raw):
@@ -298,7 +321,7 @@ def _from_bytes(name, raw, dtype, shape, count):
         position += length
     if len(items) != count:
         raise ProtocolError(f"input '{name}': {len(items)} BYTES elements but shape {shape} needs {count}")
-    return np.array(items, dtype=object).reshape(shape)
+    return _reshaped(name, np.array(items, dtype=object), shape)
 
 
 # -- outputs -------------------------------------------------------------------------------------
@@ -318,6 +341,6 @@ def _to_json_data(array, datatype):
     flat = array.reshape(-1)
     if datatype == "BYTES":
         return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in flat]
-    if datatype == "FP16":
+    if datatype in ("FP16", "BF16"):
         flat = flat.astype(np.float32)
     return flat  # orjson writes NumPy arrays natively (OPT_SERIALIZE_NUMPY)

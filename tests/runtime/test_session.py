@@ -176,6 +176,55 @@ def test_a_list_of_ints_beyond_the_dtype_range_is_refused():
     assert empty.shape == (0,) and empty.dtype == np.int8
 
 
+def _identity(dtype):
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["a"], ["b"])],
+        "identity",
+        [helper.make_tensor_value_info("a", dtype, ["n"])],
+        [helper.make_tensor_value_info("b", dtype, ["n"])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_string_inputs_reach_the_model_as_text_in_any_form():
+    """ONNX Runtime reads a bytes element as its repr ("b'abc'") and a bytes_ array as its raw
+    buffer; the session decodes both as UTF-8 (as tritonclient and TensorFlow encode text)."""
+    session = Session(_identity(TensorProto.STRING))
+    text = ["héllo", "", "b"]
+    for given in [
+        text,
+        np.array(text),
+        np.array([t.encode() for t in text]),  # bytes_, fixed width: ORT would run the buffer together
+        np.array([t.encode() for t in text], dtype=object),  # what Triton's BYTES carry
+        np.array(text, dtype=object),
+    ]:
+        out = session.run(given)["b"]
+        assert out.dtype == object and out.tolist() == text, given
+    with pytest.raises(InputError, match=r"input 'a': expected shape \(None,\) string, .*not UTF-8 at index \[1\]"):
+        session.run(np.array([b"ok", b"\xff"], dtype=object))
+    with pytest.raises(InputError, match=r"expected shape \(None,\) string, .*dtype float64"):
+        session.run(np.zeros(2))
+
+
+def test_a_model_that_random_inputs_fail_still_opens_with_one_warning():
+    """Gather on a 3-row table: random int64 indices are out of range, real ones are fine."""
+    table = helper.make_tensor("t", TensorProto.FLOAT, [3, 2], np.arange(6, dtype=np.float32))
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["t", "ids"], ["b"])],
+        "gather",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n"])],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, ["n", 2])],
+        [table],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.warns(
+        UserWarning, match=r"warm-up skipped: the model fails on random inputs \(.*out of data bounds"
+    ) as caught:
+        session = Session(proto)
+    assert len(caught) == 1 and session.warmed_up == []
+    assert session.run(np.array([2, 0]))["b"].tolist() == [[4, 5], [0, 1]]
+
+
 def test_inspection_counts_the_ops_inside_subgraphs():
     """``describe`` walks If/Loop/Scan bodies: the op histogram has their nodes, the parameters
     their initializers."""

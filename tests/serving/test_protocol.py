@@ -11,8 +11,10 @@ import pytest
 tritonclient_http = pytest.importorskip("tritonclient.http")
 
 from irtool.serving.protocol import (  # noqa: E402
+    DATATYPES,
     ProtocolError,
     check_inputs,
+    datatype_of,
     encode_infer_response,
     parse_infer_request,
 )
@@ -56,6 +58,8 @@ def test_requests_from_tritonclient_decode_exactly(binary):
     assert request.id == "r-1" and request.outputs is None
     for name, array in arrays.items():
         got = request.inputs[name]
+        if not binary and name == "BYTES":  # JSON carries text: str elements (binary data: bytes)
+            array = np.vectorize(bytes.decode, otypes=[object])(array)
         assert got.shape == array.shape and got.dtype == array.dtype, name
         assert np.array_equal(got, array), name
 
@@ -123,12 +127,38 @@ def _json(**entry):
         (_json(parameters={"binary_data_size": 8}), None, "both 'data' and binary_data_size"),
         (_json(), "abc", "must be an integer"),
         (_json(), "100000", "but the body has"),
+        (_json() + b"\x00\x01", None, "binary tensor data after the JSON needs the Inference-Header-Content-Length"),
+        (_json(shape=[0, 2**63 - 1, 3], data=[]), None, "shape [0, 9223372036854775807, 3] is not an array shape"),
+        (_json(datatype="BYTES", shape=[0, 2**64 - 1], data=[]), None, "is not an array shape"),
     ],
 )
 def test_malformed_requests_say_what_is_wrong(body, header_length, message):
     with pytest.raises(ProtocolError, match=re.escape(message)) as caught:
         parse_infer_request(body, header_length)
     assert caught.value.status == 400
+
+
+@pytest.mark.parametrize("datatype, dtype", [("INT64", np.int64), ("BOOL", np.bool_), ("UINT8", np.uint8)])
+def test_empty_json_data_takes_the_datatype(datatype, dtype):
+    """``[]`` parses as float64; zero rows of an integer or BOOL input are no type error."""
+    got = parse_infer_request(_json(datatype=datatype, shape=[0, 4], data=[])).inputs["x"]
+    assert got.shape == (0, 4) and got.dtype == dtype
+
+
+def test_bool_binary_data_is_bytes_0_or_1():
+    header = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [2], "datatype": "BOOL", "parameters": {"binary_data_size": 2}}]}
+    )
+    assert parse_infer_request(header + b"\x01\x00", len(header)).inputs["x"].tolist() == [True, False]
+    with pytest.raises(ProtocolError, match="BOOL binary data must be bytes 0 or 1"):
+        parse_infer_request(header + b"\x02\x00", len(header))
+
+
+def test_bf16_has_its_v2_datatype():
+    bf16 = DATATYPES["BF16"]
+    assert datatype_of(bf16) == "BF16" and bf16.itemsize == 2
+    got = parse_infer_request(_json(datatype="BF16", data=[1.5, -2])).inputs["x"]
+    assert got.dtype == bf16 and got.astype(np.float32).tolist() == [1.5, -2.0]
 
 
 def test_binary_sizes_are_checked():

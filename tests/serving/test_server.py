@@ -216,3 +216,38 @@ def test_one_app_served_by_one_event_loop_after_another(mlp_onnx, mlp_session):
             with ThreadPoolExecutor(6) as pool:
                 got = np.concatenate([r.as_numpy("probs") for r in pool.map(one, range(6))])
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_text_reaches_a_string_model_unchanged():
+    """BYTES from tritonclient (binary and JSON) and from raw JSON: ONNX Runtime would read a bytes
+    element as its repr, ``"b'hello'"``; the session decodes it as UTF-8, as Triton's users expect."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["s"], ["echo"])],
+        "echo",
+        [helper.make_tensor_value_info("s", TensorProto.STRING, ["n"])],
+        [helper.make_tensor_value_info("echo", TensorProto.STRING, ["n"])],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    app = create_app([ServedModel("echo", [Session(proto.SerializeToString())])])
+    words = ["hello", "wörld", ""]
+    with RunningServer(app) as url:
+        client = httpclient.InferenceServerClient(url)
+        for binary in (True, False):
+            tensor = httpclient.InferInput("s", [3], "BYTES")
+            tensor.set_data_from_numpy(np.array([w.encode() for w in words], dtype=object), binary_data=binary)
+            got = client.infer("echo", [tensor], outputs=[httpclient.InferRequestedOutput("echo", binary_data=binary)])
+            assert [v.decode() if isinstance(v, bytes) else v for v in got.as_numpy("echo")] == words, binary
+        body = json.dumps({"inputs": [{"name": "s", "datatype": "BYTES", "shape": [3], "data": words}]}).encode()
+        status, answer = raw(url, "POST", "/v2/models/echo/infer", body)
+        assert status == 200 and json.loads(answer)["outputs"][0]["data"] == words
+        header = b'{"inputs":[{"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":5}}]}'
+        status, answer = raw(
+            url,
+            "POST",
+            "/v2/models/echo/infer",
+            header + b"\x01\0\0\0\xff",
+            {"Inference-Header-Content-Length": str(len(header))},
+        )
+        assert status == 400 and "not UTF-8" in json.loads(answer)["error"]
