@@ -126,3 +126,29 @@ def test_shared_and_nested_models_match_keras():
     theirs, ours = build_both(builder)
     feeds = [RNG.standard_normal((3, 4)).astype("float32") for _ in range(2)]
     compare(theirs, ours, feeds)
+
+
+def test_calling_a_model_with_training_true_trains_its_layers_as_keras_does():
+    """``model(x, training=True)`` on arrays (custom loops, Monte-Carlo dropout): BatchNormalization
+    normalizes with the batch's statistics and updates its moving ones, dropout drops. Before, irtool
+    ran the inference graph and ignored the flag."""
+
+    def builder(k):
+        inputs = k.Input((6,))
+        x = k.layers.Dense(8, name="dense")(inputs)
+        return k.Model(inputs, k.layers.BatchNormalization(momentum=0.5, name="bn")(x))
+
+    theirs, ours = build_both(builder)
+    x = RNG.standard_normal((16, 6)).astype("float32") * 3 + 1
+    for _ in range(2):  # the second call normalizes with the moving statistics the first one updated
+        np.testing.assert_allclose(
+            ours(x, training=True), real.ops.convert_to_numpy(theirs(x, training=True)), atol=1e-5
+        )
+        for a, b in zip(ours.get_weights(), theirs.get_weights()):
+            np.testing.assert_allclose(a, real.ops.convert_to_numpy(b), atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(ours(x), real.ops.convert_to_numpy(theirs(x)), atol=1e-5)  # inference: the moving ones
+    for lib in (irtool, real):
+        dropout = lib.Sequential([lib.Input((200,)), lib.layers.Dropout(0.5)])
+        dropped = real.ops.convert_to_numpy(dropout(np.ones((4, 200), "float32"), training=True))
+        assert 0.4 < (dropped == 0).mean() < 0.6 and set(np.unique(dropped)) == {0.0, 2.0}, lib.__name__
+        assert np.array_equal(real.ops.convert_to_numpy(dropout(np.ones((4, 200), "float32"))), np.ones((4, 200)))

@@ -17,6 +17,7 @@ import warnings
 
 import numpy as np
 
+from irtool import random
 from irtool.ir import tree
 from irtool.ir.executor import CompiledGraph, as_array
 from irtool.ir.gc_pause import gc_paused
@@ -28,6 +29,7 @@ from irtool.models.model import Model
 from irtool.ops import core
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.fusion import fuse_matmul_add, fuse_relu
+from irtool.ops.gradients import ReverseSweep
 from irtool.ops.graph_from_trace import build_graph
 
 
@@ -105,6 +107,7 @@ class Functional(Model):
         self._calls = {call for calls in calls_by_depth.values() for call in calls}
         self._compiled = None
         self._inference = None
+        self._training_forward = None
         self.built = True
 
     # -- structure ------------------------------------------------------------------------
@@ -202,6 +205,8 @@ class Functional(Model):
         flat = self._match_inputs(inputs)
         if any(isinstance(x, SymbolicTensor) for x in flat):
             return tree.pack_like(self._outputs_struct, self._replay(flat, training))
+        if training:
+            return self._pack_outputs(self._run_training(self._feeds(flat)))
         return self._pack_outputs(self._run_flat(self._feeds(flat)))
 
     def __call__(self, *args, **kwargs):
@@ -300,6 +305,16 @@ class Functional(Model):
             # ReLUs fold into the Dense before them here only: the export keeps Gemm + Relu.
             self._compiled = CompiledGraph(fuse_relu(self.inference_graph))
         return self._compiled.run(feeds)
+
+    def _run_training(self, feeds: list) -> list:
+        """``model(x, training=True)`` on arrays, as in a custom training loop or Monte-Carlo dropout:
+        the graph in training mode, as ``fit``'s forward pass runs it (dropout drops, BatchNormalization
+        normalizes with the batch's statistics and updates its moving ones)."""
+        rng = random.generator()  # set_random_seed replaces it: the kernels must draw from the current one
+        if self._training_forward is None or self._training_forward.rng is not rng:
+            self._training_forward = ReverseSweep(self._graph, [], training=True, rng=rng)
+        sweep = self._training_forward
+        return sweep.outputs(sweep.forward(feeds))
 
     def _pack_outputs(self, results: list):
         if self._one_output:
