@@ -16,6 +16,7 @@ from irtool import ops
 from irtool.importer import dynamic_shapes
 from irtool.importer.registry import converter
 from irtool.ir.spec import normalize_axis
+from irtool.ops.elementwise import truncate_divide
 from irtool.ops.prelu import prelu
 
 _UNARY = {
@@ -73,9 +74,8 @@ _register_simple()
 @converter("Div")
 def _div(node):
     x, y = node[0], node[1]
-    if np.issubdtype(np.dtype(str(x.dtype)), np.integer):
-        # ONNX truncates integer division; floor_divide agrees on the non-negative values shapes use.
-        return ops.floor_divide(x, y)
+    if np.issubdtype(np.dtype(str(x.dtype)), np.integer):  # ONNX rounds integer quotients toward zero
+        return truncate_divide(x, y)
     return ops.divide(x, y)
 
 
@@ -364,12 +364,10 @@ def _expand(node):
     rank = max(len(target), len(x.shape))
     mine = [1] * (rank - len(x.shape)) + _dims(x.shape)
     theirs = [1] * (rank - len(target)) + target
-    shape = [m if t == 1 else t for m, t in zip(mine, theirs)]
-    if None in shape:
-        raise node.error(f"cannot expand input shape {tuple(x.shape)} to {tuple(target)}: unknown dims")
-    if shape == mine:
-        return x if len(mine) == len(x.shape) else ops.reshape(x, shape)
-    return ops.multiply(x, np.ones(shape, str(x.dtype)))
+    if len(target) <= len(x.shape) and all(t == 1 or t == m for m, t in zip(mine, theirs)):
+        return x  # nothing to broadcast (a target 1 keeps the input's dim, known or not)
+    # ONNX's two-way broadcast is what multiplying by ones of the target shape does.
+    return ops.multiply(x, np.ones(theirs, str(x.dtype)))
 
 
 @converter("ConstantOfShape")

@@ -105,6 +105,26 @@ class FloorDivide(Binary):
             ctx.node("Div", [ctx.node("Sub", [ins[0], rem])[0], ins[1]], outs)
 
 
+class TruncateDivide(Binary):
+    """ONNX's (and C's) ``Div`` on integers, the quotient rounded toward zero, which the importer
+    maps; Keras has no such op, so it has no public function. Integers only: no gradient."""
+
+    def __init__(self):
+        super().__init__("truncate_divide", self._divide, "Div")
+        self.differentiable = False
+
+    def infer(self, specs, **attrs):
+        if not all(np.issubdtype(np.dtype(s.dtype), np.integer) for s in specs):
+            raise ValueError(f"`truncate_divide` takes integers. Received: {specs[0].dtype} and {specs[1].dtype}.")
+        return super().infer(specs, **attrs)
+
+    @staticmethod
+    def _divide(a, b):
+        # floor division, one up where the quotient is negative and inexact
+        quotient = np.floor_divide(a, b)
+        return quotient + ((quotient < 0) & (quotient * b != a))
+
+
 ADD = Binary("add", np.add, "Add")
 SUBTRACT = Binary("subtract", np.subtract, "Sub")
 MULTIPLY = Binary("multiply", np.multiply, "Mul")
@@ -114,6 +134,7 @@ MAXIMUM = Binary("maximum", np.maximum, "Max")
 MINIMUM = Binary("minimum", np.minimum, "Min")
 MOD = FloorMod("mod", np.mod, "Mod")
 FLOOR_DIVIDE = FloorDivide("floor_divide", np.floor_divide, "Div")
+TRUNCATE_DIVIDE = TruncateDivide()
 LESS = Binary("less", np.less, "Less", boolean=True)
 LESS_EQUAL = Binary("less_equal", np.less_equal, "LessOrEqual", boolean=True)
 GREATER = Binary("greater", np.greater, "Greater", boolean=True)
@@ -240,6 +261,11 @@ def mod(x1, x2):
 @top_level_op("FloorDivide")
 def floor_divide(x1, x2):
     return _binary(FLOOR_DIVIDE, x1, x2)
+
+
+def truncate_divide(x1, x2):
+    """Integer ``x1 / x2`` rounded toward zero, as ONNX's ``Div`` on integers (the importer's; not a Keras op)."""
+    return _binary(TRUNCATE_DIVIDE, x1, x2)
 
 
 @top_level_op("Less")

@@ -93,9 +93,27 @@ def _render(dot: graphviz.Digraph, fmt: str, preferred: str | None) -> tuple[byt
         dot = dot.copy()
         del dot.graph_attr["dpi"]
     renderer = render.pick_renderer(fmt, dot.source, preferred)
+    try:
+        return _draw(dot, fmt, renderer), renderer.name
+    except render.RenderError as error:
+        if dot.graph_attr.get("splines") != "ortho":
+            raise
+        # Graphviz's orthogonal router has assertion failures of its own on some layouts (dot 2.43:
+        # "newtrap: Trapezoid-table overflow", "maze.c: chkSgraph"); curved edges draw the same graph.
+        warnings.warn(
+            f"{renderer.name} could not route the plot of '{dot.name}' with orthogonal edges ({error}); "
+            "it is drawn with curved ones (splines='spline').",
+            stacklevel=4,
+        )
+        dot = dot.copy()
+        dot.graph_attr["splines"] = "spline"
+        return _draw(dot, fmt, renderer), renderer.name
+
+
+def _draw(dot: graphviz.Digraph, fmt: str, renderer: render.Renderer) -> bytes:
     if fmt == "png" and "plain" in renderer.formats:
         dot = _fit_png(dot, renderer)
-    return renderer.render(dot.source, fmt), renderer.name
+    return renderer.render(dot.source, fmt)
 
 
 def _fit_png(dot: graphviz.Digraph, renderer: render.Renderer) -> graphviz.Digraph:
@@ -115,7 +133,7 @@ def _fit_png(dot: graphviz.Digraph, renderer: render.Renderer) -> graphviz.Digra
         f"The plot of '{dot.name}' is {width:.0f} x {height:.0f} inches: PNG resolution lowered from {dpi:g} to "
         f"{fitted} dpi to stay within {MAX_PNG_SIDE:,} pixels a side and {MAX_PNG_PIXELS:,} pixels; write an .svg "
         "file for a picture that zooms.",
-        stacklevel=5,
+        stacklevel=6,
     )
     dot = dot.copy()
     dot.graph_attr["dpi"] = str(fitted)

@@ -231,3 +231,43 @@ def test_save_as_keras_is_refused_and_the_fine_tuned_weights_travel_as_weights_o
     np.testing.assert_array_equal(again.predict(x, verbose=0), tuned)
     model.export(tmp_path / "tuned.onnx")
     np.testing.assert_allclose(importer.load(tmp_path / "tuned.onnx").predict(x, verbose=0), tuned, atol=1e-6)
+
+
+def _one_node_model(node, inputs, output, initializers=()):
+    graph = helper.make_graph([node], "g", inputs, [output])
+    graph.initializer.extend(initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_integer_div_rounds_toward_zero_as_onnx_does_and_exports_back():
+    """ONNX's Div on integers truncates; the importer used floor division, which differs on negative
+    quotients (-7 / 2: -3, not -4), and wrote that into the re-export."""
+    proto = _one_node_model(
+        helper.make_node("Div", ["x", "d"], ["y"]),
+        [helper.make_tensor_value_info("x", TensorProto.INT64, ["n"])],
+        helper.make_tensor_value_info("y", TensorProto.INT64, ["n"]),
+        [numpy_helper.from_array(np.array([2, -2, 3, 5], np.int64), "d")],
+    )
+    x = np.array([[-7, -7, 7, -10], [7, 7, -3, 10], [6, -6, 0, -1]], np.int64)
+    model = importer.load(proto)
+    for row in x:
+        want = run_onnx(proto, {"x": row})[0]
+        assert want.tolist() == [int(a / b) for a, b in zip(row, [2, -2, 3, 5])]
+        assert model.predict(row, verbose=0).tolist() == want.tolist()
+        assert run_onnx(irtool.onnx.to_onnx(model), {"x": row})[0].tolist() == want.tolist()
+
+
+def test_expand_of_a_dynamic_batch_to_a_static_target():
+    """torch's ``x.unsqueeze(1).expand(-1, 2, -1)`` exported with a dynamic batch: Expand((B, 1, 4),
+    [1, 2, 1]); a target 1 keeps the unknown dim, so the result is (B, 2, 4)."""
+    proto = _one_node_model(
+        helper.make_node("Expand", ["x", "shape"], ["y"]),
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 1, 4])],
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 2, 4]),
+        [numpy_helper.from_array(np.array([1, 2, 1], np.int64), "shape")],
+    )
+    model = importer.load(proto)
+    assert tuple(model.outputs[0].shape) == (None, 2, 4)
+    for batch in (1, 3):
+        x = np.random.default_rng(batch).standard_normal((batch, 1, 4)).astype("float32")
+        np.testing.assert_array_equal(model.predict(x, verbose=0), run_onnx(proto, {"x": x})[0])

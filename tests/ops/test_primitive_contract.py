@@ -163,6 +163,7 @@ _BINARY = {
     "minimum": [C(f(2, 3), f(2, 1)), C(i(2, 3), i(3))],
     "mod": [C(f(2, 3), away(3) + np.float32(3)), C(i(2, 3), nonzero_i(3))],
     "floor_divide": [C(f(2, 3), away(3) + np.float32(3)), C(i(2, 3), nonzero_i(3))],
+    "truncate_divide": [C(i(2, 3), nonzero_i(3)), C(i(4, dtype="int64"), nonzero_i(4, dtype="int64"))],
 }
 for _name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal"):
     _BINARY[_name] = [C(f(2, 3), f(3)), C(i(2, 3, low=-2, high=2), i(3, low=-2, high=2))]

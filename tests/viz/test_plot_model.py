@@ -243,3 +243,28 @@ def test_a_thousand_layers_render_in_seconds_and_deterministically(tmp_path):
     width, height = png_size(result.data)
     assert max(width, height) <= plot.MAX_PNG_SIDE and width * height <= plot.MAX_PNG_PIXELS
     assert height > 20_000  # lowered only as far as needed
+
+
+@pytest.mark.skipif(SYSTEM_DOT is None and PIP_RENDERER is None, reason="no Graphviz renderer is installed")
+def test_a_renderer_that_cannot_route_orthogonal_edges_gets_curved_ones(tmp_path):
+    """Debian's dot 2.43 aborts on some small layouts with ``splines=ortho`` ("newtrap:
+    Trapezoid-table overflow"); the plot is drawn with ``splines=spline`` and says so once. The
+    renderer here is a dot that fails exactly on orthogonal edges, in front of a real one."""
+    real = SYSTEM_DOT or PIP_RENDERER
+    fussy = tmp_path / "fussy-dot"
+    fussy.write_text(
+        "#!/bin/sh\n"
+        'src=$(cat)\ncase "$src" in *"splines=ortho"*)\n'
+        '  echo "newtrap: Trapezoid-table overflow 181" >&2; exit 1;;\nesac\n'
+        f'printf "%s" "$src" | exec "{real}" "$@"\n'
+    )
+    fussy.chmod(0o755)
+    for name in ("m.svg", "m.png"):
+        with pytest.warns(
+            UserWarning,
+            match=r"could not route the plot of 'mnist_model' with orthogonal edges \(.*"
+            r"Trapezoid-table overflow 181\); it is drawn with curved ones",
+        ) as caught:
+            drawn = keras.utils.plot_model(mnist_mlp(), to_file=tmp_path / name, renderer=str(fussy))
+        assert len(caught) == 1 and drawn.renderer == "fussy-dot" and drawn.dot.graph_attr["splines"] == "ortho"
+        assert (tmp_path / name).stat().st_size > 100
