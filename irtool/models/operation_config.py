@@ -46,7 +46,7 @@ _FAMILIES = {
         "TanhShrink Threshold"
     ).split(),
     "keras.src.ops.core": ["Cast", "Unstack"],
-    "keras.src.ops.math": ["Erf", "STFT"],
+    "keras.src.ops.math": ["Erf", "STFT", "Rsqrt", "Logsumexp", "TopK"],
     "keras.src.ops.image": ["Resize"],
     "irtool.ops": ["CenterCrop", "GruOp", "LstmOp", "RecurrentOp", "SimpleRnnOp", "Upsample"],
 }

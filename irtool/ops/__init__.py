@@ -8,7 +8,25 @@ becomes a named node of its own (``add``, ``matmul``, ``get_item``...) that show
 
 from irtool.ops import image, nn
 from irtool.ops.adaptive_pooling import adaptive_average_pool, adaptive_max_pool
-from irtool.ops.arrays import pad, repeat, tile
+from irtool.ops.arrays import (
+    broadcast_to,
+    eye,
+    flip,
+    fliplr,
+    flipud,
+    hstack,
+    identity,
+    linspace,
+    moveaxis,
+    pad,
+    ravel,
+    repeat,
+    roll,
+    swapaxes,
+    tile,
+    tri,
+    vstack,
+)
 from irtool.ops.conv import conv, conv_transpose, depthwise_conv, separable_conv
 from irtool.ops.core import Constant, Primitive, SymbolicTensor, apply, is_symbolic
 from irtool.ops.elementwise import (
@@ -63,6 +81,40 @@ from irtool.ops.elementwise import (
     true_divide,
 )
 from irtool.ops.linalg import einsum, matmul, tril, triu
+from irtool.ops.math import (
+    amax,
+    amin,
+    arccos,
+    arccosh,
+    arcsin,
+    arcsinh,
+    arctan,
+    arctanh,
+    cosh,
+    count_nonzero,
+    cumsum,
+    deg2rad,
+    divide_no_nan,
+    exp2,
+    expm1,
+    hypot,
+    isfinite,
+    isinf,
+    isnan,
+    log1p,
+    log2,
+    log10,
+    logaddexp,
+    logsumexp,
+    ptp,
+    rad2deg,
+    rsqrt,
+    sinh,
+    std,
+    tan,
+    trunc,
+    var,
+)
 from irtool.ops.nn import (
     celu,
     glu,
@@ -93,6 +145,7 @@ from irtool.ops.shape import (
     convert_to_tensor,
     expand_dims,
     full,
+    full_like,
     get_item,
     one_hot,
     ones,
@@ -110,6 +163,7 @@ from irtool.ops.shape import (
     zeros_like,
 )
 from irtool.ops.signal import arctan2, stft
+from irtool.ops.sorting import argsort, sort, top_k
 from irtool.ops.variable import Variable
 
 

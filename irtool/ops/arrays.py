@@ -1,5 +1,7 @@
-"""Layout-agnostic array primitives: ``pad`` and ``repeat`` (used by the reshaping layers) and
-``tile``.
+"""Layout-agnostic array primitives: ``pad`` and ``repeat`` (used by the reshaping layers),
+``tile`` and ``broadcast_to``; and Keras' rearrangements composed of slices, transposes and
+concatenations (``flip``, ``roll``, ``swapaxes``, ``moveaxis``, ``ravel``, ``hstack``, ``vstack``)
+and constructors (``eye``, ``identity``, ``tri``, ``linspace``).
 
 None reads a ``data_format``: all act on explicit axes, so they work in any layout
 (ZeroPadding pads the spatial axes, UpSampling repeats them, RepeatVector repeats a new axis).
@@ -9,11 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from irtool.ir.dtypes import is_float
-from irtool.ir.spec import TensorSpec, normalize_axis
-from irtool.ops.core import Primitive, apply
+from irtool.ir.dtypes import is_float, standardize_dtype
+from irtool.ir.spec import TensorSpec, broadcast_shapes, normalize_axis
+from irtool.ops.core import Primitive, SymbolicTensor, apply
+from irtool.ops.gradients import unbroadcast
 from irtool.ops.operation import top_level_op
-from irtool.ops.shape import expand_dims, reshape
+from irtool.ops.shape import concatenate, expand_dims, get_item, reshape, transpose
 
 PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "symmetric": None, "wrap": "wrap"}
 
@@ -240,3 +243,159 @@ def tile(x, repeats):
         x = expand_dims(x, tuple(range(len(repeats) - ndim)))
     repeats = (1,) * (len(x.shape) - len(repeats)) + tuple(int(r) for r in repeats)
     return apply(TILE, [x], repeats=repeats)[0]
+
+
+class BroadcastTo(Primitive):
+    """``np.broadcast_to(x, shape)`` for a static ``shape`` (ONNX ``Expand``)."""
+
+    name = "broadcast_to"
+
+    def infer(self, specs, shape):
+        (x,) = specs
+        try:
+            out = broadcast_shapes(x.shape, shape)
+        except ValueError:
+            out = None
+        if out is None or len(out) != len(shape) or any(d is not None and d != s for d, s in zip(out, shape)):
+            raise ValueError(f"`broadcast_to` cannot broadcast shape {x.shape} to {shape}.")
+        return [TensorSpec(tuple(shape), x.dtype)]
+
+    def forward(self, x, shape):
+        return np.array(np.broadcast_to(x, shape))  # a writable array of its own, as every op returns
+
+    def vjp(self, cotangents, inputs, outputs, shape):
+        (x,) = inputs
+        return [unbroadcast(cotangents[0], x.shape).astype(x.dtype, copy=False) if is_float(str(x.dtype)) else None]
+
+    def to_onnx(self, ctx, ins, outs, shape):
+        ctx.node("Expand", [ins[0], ctx.int64s(shape)], outs)
+
+
+BROADCAST_TO = BroadcastTo()
+
+
+@top_level_op("BroadcastTo")
+def broadcast_to(x, shape):
+    """``x`` broadcast to the static ``shape``, NumPy's rules."""
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
+    return apply(BROADCAST_TO, [_tensor(x)], shape=shape)[0]
+
+
+def _axes_of(axis, ndim: int) -> tuple:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    return tuple(normalize_axis(a, ndim) for a in axes)
+
+
+@top_level_op("Flip")
+def flip(x, axis=None):
+    """Reverse the order of elements along ``axis`` (every axis when ``None``)."""
+    x = _tensor(x)
+    axes = _axes_of(axis, len(x.shape))
+    return get_item(x, tuple(slice(None, None, -1) if a in axes else slice(None) for a in range(len(x.shape))))
+
+
+@top_level_op("Fliplr")
+def fliplr(x):
+    return flip(x, axis=1)
+
+
+@top_level_op("Flipud")
+def flipud(x):
+    return flip(x, axis=0)
+
+
+@top_level_op("Roll")
+def roll(x, shift, axis=None):
+    """Shift elements along ``axis`` cyclically (the flattened array when ``None``), as ``np.roll``."""
+    x = _tensor(x)
+    if axis is None:
+        shape = tuple(x.shape)
+        return reshape(roll(reshape(x, (-1,)), shift, axis=0), shape if None not in shape else (-1, *shape[1:]))
+    shifts = (shift,) if isinstance(shift, (int, np.integer)) else tuple(shift)
+    axes = _axes_of(axis, len(x.shape))
+    if len(shifts) == 1:
+        shifts = shifts * len(axes)
+    if len(shifts) != len(axes):
+        raise ValueError(f"`roll` needs one shift per axis. Received: shift={shift}, axis={axis}")
+    for s, a in zip(shifts, axes):
+        size = x.shape[a]
+        s = int(s) % size if size else int(s)
+        if s == 0:
+            continue
+        lead = tuple(slice(None) for _ in range(a))
+        x = concatenate([get_item(x, (*lead, slice(-s, None))), get_item(x, (*lead, slice(None, -s)))], axis=a)
+    return x
+
+
+@top_level_op("Swapaxes")
+def swapaxes(x, axis1, axis2):
+    x = _tensor(x)
+    perm = list(range(len(x.shape)))
+    a, b = normalize_axis(axis1, len(perm)), normalize_axis(axis2, len(perm))
+    perm[a], perm[b] = perm[b], perm[a]
+    return transpose(x, perm)
+
+
+@top_level_op("Moveaxis")
+def moveaxis(x, source, destination):
+    """Move axes to new places, the others keeping their order (``np.moveaxis``)."""
+    x = _tensor(x)
+    ndim = len(x.shape)
+    source, destination = _axes_of(source, ndim), _axes_of(destination, ndim)
+    if len(source) != len(destination):
+        raise ValueError(f"`moveaxis` needs as many destinations as sources. Received: {source} and {destination}")
+    order = [a for a in range(ndim) if a not in source]
+    for d, s in sorted(zip(destination, source)):
+        order.insert(d, s)
+    return transpose(x, order)
+
+
+@top_level_op("Ravel")
+def ravel(x):
+    return reshape(_tensor(x), (-1,))
+
+
+@top_level_op("Hstack")
+def hstack(xs):
+    """Join along the second axis (the first for 1-D arrays), as ``np.hstack``."""
+    xs = [_tensor(x) for x in xs]
+    return concatenate(xs, axis=0 if all(len(x.shape) == 1 for x in xs) else 1)
+
+
+@top_level_op("Vstack")
+def vstack(xs):
+    """Join along the first axis, 1-D arrays as rows, as ``np.vstack``."""
+    xs = [_tensor(x) for x in xs]
+    return concatenate([reshape(x, (1, -1)) if len(x.shape) == 1 else x for x in xs], axis=0)
+
+
+def _static_ints(what: str, *values):
+    if any(isinstance(v, SymbolicTensor) for v in values):
+        raise ValueError(f"`ops.{what}` needs static sizes (Python ints), as its result is a constant.")
+
+
+def eye(N, M=None, k=0, dtype=None):
+    """A 2-D array with ones on the ``k``-th diagonal (float32 by default)."""
+    _static_ints("eye", N, M, k)
+    return np.eye(N, M, k, dtype=standardize_dtype(dtype))
+
+
+def identity(n, dtype=None):
+    return eye(n, dtype=dtype)
+
+
+def tri(N, M=None, k=0, dtype=None):
+    """Ones at and below the ``k``-th diagonal (float32 by default)."""
+    _static_ints("tri", N, M, k)
+    return np.tri(N, M, k, dtype=standardize_dtype(dtype))
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    """``num`` evenly spaced values from ``start`` to ``stop`` (float32 by default)."""
+    _static_ints("linspace", start, stop, num)
+    result = np.linspace(start, stop, num, endpoint=endpoint, retstep=retstep, axis=axis)
+    values, step = result if retstep else (result, None)
+    values = values.astype(standardize_dtype(dtype))
+    return (values, step) if retstep else values

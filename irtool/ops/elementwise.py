@@ -353,13 +353,17 @@ SELU_SCALE = 1.0507009873554804934193349852946
 
 
 class Unary(Primitive):
-    """``out = fn(x)``; ``onnx`` is the op type (with ``onnx_attrs``) or a lowering function."""
+    """``out = fn(x)``; ``onnx`` is the op type (with ``onnx_attrs``) or a lowering function;
+    ``grad``, ``dy/dx`` from ``(x, y)``, unless the primitive's rule is in ``_UNARY_GRADS``."""
 
     elementwise = True
 
-    def __init__(self, name: str, fn, onnx, float_only: bool = False, out_dtype: str | None = None, **onnx_attrs):
+    def __init__(
+        self, name: str, fn, onnx, float_only: bool = False, out_dtype: str | None = None, grad=None, **onnx_attrs
+    ):
         self.name = name
         self.fn = fn
+        self.grad = grad
         self.onnx = onnx
         self.onnx_attrs = onnx_attrs
         self.float_only = float_only
@@ -379,7 +383,7 @@ class Unary(Primitive):
 
     def vjp(self, cotangents, inputs, outputs, **attrs):
         (g,), (x,), (y,) = cotangents, inputs, outputs
-        rule = _UNARY_GRADS.get(self.name)
+        rule = self.grad or _UNARY_GRADS.get(self.name)
         if rule is None or not is_differentiable(x) or not is_differentiable(y):
             return [None]
         return [(g * rule(x, y, **attrs)).astype(x.dtype, copy=False)]

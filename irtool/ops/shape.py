@@ -588,6 +588,11 @@ def ones_like(x, dtype=None):
     return _full_like(x, 1, dtype)
 
 
+def full_like(x, fill_value, dtype=None):
+    """An array of ``x``'s shape filled with ``fill_value`` (``x``'s dtype by default)."""
+    return _full_like(x, fill_value, dtype)
+
+
 def _full_like(x, value, dtype):
 
     x = _tensor(x)
