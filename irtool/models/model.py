@@ -13,20 +13,42 @@ models only through ``Model._model_kind``) <- ``model`` <- ``functional`` <- ``s
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import warnings
 
 import numpy as np
 import onnx
 
+from irtool.ir import tree
+from irtool.ir.dtypes import standardize_dtype
+from irtool.layers.input_layer import Input
 from irtool.layers.layer import Layer
 from irtool.models.functional_config import model_from_config, model_to_json
 from irtool.models.summary import print_summary
 from irtool.onnx import export_onnx, to_onnx
 from irtool.saving.saving_lib import load_weights, save_model, save_weights
+from irtool.train import optimizers
 from irtool.train.callbacks import CallbackList
 from irtool.train.compile_config import deserialize_compile_config, serialize_compile_args
 from irtool.train.trainer import Trainer, batch_size_or_default
+
+
+def _on_compiled_twin(method):
+    """A Trainer method that a subclassed model runs on its compiled functional twin."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        if self._model_kind != "subclassed":
+            return method(self, *args, **kwargs)
+        x = args[0] if args else kwargs.get("x")
+        twin = self._compiled_twin(x)
+        result = getattr(twin, method.__name__)(*args, **kwargs)
+        self.history = twin.history
+        return result
+
+    return run
 
 
 class Model(Trainer, Layer):
@@ -56,9 +78,86 @@ class Model(Trainer, Layer):
             return functional.__new__(functional, *args, **kwargs)
         return super().__new__(cls, *args, **kwargs)
 
+    # -- subclassed models ---------------------------------------------------------------
+    # A subclassed model (``class MyModel(keras.Model)`` with its own ``call``) has no graph: an
+    # eager call runs ``call`` on arrays. For predict, fit, evaluate and export it is traced into a
+    # functional twin, ``Model(inputs, self(inputs))`` on inputs shaped like the data (any batch
+    # size), made once per input signature. The twin's one layer is this model, so its weights are
+    # this model's Variables; compile's arguments are handed to it.
+    @property
+    def layers(self) -> list:
+        """The layers this model tracks (a subclassed model's attributes), as Keras lists them."""
+        return list(self._sublayers())
+
+    def build(self, input_shape=None) -> None:
+        """A subclassed model traces its ``call`` on float32 Inputs of ``input_shape`` (batch dim
+        first; a list or dict of shapes for several inputs), creating its weights, as Keras'
+        ``Model.build`` does (also what loading a ``.keras`` file calls)."""
+        if self._model_kind != "subclassed" or input_shape is None:
+            return super().build(input_shape)
+        self.built = True  # before tracing: the traced call must not build again
+        if not self.__dict__.get("_trace_later"):
+            self._twin()
+        return None
+
+    def _build_from(self, args, kwargs) -> None:
+        # A subclassed model's first call builds it by running ``call`` itself: its ``build`` only
+        # notes the input shapes then (for get_build_config, and what ``export`` traces before any
+        # fit or predict). Tracing inside the call would record a second call within it.
+        self.__dict__["_trace_later"] = True
+        try:
+            super()._build_from(args, kwargs)
+        finally:
+            del self.__dict__["_trace_later"]
+
+    def _twin(self, x=None) -> Model:
+        """The functional twin for data ``x`` (or the last one made, for ``export``)."""
+        if x is None:
+            twin = self.__dict__.get("_twin_model")
+            shapes = self.__dict__.get("_build_shapes_dict")  # what build() was given (ours or the model's own)
+            if twin is None and shapes is not None and len(shapes) == 1:
+                twin = Model(*_traced(self, _inputs_for_shapes(next(iter(shapes.values())))), name=self.name)
+                self.__dict__.update(_twin_model=twin, _twin_key=None)
+            if twin is None:
+                raise ValueError(
+                    f"Model '{self.name}' is a subclassed model that has not been built: call it on data "
+                    "(`model.predict(x)`, `model.fit(...)`) or `model.build(input_shape)` first, so that irtool "
+                    "can trace its `call` into a graph."
+                )
+            return twin
+        arrays = tree.map_structure(_as_array, x)
+        key = tree.map_structure(lambda a: (a.shape[1:], str(a.dtype)), arrays)
+        if self.__dict__.get("_twin_key") != repr(key):
+            twin = Model(*_traced(self, _inputs_like(arrays)), name=self.name)
+            # Kept outside the tracked attributes: the twin is a view of this model, not a sublayer.
+            self.__dict__.update(_twin_model=twin, _twin_key=repr(key))
+        return self.__dict__["_twin_model"]
+
+    def compile(self, optimizer="rmsprop", loss=None, *args, **kwargs) -> None:
+        """A subclassed model keeps the arguments (its optimizer resolved now, as Keras exposes
+        ``model.optimizer``) and compiles its twin with them when it trains or evaluates."""
+        if self._model_kind != "subclassed":
+            return Trainer.compile(self, optimizer, loss, *args, **kwargs)
+        bound = inspect.signature(Trainer.compile).bind(self, optimizer, loss, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = {k: v for k, v in bound.arguments.items() if k not in ("self", "auto_scale_loss")}
+        self.optimizer = arguments["optimizer"] = optimizers.get(optimizer)
+        self._compile_args = arguments  # the keys Trainer.compile keeps, for get_compile_config
+        self.compiled = True
+        return None
+
+    def _compiled_twin(self, x) -> Model:
+        twin = self._twin(x)
+        if self.compiled and twin.__dict__.get("_compiled_from") is not self._compile_args:
+            twin.compile(**self._compile_args)
+            twin.__dict__["_compiled_from"] = self._compile_args
+        return twin
+
     # -- inference -----------------------------------------------------------------------
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Run the model on ``x`` in batches (default 32); returns arrays in the output structure."""
+        if self._model_kind == "subclassed":
+            return self._twin(x).predict(x, batch_size, verbose, steps, callbacks)
         flat = self._flatten_feeds(x)
         n = _num_samples(flat)
         batch_size = batch_size_or_default(batch_size)
@@ -81,7 +180,14 @@ class Model(Trainer, Layer):
         return self._pack_outputs(results)
 
     def predict_on_batch(self, x):
+        if self._model_kind == "subclassed":
+            return self._twin(x).predict_on_batch(x)
         return self._pack_outputs(self._run_flat(self._flatten_feeds(x)))
+
+    fit = _on_compiled_twin(Trainer.fit)
+    evaluate = _on_compiled_twin(Trainer.evaluate)
+    train_on_batch = _on_compiled_twin(Trainer.train_on_batch)
+    test_on_batch = _on_compiled_twin(Trainer.test_on_batch)
 
     def summary(
         self,
@@ -165,11 +271,41 @@ class Model(Trainer, Layer):
         """Write the model as an ONNX file (the only format irtool exports)."""
         if format != "onnx":
             raise ValueError(f"Unrecognized format={format!r}. irtool exports format='onnx'.")
-        return export_onnx(self, filepath, opset=opset, **kwargs)
+        model = self._twin() if self._model_kind == "subclassed" else self
+        return export_onnx(model, filepath, opset=opset, **kwargs)
 
     def to_onnx(self, opset=None) -> onnx.ModelProto:
         """The model as a validated ``onnx.ModelProto``, in memory (what ``irtool.runtime.Session.from_model`` runs)."""
-        return to_onnx(self, opset=opset)
+        return to_onnx(self._twin() if self._model_kind == "subclassed" else self, opset=opset)
+
+
+def _as_array(a):
+    return a if isinstance(a, np.ndarray) else np.asarray(a)
+
+
+def _inputs_like(arrays):
+    """Inputs shaped like ``arrays`` without the batch dim, in their structure (dict keys as names)."""
+    if isinstance(arrays, dict):
+        return {k: Input(a.shape[1:], dtype=standardize_dtype(a.dtype), name=k) for k, a in arrays.items()}
+    return tree.map_structure(lambda a: Input(a.shape[1:], dtype=standardize_dtype(a.dtype)), arrays)
+
+
+def _inputs_for_shapes(shapes):
+    """Float32 Inputs for ``build``'s shapes (a shape, or a list or dict of them), batch dim free."""
+
+    def one(shape, name=None):
+        return Input(shape=tuple(shape)[1:], dtype="float32", name=name)
+
+    if isinstance(shapes, dict):
+        return {name: one(shape, name) for name, shape in shapes.items()}
+    if all(d is None or isinstance(d, int) for d in shapes):
+        return one(shapes)
+    return [one(shape) for shape in shapes]
+
+
+def _traced(model: Model, inputs) -> tuple:
+    """``(inputs, model(inputs))``: ``model``'s call recorded on symbolic inputs."""
+    return inputs, model(inputs)
 
 
 def _num_samples(flat: list) -> int:
