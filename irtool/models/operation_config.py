@@ -43,9 +43,9 @@ _FAMILIES = {
         "AdaptiveAveragePool AdaptiveMaxPool AveragePool BatchNorm Conv ConvTranspose DepthwiseConv Elu Gelu HardSigmoid LayerNorm LeakyRelu LogSoftmax "
         "MaxPool Moments Normalize OneHot RMSNorm Relu Relu6 Selu SeparableConv Sigmoid Silu Softmax Softplus Softsign "
         "Celu Glu HardShrink HardSilu HardTanh LogSigmoid SoftShrink SparsePlus SparseSigmoid Sparsemax Squareplus "
-        "TanhShrink Threshold"
+        "TanhShrink Threshold DotProductAttention"
     ).split(),
-    "keras.src.ops.core": ["Cast", "Unstack"],
+    "keras.src.ops.core": ["Cast", "Unstack", "StopGradient"],
     "keras.src.ops.math": ["Erf", "STFT", "Rsqrt", "Logsumexp", "TopK"],
     "keras.src.ops.image": ["Resize"],
     "irtool.ops": ["CenterCrop", "GruOp", "LstmOp", "RecurrentOp", "SimpleRnnOp", "Upsample"],

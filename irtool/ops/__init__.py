@@ -10,6 +10,7 @@ from irtool.ops import image, nn
 from irtool.ops.adaptive_pooling import adaptive_average_pool, adaptive_max_pool
 from irtool.ops.arrays import (
     broadcast_to,
+    copy,
     eye,
     flip,
     fliplr,
@@ -22,7 +23,9 @@ from irtool.ops.arrays import (
     ravel,
     repeat,
     roll,
+    stop_gradient,
     swapaxes,
+    take_along_axis,
     tile,
     tri,
     vstack,
@@ -80,7 +83,7 @@ from irtool.ops.elementwise import (
     tanh,
     true_divide,
 )
-from irtool.ops.linalg import einsum, matmul, tril, triu
+from irtool.ops.linalg import diagonal, dot, einsum, inner, matmul, outer, tensordot, trace, tril, triu, vdot
 from irtool.ops.math import (
     amax,
     amin,
@@ -90,6 +93,7 @@ from irtool.ops.math import (
     arcsinh,
     arctan,
     arctanh,
+    average,
     cosh,
     count_nonzero,
     cumsum,
@@ -98,6 +102,7 @@ from irtool.ops.math import (
     exp2,
     expm1,
     hypot,
+    isclose,
     isfinite,
     isinf,
     isnan,
@@ -106,10 +111,12 @@ from irtool.ops.math import (
     log10,
     logaddexp,
     logsumexp,
+    nan_to_num,
     ptp,
     rad2deg,
     rsqrt,
     sinh,
+    size,
     std,
     tan,
     trunc,
@@ -117,6 +124,7 @@ from irtool.ops.math import (
 )
 from irtool.ops.nn import (
     celu,
+    dot_product_attention,
     glu,
     hard_shrink,
     hard_silu,
@@ -147,6 +155,7 @@ from irtool.ops.shape import (
     full,
     full_like,
     get_item,
+    ndim,
     one_hot,
     ones,
     ones_like,

@@ -13,6 +13,7 @@ import numpy as np
 
 from irtool.ir.dtypes import is_float, standardize_dtype
 from irtool.ir.spec import TensorSpec, broadcast_shapes, normalize_axis
+from irtool.ops import core
 from irtool.ops.core import Primitive, SymbolicTensor, apply
 from irtool.ops.gradients import unbroadcast
 from irtool.ops.operation import top_level_op
@@ -399,3 +400,92 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     values, step = result if retstep else (result, None)
     values = values.astype(standardize_dtype(dtype))
     return (values, step) if retstep else values
+
+
+class StopGradient(Primitive):
+    """The identity whose gradient is zero (``keras.ops.stop_gradient``); ONNX ``Identity``."""
+
+    name = "stop_gradient"
+
+    def __init__(self):
+        self.differentiable = False
+
+    def infer(self, specs):
+        return [TensorSpec(specs[0].shape, specs[0].dtype)]
+
+    def forward(self, x):
+        return x
+
+    def vjp(self, cotangents, inputs, outputs):
+        return [None]
+
+    def to_onnx(self, ctx, ins, outs):
+        ctx.node("Identity", ins, outs)
+
+
+STOP_GRADIENT = StopGradient()
+
+
+@top_level_op("StopGradient")
+def stop_gradient(variable):
+    """``variable``'s value, through which no gradient flows."""
+    return apply(STOP_GRADIENT, [_tensor(variable)])[0]
+
+
+@top_level_op("Copy")
+def copy(x):
+    """A copy of ``x`` (on symbolic tensors, a new tensor of the same value)."""
+    return core.identity(x) if isinstance(x, SymbolicTensor) else np.array(x)
+
+
+class TakeAlongAxis(Primitive):
+    """``np.take_along_axis`` with ``indices`` of ``x``'s rank (ONNX ``GatherElements``)."""
+
+    name = "take_along_axis"
+
+    def infer(self, specs, axis):
+        x, indices = specs
+        if len(x.shape) != len(indices.shape):
+            raise ValueError(f"`take_along_axis` needs indices of x's rank. Received: {x.shape} and {indices.shape}.")
+        if not indices.dtype.startswith(("int", "uint")):
+            raise ValueError(f"`take_along_axis` needs integer indices. Received: dtype={indices.dtype}.")
+        return [TensorSpec(indices.shape, x.dtype)]  # take_along_axis broadcast the indices already
+
+    def forward(self, x, indices, axis):
+        return np.take_along_axis(x, _wrapped(indices, x.shape[axis]), axis=axis)
+
+    def vjp(self, cotangents, inputs, outputs, axis):
+        (g,), (x, indices) = cotangents, inputs
+        if not is_float(str(x.dtype)):
+            return [None, None]
+        grad = np.zeros_like(x)
+        index = list(np.indices(indices.shape, sparse=True))
+        index[axis] = _wrapped(indices, x.shape[axis])
+        np.add.at(grad, tuple(index), g)  # repeated indices add up
+        return [grad, None]
+
+    def to_onnx(self, ctx, ins, outs, axis):
+        ctx.node("GatherElements", ins, outs, axis=axis)
+
+
+def _wrapped(indices, size):
+    return np.where(indices < 0, indices + size, indices)
+
+
+TAKE_ALONG_AXIS = TakeAlongAxis()
+
+
+@top_level_op("TakeAlongAxis")
+def take_along_axis(x, indices, axis=None):
+    """Pick values along ``axis`` at ``indices`` (broadcast against ``x`` on the other axes), as
+    ``np.take_along_axis``; ``axis=None`` works on the flattened ``x``."""
+    x, indices = _tensor(x), _tensor(indices)
+    if axis is None:
+        x, indices, axis = reshape(x, (-1,)), reshape(indices, (-1,)), 0
+    axis = normalize_axis(axis, len(x.shape))
+    if len(indices.shape) != len(x.shape):
+        raise ValueError(f"`take_along_axis` needs indices of x's rank. Received: {x.shape} and {indices.shape}.")
+    shape = [d if a == axis else (x.shape[a] if x.shape[a] is not None else d) for a, d in enumerate(indices.shape)]
+    if tuple(shape) != tuple(indices.shape) and None not in shape:
+        indices = broadcast_to(indices, tuple(shape))
+    return apply(TAKE_ALONG_AXIS, [x, indices], axis=axis)[0]

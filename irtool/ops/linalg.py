@@ -1,6 +1,8 @@
 """Matrix products: ``matmul`` (NumPy semantics, batched and broadcast), ``einsum``, the fused
-``matmul_add`` that ``ops.fusion`` makes from a Dense layer's product and bias, and the
-triangles ``tril``/``triu`` (one ``trilu`` primitive)."""
+``matmul_add`` that ``ops.fusion`` makes from a Dense layer's product and bias, the
+triangles ``tril``/``triu`` (one ``trilu`` primitive), and NumPy's other products and
+diagonals written as einsum (``tensordot``, ``dot``, ``inner``, ``outer``, ``vdot``,
+``diagonal``, ``trace``)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import numpy as np
 from irtool.ir.spec import TensorSpec, broadcast_shapes
 from irtool.ops.core import Primitive, apply
 from irtool.ops.elementwise import ZEROS, promote
+from irtool.ops.elementwise import multiply as _multiply
 from irtool.ops.gradients import unbroadcast
 from irtool.ops.operation import top_level_op
+from irtool.ops.reduce import sum as reduce_sum
+from irtool.ops.shape import reshape, take, transpose
 
 
 class Matmul(Primitive):
@@ -262,3 +267,101 @@ def tril(x, k=0):
 def triu(x, k=0):
     """Zero the entries below the ``k``-th diagonal of the last two axes."""
     return _trilu(x, k, True)
+
+
+# ---------------------------------------------------------------------------------------
+# NumPy's other products, written as einsum (one primitive, one ONNX Einsum or MatMul)
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _operand(x):
+    return x if hasattr(x, "shape") and hasattr(x, "dtype") else np.asarray(x)
+
+
+@top_level_op("Tensordot")
+def tensordot(x1, x2, axes=2):
+    """Sum products over ``axes``: the last ``axes`` of ``x1`` with the first of ``x2``, or the
+    two lists of axes ``([a1...], [b1...])``, as ``np.tensordot``."""
+    x1, x2 = _operand(x1), _operand(x2)
+    n1, n2 = len(x1.shape), len(x2.shape)
+    if isinstance(axes, int):
+        summed1, summed2 = list(range(n1 - axes, n1)), list(range(axes))
+    else:
+        summed1, summed2 = ([a] if isinstance(a, int) else list(a) for a in axes)
+    summed1 = [a % n1 for a in summed1]
+    summed2 = [a % n2 for a in summed2]
+    left = _LETTERS[:n1]
+    right = [None] * n2
+    for a, b in zip(summed1, summed2):
+        right[b] = left[a]
+    free = iter(_LETTERS[n1:])
+    right = "".join(r if r is not None else next(free) for r in right)
+    out = "".join(c for i, c in enumerate(left) if i not in summed1) + "".join(
+        c for i, c in enumerate(right) if i not in summed2
+    )
+    return einsum(f"{left},{right}->{out}", x1, x2)
+
+
+@top_level_op("Outer")
+def outer(x1, x2):
+    """The outer product of the flattened operands."""
+    x1, x2 = _operand(x1), _operand(x2)
+    return einsum("i,j->ij", _flat(x1), _flat(x2))
+
+
+@top_level_op("Inner")
+def inner(x1, x2):
+    """Sum products over the last axes (``np.inner``); a scalar operand multiplies."""
+    x1, x2 = _operand(x1), _operand(x2)
+    if not x1.shape or not x2.shape:
+        return _multiply(x1, x2)
+    return tensordot(x1, x2, axes=([-1], [-1]))
+
+
+@top_level_op("Dot")
+def dot(x1, x2):
+    """``np.dot``: products of scalars, 1-D inner products, matrix products, and for N-D arrays the
+    sum over the last axis of ``x1`` and the second-to-last of ``x2``."""
+    x1, x2 = _operand(x1), _operand(x2)
+    if not x1.shape or not x2.shape:
+        return _multiply(x1, x2)
+    if len(x2.shape) == 1:
+        return tensordot(x1, x2, axes=([-1], [0]))
+    if len(x1.shape) <= 2 and len(x2.shape) == 2:
+        return matmul(x1, x2)
+    return tensordot(x1, x2, axes=([-1], [-2]))
+
+
+@top_level_op("Vdot")
+def vdot(x1, x2):
+    """The inner product of the flattened operands."""
+    x1, x2 = _operand(x1), _operand(x2)
+    return einsum("i,i->", _flat(x1), _flat(x2))
+
+
+@top_level_op("Diagonal")
+def diagonal(x, offset=0, axis1=0, axis2=1):
+    """The ``offset`` diagonal of the 2-D slices on ``axis1``/``axis2``, as a last axis (``np.diagonal``)."""
+    x = _operand(x)
+    n = len(x.shape)
+    axis1, axis2 = axis1 % n, axis2 % n
+    rows, cols = x.shape[axis1], x.shape[axis2]
+    if rows is None or cols is None:
+        raise ValueError(f"`diagonal` needs static sizes on axes {axis1} and {axis2}. Received: shape={x.shape}")
+    keep = [a for a in range(n) if a not in (axis1, axis2)]
+    moved = transpose(x, [*keep, axis1, axis2])
+    length = max(0, min(rows, cols - offset) if offset >= 0 else min(rows + offset, cols))
+    start = (0, offset) if offset >= 0 else (-offset, 0)
+    flat_index = np.array([(start[0] + i) * cols + start[1] + i for i in range(length)], "int64")
+    return take(reshape(moved, (*[-1 if d is None else d for d in moved.shape[:-2]], rows * cols)), flat_index, axis=-1)
+
+
+@top_level_op("Trace")
+def trace(x, offset=0, axis1=0, axis2=1):
+    """The sum of the ``offset`` diagonal (``np.trace``)."""
+    return reduce_sum(diagonal(x, offset, axis1, axis2), axis=-1)
+
+
+def _flat(x):
+    return reshape(x, (-1,))

@@ -28,7 +28,10 @@ from irtool.ops.elementwise import (
     divide,
     equal,
     exp,
+    less_equal,
     log,
+    logical_and,
+    logical_or,
     maximum,
     multiply,
     negative,
@@ -41,7 +44,7 @@ from irtool.ops.elementwise import (
 )
 from irtool.ops.elementwise import abs as absolute
 from irtool.ops.operation import top_level_op
-from irtool.ops.shape import reshape, squeeze, where
+from irtool.ops.shape import ones_like, reshape, squeeze, where
 
 
 def _c(ctx, x, value):
@@ -269,3 +272,55 @@ def cumsum(x, axis=None, dtype=None):
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
     return apply(CUMSUM, [x], axis=normalize_axis(axis, len(x.shape)))[0]
+
+
+@top_level_op("NanToNum")
+def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
+    """NaN, +inf and -inf replaced by ``nan`` and by the dtype's largest and lowest finite values
+    (or ``posinf``/``neginf``), as ``np.nan_to_num``; integers pass through."""
+    if not isinstance(x, SymbolicTensor) and not hasattr(x, "dtype"):
+        x = np.asarray(x)
+    dtype = _dtype_of(x)
+    if not is_float(dtype):
+        return x
+    info = np.finfo(dtype)
+    x = where(isnan(x), _scalar(nan, x), x)
+    x = where(equal(x, _scalar(np.inf, x)), _scalar(info.max if posinf is None else posinf, x), x)
+    return where(equal(x, _scalar(-np.inf, x)), _scalar(info.min if neginf is None else neginf, x), x)
+
+
+@top_level_op("Isclose")
+def isclose(x1, x2, rtol=1e-5, atol=1e-8, equal_nan=False):
+    """``|x1 - x2| <= atol + rtol * |x2|`` elementwise (equal infinities are close), as ``np.isclose``."""
+    x1, x2 = _float(x1), _float(x2)
+    finite = logical_and(isfinite(x1), isfinite(x2))
+    zero = _scalar(0, x1)
+    a, b = where(finite, x1, zero), where(finite, x2, zero)  # no inf - inf below
+    within = less_equal(absolute(subtract(a, b)), add(_scalar(atol, x1), multiply(_scalar(rtol, x1), absolute(b))))
+    close = where(finite, within, equal(x1, x2))  # infinities: close when equal
+    if equal_nan:
+        close = logical_or(close, logical_and(isnan(x1), isnan(x2)))
+    return close
+
+
+@top_level_op("Average")
+def average(x, axis=None, weights=None):
+    """The mean along ``axis``, weighted by ``weights`` (of ``x``'s shape, or 1-D along ``axis``)."""
+    x = _float(x)
+    if weights is None:
+        return reduce.mean(x, axis=axis)
+    weights = _float(weights)
+    if axis is not None and len(weights.shape) == 1 and len(x.shape) > 1:
+        shape = [1] * len(x.shape)
+        shape[normalize_axis(axis, len(x.shape))] = -1
+        weights = reshape(weights, tuple(shape))
+    return divide(reduce.sum(multiply(x, weights), axis=axis), reduce.sum(multiply(weights, ones_like(x)), axis=axis))
+
+
+def size(x):
+    """The number of elements: an int when the shape is static, else a symbolic int32 count."""
+    if not isinstance(x, SymbolicTensor) and not hasattr(x, "shape"):
+        x = np.asarray(x)
+    if None not in tuple(x.shape):
+        return int(np.prod(x.shape, dtype=np.int64))
+    return reduce.sum(ones_like(x, "int32"))

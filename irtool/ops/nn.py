@@ -24,6 +24,7 @@ from irtool.ops.elementwise import (  # noqa: F401 - the ops.nn namespace
     leaky_relu,
     less,
     less_equal,
+    logical_and,
     multiply,
     negative,
     relu,
@@ -39,6 +40,7 @@ from irtool.ops.elementwise import (  # noqa: F401 - the ops.nn namespace
     swish,
     tanh,
 )
+from irtool.ops.linalg import einsum
 from irtool.ops.operation import top_level_op
 from irtool.ops.reduce import max, sum
 from irtool.ops.shape import clip, expand_dims, split, where
@@ -251,3 +253,48 @@ def sparsemax(x, axis=-1):
     size = sum(support, axis=ax, keepdims=True)
     tau = divide(subtract(sum(multiply(support, z), axis=ax, keepdims=True), 1.0), size)
     return relu(subtract(z, tau))
+
+
+@top_level_op("DotProductAttention")
+def dot_product_attention(
+    query,
+    key,
+    value,
+    bias=None,
+    mask=None,
+    scale=None,
+    is_causal=False,
+    flash_attention=None,
+    attn_logits_soft_cap=None,
+):
+    """Scaled dot-product attention on ``(batch, length, heads, head_dim)`` tensors, as Keras'
+    numpy backend computes it: ``softmax(q·k * scale + bias)`` with masked (and, with ``is_causal``,
+    future) positions at -0.7 * the float's largest value, then the weighted sum of ``value``."""
+    from_keras = {"flash_attention": flash_attention, "attn_logits_soft_cap": attn_logits_soft_cap}
+    if flash_attention or attn_logits_soft_cap is not None:
+        given = ", ".join(f"{k}={v!r}" for k, v in from_keras.items() if v)
+        raise ValueError(f"`dot_product_attention` computes plain attention; it does not take {given}.")
+    query, key, value = (_as_float(t) for t in (query, key, value))
+    if len(query.shape) != 4 or len(key.shape) != 4 or len(value.shape) != 4:
+        raise ValueError(
+            "`dot_product_attention` takes 4-D (batch, length, heads, head_dim) tensors. "
+            f"Received: query.shape={query.shape}, key.shape={key.shape}, value.shape={value.shape}."
+        )
+    head_dim = key.shape[-1]
+    dtype = str(query.dtype)
+    scale = 1.0 / np.sqrt(head_dim) if scale is None else scale
+    logits = multiply(einsum("btnh,bsnh->bnts", query, key), np.asarray(scale, dtype))
+    if bias is not None:
+        logits = add(logits, cast(bias, dtype) if hasattr(bias, "dtype") else np.asarray(bias, dtype))
+    keep = None if mask is None else cast(mask, "bool")
+    if is_causal:
+        t, s = query.shape[1], key.shape[1]
+        if t is None or s is None:
+            raise ValueError("`dot_product_attention(is_causal=True)` needs static query and key lengths.")
+        causal = np.tril(np.ones((t, s), bool))[None, None]
+        keep = causal if keep is None else logical_and(keep, causal)
+    if keep is not None:
+        lowest = np.asarray((65500.0 if dtype == "float16" else 3.38953e38) * -0.7, dtype)
+        logits = where(keep, logits, lowest)
+    probs = softmax(logits, axis=-1)
+    return einsum("bnts,bsnh->btnh", probs, value)

@@ -650,3 +650,8 @@ def convert_to_numpy(x) -> np.ndarray:
     if hasattr(x, "_value"):
         return np.array(x._value)
     return np.array(x)
+
+
+def ndim(x) -> int:
+    """The number of axes."""
+    return len(_tensor(x).shape)

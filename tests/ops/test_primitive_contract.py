@@ -318,6 +318,11 @@ EXAMPLES: dict[str, list[Case]] = {
         C(np.array([[3, 1, 3, -(2**31)], [0, 0, 5, 2**31 - 1]], "int32"), k=4, axis=1, largest=True),
     ],
     "broadcast_to": [C(f(3, 1), shape=(2, 3, 4)), C(i(1, 4), shape=(3, 4))],
+    "stop_gradient": [C(f(2, 3)), C(i(2, 3))],
+    "take_along_axis": [
+        C(f(3, 4), np.array([[0, 3], [1, 1], [2, -1]], "int64"), axis=1),
+        C(i(3, 4), np.array([[2, 0, 1, 2]], "int32"), axis=0),
+    ],
     "cast": [C(f(2, 3), dtype="float64"), C(away(2, 3), dtype="int32"), C(i(2, 3), dtype="float32")],
     # arrays
     "pad": [
