@@ -49,6 +49,7 @@ class Merge(Layer):
         if not isinstance(inputs, (list, tuple)) or len(inputs) < 2:
             raise ValueError(f"A merge layer should be called on a list of at least 2 inputs. Received: {inputs}")
         self._check_shapes([tuple(x.shape) for x in inputs])
+        inputs = _same_rank(inputs)
         masks = list(mask) if isinstance(mask, (list, tuple)) else [None] * len(inputs)
         if any(m is not None for m in masks):
             return self._masked_merge(list(inputs), masks)
@@ -73,6 +74,13 @@ class Merge(Layer):
         for m in previous_mask[1:]:
             out = ops.logical_or(out, m)
         return out
+
+
+def _same_rank(inputs):
+    """As Keras: an input of lower rank gets new axes right after the batch axis (NumPy's
+    broadcasting would add them before it, pairing one sample with another sample's rows)."""
+    rank = max(len(x.shape) for x in inputs)
+    return [x if len(x.shape) == rank else ops.expand_dims(x, tuple(range(1, 1 + rank - len(x.shape)))) for x in inputs]
 
 
 def _expanded(mask):
@@ -117,7 +125,7 @@ class Subtract(Merge):
     def call(self, inputs, mask=None):
         if len(inputs) != 2:
             raise ValueError(f"A `Subtract` layer should be called on exactly 2 inputs. Received: inputs={inputs}")
-        return ops.subtract(inputs[0], inputs[1])
+        return ops.subtract(*_same_rank(inputs))
 
 
 class Multiply(Merge):

@@ -55,6 +55,13 @@ class Reduce(Primitive):
         return [g * _prod_without(x, axes)]
 
     def to_onnx(self, ctx, ins, outs, axes, keepdims):
+        dtype = ctx.dtype_of(ins[0])
+        if self.name in ("sum", "prod") and dtype in ("uint32", "uint64"):
+            # ONNX Runtime has no unsigned ReduceSum/ReduceProd: int64 (a uint64 sum wraps the same way)
+            wide = ctx.node("Cast", ins, to=ctx.onnx_dtype("int64"))
+            total = ctx.reduce(self.onnx_op, wide[0], list(axes), keepdims)
+            ctx.node("Cast", total, outs, to=ctx.onnx_dtype(dtype))
+            return
         ctx.reduce(self.onnx_op, ins[0], list(axes), keepdims, outs)
 
 
@@ -82,9 +89,21 @@ def _reduce(prim, x, axis, keepdims):
     return apply(prim, [x], axes=_axes(x, axis), keepdims=bool(keepdims))[0]
 
 
+# Keras' (and JAX's) accumulator for small integers: a sum or product of bools, int8 or int16 is
+# int32, of uint8 or uint16 uint32, so a mask counts instead of wrapping around (or staying bool).
+_WIDER = {"bool": "int32", "int8": "int32", "int16": "int32", "uint8": "uint32", "uint16": "uint32"}
+
+
+def _accumulated(x):
+    if not hasattr(x, "shape"):
+        x = np.asarray(x)
+    wider = _WIDER.get(str(x.dtype))
+    return x if wider is None else cast(x, wider)
+
+
 @top_level_op("Sum")
 def sum(x, axis=None, keepdims=False):  # noqa: A001 - Keras' name
-    return _reduce(SUM, x, axis, keepdims)
+    return _reduce(SUM, _accumulated(x), axis, keepdims)
 
 
 @top_level_op("Mean")
@@ -112,8 +131,7 @@ def min(x, axis=None, keepdims=False, initial=None):  # noqa: A001 - Keras' name
 
 @top_level_op("Prod")
 def prod(x, axis=None, keepdims=False, dtype=None):
-    if dtype is not None:
-        x = cast(x, dtype)
+    x = cast(x, dtype) if dtype is not None else _accumulated(x)
     return _reduce(PROD, x, axis, keepdims)
 
 

@@ -122,3 +122,18 @@ HARNESS_CASES = [
 def test_layer_harness(name, kwargs, shape):
     """Shapes, configs, .keras file, ONNX, gradients and (where installed) Keras: tests/harness.py."""
     run_layer_test(getattr(irtool.layers, name), kwargs, shape)
+
+
+@pytest.mark.parametrize("name", ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"])
+def test_inputs_of_lower_rank_get_axes_after_the_batch_axis(name):
+    """Keras expands a lower-rank input at axis 1; NumPy's broadcasting adds the axis in front,
+    which paired sample i of one input with every sample of the other ((3, 3, 4) instead of (3, 1, 4))."""
+    from ..harness import keras_parity
+
+    def build(lib):
+        a, b = lib.Input((1, 4)), lib.Input((4,))
+        return lib.Model([a, b], getattr(lib.layers, name)()([a, b]))
+
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((3, 1, 4)).astype("float32"), rng.standard_normal((3, 4)).astype("float32")]
+    keras_parity(build, inputs, output_shape=True, onnx_parity=True)

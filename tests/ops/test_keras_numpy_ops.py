@@ -54,6 +54,9 @@ CASES = [
     ("amin", (INTS,), {"axis": 1, "keepdims": True}),
     ("ptp", (X,), {"axis": 1}),
     ("count_nonzero", (INTS,), {"axis": 1}),
+    ("sum", (X > 0,), {"axis": -1}),  # a mask counts: int32, as in Keras (it stayed bool and wrapped)
+    ("sum", (INTS.astype("int8") * 40,), {}),
+    ("prod", (INTS.astype("int16"),), {"axis": 0}),
     ("cumsum", (X,), {"axis": 1}),
     ("cumsum", (INTS,), {}),
     ("sort", (X,), {}),
