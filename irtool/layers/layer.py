@@ -223,7 +223,18 @@ class Layer(Operation):
                     if id(item) not in seen:
                         seen.add(id(item))
                         tracked.append(item)
+                elif isinstance(item, Variable) and not self._holds(item):
+                    # `self.scale = keras.Variable(1.0)`: this layer's weight, as in Keras (a sublayer's
+                    # weight kept as an attribute, as SpectralNormalization keeps its layer's kernel, is not)
+                    (self._trainable_variables if item.trainable else self._non_trainable_variables).append(item)
         object.__setattr__(self, name, value)
+
+    def _holds(self, variable) -> bool:
+        """Whether ``variable`` is already this layer's or one of its sublayers'."""
+        own = self.__dict__.get("_trainable_variables", []) + self.__dict__.get("_non_trainable_variables", [])
+        return any(v is variable for v in own) or any(
+            v is variable for layer in self._tracked_layers for v in layer.weights
+        )
 
     @property
     def path(self) -> str:

@@ -14,7 +14,6 @@ models only through ``Model._model_kind``) <- ``model`` <- ``functional`` <- ``s
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import warnings
 
@@ -29,7 +28,6 @@ from irtool.models.functional_config import model_from_config, model_to_json
 from irtool.models.summary import print_summary
 from irtool.onnx import export_onnx, to_onnx
 from irtool.saving.saving_lib import load_weights, save_model, save_weights
-from irtool.train import optimizers
 from irtool.train.callbacks import CallbackList
 from irtool.train.compile_config import deserialize_compile_config, serialize_compile_args
 from irtool.train.trainer import Trainer, batch_size_or_default
@@ -132,19 +130,6 @@ class Model(Trainer, Layer):
             # Kept outside the tracked attributes: the twin is a view of this model, not a sublayer.
             self.__dict__.update(_twin_model=twin, _twin_key=repr(key))
         return self.__dict__["_twin_model"]
-
-    def compile(self, optimizer="rmsprop", loss=None, *args, **kwargs) -> None:
-        """A subclassed model keeps the arguments (its optimizer resolved now, as Keras exposes
-        ``model.optimizer``) and compiles its twin with them when it trains or evaluates."""
-        if self._model_kind != "subclassed":
-            return Trainer.compile(self, optimizer, loss, *args, **kwargs)
-        bound = inspect.signature(Trainer.compile).bind(self, optimizer, loss, *args, **kwargs)
-        bound.apply_defaults()
-        arguments = {k: v for k, v in bound.arguments.items() if k not in ("self", "auto_scale_loss")}
-        self.optimizer = arguments["optimizer"] = optimizers.get(optimizer)
-        self._compile_args = arguments  # the keys Trainer.compile keeps, for get_compile_config
-        self.compiled = True
-        return None
 
     def _compiled_twin(self, x) -> Model:
         twin = self._twin(x)

@@ -138,10 +138,12 @@ class Sequential(Functional):
         else:
             self.build((None,) + tuple(np.shape(first) if not hasattr(first, "shape") else first.shape)[1:])
 
-    def predict(self, x, *args, **kwargs):
+    def _flatten_feeds(self, x) -> list:
+        # predict, fit, evaluate and the batch methods of a model without an Input build it from
+        # their first data, as Keras does
         if not self.built:
             self._build_for_call(x)
-        return super().predict(x, *args, **kwargs)
+        return super()._flatten_feeds(x)
 
     # Keras' Sequential has these only once built, and says so.
     @property

@@ -60,6 +60,13 @@ class Variable:
             )
         self._value[...] = value
 
+    def assign_add(self, value) -> None:
+        """``assign(value + delta)`` in place (a metric's running total, a counter)."""
+        self.assign(self._value + np.asarray(value, dtype=self._value.dtype))
+
+    def assign_sub(self, value) -> None:
+        self.assign(self._value - np.asarray(value, dtype=self._value.dtype))
+
     def __array__(self, dtype=None, copy=None):
         return self._value if dtype is None else self._value.astype(dtype)
 

@@ -15,6 +15,7 @@ import numpy as np
 from irtool import random
 from irtool.ir.executor import CompiledGraph
 from irtool.ops.fusion import fuse_matmul_add, fuse_relu
+from irtool.train import optimizers
 from irtool.train.autodiff import GradientProgram
 from irtool.train.callbacks import CallbackList
 from irtool.train.data import sample_weights_for, targets_of
@@ -71,8 +72,10 @@ class Trainer:
 
         The arguments are kept as given, so ``save()`` can store them (``get_compile_config``).
         """
-        self._compile_config = CompileConfig(self, optimizer, loss, loss_weights, metrics, weighted_metrics)
-        self.optimizer = self._compile_config.optimizer
+        self.optimizer = optimizers.get(optimizer)
+        # A Sequential model without an Input has no outputs until its first batch builds it (as in
+        # Keras): the losses and metrics are then spread over the outputs on first use.
+        self._compile_config = None
         self._compile_args = {
             "optimizer": self.optimizer,
             "loss": loss,
@@ -94,11 +97,11 @@ class Trainer:
         if not self.compiled:
             return []
         out = [self._loss_tracker] + list(self._output_loss_trackers or [])
-        return out + [m for _, _, m, _ in self._compile_config.metrics or []]
+        return out + [m for _, _, m, _ in getattr(self._compile_config, "metrics", None) or []]
 
     @property
     def metrics_names(self) -> list:
-        if not self.compiled or self._compile_config.metrics is None:
+        if not self.compiled or getattr(self._compile_config, "metrics", None) is None:
             return ["loss", "compile_metrics"] if self.compiled else []
         return ["loss", "compile_metrics"] + [t.name for t in self._output_loss_trackers or []]
 
@@ -106,9 +109,17 @@ class Trainer:
         for m in self.metrics:
             m.reset_state()
 
-    def _require_compiled(self) -> CompileConfig:
+    def _check_compiled(self) -> None:
         if not self.compiled:
             raise ValueError("You must call `compile()` before using the model.")
+
+    def _require_compiled(self) -> CompileConfig:
+        self._check_compiled()
+        if self._compile_config is None:
+            args = self._compile_args
+            self._compile_config = CompileConfig(
+                self, self.optimizer, args["loss"], args["loss_weights"], args["metrics"], args["weighted_metrics"]
+            )
         return self._compile_config
 
     # -- one batch ---------------------------------------------------------------------------------
@@ -154,7 +165,7 @@ class Trainer:
         return outputs
 
     def _logs(self) -> dict:
-        config = self._compile_config
+        config = self._require_compiled()
         logs = {"loss": self._loss_tracker.result()}
         for tracker in self._output_loss_trackers or []:
             logs[tracker.name] = tracker.result()
@@ -196,7 +207,7 @@ class Trainer:
         validation_freq=1,
     ):
         """Train for ``epochs`` epochs; returns the ``History`` (Keras 3 semantics)."""
-        self._require_compiled()
+        self._check_compiled()
         xs, ys, ws = self._arrays(x, y, sample_weight, class_weight)
         if validation_split and validation_data is None:
             xs, ys, ws, val = _split(xs, ys, ws, validation_split)
@@ -262,7 +273,7 @@ class Trainer:
         return_dict=False,
     ):
         """Loss and metrics on ``x``/``y`` (a scalar when there is only the loss, like Keras)."""
-        self._require_compiled()
+        self._check_compiled()
         xs, ys, ws = self._arrays(x, y, sample_weight, None)
         batch_size = batch_size_or_default(batch_size)
         n_steps = steps or math.ceil(len(xs[0]) / batch_size)
@@ -291,8 +302,10 @@ class Trainer:
     def _result(self, logs: dict, return_dict: bool):
         if return_dict:
             return dict(sorted(logs.items()))
-        config = self._compile_config
-        values = [logs["loss"]] + [logs[t.name] for t in self._output_loss_trackers or []]
+        config = self._require_compiled()
+        with_loss = [k for k in range(len(config.names)) if config.losses and config.losses[k] is not None]
+        trackers = dict(zip(with_loss, self._output_loss_trackers or []))
+        values = [logs["loss"]] + [logs[trackers[k].name] for k in config.loss_order if k in trackers]
         metric_items = [(name, logs[name]) for _, name, _, _ in config.metrics]
         if config.multi_output:
             metric_items.sort()

@@ -29,6 +29,15 @@ class CompileConfig:
         self.names = list(model.output_names)
         self.keys = sorted(model.output) if isinstance(model.output, dict) else self.names
         self.loss_specs = self._spread(loss, "loss")
+        # evaluate() lists the per-output losses in the loss dict's order, as Keras does
+        self.loss_order = (
+            [
+                next(k for k, (key, name) in enumerate(zip(self.keys, self.names)) if given in (key, name))
+                for given in loss
+            ]
+            if isinstance(loss, dict)
+            else list(range(len(self.names)))
+        )
         weights = self._spread(loss_weights, "loss_weights")
         self.loss_weights = [1.0 if w is None else float(w) for w in weights]
         self.metric_specs = self._spread_metrics(metrics, "metrics")

@@ -119,3 +119,62 @@ def test_progress_output_verbose_2(capsys):
     model.fit(x, y, epochs=2, batch_size=16, verbose=2)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Epoch 1/2" and out[1].startswith("2/2 - ") and " - loss: " in out[1]
+
+
+def test_evaluate_lists_the_output_losses_in_the_loss_dicts_order():
+    """As Keras: dict outputs {"z", "a"} with loss={"a": ..., "z": ...} give [loss, a_loss, z_loss]
+    (irtool listed them by sorted output key, so unpacking by position swapped them)."""
+    inputs = keras.Input((3,))
+    outputs = {
+        "z": layers.Dense(1, name="lay_z", kernel_initializer="zeros")(inputs),
+        "a": layers.Dense(1, name="lay_a", kernel_initializer="zeros")(inputs),
+    }
+    x, y = np.ones((4, 3), "float32"), {"z": np.full((4, 1), 10.0, "float32"), "a": np.ones((4, 1), "float32")}
+    for losses, want in (({"a": "mse", "z": "mse"}, [101, 1, 100]), ({"z": "mse", "a": "mse"}, [101, 100, 1])):
+        model = keras.Model(inputs, outputs)
+        model.compile(loss=losses)
+        np.testing.assert_allclose(model.evaluate(x, y, verbose=0), want)
+
+
+def test_a_sequential_model_without_an_input_compiles_and_builds_on_its_first_batch():
+    """The callbacks guide's get_model(): Sequential(), add(Dense(1)), compile, then fit."""
+    model = keras.Sequential()
+    model.add(layers.Dense(1))
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.1), loss="mse", metrics=["mae"])
+    assert not model.built and model.metrics_names == ["loss", "compile_metrics"]
+    x = RNG.random((64, 8)).astype("float32")
+    history = model.fit(x, x.sum(1), batch_size=32, epochs=2, verbose=0)
+    assert model.built and model.input_shape == (None, 8) and set(history.history) == {"loss", "mae"}
+    assert history.history["loss"][1] < history.history["loss"][0]
+    fresh = keras.Sequential([layers.Dense(2)])
+    fresh.compile(loss="mse")
+    assert np.isfinite(fresh.evaluate(x, np.zeros((64, 2)), verbose=0))
+
+
+def test_a_variable_set_on_a_layer_is_its_weight_and_trains():
+    """The saving guide's ``self.scale = keras.Variable(1.0)``: tracked, trained and saved as Keras does."""
+
+    class Scaled(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.scale = keras.Variable(1.0, name="scale")
+
+        def call(self, x):
+            return x * self.scale
+
+    layer = Scaled()
+    inputs = keras.Input((1,))
+    model = keras.Model(inputs, layer(inputs))
+    assert [w.name for w in layer.weights] == ["scale"] and len(model.trainable_weights) == 1
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x = np.ones((8, 1), "float32")
+    model.fit(x, 3 * x, epochs=5, verbose=0)
+    assert 1.5 < float(layer.scale.numpy()) < 3.0
+
+
+def test_assign_add_and_assign_sub():
+    total = keras.Variable(np.zeros(2, "float32"))
+    total.assign_add([1, 2])
+    total.assign_add(np.ones(2))
+    total.assign_sub(0.5)
+    np.testing.assert_array_equal(total.numpy(), [1.5, 2.5])
