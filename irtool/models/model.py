@@ -30,6 +30,7 @@ from irtool.onnx import export_onnx, to_onnx
 from irtool.saving.saving_lib import load_weights, save_model, save_weights
 from irtool.train.callbacks import CallbackList
 from irtool.train.compile_config import deserialize_compile_config, serialize_compile_args
+from irtool.train.data import epoch_batches, first_inputs, is_batch_source, source_steps
 from irtool.train.trainer import Trainer, batch_size_or_default
 
 
@@ -123,6 +124,16 @@ class Model(Trainer, Layer):
                     "can trace its `call` into a graph."
                 )
             return twin
+        if is_batch_source(x):  # the shapes of its first batch (an index; a generator cannot be peeked)
+            twin = self.__dict__.get("_twin_model")
+            if twin is not None:
+                return twin
+            if not hasattr(x, "__getitem__"):
+                raise ValueError(
+                    f"Subclassed model '{self.name}' has not seen data yet, and a generator's first batch cannot be "
+                    "read ahead: call `model.build(input_shape)` (or the model on one batch) first."
+                )
+            x = first_inputs(x)
         arrays = tree.map_structure(_as_array, x)
         key = tree.map_structure(lambda a: (a.shape[1:], str(a.dtype)), arrays)
         if self.__dict__.get("_twin_key") != repr(key):
@@ -140,7 +151,16 @@ class Model(Trainer, Layer):
 
     # -- inference -----------------------------------------------------------------------
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Run the model on ``x`` in batches (default 32); returns arrays in the output structure."""
+        """Run the model on ``x`` in batches (default 32); returns arrays in the output structure.
+        ``x`` may give the batches itself (a ``PyDataset``/Sequence or a generator; a batch's ``y`` is
+        ignored)."""
+        if is_batch_source(x):
+            stream = None if hasattr(x, "__getitem__") else iter(x)
+            parts = [self.predict(bx, batch_size, 0) for bx, _, _ in epoch_batches(x, source_steps(x, steps), stream)]
+            if not parts:
+                raise ValueError(f"The dataset or generator given to predict() produced no batches: {x!r}")
+            flat = [tree.flatten(p) for p in parts]
+            return tree.pack_like(parts[0], [np.concatenate(chunks, axis=0) for chunks in zip(*flat)])
         if self._model_kind == "subclassed":
             return self._twin(x).predict(x, batch_size, verbose, steps, callbacks)
         flat = self._flatten_feeds(x)

@@ -45,3 +45,101 @@ def sample_weights_for(y: list, sample_weight, class_weight, n_outputs: int) -> 
         raise ValueError("Pass `sample_weight` as an array, or a list with one array per output.")
     weights = np.asarray(sample_weight, "float32")
     return [weights.reshape(len(weights))] * n_outputs
+
+
+# -- batches given by the user: Keras' PyDataset, a Sequence, a generator -----------------------------
+
+
+class PyDataset:
+    """Keras' ``keras.utils.PyDataset``: a dataset of batches by index. Subclass it with
+    ``__len__`` (the number of batches) and ``__getitem__(index)`` returning ``(x, y)`` or
+    ``(x, y, sample_weight)`` (or ``x`` alone, for ``predict``); ``on_epoch_end`` runs after each
+    epoch. ``workers``, ``use_multiprocessing`` and ``max_queue_size`` are accepted for Keras code and
+    ignored: irtool reads the batches in order, in the calling thread."""
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        self.workers = workers
+        self.use_multiprocessing = use_multiprocessing
+        self.max_queue_size = max_queue_size
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must implement `__getitem__(index)`.")
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__} must implement `__len__()`.")
+
+    @property
+    def num_batches(self):
+        return len(self)
+
+    def on_epoch_begin(self):
+        pass
+
+    def on_epoch_end(self):
+        pass
+
+
+def is_batch_source(x) -> bool:
+    """Whether ``x`` gives batches rather than being the data: a PyDataset or Sequence (length and
+    indexing, not an array or a list of arrays), a generator or another iterator."""
+    if x is None or isinstance(x, (np.ndarray, list, tuple, dict)) or hasattr(x, "__array__"):
+        return False
+    if isinstance(x, PyDataset) or (hasattr(x, "__len__") and hasattr(x, "__getitem__")):
+        return True
+    return hasattr(x, "__next__") or (hasattr(x, "__iter__") and not hasattr(x, "shape"))
+
+
+def source_steps(source, steps) -> int | None:
+    """The batches an epoch reads: ``steps`` when given, else the source's length (None: until it ends)."""
+    if steps is not None:
+        return int(steps)
+    return len(source) if hasattr(source, "__len__") else None
+
+
+def epoch_batches(source, steps, iterator=None):
+    """One epoch's ``(x, y, sample_weight)`` batches of ``source`` (``y``/``sample_weight`` None when
+    a batch has none). An indexed source is read from index 0; an iterator goes on where it stopped,
+    ``iterator`` being the one made from ``source`` for the whole run."""
+    indexed = hasattr(source, "__len__") and hasattr(source, "__getitem__")
+    if indexed and hasattr(source, "on_epoch_begin"):
+        source.on_epoch_begin()
+    it = iterator if not indexed else None
+    count = 0
+    while steps is None or count < steps:
+        if indexed:
+            if count >= len(source):
+                if steps is None:
+                    break
+                raise ValueError(
+                    f"steps={steps} but the dataset has {len(source)} batches: pass steps <= len(dataset)."
+                )
+            item = source[count]
+        else:
+            try:
+                item = next(it)
+            except StopIteration:
+                if steps is not None and count < steps:
+                    raise ValueError(
+                        f"The generator ran out after {count} batches, but {steps} steps were asked for: make it "
+                        "repeat (an infinite loop), or pass fewer steps."
+                    ) from None
+                break
+        yield _unpack(item)
+        count += 1
+    if indexed and hasattr(source, "on_epoch_end"):
+        source.on_epoch_end()
+
+
+def first_inputs(source):
+    """The inputs of an indexed source's first batch (what a subclassed model is traced on)."""
+    return _unpack(source[0])[0]
+
+
+def _unpack(item) -> tuple:
+    if isinstance(item, tuple):
+        if not 1 <= len(item) <= 3:
+            raise ValueError(
+                f"A batch must be x, (x,), (x, y) or (x, y, sample_weight). Received a tuple of {len(item)} items."
+            )
+        return tuple(item) + (None,) * (3 - len(item))
+    return item, None, None

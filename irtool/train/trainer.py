@@ -18,7 +18,7 @@ from irtool.ops.fusion import fuse_matmul_add, fuse_relu
 from irtool.train import optimizers
 from irtool.train.autodiff import GradientProgram
 from irtool.train.callbacks import CallbackList
-from irtool.train.data import sample_weights_for, targets_of
+from irtool.train.data import epoch_batches, is_batch_source, sample_weights_for, source_steps, targets_of
 from irtool.train.training_graph import CompileConfig
 
 
@@ -206,19 +206,44 @@ class Trainer:
         validation_batch_size=None,
         validation_freq=1,
     ):
-        """Train for ``epochs`` epochs; returns the ``History`` (Keras 3 semantics)."""
+        """Train for ``epochs`` epochs; returns the ``History`` (Keras 3 semantics). ``x`` is the data
+        (arrays, ``y`` the targets) or gives the batches itself: a ``PyDataset``/Sequence or a generator
+        of ``(x, y)`` or ``(x, y, sample_weight)``, as is ``validation_data``."""
         self._check_compiled()
-        xs, ys, ws = self._arrays(x, y, sample_weight, class_weight)
+        batch_size = batch_size_or_default(batch_size)
+        rng = random.generator()
+        if is_batch_source(x):
+            if y is not None or sample_weight is not None or validation_split:
+                raise ValueError(
+                    "`y`, `sample_weight` and `validation_split` cannot be given when `x` is a dataset or a generator: "
+                    f"its batches hold the targets and weights. Received x of type {type(x).__name__}."
+                )
+            steps = source_steps(x, steps_per_epoch)
+            stream = None if hasattr(x, "__getitem__") else iter(x)
+
+            def epoch(_order):
+                for bx, by, bw in epoch_batches(x, steps, stream):
+                    yield self._arrays(bx, by, bw, class_weight)
+
+        else:
+            xs, ys, ws = self._arrays(x, y, sample_weight, class_weight)
+            n = len(xs[0])
+            steps = steps_per_epoch or math.ceil(n / batch_size)
+
+            def epoch(order):
+                for step in range(steps):
+                    index = order[(step * batch_size) % n : (step * batch_size) % n + batch_size]
+                    if shuffle == "batch":
+                        index = rng.permutation(index)
+                    yield _take(xs, index), _take(ys, index), _take(ws, index)
+
+        val = None
         if validation_split and validation_data is None:
             xs, ys, ws, val = _split(xs, ys, ws, validation_split)
-        else:
-            val = None
-            if validation_data is not None:
-                vx, vy, *vw = validation_data
-                val = self._arrays(vx, vy, vw[0] if vw else None, None)
-        n = len(xs[0])
-        batch_size = batch_size_or_default(batch_size)
-        steps = steps_per_epoch or math.ceil(n / batch_size)
+            n = len(xs[0])
+            steps = steps_per_epoch or math.ceil(n / batch_size)
+        elif validation_data is not None:
+            val = validation_data if is_batch_source(validation_data) else self._validation_arrays(validation_data)
         callback_list = (
             callbacks
             if isinstance(callbacks, CallbackList)
@@ -234,26 +259,24 @@ class Trainer:
         )
         self.stop_training = False
         callback_list.on_train_begin()
-        rng = random.generator()
         epoch_logs: dict = {}
-        for epoch in range(initial_epoch, epochs):
+        for epoch_index in range(initial_epoch, epochs):
             self.reset_metrics()
-            callback_list.on_epoch_begin(epoch)
-            order = rng.permutation(n) if shuffle is True else np.arange(n)
-            for step in range(steps):
-                index = order[(step * batch_size) % n : (step * batch_size) % n + batch_size]
-                if shuffle == "batch":
-                    index = rng.permutation(index)
+            callback_list.on_epoch_begin(epoch_index)
+            order = None if is_batch_source(x) else rng.permutation(n) if shuffle is True else np.arange(n)
+            for step, (bx, by, bw) in enumerate(epoch(order)):
                 callback_list.on_train_batch_begin(step)
-                self._step(_take(xs, index), _take(ys, index), _take(ws, index), training=True)
+                self._step(bx, by, bw, training=True)
                 callback_list.on_train_batch_end(step, self._logs())
                 if self.stop_training:
                     break
             epoch_logs = dict(self._logs())
-            if val is not None and _validate_now(epoch, validation_freq):
-                val_logs = self._evaluate_arrays(*val, validation_batch_size or batch_size, callback_list)
+            if val is not None and _validate_now(epoch_index, validation_freq):
+                val_logs = self._evaluate_batches(
+                    self._batches_of(val, validation_batch_size or batch_size, validation_steps), callback_list
+                )
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            callback_list.on_epoch_end(epoch, epoch_logs)
+            callback_list.on_epoch_end(epoch_index, epoch_logs)
             if self.stop_training:
                 break
         if getattr(self.optimizer, "use_ema", False):
@@ -272,28 +295,46 @@ class Trainer:
         callbacks=None,
         return_dict=False,
     ):
-        """Loss and metrics on ``x``/``y`` (a scalar when there is only the loss, like Keras)."""
+        """Loss and metrics on ``x``/``y`` (a scalar when there is only the loss, like Keras); ``x`` may
+        be a ``PyDataset``/Sequence or a generator of batches, as for ``fit``."""
         self._check_compiled()
-        xs, ys, ws = self._arrays(x, y, sample_weight, None)
         batch_size = batch_size_or_default(batch_size)
-        n_steps = steps or math.ceil(len(xs[0]) / batch_size)
+        if is_batch_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError("`y` and `sample_weight` cannot be given when `x` is a dataset or a generator.")
+            data, n_steps = x, source_steps(x, steps)
+        else:
+            data = self._arrays(x, y, sample_weight, None)
+            n_steps = steps or math.ceil(len(data[0][0]) / batch_size)
         callback_list = (
             callbacks
             if isinstance(callbacks, CallbackList)
             else CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_steps)
         )
-        logs = self._evaluate_arrays(xs, ys, ws, batch_size, callback_list, steps=steps)
+        logs = self._evaluate_batches(self._batches_of(data, batch_size, steps), callback_list)
         return self._result(logs, return_dict)
 
-    def _evaluate_arrays(self, xs, ys, ws, batch_size, callback_list, steps=None) -> dict:
+    def _validation_arrays(self, validation_data) -> tuple:
+        vx, vy, *vw = validation_data
+        return self._arrays(vx, vy, vw[0] if vw else None, None)
+
+    def _batches_of(self, data, batch_size, steps=None):
+        """``(xs, ys, ws)`` batches of arrays (``data`` as ``_arrays`` gives them), or of a batch source."""
+        if is_batch_source(data):
+            for bx, by, bw in epoch_batches(data, source_steps(data, steps)):
+                yield self._arrays(bx, by, bw, None)
+            return
+        xs, ys, ws = data
+        for step in range(steps or math.ceil(len(xs[0]) / batch_size)):
+            index = slice(step * batch_size, (step + 1) * batch_size)
+            yield _take(xs, index), _take(ys, index), _take(ws, index)
+
+    def _evaluate_batches(self, batches, callback_list) -> dict:
         self.reset_metrics()
         callback_list.on_test_begin()
-        n = len(xs[0])
-        n_steps = steps or math.ceil(n / batch_size)
-        for step in range(n_steps):
-            index = slice(step * batch_size, (step + 1) * batch_size)
+        for step, (bx, by, bw) in enumerate(batches):
             callback_list.on_test_batch_begin(step)
-            self._step(_take(xs, index), _take(ys, index), _take(ws, index), training=False)
+            self._step(bx, by, bw, training=False)
             callback_list.on_test_batch_end(step, self._logs())
         logs = self._logs()
         callback_list.on_test_end(logs)

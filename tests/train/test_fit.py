@@ -178,3 +178,77 @@ def test_assign_add_and_assign_sub():
     total.assign_add(np.ones(2))
     total.assign_sub(0.5)
     np.testing.assert_array_equal(total.numpy(), [1.5, 2.5])
+
+
+class Batches(keras.utils.PyDataset):
+    """The training guide's PyDataset: batches by index, counting its epochs."""
+
+    def __init__(self, x, y, batch_size, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.y, self.batch_size, self.epochs = x, y, batch_size, 0
+
+    def __len__(self):
+        return int(np.ceil(len(self.x) / self.batch_size))
+
+    def __getitem__(self, index):
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[part], self.y[part]
+
+    def on_epoch_end(self):
+        self.epochs += 1
+
+
+def test_fit_evaluate_and_predict_read_batches_from_a_pydataset_or_a_generator():
+    """The same batches as arrays with shuffle=False give the same weights; a generator needs steps."""
+    x, y = data(64)
+    models = [classifier(f"m{i}") for i in range(3)]
+    for m in models[1:]:
+        m.set_weights(models[0].get_weights())
+    for m in models:
+        m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    dataset = Batches(x, y, 16)
+    history = models[0].fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, validation_data=(x, y))
+    from_dataset = models[1].fit(dataset, epochs=2, verbose=0, validation_data=Batches(x, y, 32))
+    assert dataset.epochs == 2
+
+    def generator():
+        while True:
+            for i in range(0, 64, 16):
+                yield x[i : i + 16], y[i : i + 16]
+
+    models[2].fit(generator(), steps_per_epoch=4, epochs=2, verbose=0)
+    for m in models[1:]:
+        for a, b in zip(m.get_weights(), models[0].get_weights()):
+            np.testing.assert_allclose(a, b, rtol=1e-6)
+    np.testing.assert_allclose(from_dataset.history["val_loss"], history.history["val_loss"], rtol=1e-6)
+    np.testing.assert_allclose(models[1].evaluate(dataset, verbose=0), models[0].evaluate(x, y, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(models[1].predict(dataset, verbose=0), models[0].predict(x, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        models[2].predict((x[i : i + 16] for i in range(0, 64, 16)), verbose=0), models[0].predict(x, verbose=0)
+    )
+
+
+def test_batch_sources_say_what_is_wrong():
+    x, y = data(32)
+    model = classifier()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match="`y`, `sample_weight` and `validation_split` cannot be given"):
+        model.fit(Batches(x, y, 8), y, verbose=0)
+    with pytest.raises(ValueError, match="The generator ran out after 2 batches, but 3 steps were asked for"):
+        model.fit(iter([(x[:8], y[:8]), (x[8:16], y[8:16])]), steps_per_epoch=3, verbose=0)
+    with pytest.raises(ValueError, match="A batch must be x, \\(x,\\), \\(x, y\\) or \\(x, y, sample_weight\\)"):
+        model.fit(iter([(x, y, None, None)]), verbose=0)
+
+
+def test_pad_sequences_as_keras():
+    sequences = [[1, 2, 3], [4, 5], [6, 7, 8, 9, 10]]
+    np.testing.assert_array_equal(
+        keras.utils.pad_sequences(sequences), [[0, 0, 1, 2, 3], [0, 0, 0, 4, 5], [6, 7, 8, 9, 10]]
+    )
+    np.testing.assert_array_equal(
+        keras.utils.pad_sequences(sequences, maxlen=3, padding="post", truncating="post", value=-1),
+        [[1, 2, 3], [4, 5, -1], [6, 7, 8]],
+    )
+    assert keras.utils.pad_sequences([[1.5]], maxlen=2, dtype="float32").tolist() == [[0.0, 1.5]]
+    with pytest.raises(ValueError, match='`padding` must be "pre" or "post"'):
+        keras.utils.pad_sequences(sequences, padding="middle")
