@@ -23,6 +23,7 @@ from irtool.ir import tree
 from irtool.ir.dtypes import is_float, standardize_dtype
 from irtool.layers.input_spec import assert_input_compatibility
 from irtool.memory import array_bytes, check_allocation
+from irtool.ops import core
 from irtool.ops.core import SymbolicTensor
 from irtool.ops.elementwise import cast
 from irtool.ops.operation import Operation, record_call
@@ -359,8 +360,38 @@ class Layer(Operation):
     @property
     def losses(self) -> list:
         """The current weight-regularization penalties (one scalar per regularized trainable
-        weight of this layer and its sublayers), as Keras computes them for ``layer.losses``."""
-        return [np.asarray(w.regularizer(w)) for w in self.trainable_weights if w.regularizer is not None]
+        weight of this layer and its sublayers), as Keras computes them for ``layer.losses``, then
+        the values ``add_loss`` was given during the last eager call of this layer and its sublayers."""
+        penalties = [np.asarray(w.regularizer(w)) for w in self.trainable_weights if w.regularizer is not None]
+        return penalties + [
+            loss for layer in self._with_sublayers() for loss in layer.__dict__.get("_eager_losses", [])
+        ]
+
+    def add_loss(self, loss) -> None:
+        """Add ``loss`` (a tensor; a non-scalar one is summed) to the training loss, as Keras' ``add_loss``:
+        called in ``call``, on the call's symbolic tensors it becomes part of the loss every ``fit``
+        and ``evaluate`` of a model containing the call computes; on arrays (an eager call) it is
+        kept in ``layer.losses`` until the next call."""
+        if any(isinstance(t, SymbolicTensor) for t in tree.flatten(loss)):
+            call = next((c for c in reversed(core.current_scope()) if getattr(c, "operation", None) is self), None)
+            if call is None:
+                raise ValueError(
+                    f"Layer '{self.name}': `add_loss` on symbolic tensors belongs inside the layer's `call()`; "
+                    "outside it, pass the loss to `compile()` instead."
+                )
+            call.added_losses.append(loss)
+            return
+        self.__dict__.setdefault("_eager_losses", []).append(np.asarray(loss))
+
+    def _with_sublayers(self) -> list:
+        out, stack, seen = [], [self], set()
+        while stack:
+            layer = stack.pop()
+            if id(layer) not in seen:
+                seen.add(id(layer))
+                out.append(layer)
+                stack.extend(layer._sublayers())
+        return out
 
     # -- building and calling ---------------------------------------------------------------
     def build(self, input_shape) -> None:
@@ -433,7 +464,16 @@ class Layer(Operation):
             if not any(isinstance(x, SymbolicTensor) for x in flat):
                 if self.autocast:
                     args, kwargs = self._autocast(args, kwargs)
-                return self.call(*args, **kwargs)
+                if len(_paths.names) == 1:  # the outermost eager call: add_loss starts afresh, as in Keras
+                    for layer in self._with_sublayers():
+                        layer.__dict__.pop("_eager_losses", None)
+                outputs = self.call(*args, **kwargs)
+                if self.activity_regularizer is not None:  # Keras' penalty per output, over the batch size
+                    for out in tree.flatten(outputs):
+                        if is_float(str(getattr(out, "dtype", ""))):
+                            penalty = np.asarray(self.activity_regularizer(out))
+                            self.add_loss(penalty / out.shape[0] if np.ndim(out) else penalty)
+                return outputs
             return self._symbolic_call(first, args, kwargs)
         except (ValueError, TypeError, IndexError) as error:
             if getattr(error, "_irtool_context", False) or not any(isinstance(x, SymbolicTensor) for x in flat):

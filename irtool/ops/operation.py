@@ -66,7 +66,17 @@ def raw_operation(class_name: str) -> RawOperation:
 class LayerCall:
     """The record of one call of an operation on symbolic tensors (Keras' ``Node``)."""
 
-    __slots__ = ("operation", "index", "args", "kwargs", "input_tensors", "outputs", "output_tensors", "replayed")
+    __slots__ = (
+        "operation",
+        "index",
+        "args",
+        "kwargs",
+        "input_tensors",
+        "outputs",
+        "output_tensors",
+        "replayed",
+        "added_losses",
+    )
 
     def __init__(self, operation: Operation, args: tuple, kwargs: dict):
         self.operation = operation
@@ -78,6 +88,7 @@ class LayerCall:
         self.output_tensors: list = []
         # For a nested model's call: its own tensors (by id) -> the tensors its replay recorded.
         self.replayed: dict | None = None
+        self.added_losses: list = []  # what the call gave Layer.add_loss (symbolic tensors)
 
     @property
     def is_input(self) -> bool:

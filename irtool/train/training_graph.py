@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from irtool import ops, regularizers
+from irtool.ir import tree
 from irtool.ir.graph import Graph
 from irtool.layers.input_layer import Input
 from irtool.ops.graph_from_trace import build_graph
@@ -197,19 +198,36 @@ def add_regularization_losses(model, total):
     ``regularization_losses`` call reading the weights at run time, so they train and evaluate
     like the rest of the loss."""
     weights = [w for w in model.trainable_weights if getattr(w, "regularizer", None) is not None]
-    activities = _activity_terms(model, set(model.graph.ops))
-    if not weights and not activities:
+    graph_ops = set(model.graph.ops)
+    activities = _activity_terms(model, graph_ops)
+    added = _added_losses(model, graph_ops)
+    if not weights and not activities and not added:
         return total
 
-    def penalties(loss, *outputs):
+    def penalties(loss, *tensors):
         terms = [ops.cast(w.regularizer(w), loss.dtype) for w in weights]
-        for (_, regularizer), out in zip(activities, outputs):
+        for (_, regularizer), out in zip(activities, tensors):
             term = regularizer(out)
             if len(out.shape) > 0:
                 term = ops.divide(term, _batch_count(out))
             terms.append(ops.cast(term, loss.dtype))
+        for value in tensors[len(activities) :]:
+            terms.append(ops.cast(ops.sum(value) if len(value.shape) else value, loss.dtype))
         for term in terms:
             loss = ops.add(loss, term)
         return loss
 
-    return record_call(raw_operation("RegularizationLosses"), penalties, (total, *[t for t, _ in activities]), {})
+    tensors = [t for t, _ in activities] + added
+    return record_call(raw_operation("RegularizationLosses"), penalties, (total, *tensors), {})
+
+
+def _added_losses(model, graph_ops) -> list:
+    """The tensors ``add_loss`` was given in the calls of ``model``'s layers that are part of its
+    graph (a shared layer's calls in other models are not). Inside a nested model's replay the
+    losses are not recorded again: a nested model's ``add_loss`` counts where it is called directly."""
+    found = []
+    for layer in model.layers:
+        for call in layer._inbound_nodes:
+            if call.added_losses and any(t.producer in graph_ops for t in call.output_tensors):
+                found += [t for loss in call.added_losses for t in tree.flatten(loss)]
+    return found
