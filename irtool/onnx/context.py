@@ -14,6 +14,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from irtool.ir.naming import UniqueNamer
+from irtool.onnx import ort_kernels
 from irtool.onnx.layout import channels_first, has_channels_last_ops
 from irtool.ops.fast_kernels import SPLIT_SIZE, by_halves
 
@@ -42,7 +43,43 @@ class LoweringContext:
 
     # -- emission ------------------------------------------------------------------------------
     def node(self, op_type: str, inputs: list, outputs=1, **attrs) -> list:
-        """Emit one node; ``outputs`` is a list of names or a count of fresh names."""
+        """Emit one node; ``outputs`` is a list of names or a count of fresh names. A node whose
+        data type ONNX Runtime has no kernel for is computed in a wider type (``ort_kernels``)."""
+        missing = ort_kernels.MISSING.get(op_type)
+        if missing is not None:
+            data = ort_kernels.data_inputs(op_type, len(inputs))
+            dtype = next((self.dtypes.get(inputs[i]) for i in data if inputs[i]), None)
+            if dtype in missing:
+                return self._widened(op_type, list(inputs), outputs, attrs, dtype, data)
+        return self._emit(op_type, inputs, outputs, attrs)
+
+    def _widened(self, op_type, inputs, outputs, attrs, dtype, data) -> list:
+        wide = ort_kernels.wider(dtype)
+        for i in data:
+            if inputs[i]:
+                value = self.constant_value(inputs[i])
+                if value is not None:  # a constant operand (Clip's bounds) is converted now
+                    inputs[i] = self.const(value.astype(wide), f"{inputs[i]}__{wide}")
+                else:
+                    inputs[i] = self._emit("Cast", [inputs[i]], 1, {"to": self.onnx_dtype(wide)})[0]
+                    self.dtypes[inputs[i]] = wide
+        requested = [None] * outputs if isinstance(outputs, int) else list(outputs)
+        back = ort_kernels.typed_outputs(op_type, len(requested))
+        base = f"{self.scope}/{op_type}" if self.scope else op_type
+        raw = [
+            self.unique(f"{name or base}__{wide}") if j in back else name or self.unique(base)
+            for j, name in enumerate(requested)
+        ]
+        self._emit(op_type, inputs, raw, attrs)
+        names = list(raw)
+        for j in back:  # back to the data type: NumPy's wrap-around, and bool from nonzero
+            names[j] = self._emit(
+                "Cast", [raw[j]], [requested[j]] if requested[j] else 1, {"to": self.onnx_dtype(dtype)}
+            )[0]
+            self.dtypes[names[j]] = dtype
+        return names
+
+    def _emit(self, op_type: str, inputs: list, outputs, attrs: dict) -> list:
         base = f"{self.scope}/{op_type}" if self.scope else op_type
         if isinstance(outputs, int):
             outputs = [self.unique(base + ("" if i == 0 else f":{i}")) for i in range(outputs)]

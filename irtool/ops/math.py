@@ -247,14 +247,7 @@ class Cumsum(Primitive):
         return [np.flip(np.cumsum(np.flip(g, axis), axis=axis, dtype=g.dtype), axis)]  # sums of what follows
 
     def to_onnx(self, ctx, ins, outs, axis):
-        dtype = ctx.dtype_of(ins[0])
-        if dtype in ("float32", "float64", "int32", "int64"):  # ONNX Runtime's CumSum kernels
-            ctx.node("CumSum", [ins[0], ctx.int64s([axis])], outs)
-            return
-        wide = "float32" if is_float(dtype) else "int64"
-        widened = ctx.node("Cast", ins, to=ctx.onnx_dtype(wide))
-        total = ctx.node("CumSum", [widened[0], ctx.int64s([axis])])
-        ctx.node("Cast", total, outs, to=ctx.onnx_dtype(dtype))
+        ctx.node("CumSum", [ins[0], ctx.int64s([axis])], outs)  # small ints: widened by the context
 
 
 CUMSUM = Cumsum()

@@ -55,13 +55,6 @@ class Reduce(Primitive):
         return [g * _prod_without(x, axes)]
 
     def to_onnx(self, ctx, ins, outs, axes, keepdims):
-        dtype = ctx.dtype_of(ins[0])
-        if self.name in ("sum", "prod") and dtype in ("uint32", "uint64"):
-            # ONNX Runtime has no unsigned ReduceSum/ReduceProd: int64 (a uint64 sum wraps the same way)
-            wide = ctx.node("Cast", ins, to=ctx.onnx_dtype("int64"))
-            total = ctx.reduce(self.onnx_op, wide[0], list(axes), keepdims)
-            ctx.node("Cast", total, outs, to=ctx.onnx_dtype(dtype))
-            return
         ctx.reduce(self.onnx_op, ins[0], list(axes), keepdims, outs)
 
 
