@@ -1,11 +1,13 @@
 """``irtool.utils``: seeding, one-hot labels, ``pad_sequences``, ``PyDataset`` (and Keras' older
-name for it, ``Sequence``), and ``plot_model`` / ``model_to_dot`` (from ``irtool.viz``)."""
+name for it, ``Sequence``), ``plot_model`` / ``model_to_dot`` (from ``irtool.viz``), and the
+serialization registry's functions that Keras also exports here (``register_keras_serializable``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from irtool.random import set_random_seed
+from irtool.saving import get_registered_name, get_registered_object, register_keras_serializable
 from irtool.train.data import PyDataset
 from irtool.viz import model_to_dot, plot_model
 
@@ -61,4 +63,15 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
     return out
 
 
-__all__ = ["PyDataset", "Sequence", "model_to_dot", "pad_sequences", "plot_model", "set_random_seed", "to_categorical"]
+__all__ = [
+    "PyDataset",
+    "Sequence",
+    "get_registered_name",
+    "get_registered_object",
+    "model_to_dot",
+    "pad_sequences",
+    "plot_model",
+    "register_keras_serializable",
+    "set_random_seed",
+    "to_categorical",
+]
