@@ -9,6 +9,8 @@ None reads a ``data_format``: all act on explicit axes, so they work in any layo
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from irtool.ir.dtypes import is_float, standardize_dtype
@@ -17,7 +19,7 @@ from irtool.ops import core
 from irtool.ops.core import Primitive, SymbolicTensor, apply
 from irtool.ops.gradients import unbroadcast
 from irtool.ops.operation import top_level_op
-from irtool.ops.shape import concatenate, expand_dims, get_item, reshape, transpose
+from irtool.ops.shape import concatenate, expand_dims, get_item, ones_like, reshape, transpose, where
 
 PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "symmetric": None, "wrap": "wrap"}
 
@@ -50,7 +52,7 @@ class Pad(Primitive):
         if mode != "constant":
             return np.pad(x, pads, mode=mode)
         out = np.full([d + lo + hi for d, (lo, hi) in zip(x.shape, pads)], value, dtype=x.dtype)
-        out[tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape, pads))] = x
+        out[tuple(builtins.slice(lo, lo + d) for d, (lo, _) in zip(x.shape, pads))] = x
         return out
 
     def vjp(self, cotangents, inputs, outputs, pads, mode, value):
@@ -60,15 +62,15 @@ class Pad(Primitive):
         (x,) = inputs
         g = np.asarray(cotangents[0], dtype=x.dtype)
         if mode == "constant":
-            return [g[tuple(slice(lo, lo + d) for d, (lo, _) in zip(x.shape, pads))]]
+            return [g[tuple(builtins.slice(lo, lo + d) for d, (lo, _) in zip(x.shape, pads))]]
         for axis in reversed(range(x.ndim)):
             lo, hi = pads[axis]
             if not (lo or hi):
                 continue
             n = x.shape[axis]
             sources = np.pad(np.arange(n), (lo, hi), mode=mode)  # the source index of each position
-            lead = (slice(None),) * axis
-            folded = g[lead + (slice(lo, lo + n),)].copy()
+            lead = (builtins.slice(None),) * axis
+            folded = g[lead + (builtins.slice(lo, lo + n),)].copy()
             for p in (*range(lo), *range(lo + n, lo + n + hi)):
                 folded[lead + (sources[p],)] += g[lead + (p,)]
             g = folded
@@ -294,7 +296,9 @@ def flip(x, axis=None):
     """Reverse the order of elements along ``axis`` (every axis when ``None``)."""
     x = _tensor(x)
     axes = _axes_of(axis, len(x.shape))
-    return get_item(x, tuple(slice(None, None, -1) if a in axes else slice(None) for a in range(len(x.shape))))
+    return get_item(
+        x, tuple(builtins.slice(None, None, -1) if a in axes else builtins.slice(None) for a in range(len(x.shape)))
+    )
 
 
 @top_level_op("Fliplr")
@@ -325,8 +329,10 @@ def roll(x, shift, axis=None):
         s = int(s) % size if size else int(s)
         if s == 0:
             continue
-        lead = tuple(slice(None) for _ in range(a))
-        x = concatenate([get_item(x, (*lead, slice(-s, None))), get_item(x, (*lead, slice(None, -s)))], axis=a)
+        lead = tuple(builtins.slice(None) for _ in range(a))
+        x = concatenate(
+            [get_item(x, (*lead, builtins.slice(-s, None))), get_item(x, (*lead, builtins.slice(None, -s)))], axis=a
+        )
     return x
 
 
@@ -489,3 +495,41 @@ def take_along_axis(x, indices, axis=None):
     if tuple(shape) != tuple(indices.shape) and None not in shape:
         indices = broadcast_to(indices, tuple(shape))
     return apply(TAKE_ALONG_AXIS, [x, indices], axis=axis)[0]
+
+
+@top_level_op("Slice")
+def slice(inputs, start_indices, shape):  # noqa: A001 - Keras' name
+    """The block of ``shape`` starting at ``start_indices`` (static ints, one per axis)."""
+    inputs = _tensor(inputs)
+    if len(start_indices) != len(shape) or len(shape) != len(inputs.shape):
+        raise ValueError(
+            "`slice` needs one start index and one size per axis. Received: "
+            f"start_indices={start_indices}, shape={shape} for an input of shape {inputs.shape}"
+        )
+    key = tuple(builtins.slice(int(s), int(s) + int(n) if int(n) >= 0 else None) for s, n in zip(start_indices, shape))
+    return get_item(inputs, key)
+
+
+@top_level_op("SliceUpdate")
+def slice_update(inputs, start_indices, updates):
+    """``inputs`` with the block at ``start_indices`` replaced by ``updates`` (a new tensor)."""
+    inputs, updates = _tensor(inputs), _tensor(updates)
+    if len(start_indices) != len(inputs.shape) or len(updates.shape) != len(inputs.shape):
+        raise ValueError(
+            "`slice_update` needs one start index per axis and updates of the input's rank. Received: "
+            f"start_indices={start_indices}, updates of shape {updates.shape} for an input of shape {inputs.shape}"
+        )
+    widths = []
+    for axis, (start, size, length) in enumerate(zip(start_indices, inputs.shape, updates.shape)):
+        if start == 0 and (length == size or (length is None and size is None)):
+            widths.append((0, 0))
+        elif size is None or length is None:
+            raise ValueError(f"`slice_update` needs static sizes on axis {axis}, which it updates in part.")
+        else:
+            widths.append((int(start), size - int(start) - length))
+    if isinstance(inputs, np.ndarray) and isinstance(updates, np.ndarray):
+        out = inputs.copy()
+        out[tuple(builtins.slice(a, None if b == 0 else -b) for a, b in widths)] = updates
+        return out
+    mask = pad(ones_like(updates, "bool"), widths, constant_values=False)
+    return where(mask, pad(updates, widths), inputs)

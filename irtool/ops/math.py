@@ -44,7 +44,7 @@ from irtool.ops.elementwise import (
 )
 from irtool.ops.elementwise import abs as absolute
 from irtool.ops.operation import top_level_op
-from irtool.ops.shape import ones_like, reshape, squeeze, where
+from irtool.ops.shape import one_hot, ones_like, reshape, squeeze, where
 
 
 def _c(ctx, x, value):
@@ -317,3 +317,55 @@ def size(x):
     if None not in tuple(x.shape):
         return int(np.prod(x.shape, dtype=np.int64))
     return reduce.sum(ones_like(x, "int32"))
+
+
+@top_level_op("Norm")
+def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002 - Keras' name
+    """``np.linalg.norm``: vector norms over an axis (or all of ``x``) for ``ord`` None/2, 1, inf,
+    -inf, 0 or any p; matrix norms over two axes for ``ord`` None/"fro", 1, -1, inf and -inf. The
+    spectral and nuclear norms (an SVD) are refused."""
+    x = _float(x)
+    ndim = len(x.shape)
+    axes = tuple(range(ndim)) if axis is None else (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(normalize_axis(a, ndim) for a in axes)
+    if axis is None and ord is not None and ndim > 2:
+        raise ValueError(f"`norm` with ord={ord!r} needs `axis` for a {ndim}-D input.")
+    magnitude = absolute(x)
+    if len(axes) == 2 and (axis is not None or ndim == 2):
+        if ord in (None, "fro"):
+            return sqrt(reduce.sum(square(x), axis=axes, keepdims=keepdims))
+        if ord in (1, -1, np.inf, -np.inf):
+            summed_axis, kept_axis = (axes[0], axes[1]) if ord in (1, -1) else (axes[1], axes[0])
+            sums = reduce.sum(magnitude, axis=summed_axis, keepdims=True)
+            pick = reduce.max if ord in (1, np.inf) else reduce.min
+            out = pick(sums, axis=kept_axis, keepdims=True)
+            return out if keepdims else squeeze(out, axis=axes)
+        raise ValueError(f"`norm` of matrices supports ord None, 'fro', 1, -1, inf and -inf. Received: ord={ord!r}")
+    if len(axes) != 1 and axis is not None:
+        raise ValueError(f"`norm` takes one axis (a vector norm) or two (a matrix norm). Received: axis={axis}")
+    if ord in (None, 2, "fro"):
+        return sqrt(reduce.sum(square(x), axis=axis, keepdims=keepdims))
+    if ord == np.inf:
+        return reduce.max(magnitude, axis=axis, keepdims=keepdims)
+    if ord == -np.inf:
+        return reduce.min(magnitude, axis=axis, keepdims=keepdims)
+    if ord == 0:
+        return cast(reduce.sum(cast(not_equal(x, _scalar(0, x)), "int32"), axis=axis, keepdims=keepdims), _dtype_of(x))
+    if ord == 1:
+        return reduce.sum(magnitude, axis=axis, keepdims=keepdims)
+    if isinstance(ord, str):
+        raise ValueError(f"`norm` of vectors takes a number for ord. Received: ord={ord!r}")
+    p = _scalar(ord, x)
+    return power(reduce.sum(power(magnitude, p), axis=axis, keepdims=keepdims), _scalar(1.0 / ord, x))
+
+
+@top_level_op("MultiHot")
+def multi_hot(inputs, num_classes, axis=-1, dtype=None, sparse=False):
+    """Which of ``num_classes`` classes each row of indices holds: Keras' combination of the one-hot
+    codes along the second axis (the only one for 1-D indices)."""
+    if sparse:
+        raise ValueError("`multi_hot(sparse=True)` is not supported: irtool has no sparse tensors.")
+    if not isinstance(inputs, SymbolicTensor) and not hasattr(inputs, "shape"):
+        inputs = np.asarray(inputs)
+    codes = one_hot(cast(inputs, "int32"), num_classes, axis=axis, dtype=dtype)
+    return reduce.max(codes, axis=1 if len(inputs.shape) > 1 else 0)
