@@ -152,11 +152,13 @@ class Layer(Operation):
         obj = super().__new__(cls)
         # Keras builds a config from __init__ arguments when a class doesn't define one.
         try:
-            bound = _signature(cls.__init__).bind(None, *args, **kwargs)
+            signature = _signature(cls.__init__)
+            bound = signature.bind(None, *args, **kwargs)
             bound.apply_defaults()
             arguments = dict(bound.arguments)
             arguments.pop(next(iter(arguments)))
-            extra = arguments.pop("kwargs", {})
+            var_keyword = next((p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), "kwargs")
+            extra = arguments.pop(var_keyword, {})
             arguments.update(extra)
             arguments = {k: v for k, v in arguments.items() if k not in ("args", "name")}
             if all(isinstance(v, _BASIC) for v in tree.flatten(arguments)):

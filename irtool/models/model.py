@@ -30,7 +30,7 @@ from irtool.onnx import export_onnx, to_onnx
 from irtool.saving.saving_lib import load_weights, save_model, save_weights
 from irtool.train.callbacks import CallbackList
 from irtool.train.compile_config import deserialize_compile_config, serialize_compile_args
-from irtool.train.data import epoch_batches, first_inputs, is_batch_source, source_steps
+from irtool.train.data import batch_stream, epoch_batches, first_inputs, is_batch_source, source_steps
 from irtool.train.trainer import Trainer, batch_size_or_default
 
 
@@ -43,9 +43,7 @@ def _on_compiled_twin(method):
             return method(self, *args, **kwargs)
         x = args[0] if args else kwargs.get("x")
         twin = self._compiled_twin(x)
-        result = getattr(twin, method.__name__)(*args, **kwargs)
-        self.history = twin.history
-        return result
+        return getattr(twin, method.__name__)(*args, **kwargs)  # callbacks report to this model
 
     return run
 
@@ -96,7 +94,7 @@ class Model(Trainer, Layer):
             return super().build(input_shape)
         self.built = True  # before tracing: the traced call must not build again
         if not self.__dict__.get("_trace_later"):
-            self._twin()
+            self._new_twin(_inputs_for_shapes(input_shape), key=None)
         return None
 
     def _build_from(self, args, kwargs) -> None:
@@ -110,13 +108,14 @@ class Model(Trainer, Layer):
             del self.__dict__["_trace_later"]
 
     def _twin(self, x=None) -> Model:
-        """The functional twin for data ``x`` (or the last one made, for ``export``)."""
+        """The functional twin for data ``x``; without data (``export``), the first one made, or
+        one traced from the shapes ``build`` was given: the model's signature does not change with
+        the data it last predicted on."""
         if x is None:
-            twin = self.__dict__.get("_twin_model")
+            twin = self.__dict__.get("_first_twin")
             shapes = self.__dict__.get("_build_shapes_dict")  # what build() was given (ours or the model's own)
             if twin is None and shapes is not None and len(shapes) == 1:
-                twin = Model(*_traced(self, _inputs_for_shapes(next(iter(shapes.values())))), name=self.name)
-                self.__dict__.update(_twin_model=twin, _twin_key=None)
+                twin = self._new_twin(_inputs_for_shapes(next(iter(shapes.values()))), key=None)
             if twin is None:
                 raise ValueError(
                     f"Model '{self.name}' is a subclassed model that has not been built: call it on data "
@@ -135,12 +134,18 @@ class Model(Trainer, Layer):
                 )
             x = first_inputs(x)
         arrays = tree.map_structure(_as_array, x)
-        key = tree.map_structure(lambda a: (a.shape[1:], str(a.dtype)), arrays)
-        if self.__dict__.get("_twin_key") != repr(key):
-            twin = Model(*_traced(self, _inputs_like(arrays)), name=self.name)
-            # Kept outside the tracked attributes: the twin is a view of this model, not a sublayer.
-            self.__dict__.update(_twin_model=twin, _twin_key=repr(key))
+        key = repr(tree.map_structure(lambda a: (a.shape[1:], str(a.dtype)), arrays))
+        if self.__dict__.get("_twin_key") != key:
+            self._new_twin(_inputs_like(arrays), key)
         return self.__dict__["_twin_model"]
+
+    def _new_twin(self, inputs, key) -> Model:
+        twin = Model(*_traced(self, inputs), name=self.name)
+        # Kept outside the tracked attributes: the twin is a view of this model, not a sublayer.
+        twin.__dict__["_twin_of"] = self  # what callbacks see while it trains
+        self.__dict__.update(_twin_model=twin, _twin_key=key)
+        self.__dict__.setdefault("_first_twin", twin)
+        return twin
 
     def _compiled_twin(self, x) -> Model:
         twin = self._twin(x)
@@ -155,8 +160,8 @@ class Model(Trainer, Layer):
         ``x`` may give the batches itself (a ``PyDataset``/Sequence or a generator; a batch's ``y`` is
         ignored)."""
         if is_batch_source(x):
-            stream = None if hasattr(x, "__getitem__") else iter(x)
-            parts = [self.predict(bx, batch_size, 0) for bx, _, _ in epoch_batches(x, source_steps(x, steps), stream)]
+            batches = epoch_batches(x, source_steps(x, steps), batch_stream(x))
+            parts = [self.predict(bx, batch_size, 0) for bx, _, _ in batches]
             if not parts:
                 raise ValueError(f"The dataset or generator given to predict() produced no batches: {x!r}")
             flat = [tree.flatten(p) for p in parts]
@@ -172,7 +177,9 @@ class Model(Trainer, Layer):
         hooks = (
             callbacks
             if isinstance(callbacks, CallbackList)
-            else CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=total)
+            else CallbackList(
+                callbacks, add_progbar=verbose != 0, model=self._facing, verbose=verbose, epochs=1, steps=total
+            )
         )
         hooks.on_predict_begin()
         chunks = []
@@ -309,8 +316,11 @@ def _inputs_for_shapes(shapes):
 
 
 def _traced(model: Model, inputs) -> tuple:
-    """``(inputs, model(inputs))``: ``model``'s call recorded on symbolic inputs."""
-    return inputs, model(inputs)
+    """``(inputs, model(inputs))``: ``model``'s call recorded on symbolic inputs. ``training=None``
+    overrides a ``call(x, training=False)`` default, so the layers inside act by mode: batch
+    statistics and dropout when the twin trains (Keras' fit calls ``model(x, training=True)``)."""
+    kwargs = {"training": None} if model._call_has_training else {}
+    return inputs, model(inputs, **kwargs)
 
 
 def _num_samples(flat: list) -> int:

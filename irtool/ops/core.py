@@ -289,7 +289,11 @@ def apply(prim: Primitive, inputs: list, **attrs):
             _refuse_strings(prim, [spec_of(a) for a in arrays])
         out = prim.forward(*arrays, **attrs)
         return [out] if prim.num_outputs == 1 else list(out)
-    operands = [x if hasattr(x, "shape") and not isinstance(x, np.ndarray) else Constant(np.asarray(x)) for x in inputs]
+    # Arrays and NumPy scalars (np.float32(1) has a shape too) become graph constants.
+    operands = [
+        x if hasattr(x, "shape") and not isinstance(x, (np.ndarray, np.generic)) else Constant(np.asarray(x))
+        for x in inputs
+    ]
     specs = [spec_of(x) for x in operands]
     if not prim.accepts_strings and any(s.dtype == "string" for s in specs):
         _refuse_strings(prim, specs)

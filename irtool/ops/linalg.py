@@ -313,9 +313,9 @@ def outer(x1, x2):
 @top_level_op("Inner")
 def inner(x1, x2):
     """Sum products over the last axes (``np.inner``); a scalar operand multiplies."""
-    x1, x2 = _operand(x1), _operand(x2)
-    if not x1.shape or not x2.shape:
+    if np.ndim(x1) == 0 or np.ndim(x2) == 0:  # a scalar multiplies, in the tensor's dtype
         return _multiply(x1, x2)
+    x1, x2 = _operand(x1), _operand(x2)
     return tensordot(x1, x2, axes=([-1], [-1]))
 
 
@@ -323,9 +323,9 @@ def inner(x1, x2):
 def dot(x1, x2):
     """``np.dot``: products of scalars, 1-D inner products, matrix products, and for N-D arrays the
     sum over the last axis of ``x1`` and the second-to-last of ``x2``."""
-    x1, x2 = _operand(x1), _operand(x2)
-    if not x1.shape or not x2.shape:
+    if np.ndim(x1) == 0 or np.ndim(x2) == 0:  # a scalar multiplies, in the tensor's dtype
         return _multiply(x1, x2)
+    x1, x2 = _operand(x1), _operand(x2)
     if len(x2.shape) == 1:
         return tensordot(x1, x2, axes=([-1], [0]))
     if len(x1.shape) <= 2 and len(x2.shape) == 2:

@@ -94,7 +94,7 @@ LOG1P = Unary("log1p", np.log1p, _log1p_onnx, float_only=True, grad=lambda x, y:
 EXPM1 = Unary("expm1", np.expm1, _expm1_onnx, float_only=True, grad=lambda x, y: y + 1)
 LOG2 = Unary("log2", np.log2, _log_base_onnx(2), float_only=True, grad=lambda x, y: 1 / (x * math.log(2)))
 LOG10 = Unary("log10", np.log10, _log_base_onnx(10), float_only=True, grad=lambda x, y: 1 / (x * math.log(10)))
-TRUNC = Unary("trunc", np.trunc, _trunc_onnx, float_only=True, grad=_zero_grad)
+TRUNC = Unary("trunc", np.trunc, _trunc_onnx, float_only=True, grad=_zero_grad)  # on floats; ints pass
 ISNAN = Unary("isnan", np.isnan, "IsNaN", float_only=True, out_dtype="bool")
 ISINF = Unary("isinf", np.isinf, "IsInf", float_only=True, out_dtype="bool")
 ISFINITE = Unary("isfinite", np.isfinite, _isfinite_onnx, float_only=True, out_dtype="bool")
@@ -112,7 +112,16 @@ log1p = _export_unary("log1p", "Log1p", LOG1P, "``log(1 + x)``, accurate for sma
 expm1 = _export_unary("expm1", "Expm1", EXPM1, "``exp(x) - 1``, accurate for small ``x``.")
 log2 = _export_unary("log2", "Log2", LOG2, "Base-2 logarithm.")
 log10 = _export_unary("log10", "Log10", LOG10, "Base-10 logarithm.")
-trunc = _export_unary("trunc", "Trunc", TRUNC, "Rounds toward zero.")
+
+
+@top_level_op("Trunc")
+def trunc(x):
+    """Rounds toward zero; integers and booleans are returned as they are (as Keras does)."""
+    if not isinstance(x, SymbolicTensor) and not hasattr(x, "dtype"):
+        x = np.asarray(x, "float32" if isinstance(x, float) else None)
+    return apply(TRUNC, [x])[0] if is_float(_dtype_of(x)) else x
+
+
 isnan = _export_unary("isnan", "Isnan", ISNAN, "Whether each element is NaN.")
 isinf = _export_unary("isinf", "Isinf", ISINF, "Whether each element is +inf or -inf.")
 isfinite = _export_unary("isfinite", "Isfinite", ISFINITE, "Whether each element is neither NaN nor infinite.")
@@ -162,9 +171,13 @@ def hypot(x1, x2):
 
 @top_level_op("Logaddexp")
 def logaddexp(x1, x2):
-    """``log(exp(x1) + exp(x2))`` without overflow: ``max + log1p(exp(-|x1 - x2|))``."""
+    """``log(exp(x1) + exp(x2))`` without overflow: ``max + log1p(exp(-|x1 - x2|))`` (equal operands,
+    infinities included, give ``x + log(2)``, not ``inf - inf``)."""
     x1, x2 = _float(x1), _float(x2)
-    return add(maximum(x1, x2), log1p(exp(negative(absolute(subtract(x1, x2))))))
+    same = equal(x1, x2)
+    zero = _scalar(0, x1)
+    gap = absolute(subtract(where(same, zero, x1), where(same, zero, x2)))
+    return add(maximum(x1, x2), log1p(exp(negative(gap))))
 
 
 @top_level_op("DivideNoNan")

@@ -13,6 +13,7 @@ from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec, normalize_axis
 from irtool.ops.core import Primitive, apply
 from irtool.ops.operation import top_level_op
+from irtool.ops.shape import reshape
 
 
 def _tensor(x):
@@ -86,11 +87,17 @@ def top_k(x, k, sorted=True):  # noqa: A002 - Keras' name
 
 @top_level_op("Sort")
 def sort(x, axis=-1):
-    """``x`` sorted in ascending order along ``axis``."""
+    """``x`` sorted in ascending order along ``axis`` (of the flattened ``x`` when None)."""
+    x, axis = _flattened(x, axis)
     return _top_k(x, None, axis, False)[0]
 
 
 @top_level_op("Argsort")
 def argsort(x, axis=-1):
-    """The int32 indices that sort ``x`` along ``axis`` (ties in index order)."""
+    """The int32 indices that sort ``x`` along ``axis`` (ties in index order; flattened when None)."""
+    x, axis = _flattened(x, axis)
     return _top_k(x, None, axis, False)[1]
+
+
+def _flattened(x, axis):
+    return (reshape(_tensor(x), (-1,)), 0) if axis is None else (x, axis)

@@ -96,14 +96,25 @@ def source_steps(source, steps) -> int | None:
     return len(source) if hasattr(source, "__len__") else None
 
 
-def epoch_batches(source, steps, iterator=None):
+def batch_stream(source):
+    """What ``epoch_batches`` reads a non-indexed source from, made once for a whole run (an
+    iterator goes on where the last epoch stopped); None for an indexed source."""
+    return None if is_indexed(source) else iter(source)
+
+
+def is_indexed(source) -> bool:
+    return hasattr(source, "__len__") and hasattr(source, "__getitem__")
+
+
+def epoch_batches(source, steps, stream=None, order=None):
     """One epoch's ``(x, y, sample_weight)`` batches of ``source`` (``y``/``sample_weight`` None when
-    a batch has none). An indexed source is read from index 0; an iterator goes on where it stopped,
-    ``iterator`` being the one made from ``source`` for the whole run."""
-    indexed = hasattr(source, "__len__") and hasattr(source, "__getitem__")
+    a batch has none). An indexed source is read at ``order`` (a permutation of its batches, as Keras
+    shuffles a PyDataset's batches with ``shuffle=True``) or from index 0; an iterator from
+    ``stream`` (``batch_stream(source)``)."""
+    indexed = is_indexed(source)
     if indexed and hasattr(source, "on_epoch_begin"):
         source.on_epoch_begin()
-    it = iterator if not indexed else None
+    it = stream if not indexed else None
     count = 0
     while steps is None or count < steps:
         if indexed:
@@ -113,7 +124,7 @@ def epoch_batches(source, steps, iterator=None):
                 raise ValueError(
                     f"steps={steps} but the dataset has {len(source)} batches: pass steps <= len(dataset)."
                 )
-            item = source[count]
+            item = source[int(order[count]) if order is not None else count]
         else:
             try:
                 item = next(it)

@@ -18,7 +18,15 @@ from irtool.ops.fusion import fuse_matmul_add, fuse_relu
 from irtool.train import optimizers
 from irtool.train.autodiff import GradientProgram
 from irtool.train.callbacks import CallbackList
-from irtool.train.data import epoch_batches, is_batch_source, sample_weights_for, source_steps, targets_of
+from irtool.train.data import (
+    batch_stream,
+    epoch_batches,
+    is_batch_source,
+    is_indexed,
+    sample_weights_for,
+    source_steps,
+    targets_of,
+)
 from irtool.train.training_graph import CompileConfig
 
 
@@ -108,6 +116,12 @@ class Trainer:
     def reset_metrics(self) -> None:
         for m in self.metrics:
             m.reset_state()
+
+    @property
+    def _facing(self):
+        """The model callbacks see: this one, or the subclassed model this is the traced twin of
+        (a ModelCheckpoint saves that, and EarlyStopping stops it)."""
+        return self.__dict__.get("_twin_of") or self
 
     def _check_compiled(self) -> None:
         if not self.compiled:
@@ -219,10 +233,10 @@ class Trainer:
                     f"its batches hold the targets and weights. Received x of type {type(x).__name__}."
                 )
             steps = source_steps(x, steps_per_epoch)
-            stream = None if hasattr(x, "__getitem__") else iter(x)
+            stream = batch_stream(x)
 
-            def epoch(_order):
-                for bx, by, bw in epoch_batches(x, steps, stream):
+            def epoch(order):
+                for bx, by, bw in epoch_batches(x, steps, stream, order):
                     yield self._arrays(bx, by, bw, class_weight)
 
         else:
@@ -244,6 +258,7 @@ class Trainer:
             steps = steps_per_epoch or math.ceil(n / batch_size)
         elif validation_data is not None:
             val = validation_data if is_batch_source(validation_data) else self._validation_arrays(validation_data)
+        val_stream = batch_stream(validation_data) if is_batch_source(validation_data) else None
         callback_list = (
             callbacks
             if isinstance(callbacks, CallbackList)
@@ -251,38 +266,43 @@ class Trainer:
                 callbacks,
                 add_history=True,
                 add_progbar=verbose != 0,
-                model=self,
+                model=self._facing,
                 verbose=verbose,
                 epochs=epochs,
                 steps=steps,
             )
         )
-        self.stop_training = False
+        facing = self._facing
+        facing.stop_training = False
         callback_list.on_train_begin()
         epoch_logs: dict = {}
         for epoch_index in range(initial_epoch, epochs):
             self.reset_metrics()
             callback_list.on_epoch_begin(epoch_index)
-            order = None if is_batch_source(x) else rng.permutation(n) if shuffle is True else np.arange(n)
+            if is_batch_source(x):  # a PyDataset's batches in a new order each epoch, as Keras reads them
+                order = rng.permutation(len(x)) if shuffle is True and is_indexed(x) else None
+            else:
+                order = rng.permutation(n) if shuffle is True else np.arange(n)
             for step, (bx, by, bw) in enumerate(epoch(order)):
                 callback_list.on_train_batch_begin(step)
                 self._step(bx, by, bw, training=True)
                 callback_list.on_train_batch_end(step, self._logs())
-                if self.stop_training:
+                if facing.stop_training:
                     break
             epoch_logs = dict(self._logs())
             if val is not None and _validate_now(epoch_index, validation_freq):
                 val_logs = self._evaluate_batches(
-                    self._batches_of(val, validation_batch_size or batch_size, validation_steps), callback_list
+                    self._batches_of(val, validation_batch_size or batch_size, validation_steps, val_stream),
+                    callback_list,
                 )
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             callback_list.on_epoch_end(epoch_index, epoch_logs)
-            if self.stop_training:
+            if facing.stop_training:
                 break
         if getattr(self.optimizer, "use_ema", False):
             self.optimizer.finalize_variable_values(self.trainable_weights)
         callback_list.on_train_end(logs=epoch_logs)
-        return self.history
+        return facing.history  # the History callback's, on the model it reports to
 
     def evaluate(
         self,
@@ -309,19 +329,23 @@ class Trainer:
         callback_list = (
             callbacks
             if isinstance(callbacks, CallbackList)
-            else CallbackList(callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1, steps=n_steps)
+            else CallbackList(
+                callbacks, add_progbar=verbose != 0, model=self._facing, verbose=verbose, epochs=1, steps=n_steps
+            )
         )
-        logs = self._evaluate_batches(self._batches_of(data, batch_size, steps), callback_list)
+        stream = batch_stream(x) if is_batch_source(x) else None
+        logs = self._evaluate_batches(self._batches_of(data, batch_size, steps, stream), callback_list)
         return self._result(logs, return_dict)
 
     def _validation_arrays(self, validation_data) -> tuple:
         vx, vy, *vw = validation_data
         return self._arrays(vx, vy, vw[0] if vw else None, None)
 
-    def _batches_of(self, data, batch_size, steps=None):
-        """``(xs, ys, ws)`` batches of arrays (``data`` as ``_arrays`` gives them), or of a batch source."""
+    def _batches_of(self, data, batch_size, steps=None, stream=None):
+        """``(xs, ys, ws)`` batches of arrays (``data`` as ``_arrays`` gives them), or of a batch source
+        (read from ``stream`` when it is not indexed)."""
         if is_batch_source(data):
-            for bx, by, bw in epoch_batches(data, source_steps(data, steps)):
+            for bx, by, bw in epoch_batches(data, source_steps(data, steps), stream):
                 yield self._arrays(bx, by, bw, None)
             return
         xs, ys, ws = data

@@ -10,6 +10,8 @@ from the step's NumPy outputs.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from irtool import ops, regularizers
@@ -27,16 +29,19 @@ class CompileConfig:
     def __init__(self, model, optimizer, loss, loss_weights, metrics, weighted_metrics):
         self.model = model
         self.optimizer = optimizers.get(optimizer)
-        self.names = list(model.output_names)
-        self.keys = sorted(model.output) if isinstance(model.output, dict) else self.names
+        # The names of the per-output losses and metrics: a dict output's keys (as Keras logs them),
+        # else the output layers' names, made unique (a subclassed model's outputs all come from it)
+        self.keys = sorted(model.output) if isinstance(model.output, dict) else None
+        self.names = list(self.keys) if self.keys is not None else _unique(model.output_names)
+        self.keys = self.keys or self.names
         self.loss_specs = self._spread(loss, "loss")
-        # evaluate() lists the per-output losses in the loss dict's order, as Keras does
+        # evaluate() lists the per-output losses of dict outputs in the loss dict's order, as Keras does
         self.loss_order = (
             [
                 next(k for k, (key, name) in enumerate(zip(self.keys, self.names)) if given in (key, name))
                 for given in loss
             ]
-            if isinstance(loss, dict)
+            if isinstance(loss, dict) and isinstance(model.output, dict)
             else list(range(len(self.names)))
         )
         weights = self._spread(loss_weights, "loss_weights")
@@ -172,7 +177,7 @@ def _activity_terms(model, graph_ops, translate=None) -> list:
     the models nested in it, of a layer with an activity regularizer. A nested model's inner
     tensors are found through the tensors its replay recorded (``LayerCall.replayed``)."""
     terms = []
-    for layer in model.layers:
+    for layer in _layers_within(model):
         regularizer = _activity_regularizer(layer)
         for call in layer._inbound_nodes:
             if regularizer is not None:
@@ -180,7 +185,7 @@ def _activity_terms(model, graph_ops, translate=None) -> list:
                     t = t if translate is None else translate(t)
                     if t is not None and t.producer in graph_ops and str(t.dtype).startswith("float"):
                         terms.append((t, regularizer))
-            if call.replayed is not None and hasattr(layer, "layers"):
+            if call.replayed is not None and hasattr(layer, "layers") and layer is not model:
 
                 def inner(t, replayed=call.replayed):
                     t = replayed.get(id(t))
@@ -221,13 +226,47 @@ def add_regularization_losses(model, total):
     return record_call(raw_operation("RegularizationLosses"), penalties, (total, *tensors), {})
 
 
+def _unique(names) -> list:
+    out, seen = [], {}
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        out.append(name if count == 0 else f"{name}_{count}")
+    return out
+
+
+def _layers_within(model) -> list:
+    """``model``'s layers and, recursively, the layers they track (a layer called in another's
+    ``call``, a subclassed model's attributes); which of their calls belong to the graph being
+    trained is decided by the graph's ops."""
+    out, seen = [], set()
+    stack = list(reversed(model.layers))
+    while stack:
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        out.append(layer)
+        stack.extend(reversed(layer._sublayers()))
+    return out
+
+
 def _added_losses(model, graph_ops) -> list:
-    """The tensors ``add_loss`` was given in the calls of ``model``'s layers that are part of its
-    graph (a shared layer's calls in other models are not). Inside a nested model's replay the
-    losses are not recorded again: a nested model's ``add_loss`` counts where it is called directly."""
+    """The tensors ``add_loss`` was given in the calls of ``model``'s layers (and the layers called
+    within them) that are part of its graph (a shared layer's calls in other models are not). A
+    nested functional model's graph does not keep the ops of its layers' losses, so those are not
+    replayed into the outer model: give such a loss where the model is called directly."""
     found = []
-    for layer in model.layers:
+    for layer in _layers_within(model):
         for call in layer._inbound_nodes:
             if call.added_losses and any(t.producer in graph_ops for t in call.output_tensors):
                 found += [t for loss in call.added_losses for t in tree.flatten(loss)]
+        calls = getattr(layer, "_calls", None)  # a nested functional model's own calls
+        if layer is not model and calls and any(c.added_losses for c in calls):
+            warnings.warn(
+                f"Model '{layer.name}', nested in '{model.name}', adds losses with `add_loss`, which irtool's "
+                "training loss leaves out (a nested model's graph keeps only what its outputs need): call "
+                "those layers in the outer model directly to train with them.",
+                stacklevel=4,
+            )
     return found

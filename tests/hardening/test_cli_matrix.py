@@ -246,7 +246,7 @@ EXTRACT = {
     "negative --atol": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--check", "--atol", "-1"), 2, ("--atol", "'-1'")),
     "inf --rtol": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--check", "--rtol", "inf"), 2, ("--rtol", "'inf'")),
     "bad --input file": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--check", "--input", "x={d}/bad.npy", "-o", "{d}/c/cut.onnx"), 2, ("bad.npy",)),
-    "wrong --input width": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--check", "--input", "x={d}/wide.npy", "-o", "{d}/c/cut.onnx"), 1, ("--check: ONNX Runtime could not run tiny.onnx", "input: x", "Got: 9 Expected: 4")),
+    "wrong --input width": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "--check", "--input", "x={d}/wide.npy", "-o", "{d}/c/cut.onnx"), 1, ("--check: input 'x': expected shape (None, 4) float32, received (2, 9) float32", "(axis 1 has size 9, the model wants 4)")),
     "output under a file": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "-o", "{d}/afile/cut.onnx"), 1, ("cannot create the folder", "afile")),
     "output in /proc": CliCase(_("extract", "{d}/tiny.onnx", "--outputs", "out", "-o", "/proc/irtool-hardening/cut.onnx"), 1, ("cannot create the folder /proc/irtool-hardening",)),
 }

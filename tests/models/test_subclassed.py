@@ -124,3 +124,62 @@ def test_a_model_with_its_own_build_exports_from_the_shapes_it_was_built_with():
     model(X)
     proto = model.to_onnx()
     np.testing.assert_allclose(run_onnx(proto, {proto.graph.input[0].name: X})[0], X)
+
+
+def test_a_call_defaulting_to_training_false_still_trains_its_layers():
+    """Keras' fit calls model(x, training=True): a `call(x, training=False)` default must not freeze
+    BatchNormalization (the twin is traced with training=None, so its layers act by mode)."""
+
+    class M(irtool.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.norm = layers.BatchNormalization()
+            self.head = layers.Dense(1)
+
+        def call(self, x, training=False):
+            return self.head(self.norm(x, training=training))
+
+    model = M()
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.arange(24, dtype="float32").reshape(8, 3) + 5
+    model.fit(x, np.ones((8, 1), "float32"), epochs=1, batch_size=8, verbose=0)
+    np.testing.assert_allclose(model.norm.moving_mean.numpy(), 0.01 * x.mean(axis=0), rtol=1e-5)
+
+
+def test_callbacks_see_the_subclassed_model(tmp_path):
+    model = irtool.saving.register_keras_serializable(package="subclassed_test")(_mlp_class(irtool, 0.0))(name="mlp")
+    model.compile(optimizer="sgd", loss="mse")
+    seen = []
+    checkpoint = irtool.callbacks.ModelCheckpoint(tmp_path / "best.keras")
+    spy = irtool.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(checkpoint.model))
+    model.fit(X, Y, epochs=2, verbose=0, callbacks=[checkpoint, spy])
+    assert seen == [model, model]
+    loaded = irtool.saving.load_model(tmp_path / "best.keras")
+    assert type(loaded).__name__ == "Mlp"
+    np.testing.assert_allclose(loaded.predict(X, verbose=0), model.predict(X, verbose=0), atol=1e-6)
+
+
+def test_the_export_signature_is_the_first_one_not_the_last_predicted():
+    model = _mlp_class(irtool)()
+    model.predict(X, verbose=0)
+    model.predict(X.astype("float64"), verbose=0)  # another signature: another twin, for predict only
+    proto = model.to_onnx()
+    assert proto.graph.input[0].type.tensor_type.elem_type == 1  # float32, as first traced
+
+
+def test_an_init_with_a_differently_named_var_keyword_saves_and_loads(tmp_path):
+    @irtool.saving.register_keras_serializable(package="subclassed_test")
+    class Small(irtool.Model):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.dense = layers.Dense(1)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = Small(name="small")
+    model.predict(X, verbose=0)
+    model.save(tmp_path / "small.keras")
+    np.testing.assert_allclose(
+        irtool.saving.load_model(tmp_path / "small.keras").predict(X, verbose=0), model.predict(X, verbose=0)
+    )

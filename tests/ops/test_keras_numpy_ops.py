@@ -44,6 +44,12 @@ CASES = [
     ("rad2deg", (X,), {}),
     ("hypot", (X, POS), {}),
     ("logaddexp", (X, UNIT * 4), {}),
+    ("logaddexp", (SPECIAL, SPECIAL), {}),  # equal infinities: inf and -inf, not NaN
+    ("trunc", (INTS,), {}),  # integers keep their dtype
+    ("dot", (X, 2.0), {}),  # a Python scalar takes the tensor's dtype
+    ("inner", (X, 3.0), {}),
+    ("sort", (X,), {"axis": None}),
+    ("argsort", (INTS,), {"axis": None}),
     ("divide_no_nan", (X, np.where(INTS > 0, INTS, 0).astype("float32")), {}),
     ("var", (X,), {"axis": 1}),
     ("var", (X,), {"axis": None, "keepdims": True}),
@@ -196,6 +202,18 @@ def test_slice_update_on_symbolic_tensors():
     want[0, 1:3, 2:4] = -7
     np.testing.assert_array_equal(model.predict(x, verbose=0), want)
     assert_onnx_parity(model, x, atol=0, rtol=0)
+
+
+def test_numpy_scalars_are_constants_in_a_model():
+    inputs = irtool.Input((2,))
+    model = irtool.Model(
+        inputs, [ops.add(inputs, np.float32(1)), ops.hypot(inputs, 4.0), ops.divide_no_nan(inputs, 4.0)]
+    )
+    x = np.array([[3.0, -1.0]], "float32")
+    got = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got[0], x + 1)
+    np.testing.assert_allclose(got[1], np.hypot(x, 4.0), rtol=1e-6)
+    np.testing.assert_allclose(got[2], x / 4.0)
 
 
 def test_ndim_and_size():

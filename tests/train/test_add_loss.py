@@ -82,3 +82,46 @@ def test_losses_of_an_eager_call():
     assert [float(v) for v in layer.losses] == [4.0]
     with pytest.raises(ValueError, match="`add_loss` on symbolic tensors belongs inside the layer's `call\\(\\)`"):
         layer.add_loss(ops.sum(keras.Input((2,))))
+
+
+def test_losses_of_layers_called_inside_other_layers_and_subclassed_models():
+    class AddsMeanSquare(layers.Layer):
+        def call(self, x):
+            self.add_loss(ops.mean(ops.square(x)))
+            return x
+
+    class Outer(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = AddsMeanSquare()
+
+        def call(self, x):
+            return self.inner(x)
+
+    class Regularized(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = layers.Dense(
+                2, kernel_initializer="ones", use_bias=False, activity_regularizer=keras.regularizers.L1(1.0)
+            )
+
+        def call(self, x):
+            return self.dense(x)
+
+    x = np.ones((4, 2), "float32")
+    inputs = keras.Input((2,))
+    nested = keras.Model(inputs, Outer()(inputs))
+    nested.compile(loss="mse")
+    assert nested.evaluate(x, x, verbose=0) == 1.0  # mse 0 + the inner layer's mean square
+    sub = Regularized()
+    sub.compile(loss="mse")
+    assert sub.evaluate(x, np.full((4, 2), 2.0, "float32"), verbose=0) == 4.0  # the activity penalty
+    i = keras.Input((2,))
+    inner_model = keras.Model(i, AddsMeanSquare()(i))
+    j = keras.Input((2,))
+    outer = keras.Model(j, inner_model(j))
+    outer.compile(loss="mse")
+    with pytest.warns(
+        UserWarning, match="nested in .* adds losses with `add_loss`, which irtool's training loss leaves out"
+    ):
+        outer.evaluate(x, x, verbose=0)

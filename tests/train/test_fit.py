@@ -208,7 +208,7 @@ def test_fit_evaluate_and_predict_read_batches_from_a_pydataset_or_a_generator()
         m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     dataset = Batches(x, y, 16)
     history = models[0].fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0, validation_data=(x, y))
-    from_dataset = models[1].fit(dataset, epochs=2, verbose=0, validation_data=Batches(x, y, 32))
+    from_dataset = models[1].fit(dataset, epochs=2, shuffle=False, verbose=0, validation_data=Batches(x, y, 32))
     assert dataset.epochs == 2
 
     def generator():
@@ -252,3 +252,73 @@ def test_pad_sequences_as_keras():
     assert keras.utils.pad_sequences([[1.5]], maxlen=2, dtype="float32").tolist() == [[0.0, 1.5]]
     with pytest.raises(ValueError, match='`padding` must be "pre" or "post"'):
         keras.utils.pad_sequences(sequences, padding="middle")
+
+
+def test_evaluate_and_validation_read_generators_too():
+    x, y = data(32)
+    model = classifier()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+
+    def batches():
+        while True:
+            for i in range(0, 32, 16):
+                yield x[i : i + 16], y[i : i + 16]
+
+    history = model.fit(x, y, epochs=2, verbose=0, validation_data=batches(), validation_steps=2)
+    np.testing.assert_allclose(history.history["val_loss"][-1], model.evaluate(x, y, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.evaluate(batches(), steps=2, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-6
+    )
+
+
+def test_a_pydatasets_batches_are_shuffled_each_epoch_unless_shuffle_is_false():
+    x, y = data(64)
+    seen = []
+
+    class Logged(Batches):
+        def __getitem__(self, index):
+            seen.append(index)
+            return super().__getitem__(index)
+
+    model = classifier()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    keras.utils.set_random_seed(1)
+    model.fit(Logged(x, y, 8), epochs=2, verbose=0)
+    assert sorted(seen[:8]) == list(range(8)) and seen[:8] != list(range(8)) and seen[:8] != seen[8:]
+    seen.clear()
+    model.fit(Logged(x, y, 8), epochs=1, shuffle=False, verbose=0)
+    assert seen == list(range(8))
+
+
+def test_output_names_of_losses_and_metrics():
+    """Dict outputs are logged by their keys (as Keras); list outputs of one layer get unique names;
+    a loss dict orders evaluate()'s list for dict outputs only (list outputs keep their order)."""
+    inputs = keras.Input((3,))
+    h = layers.Dense(2, kernel_initializer="ones", name="shared")(inputs)
+    x = np.ones((4, 3), "float32")
+    zeros = np.zeros((4, 2), "float32")
+    model = keras.Model(inputs, {"out1": h, "out2": h * 2.0})
+    model.compile(loss={"out2": "mae", "out1": "mse"})
+    assert model.evaluate(x, {"out1": zeros, "out2": zeros}, verbose=0, return_dict=True) == {
+        "loss": 15.0,
+        "out1_loss": 9.0,
+        "out2_loss": 6.0,
+    }
+    assert model.evaluate(x, {"out1": zeros, "out2": zeros}, verbose=0) == [15.0, 6.0, 9.0]
+    listed = keras.Model(inputs, [h, h * 2.0])  # outputs "shared" and a "multiply" op
+    listed.compile(loss={listed.output_names[1]: "mae", "shared": "mse"})
+    assert listed.evaluate(x, [zeros, zeros], verbose=0) == [15.0, 9.0, 6.0]
+
+    class Twice(keras.Model):  # a subclassed model's outputs all come from the model itself
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = layers.Dense(2, kernel_initializer="ones")
+
+        def call(self, x):
+            y = self.dense(x)
+            return [y, y * 2.0]
+
+    twice = Twice(name="twice")
+    twice.compile(loss=["mse", "mae"])
+    logs = twice.evaluate(x, [zeros, zeros], verbose=0, return_dict=True)
+    assert logs == {"loss": 15.0, "twice_loss": 9.0, "twice_1_loss": 6.0}
