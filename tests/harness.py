@@ -54,6 +54,17 @@ def require_keras():
 # -- low-level comparisons ------------------------------------------------------------------------
 
 
+def one_node_onnx(op_type: str, elem_type: int, opset: int = 17) -> onnx.ModelProto:
+    """A model of one ``op_type`` node from input ``x`` to output ``y``, both ``elem_type`` of shape ``("n",)``."""
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node(op_type, ["x"], ["y"])],
+        op_type.lower(),
+        [onnx.helper.make_tensor_value_info("x", elem_type, ["n"])],
+        [onnx.helper.make_tensor_value_info("y", elem_type, ["n"])],
+    )
+    return onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)])
+
+
 def run_onnx(proto, feeds: dict) -> list:
     """Run an ONNX ModelProto in ONNX Runtime's CPU provider."""
     options = ort.SessionOptions()

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from irtool.loading import load_model
 from irtool.runtime import Session
 
 from ._model_sources import TINY
+from .harness import one_node_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -311,13 +313,7 @@ def test_output_names_become_safe_file_names(tmp_path, capsys):
 
 
 def test_a_string_model_runs_on_text_from_json_and_bytes_npy(tmp_path, capsys):
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["s"], ["echo"])],
-        "echo",
-        [helper.make_tensor_value_info("s", TensorProto.STRING, ["n"])],
-        [helper.make_tensor_value_info("echo", TensorProto.STRING, ["n"])],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "echo.onnx")
+    onnx.save(one_node_onnx("Identity", TensorProto.STRING), tmp_path / "echo.onnx")
     (tmp_path / "s.json").write_text('["a", "bé"]')
     np.save(tmp_path / "s.npy", np.array([b"a", "bé".encode()]))  # bytes_: ORT alone would read the raw buffer
     for name in ("s.json", "s.npy"):
@@ -325,7 +321,7 @@ def test_a_string_model_runs_on_text_from_json_and_bytes_npy(tmp_path, capsys):
         assert (
             main(["run", str(tmp_path / "echo.onnx"), "--input", str(tmp_path / name), "--output-dir", str(out)]) == 0
         )
-        assert np.load(out / "echo.npy").tolist() == ["a", "bé"], name  # a str_ array: no pickle
+        assert np.load(out / "y.npy").tolist() == ["a", "bé"], name  # a str_ array: no pickle
     capsys.readouterr()
 
 
@@ -334,18 +330,10 @@ def test_warnings_are_one_line(tmp_path, capsys, monkeypatch):
     import irtool.cli.run as run_module
 
     def warn_and_open(*args, **kwargs):
-        import warnings
-
         warnings.warn("something to know\nover two lines", UserWarning, stacklevel=2)
         return Session(*args, **kwargs)
 
-    graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["y"])],
-        "relu",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n"])],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "relu.onnx")
+    onnx.save(one_node_onnx("Relu", TensorProto.FLOAT), tmp_path / "relu.onnx")
     monkeypatch.setattr(run_module, "Session", warn_and_open)
     assert main(["run", str(tmp_path / "relu.onnx"), "--random"]) == 0
     assert capsys.readouterr().err == "irtool: warning: something to know over two lines\n"

@@ -21,6 +21,8 @@ from irtool.runtime import InputError, ProviderError, Session, providers
 from irtool.runtime.feeds import format_shape
 from irtool.runtime.inspection import describe
 
+from ..harness import one_node_onnx
+
 HAS_CUDA = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDAExecutionProvider is not available on this machine")
 
@@ -176,20 +178,10 @@ def test_a_list_of_ints_beyond_the_dtype_range_is_refused():
     assert empty.shape == (0,) and empty.dtype == np.int8
 
 
-def _identity(dtype):
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["a"], ["b"])],
-        "identity",
-        [helper.make_tensor_value_info("a", dtype, ["n"])],
-        [helper.make_tensor_value_info("b", dtype, ["n"])],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
-
 def test_string_inputs_reach_the_model_as_text_in_any_form():
     """ONNX Runtime reads a bytes element as its repr ("b'abc'") and a bytes_ array as its raw
     buffer; the session decodes both as UTF-8 (as tritonclient and TensorFlow encode text)."""
-    session = Session(_identity(TensorProto.STRING))
+    session = Session(one_node_onnx("Identity", TensorProto.STRING))
     text = ["héllo", "", "b"]
     for given in [
         text,
@@ -198,9 +190,9 @@ def test_string_inputs_reach_the_model_as_text_in_any_form():
         np.array([t.encode() for t in text], dtype=object),  # what Triton's BYTES carry
         np.array(text, dtype=object),
     ]:
-        out = session.run(given)["b"]
+        out = session.run(given)["y"]
         assert out.dtype == object and out.tolist() == text, given
-    with pytest.raises(InputError, match=r"input 'a': expected shape \(None,\) string, .*not UTF-8 at index \[1\]"):
+    with pytest.raises(InputError, match=r"input 'x': expected shape \(None,\) string, .*not UTF-8 at index \[1\]"):
         session.run(np.array([b"ok", b"\xff"], dtype=object))
     with pytest.raises(InputError, match=r"expected shape \(None,\) string, .*dtype float64"):
         session.run(np.zeros(2))

@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from onnx import TensorProto
 
 from irtool.runtime import Session
 from irtool.serving.app import ServedModel, create_app
 
+from ..harness import one_node_onnx
 from .conftest import RunningServer, serve
 
 httpclient = pytest.importorskip("tritonclient.http")
@@ -221,28 +223,20 @@ def test_one_app_served_by_one_event_loop_after_another(mlp_onnx, mlp_session):
 def test_text_reaches_a_string_model_unchanged():
     """BYTES from tritonclient (binary and JSON) and from raw JSON: ONNX Runtime would read a bytes
     element as its repr, ``"b'hello'"``; the session decodes it as UTF-8, as Triton's users expect."""
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["s"], ["echo"])],
-        "echo",
-        [helper.make_tensor_value_info("s", TensorProto.STRING, ["n"])],
-        [helper.make_tensor_value_info("echo", TensorProto.STRING, ["n"])],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto = one_node_onnx("Identity", TensorProto.STRING)
     app = create_app([ServedModel("echo", [Session(proto.SerializeToString())])])
     words = ["hello", "wörld", ""]
     with RunningServer(app) as url:
         client = httpclient.InferenceServerClient(url)
         for binary in (True, False):
-            tensor = httpclient.InferInput("s", [3], "BYTES")
+            tensor = httpclient.InferInput("x", [3], "BYTES")
             tensor.set_data_from_numpy(np.array([w.encode() for w in words], dtype=object), binary_data=binary)
-            got = client.infer("echo", [tensor], outputs=[httpclient.InferRequestedOutput("echo", binary_data=binary)])
-            assert [v.decode() if isinstance(v, bytes) else v for v in got.as_numpy("echo")] == words, binary
-        body = json.dumps({"inputs": [{"name": "s", "datatype": "BYTES", "shape": [3], "data": words}]}).encode()
+            got = client.infer("echo", [tensor], outputs=[httpclient.InferRequestedOutput("y", binary_data=binary)])
+            assert [v.decode() if isinstance(v, bytes) else v for v in got.as_numpy("y")] == words, binary
+        body = json.dumps({"inputs": [{"name": "x", "datatype": "BYTES", "shape": [3], "data": words}]}).encode()
         status, answer = raw(url, "POST", "/v2/models/echo/infer", body)
         assert status == 200 and json.loads(answer)["outputs"][0]["data"] == words
-        header = b'{"inputs":[{"name":"s","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":5}}]}'
+        header = b'{"inputs":[{"name":"x","datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":5}}]}'
         status, answer = raw(
             url,
             "POST",
