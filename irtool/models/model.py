@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 import onnx
 
+from irtool import backend
 from irtool.ir import tree
 from irtool.ir.dtypes import standardize_dtype
 from irtool.layers.input_layer import Input
@@ -30,7 +31,7 @@ from irtool.onnx import export_onnx, to_onnx
 from irtool.saving.saving_lib import load_weights, save_model, save_weights
 from irtool.train.callbacks import CallbackList
 from irtool.train.compile_config import deserialize_compile_config, serialize_compile_args
-from irtool.train.data import batch_stream, epoch_batches, first_inputs, is_batch_source, source_steps
+from irtool.train.data import batch_stream, epoch_batches, first_inputs, is_batch_source, is_indexed, source_steps
 from irtool.train.trainer import Trainer, batch_size_or_default
 
 
@@ -94,7 +95,7 @@ class Model(Trainer, Layer):
             return super().build(input_shape)
         self.built = True  # before tracing: the traced call must not build again
         if not self.__dict__.get("_trace_later"):
-            self._new_twin(_inputs_for_shapes(input_shape), key=None)
+            self._new_twin(_inputs_for_shapes(input_shape))
         return None
 
     def _build_from(self, args, kwargs) -> None:
@@ -115,7 +116,7 @@ class Model(Trainer, Layer):
             twin = self.__dict__.get("_first_twin")
             shapes = self.__dict__.get("_build_shapes_dict")  # what build() was given (ours or the model's own)
             if twin is None and shapes is not None and len(shapes) == 1:
-                twin = self._new_twin(_inputs_for_shapes(next(iter(shapes.values()))), key=None)
+                twin = self._new_twin(_inputs_for_shapes(next(iter(shapes.values()))))
             if twin is None:
                 raise ValueError(
                     f"Model '{self.name}' is a subclassed model that has not been built: call it on data "
@@ -123,29 +124,53 @@ class Model(Trainer, Layer):
                     "can trace its `call` into a graph."
                 )
             return twin
-        if is_batch_source(x):  # the shapes of its first batch (an index; a generator cannot be peeked)
-            twin = self.__dict__.get("_twin_model")
-            if twin is not None:
+        if is_batch_source(x):  # the signature of its first batch (a generator's cannot be read ahead)
+            if not is_indexed(x):
+                twin = self.__dict__.get("_twin_model")
+                if twin is None:
+                    raise ValueError(
+                        f"Subclassed model '{self.name}' has not seen data yet, and a generator's first batch "
+                        "cannot be read ahead: call `model.build(input_shape)` (or the model on one batch) first."
+                    )
                 return twin
-            if not hasattr(x, "__getitem__"):
-                raise ValueError(
-                    f"Subclassed model '{self.name}' has not seen data yet, and a generator's first batch cannot be "
-                    "read ahead: call `model.build(input_shape)` (or the model on one batch) first."
-                )
             x = first_inputs(x)
         arrays = tree.map_structure(_as_array, x)
-        key = repr(tree.map_structure(lambda a: (a.shape[1:], str(a.dtype)), arrays))
-        if self.__dict__.get("_twin_key") != key:
-            self._new_twin(_inputs_like(arrays), key)
-        return self.__dict__["_twin_model"]
+        twins = self.__dict__.setdefault("_twins", {})  # signature -> twin, the most recent last
+        for general in (True, False):
+            key = repr(tree.map_structure(lambda a, g=general: _signature(a, g), arrays))
+            twin = twins.pop(key, None)
+            if twin is None and general:
+                try:  # one twin for every length, image size...: those dims unknown, as Keras' own inputs
+                    twin = self._new_twin(_inputs_like(arrays, general=True))
+                except (ValueError, TypeError):  # a layer needs them (Flatten before a Dense): the exact shape
+                    continue
+            elif twin is None:
+                twin = self._new_twin(_inputs_like(arrays, general=False))
+            twins[key] = twin
+            while len(twins) > _MAX_TWINS:
+                twins.pop(next(iter(twins)))
+            self.__dict__["_twin_model"] = twin
+            return twin
+        raise AssertionError("unreachable: the exact signature always traces or raises")
 
-    def _new_twin(self, inputs, key) -> Model:
+    def _new_twin(self, inputs) -> Model:
         twin = Model(*_traced(self, inputs), name=self.name)
         # Kept outside the tracked attributes: the twin is a view of this model, not a sublayer.
         twin.__dict__["_twin_of"] = self  # what callbacks see while it trains
-        self.__dict__.update(_twin_model=twin, _twin_key=key)
+        self.__dict__["_twin_model"] = twin
         self.__dict__.setdefault("_first_twin", twin)
         return twin
+
+    @property
+    def metrics(self) -> list:
+        """The loss and metric trackers; a subclassed model's are its twin's, which trained."""
+        twin = self.__dict__.get("_twin_model")
+        return twin.metrics if twin is not None and twin.compiled else Trainer.metrics.fget(self)
+
+    @property
+    def metrics_names(self) -> list:
+        twin = self.__dict__.get("_twin_model")
+        return twin.metrics_names if twin is not None and twin.compiled else Trainer.metrics_names.fget(self)
 
     def _compiled_twin(self, x) -> Model:
         twin = self._twin(x)
@@ -158,7 +183,7 @@ class Model(Trainer, Layer):
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Run the model on ``x`` in batches (default 32); returns arrays in the output structure.
         ``x`` may give the batches itself (a ``PyDataset``/Sequence or a generator; a batch's ``y`` is
-        ignored)."""
+        ignored; ``callbacks`` and ``verbose`` are not used then: each batch is predicted quietly)."""
         if is_batch_source(x):
             batches = epoch_batches(x, source_steps(x, steps), batch_stream(x))
             parts = [self.predict(bx, batch_size, 0) for bx, _, _ in batches]
@@ -295,11 +320,32 @@ def _as_array(a):
     return a if isinstance(a, np.ndarray) else np.asarray(a)
 
 
-def _inputs_like(arrays):
-    """Inputs shaped like ``arrays`` without the batch dim, in their structure (dict keys as names)."""
+# A subclassed model keeps this many twins (input signatures), the least recently used dropped.
+_MAX_TWINS = 4
+
+
+def _signature(a: np.ndarray, general: bool) -> tuple:
+    """The Input a twin traces for array ``a``: floats in floatx (Keras autocasts them), and with
+    ``general`` every dim but the batch unknown, or for floats every dim but the last (the features
+    a Dense needs) too."""
+    floating = np.issubdtype(a.dtype, np.floating)
+    dtype = backend.floatx() if floating else standardize_dtype(a.dtype)
+    shape = tuple(a.shape[1:])
+    if general and shape:
+        shape = (None,) * (len(shape) - 1) + (shape[-1] if floating else None,)
+    return shape, dtype
+
+
+def _inputs_like(arrays, general: bool):
+    """Inputs of ``_signature(a, general)`` for ``arrays``, in their structure (dict keys as names)."""
+
+    def one(a, name=None):
+        shape, dtype = _signature(a, general)
+        return Input(shape, dtype=dtype, name=name)
+
     if isinstance(arrays, dict):
-        return {k: Input(a.shape[1:], dtype=standardize_dtype(a.dtype), name=k) for k, a in arrays.items()}
-    return tree.map_structure(lambda a: Input(a.shape[1:], dtype=standardize_dtype(a.dtype)), arrays)
+        return {k: one(a, k) for k, a in arrays.items()}
+    return tree.map_structure(one, arrays)
 
 
 def _inputs_for_shapes(shapes):

@@ -54,6 +54,11 @@ class LoweringContext:
         return self._emit(op_type, inputs, outputs, attrs)
 
     def _widened(self, op_type, inputs, outputs, attrs, dtype, data) -> list:
+        if dtype == "uint64" and op_type in ort_kernels.ORDERED:
+            raise LoweringError(
+                f"'{self.layer}': ONNX Runtime has no {op_type} kernel for uint64, and int64 would order values "
+                "from 2**63 on as negative; cast the tensor to int64 (or float64) in the model if its values allow."
+            )
         wide = ort_kernels.wider(dtype)
         for i in data:
             if inputs[i]:

@@ -7,7 +7,8 @@ that uses ``Max`` on ``int16`` passes ``onnx.checker`` and then fails to load wi
 NOT_IMPLEMENTED, and a ``ReduceSum`` on ``bool`` fails ONNX's own type check. ``LoweringContext.node``
 looks each node up here: when its data type is missing, the data inputs are cast to the wider type
 (``int32``, or ``int64`` for 32- and 64-bit unsigned values), the op runs there, and the outputs
-that carry the data type are cast back, which wraps around as NumPy does.
+that carry the data type are cast back, which wraps around as NumPy does. The one case no wider
+type holds, ordering ``uint64`` values (``ORDERED``), is refused with a message.
 
 ``MISSING`` was measured with one node per op and type on ONNX Runtime 1.32's CPU provider, opset 21;
 ``tests/onnx/test_ort_kernels.py`` measures it again on the installed version, so a table that no
@@ -79,6 +80,11 @@ _TYPED_OUTPUTS = {
     "ArgMin": (),
     "TopK": (0,),
 }
+
+
+# Ops that compare their data: int64 keeps uint64's arithmetic (it wraps the same way) but not its
+# order, so these refuse uint64 instead (values from 2**63 on would sort as negative).
+ORDERED = frozenset({"ArgMax", "ArgMin", "ReduceMax", "ReduceMin", "TopK"})
 
 
 def wider(dtype: str) -> str:

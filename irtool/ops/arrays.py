@@ -16,18 +16,13 @@ import numpy as np
 from irtool.ir.dtypes import is_float, standardize_dtype
 from irtool.ir.spec import TensorSpec, broadcast_shapes, normalize_axis
 from irtool.ops import core
-from irtool.ops.core import Primitive, SymbolicTensor, apply
+from irtool.ops.core import Primitive, SymbolicTensor, apply, as_operand
+from irtool.ops.elementwise import add, subtract
 from irtool.ops.gradients import unbroadcast
 from irtool.ops.operation import top_level_op
 from irtool.ops.shape import concatenate, expand_dims, get_item, ones_like, reshape, transpose, where
 
 PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "symmetric": None, "wrap": "wrap"}
-
-
-def _tensor(x):
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return x
-    return np.asarray(x, dtype="float32" if isinstance(x, float) else None)
 
 
 class Pad(Primitive):
@@ -112,7 +107,7 @@ def _pad_width(pad_width, ndim: int) -> tuple:
 @top_level_op("Pad")
 def pad(x, pad_width, mode="constant", constant_values=None):
     """Pad ``x`` (Keras' ``ops.pad``): ``pad_width`` is an int, one pair, or one pair per axis."""
-    x = _tensor(x)
+    x = as_operand(x)
     mode = str(mode).lower()
     if mode not in PAD_MODES:
         raise ValueError(f"`mode` must be one of {sorted(PAD_MODES)}. Received: mode={mode}")
@@ -181,7 +176,7 @@ REPEAT = Repeat()
 def repeat(x, repeats, axis=None):
     """Repeat each element ``repeats`` times along ``axis`` (flattened first when ``axis`` is None)."""
 
-    x = _tensor(x)
+    x = as_operand(x)
     if isinstance(repeats, (list, tuple, np.ndarray)) or hasattr(repeats, "shape"):
         values = np.asarray(repeats).reshape(-1)
         if values.size != 1:
@@ -237,7 +232,7 @@ def tile(x, repeats):
     """Repeat the whole of ``x`` ``repeats`` times (NumPy's ``tile``: missing leading counts are 1,
     and a longer ``repeats`` adds leading axes)."""
 
-    x = _tensor(x)
+    x = as_operand(x)
     repeats = (repeats,) if isinstance(repeats, (int, np.integer)) else tuple(repeats)
     if any(isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0 for r in repeats):
         raise ValueError(f"`repeats` must hold non-negative integers. Received: repeats={repeats}")
@@ -281,7 +276,7 @@ BROADCAST_TO = BroadcastTo()
 def broadcast_to(x, shape):
     """``x`` broadcast to the static ``shape``, NumPy's rules."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(d) for d in shape)
-    return apply(BROADCAST_TO, [_tensor(x)], shape=shape)[0]
+    return apply(BROADCAST_TO, [as_operand(x)], shape=shape)[0]
 
 
 def _axes_of(axis, ndim: int) -> tuple:
@@ -294,7 +289,7 @@ def _axes_of(axis, ndim: int) -> tuple:
 @top_level_op("Flip")
 def flip(x, axis=None):
     """Reverse the order of elements along ``axis`` (every axis when ``None``)."""
-    x = _tensor(x)
+    x = as_operand(x)
     axes = _axes_of(axis, len(x.shape))
     return get_item(
         x, tuple(builtins.slice(None, None, -1) if a in axes else builtins.slice(None) for a in range(len(x.shape)))
@@ -314,7 +309,7 @@ def flipud(x):
 @top_level_op("Roll")
 def roll(x, shift, axis=None):
     """Shift elements along ``axis`` cyclically (the flattened array when ``None``), as ``np.roll``."""
-    x = _tensor(x)
+    x = as_operand(x)
     if axis is None:
         shape = tuple(x.shape)
         return reshape(roll(reshape(x, (-1,)), shift, axis=0), shape if None not in shape else (-1, *shape[1:]))
@@ -326,6 +321,8 @@ def roll(x, shift, axis=None):
         raise ValueError(f"`roll` needs one shift per axis. Received: shift={shift}, axis={axis}")
     for s, a in zip(shifts, axes):
         size = x.shape[a]
+        if size is None:  # the cyclic shift needs the size (slices would clamp, and roll nothing)
+            raise ValueError(f"`roll` needs a static size on axis {a}. Received: shape={tuple(x.shape)}")
         s = int(s) % size if size else int(s)
         if s == 0:
             continue
@@ -338,7 +335,7 @@ def roll(x, shift, axis=None):
 
 @top_level_op("Swapaxes")
 def swapaxes(x, axis1, axis2):
-    x = _tensor(x)
+    x = as_operand(x)
     perm = list(range(len(x.shape)))
     a, b = normalize_axis(axis1, len(perm)), normalize_axis(axis2, len(perm))
     perm[a], perm[b] = perm[b], perm[a]
@@ -348,7 +345,7 @@ def swapaxes(x, axis1, axis2):
 @top_level_op("Moveaxis")
 def moveaxis(x, source, destination):
     """Move axes to new places, the others keeping their order (``np.moveaxis``)."""
-    x = _tensor(x)
+    x = as_operand(x)
     ndim = len(x.shape)
     source, destination = _axes_of(source, ndim), _axes_of(destination, ndim)
     if len(source) != len(destination):
@@ -361,20 +358,20 @@ def moveaxis(x, source, destination):
 
 @top_level_op("Ravel")
 def ravel(x):
-    return reshape(_tensor(x), (-1,))
+    return reshape(as_operand(x), (-1,))
 
 
 @top_level_op("Hstack")
 def hstack(xs):
     """Join along the second axis (the first for 1-D arrays), as ``np.hstack``."""
-    xs = [_tensor(x) for x in xs]
+    xs = [as_operand(x) for x in xs]
     return concatenate(xs, axis=0 if all(len(x.shape) == 1 for x in xs) else 1)
 
 
 @top_level_op("Vstack")
 def vstack(xs):
     """Join along the first axis, 1-D arrays as rows, as ``np.vstack``."""
-    xs = [_tensor(x) for x in xs]
+    xs = [as_operand(x) for x in xs]
     return concatenate([reshape(x, (1, -1)) if len(x.shape) == 1 else x for x in xs], axis=0)
 
 
@@ -435,7 +432,7 @@ STOP_GRADIENT = StopGradient()
 @top_level_op("StopGradient")
 def stop_gradient(variable):
     """``variable``'s value, through which no gradient flows."""
-    return apply(STOP_GRADIENT, [_tensor(variable)])[0]
+    return apply(STOP_GRADIENT, [as_operand(variable)])[0]
 
 
 @top_level_op("Copy")
@@ -485,22 +482,29 @@ TAKE_ALONG_AXIS = TakeAlongAxis()
 def take_along_axis(x, indices, axis=None):
     """Pick values along ``axis`` at ``indices`` (broadcast against ``x`` on the other axes), as
     ``np.take_along_axis``; ``axis=None`` works on the flattened ``x``."""
-    x, indices = _tensor(x), _tensor(indices)
+    x, indices = as_operand(x), as_operand(indices)
     if axis is None:
         x, indices, axis = reshape(x, (-1,)), reshape(indices, (-1,)), 0
     axis = normalize_axis(axis, len(x.shape))
     if len(indices.shape) != len(x.shape):
         raise ValueError(f"`take_along_axis` needs indices of x's rank. Received: {x.shape} and {indices.shape}.")
-    shape = [d if a == axis else (x.shape[a] if x.shape[a] is not None else d) for a, d in enumerate(indices.shape)]
-    if tuple(shape) != tuple(indices.shape) and None not in shape:
-        indices = broadcast_to(indices, tuple(shape))
+    stretched = [a for a in range(len(x.shape)) if a != axis and indices.shape[a] == 1 and x.shape[a] != 1]
+    if any(x.shape[a] is None for a in stretched):
+        # x's size there is known at run time only: add zeros of x's shape (with the axis at 1),
+        # which broadcasts the indices in the graph (ONNX's GatherElements does not broadcast)
+        lead = tuple(builtins.slice(0, 1) if a == axis else builtins.slice(None) for a in range(len(x.shape)))
+        zeros = subtract(ones_like(get_item(x, lead), indices.dtype), np.asarray(1, indices.dtype))
+        indices = add(indices, zeros)
+    elif stretched:
+        shape = tuple(d if a == axis or a not in stretched else x.shape[a] for a, d in enumerate(indices.shape))
+        indices = broadcast_to(indices, shape)
     return apply(TAKE_ALONG_AXIS, [x, indices], axis=axis)[0]
 
 
 @top_level_op("Slice")
 def slice(inputs, start_indices, shape):  # noqa: A001 - Keras' name
     """The block of ``shape`` starting at ``start_indices`` (static ints, one per axis)."""
-    inputs = _tensor(inputs)
+    inputs = as_operand(inputs)
     if len(start_indices) != len(shape) or len(shape) != len(inputs.shape):
         raise ValueError(
             "`slice` needs one start index and one size per axis. Received: "
@@ -513,7 +517,7 @@ def slice(inputs, start_indices, shape):  # noqa: A001 - Keras' name
 @top_level_op("SliceUpdate")
 def slice_update(inputs, start_indices, updates):
     """``inputs`` with the block at ``start_indices`` replaced by ``updates`` (a new tensor)."""
-    inputs, updates = _tensor(inputs), _tensor(updates)
+    inputs, updates = as_operand(inputs), as_operand(updates)
     if len(start_indices) != len(inputs.shape) or len(updates.shape) != len(inputs.shape):
         raise ValueError(
             "`slice_update` needs one start index per axis and updates of the input's rank. Received: "

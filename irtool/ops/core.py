@@ -136,6 +136,14 @@ class Primitive:
         return f"<Primitive {self.name}>"
 
 
+def as_operand(x):
+    """``x`` as an op takes it: tensors, Variables and arrays as they are; Python numbers and lists
+    as arrays, a Python float in float32 (Keras' weak typing: it does not widen a float32 tensor)."""
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return x
+    return np.asarray(x, dtype="float32" if isinstance(x, float) else None)
+
+
 class PrimNode:
     """The record of one primitive application on symbolic tensors."""
 

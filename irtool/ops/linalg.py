@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from irtool.ir.spec import TensorSpec, broadcast_shapes
-from irtool.ops.core import Primitive, apply
+from irtool.ops.core import Primitive, apply, as_operand
 from irtool.ops.elementwise import ZEROS, promote
 from irtool.ops.elementwise import multiply as _multiply
 from irtool.ops.gradients import unbroadcast
@@ -275,15 +275,11 @@ def triu(x, k=0):
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
-def _operand(x):
-    return x if hasattr(x, "shape") and hasattr(x, "dtype") else np.asarray(x)
-
-
 @top_level_op("Tensordot")
 def tensordot(x1, x2, axes=2):
     """Sum products over ``axes``: the last ``axes`` of ``x1`` with the first of ``x2``, or the
     two lists of axes ``([a1...], [b1...])``, as ``np.tensordot``."""
-    x1, x2 = _operand(x1), _operand(x2)
+    x1, x2 = as_operand(x1), as_operand(x2)
     n1, n2 = len(x1.shape), len(x2.shape)
     if isinstance(axes, int):
         summed1, summed2 = list(range(n1 - axes, n1)), list(range(axes))
@@ -306,7 +302,7 @@ def tensordot(x1, x2, axes=2):
 @top_level_op("Outer")
 def outer(x1, x2):
     """The outer product of the flattened operands."""
-    x1, x2 = _operand(x1), _operand(x2)
+    x1, x2 = as_operand(x1), as_operand(x2)
     return einsum("i,j->ij", _flat(x1), _flat(x2))
 
 
@@ -315,7 +311,7 @@ def inner(x1, x2):
     """Sum products over the last axes (``np.inner``); a scalar operand multiplies."""
     if np.ndim(x1) == 0 or np.ndim(x2) == 0:  # a scalar multiplies, in the tensor's dtype
         return _multiply(x1, x2)
-    x1, x2 = _operand(x1), _operand(x2)
+    x1, x2 = as_operand(x1), as_operand(x2)
     return tensordot(x1, x2, axes=([-1], [-1]))
 
 
@@ -325,7 +321,7 @@ def dot(x1, x2):
     sum over the last axis of ``x1`` and the second-to-last of ``x2``."""
     if np.ndim(x1) == 0 or np.ndim(x2) == 0:  # a scalar multiplies, in the tensor's dtype
         return _multiply(x1, x2)
-    x1, x2 = _operand(x1), _operand(x2)
+    x1, x2 = as_operand(x1), as_operand(x2)
     if len(x2.shape) == 1:
         return tensordot(x1, x2, axes=([-1], [0]))
     if len(x1.shape) <= 2 and len(x2.shape) == 2:
@@ -336,14 +332,14 @@ def dot(x1, x2):
 @top_level_op("Vdot")
 def vdot(x1, x2):
     """The inner product of the flattened operands."""
-    x1, x2 = _operand(x1), _operand(x2)
+    x1, x2 = as_operand(x1), as_operand(x2)
     return einsum("i,i->", _flat(x1), _flat(x2))
 
 
 @top_level_op("Diagonal")
 def diagonal(x, offset=0, axis1=0, axis2=1):
     """The ``offset`` diagonal of the 2-D slices on ``axis1``/``axis2``, as a last axis (``np.diagonal``)."""
-    x = _operand(x)
+    x = as_operand(x)
     n = len(x.shape)
     axis1, axis2 = axis1 % n, axis2 % n
     rows, cols = x.shape[axis1], x.shape[axis2]

@@ -17,7 +17,7 @@ import numpy as np
 from irtool.ir.dtypes import is_float, standardize_dtype
 from irtool.ir.spec import TensorSpec, normalize_axis
 from irtool.ops import reduce
-from irtool.ops.core import Primitive, SymbolicTensor, apply
+from irtool.ops.core import Primitive, apply, as_operand
 from irtool.ops.elementwise import (
     Unary,
     _as,
@@ -117,8 +117,7 @@ log10 = _export_unary("log10", "Log10", LOG10, "Base-10 logarithm.")
 @top_level_op("Trunc")
 def trunc(x):
     """Rounds toward zero; integers and booleans are returned as they are (as Keras does)."""
-    if not isinstance(x, SymbolicTensor) and not hasattr(x, "dtype"):
-        x = np.asarray(x, "float32" if isinstance(x, float) else None)
+    x = as_operand(x)
     return apply(TRUNC, [x])[0] if is_float(_dtype_of(x)) else x
 
 
@@ -129,8 +128,7 @@ isfinite = _export_unary("isfinite", "Isfinite", ISFINITE, "Whether each element
 
 def _float(x):
     """``x`` as a float tensor (ints and bools in float32), as Keras computes these ops."""
-    if not isinstance(x, SymbolicTensor) and not hasattr(x, "dtype"):
-        x = np.asarray(x, "float32" if isinstance(x, (int, float, bool)) else None)
+    x = as_operand(x)
     return x if is_float(_dtype_of(x)) else _as(x, "float32")
 
 
@@ -234,8 +232,7 @@ def ptp(x, axis=None, keepdims=False):
 @top_level_op("CountNonzero")
 def count_nonzero(x, axis=None):
     """The number of non-zero elements, as int32."""
-    if not isinstance(x, SymbolicTensor):
-        x = np.asarray(x)
+    x = as_operand(x)
     return reduce.sum(cast(not_equal(x, _scalar(0, x)), "int32"), axis=axis)
 
 
@@ -269,8 +266,7 @@ CUMSUM = Cumsum()
 @top_level_op("Cumsum")
 def cumsum(x, axis=None, dtype=None):
     """Cumulative sums along ``axis`` (of the flattened array when ``None``); booleans count as int32."""
-    if not isinstance(x, SymbolicTensor) and not hasattr(x, "dtype"):
-        x = np.asarray(x)
+    x = as_operand(x)
     if dtype is not None:
         x = cast(x, standardize_dtype(dtype))
     elif _dtype_of(x) == "bool":
@@ -284,8 +280,7 @@ def cumsum(x, axis=None, dtype=None):
 def nan_to_num(x, nan=0.0, posinf=None, neginf=None):
     """NaN, +inf and -inf replaced by ``nan`` and by the dtype's largest and lowest finite values
     (or ``posinf``/``neginf``), as ``np.nan_to_num``; integers pass through."""
-    if not isinstance(x, SymbolicTensor) and not hasattr(x, "dtype"):
-        x = np.asarray(x)
+    x = as_operand(x)
     dtype = _dtype_of(x)
     if not is_float(dtype):
         return x
@@ -325,8 +320,7 @@ def average(x, axis=None, weights=None):
 
 def size(x):
     """The number of elements: an int when the shape is static, else a symbolic int32 count."""
-    if not isinstance(x, SymbolicTensor) and not hasattr(x, "shape"):
-        x = np.asarray(x)
+    x = as_operand(x)
     if None not in tuple(x.shape):
         return int(np.prod(x.shape, dtype=np.int64))
     return reduce.sum(ones_like(x, "int32"))
@@ -378,7 +372,6 @@ def multi_hot(inputs, num_classes, axis=-1, dtype=None, sparse=False):
     codes along the second axis (the only one for 1-D indices)."""
     if sparse:
         raise ValueError("`multi_hot(sparse=True)` is not supported: irtool has no sparse tensors.")
-    if not isinstance(inputs, SymbolicTensor) and not hasattr(inputs, "shape"):
-        inputs = np.asarray(inputs)
+    inputs = as_operand(inputs)
     codes = one_hot(cast(inputs, "int32"), num_classes, axis=axis, dtype=dtype)
     return reduce.max(codes, axis=1 if len(inputs.shape) > 1 else 0)

@@ -9,16 +9,18 @@ import numpy as np
 
 from irtool.ir.dtypes import standardize_dtype
 from irtool.ir.spec import TensorSpec, broadcast_shapes, normalize_axis
-from irtool.ops.core import IDENTITY, Identity, Primitive, SymbolicTensor, apply, identity  # noqa: F401 - identity lives in core
+from irtool.ops.core import (  # noqa: F401 - identity lives in core
+    IDENTITY,
+    Identity,
+    Primitive,
+    SymbolicTensor,
+    apply,
+    as_operand,
+    identity,
+)
 from irtool.ops.elementwise import cast, equal, promote
 from irtool.ops.gradients import is_differentiable, unbroadcast
 from irtool.ops.operation import top_level_op
-
-
-def _tensor(x):
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return x
-    return np.asarray(x, dtype="float32" if isinstance(x, float) else None)
 
 
 def _shape(x) -> tuple:
@@ -84,7 +86,7 @@ def reshape(x, newshape):
     if isinstance(newshape, int):
         newshape = (newshape,)
     newshape = tuple(None if d is None else int(d) for d in newshape)
-    x = _tensor(x)
+    x = as_operand(x)
     if isinstance(x, SymbolicTensor) and x.shape and x.shape[0] is None and newshape and newshape[0] == -1:
         # Keep the batch dim symbolic when the rest of the shape pins the -1 to it.
         if None not in x.shape[1:] and -1 not in newshape[1:] and None not in newshape[1:]:
@@ -121,7 +123,7 @@ TRANSPOSE = Transpose()
 
 @top_level_op("Transpose")
 def transpose(x, axes=None):
-    x = _tensor(x)
+    x = as_operand(x)
     ndim = len(x.shape)
     perm = tuple(reversed(range(ndim))) if axes is None else tuple(normalize_axis(a, ndim) for a in axes)
     return apply(TRANSPOSE, [x], perm=perm)[0]
@@ -151,7 +153,7 @@ EXPAND_DIMS = ExpandDims()
 
 @top_level_op("ExpandDims")
 def expand_dims(x, axis):
-    x = _tensor(x)
+    x = as_operand(x)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     ndim = len(x.shape) + len(axes)
     axes = tuple(sorted(normalize_axis(a, ndim) for a in axes))
@@ -183,7 +185,7 @@ SQUEEZE = Squeeze()
 
 @top_level_op("Squeeze")
 def squeeze(x, axis=None):
-    x = _tensor(x)
+    x = as_operand(x)
     ndim = len(x.shape)
     if axis is None:
         axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
@@ -239,7 +241,7 @@ CONCATENATE = Concatenate()
 
 def _same_dtype(xs):
 
-    xs = [_tensor(x) for x in xs]
+    xs = [as_operand(x) for x in xs]
     dtype = xs[0].dtype if isinstance(xs[0], SymbolicTensor) else standardize_dtype(xs[0].dtype)
     for x in xs[1:]:
         _, _, dtype = promote(np.zeros((), dtype), x)
@@ -394,13 +396,13 @@ def normalize_key(key, ndim: int) -> tuple:
 
 @top_level_op("GetItem")
 def get_item(x, key):
-    x = _tensor(x)
+    x = as_operand(x)
     return apply(GET_ITEM, [x], key=normalize_key(key, len(x.shape)))[0]
 
 
 @top_level_op("Split")
 def split(x, indices_or_sections, axis=0):
-    x = _tensor(x)
+    x = as_operand(x)
     ndim = len(x.shape)
     axis = normalize_axis(axis, ndim)
     size = x.shape[axis]
@@ -421,7 +423,7 @@ def split(x, indices_or_sections, axis=0):
 
 @top_level_op("Unstack")
 def unstack(x, num=None, axis=0):
-    x = _tensor(x)
+    x = as_operand(x)
     ndim = len(x.shape)
     axis = normalize_axis(axis, ndim)
     num = x.shape[axis] if num is None else num
@@ -466,8 +468,8 @@ TAKE = Take()
 
 @top_level_op("Take")
 def take(x, indices, axis=None):
-    x = _tensor(x)
-    indices = _tensor(indices)
+    x = as_operand(x)
+    indices = as_operand(indices)
     if axis is None:
         x = reshape(x, (-1,))
         axis = 0
@@ -521,7 +523,7 @@ WHERE = Where()
 def where(condition, x1, x2):
 
     a, b, _ = promote(x1, x2)
-    return apply(WHERE, [cast(_tensor(condition), "bool"), a, b])[0]
+    return apply(WHERE, [cast(as_operand(condition), "bool"), a, b])[0]
 
 
 class Clip(Primitive):
@@ -550,7 +552,7 @@ CLIP = Clip()
 
 @top_level_op("Clip")
 def clip(x, x_min, x_max):
-    return apply(CLIP, [_tensor(x)], low=float(x_min), high=float(x_max))[0]
+    return apply(CLIP, [as_operand(x)], low=float(x_min), high=float(x_max))[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -595,7 +597,7 @@ def full_like(x, fill_value, dtype=None):
 
 def _full_like(x, value, dtype):
 
-    x = _tensor(x)
+    x = as_operand(x)
     dtype = standardize_dtype(dtype or x.dtype)
     if not isinstance(x, SymbolicTensor):
         return np.full(x.shape, value, dtype=dtype)
@@ -616,7 +618,7 @@ def arange(start, stop=None, step=1, dtype=None):
 @top_level_op("OneHot")
 def one_hot(x, num_classes, axis=-1, dtype=None):
 
-    x = _tensor(x)
+    x = as_operand(x)
     classes = np.arange(num_classes, dtype=x.dtype if isinstance(x, SymbolicTensor) else np.asarray(x).dtype)
     ndim = len(x.shape) + 1
     axis = normalize_axis(axis, ndim)
@@ -654,4 +656,4 @@ def convert_to_numpy(x) -> np.ndarray:
 
 def ndim(x) -> int:
     """The number of axes."""
-    return len(_tensor(x).shape)
+    return len(as_operand(x).shape)

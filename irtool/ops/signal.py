@@ -19,9 +19,9 @@ import numpy as np
 
 from irtool.ir.spec import TensorSpec, broadcast_shapes
 from irtool.ops.core import Primitive, apply
+from irtool.ops.core import as_operand as _tensor
 from irtool.ops.gradients import unbroadcast
 from irtool.ops.operation import top_level_op
-from irtool.ops.shape import _tensor
 
 # Generalized cosine windows: ``sum_k (-1)^k a_k cos(2 pi k n / (M - 1))``, as
 # ``scipy.signal.get_window`` defines them (Keras' STFT initializer calls it).

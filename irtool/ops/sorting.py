@@ -11,15 +11,9 @@ import numpy as np
 
 from irtool.ir.dtypes import is_float
 from irtool.ir.spec import TensorSpec, normalize_axis
-from irtool.ops.core import Primitive, apply
+from irtool.ops.core import Primitive, apply, as_operand
 from irtool.ops.operation import top_level_op
 from irtool.ops.shape import reshape
-
-
-def _tensor(x):
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return x
-    return np.asarray(x, dtype="float32" if isinstance(x, float) else None)
 
 
 class TopK(Primitive):
@@ -72,7 +66,7 @@ TOP_K = TopK()
 
 
 def _top_k(x, k, axis, largest):
-    x = _tensor(x)
+    x = as_operand(x)
     axis = normalize_axis(axis, len(x.shape))
     return apply(TOP_K, [x], k=None if k is None else int(k), axis=axis, largest=bool(largest))
 
@@ -100,4 +94,4 @@ def argsort(x, axis=-1):
 
 
 def _flattened(x, axis):
-    return (reshape(_tensor(x), (-1,)), 0) if axis is None else (x, axis)
+    return (reshape(as_operand(x), (-1,)), 0) if axis is None else (x, axis)

@@ -40,7 +40,8 @@ DATATYPES = {
     "FP16": np.dtype(np.float16),
     "FP32": np.dtype(np.float32),
     "FP64": np.dtype(np.float64),
-    "BF16": helper.tensor_dtype_to_np_dtype(TensorProto.BFLOAT16),  # ml_dtypes' bfloat16, as graph_io reads it
+    # ml_dtypes' bfloat16, as graph_io reads it (onnx before 1.17 gave uint16, which is UINT16's)
+    **({"BF16": _BF16} if (_BF16 := helper.tensor_dtype_to_np_dtype(TensorProto.BFLOAT16)) != np.uint16 else {}),
     "BYTES": np.dtype(object),
 }
 _NAMES = {dtype: name for name, dtype in DATATYPES.items()}

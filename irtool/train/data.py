@@ -147,6 +147,8 @@ def first_inputs(source):
 
 
 def _unpack(item) -> tuple:
+    if isinstance(item, list):  # Keras' unpack_x_y_sample_weight reads a list batch as a tuple
+        item = tuple(item)
     if isinstance(item, tuple):
         if not 1 <= len(item) <= 3:
             raise ValueError(

@@ -9,6 +9,7 @@ end, evaluate's return order, and the callback hooks in Keras' order.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -283,12 +284,20 @@ class Trainer:
                 order = rng.permutation(len(x)) if shuffle is True and is_indexed(x) else None
             else:
                 order = rng.permutation(n) if shuffle is True else np.arange(n)
+            step = -1
             for step, (bx, by, bw) in enumerate(epoch(order)):
                 callback_list.on_train_batch_begin(step)
                 self._step(bx, by, bw, training=True)
                 callback_list.on_train_batch_end(step, self._logs())
                 if facing.stop_training:
                     break
+            if step < 0:  # a generator that has run out: no epoch to log (Keras stops here too)
+                warnings.warn(
+                    f"The training data ran out of batches at epoch {epoch_index + 1}; training stops here. "
+                    "Make the generator repeat (or pass a PyDataset) to train for more epochs.",
+                    stacklevel=2,
+                )
+                break
             epoch_logs = dict(self._logs())
             if val is not None and _validate_now(epoch_index, validation_freq):
                 val_logs = self._evaluate_batches(
@@ -356,10 +365,15 @@ class Trainer:
     def _evaluate_batches(self, batches, callback_list) -> dict:
         self.reset_metrics()
         callback_list.on_test_begin()
+        step = -1
         for step, (bx, by, bw) in enumerate(batches):
             callback_list.on_test_batch_begin(step)
             self._step(bx, by, bw, training=False)
             callback_list.on_test_batch_end(step, self._logs())
+        if step < 0:
+            raise ValueError(
+                "The evaluation data produced no batches (a generator that has run out?): nothing to evaluate."
+            )
         logs = self._logs()
         callback_list.on_test_end(logs)
         return logs

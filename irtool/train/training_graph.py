@@ -37,10 +37,7 @@ class CompileConfig:
         self.loss_specs = self._spread(loss, "loss")
         # evaluate() lists the per-output losses of dict outputs in the loss dict's order, as Keras does
         self.loss_order = (
-            [
-                next(k for k, (key, name) in enumerate(zip(self.keys, self.names)) if given in (key, name))
-                for given in loss
-            ]
+            [self.keys.index(given) for given in loss]
             if isinstance(loss, dict) and isinstance(model.output, dict)
             else list(range(len(self.names)))
         )
@@ -239,16 +236,7 @@ def _layers_within(model) -> list:
     """``model``'s layers and, recursively, the layers they track (a layer called in another's
     ``call``, a subclassed model's attributes); which of their calls belong to the graph being
     trained is decided by the graph's ops."""
-    out, seen = [], set()
-    stack = list(reversed(model.layers))
-    while stack:
-        layer = stack.pop()
-        if id(layer) in seen:
-            continue
-        seen.add(id(layer))
-        out.append(layer)
-        stack.extend(reversed(layer._sublayers()))
-    return out
+    return [layer for layer in model._with_sublayers() if layer is not model]
 
 
 def _added_losses(model, graph_ops) -> list:

@@ -100,14 +100,18 @@ def _render(dot: graphviz.Digraph, fmt: str, preferred: str | None) -> tuple[byt
             raise
         # Graphviz's orthogonal router has assertion failures of its own on some layouts (dot 2.43:
         # "newtrap: Trapezoid-table overflow", "maze.c: chkSgraph"); curved edges draw the same graph.
+        curved = dot.copy()
+        curved.graph_attr["splines"] = "spline"
+        try:
+            data = _draw(curved, fmt, renderer)
+        except render.RenderError:
+            raise error from None  # not the router's failure: the first error says what it is
         warnings.warn(
             f"{renderer.name} could not route the plot of '{dot.name}' with orthogonal edges ({error}); "
             "it is drawn with curved ones (splines='spline').",
             stacklevel=4,
         )
-        dot = dot.copy()
-        dot.graph_attr["splines"] = "spline"
-        return _draw(dot, fmt, renderer), renderer.name
+        return data, renderer.name
 
 
 def _draw(dot: graphviz.Digraph, fmt: str, renderer: render.Renderer) -> bytes:

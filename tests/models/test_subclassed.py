@@ -183,3 +183,28 @@ def test_an_init_with_a_differently_named_var_keyword_saves_and_loads(tmp_path):
     np.testing.assert_allclose(
         irtool.saving.load_model(tmp_path / "small.keras").predict(X, verbose=0), model.predict(X, verbose=0)
     )
+
+
+def test_one_twin_for_every_sequence_length_and_float_inputs_in_floatx():
+    class Tagger(irtool.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.embed = layers.Embedding(10, 4)
+            self.rnn = layers.GRU(3)
+            self.head = layers.Dense(2)
+
+        def call(self, x):
+            return self.head(self.rnn(self.embed(x)))
+
+    model = Tagger()
+    for length in range(1, 6):
+        model.predict(np.ones((2, length), "int32"), verbose=0)
+    assert len(model._twins) == 1 and len(model.embed._inbound_nodes) == 1  # traced once, length unknown
+    dims = model.to_onnx().graph.input[0].type.tensor_type.shape.dim
+    assert not dims[1].HasField("dim_value")  # the export takes any length too
+    dense = _mlp_class(irtool)()
+    dense.predict(X.astype("float64"), verbose=0)  # float64 data: float32 inputs, as Keras autocasts
+    assert dense.to_onnx().graph.input[0].type.tensor_type.elem_type == 1
+    dense.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    dense.fit(X, Y, epochs=1, verbose=0)
+    assert [m.name for m in dense.metrics] == ["loss", "mae"] and dense.metrics[1].result() > 0

@@ -125,3 +125,13 @@ def test_models_on_types_without_kernels_export_and_agree(name):
     inputs = irtool.Input(x.shape[1:], dtype=str(x.dtype))
     model = irtool.Model(inputs, build(inputs))
     assert_onnx_parity(model, x, atol=0, rtol=0)
+
+
+def test_ordering_uint64_is_refused_not_computed_wrongly():
+    """int64 keeps uint64's arithmetic but not its order: a max over 2**63 + 5 and 7 would be 7."""
+    inputs = irtool.Input((3,), dtype="uint64")
+    model = irtool.Model(inputs, ops.max(inputs, axis=-1))
+    with pytest.raises(ValueError, match="no ReduceMax kernel for uint64, and int64 would order values"):
+        irtool.onnx.to_onnx(model)
+    summed = irtool.Model(inputs, ops.sum(inputs, axis=-1))  # arithmetic: int64 wraps as uint64 does
+    assert_onnx_parity(summed, np.array([[2**63 + 5, 7, 2**64 - 1]], "uint64"), atol=0, rtol=0)

@@ -322,3 +322,17 @@ def test_output_names_of_losses_and_metrics():
     twice.compile(loss=["mse", "mae"])
     logs = twice.evaluate(x, [zeros, zeros], verbose=0, return_dict=True)
     assert logs == {"loss": 15.0, "twice_loss": 9.0, "twice_1_loss": 6.0}
+
+
+def test_a_generator_that_runs_out_stops_training_and_cannot_evaluate_again():
+    x, y = data(32)
+    model = classifier()
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    three = ((x[i : i + 8], y[i : i + 8]) for i in range(0, 24, 8))
+    with pytest.warns(UserWarning, match="The training data ran out of batches at epoch 2; training stops here"):
+        history = model.fit(three, epochs=3, verbose=0)
+    assert len(history.history["loss"]) == 1
+    spent = iter([[x[:8], y[:8]]])  # a list batch reads as (x, y), as in Keras
+    model.evaluate(spent, verbose=0)
+    with pytest.raises(ValueError, match="The evaluation data produced no batches"):
+        model.evaluate(spent, verbose=0)
