@@ -15,6 +15,7 @@ import functools
 import inspect
 import threading
 import warnings
+import weakref
 
 import numpy as np
 
@@ -36,6 +37,9 @@ class _PathStack(threading.local):
 
 
 _paths = _PathStack()
+# The layers holding losses from an eager call (add_loss on arrays): an eager call clears its
+# layers' only when some exist, so calls of models that add none walk no layers.
+_EAGER_LOSS_HOLDERS: weakref.WeakSet = weakref.WeakSet()
 
 
 @contextlib.contextmanager
@@ -384,6 +388,7 @@ class Layer(Operation):
             call.added_losses.append(loss)
             return
         self.__dict__.setdefault("_eager_losses", []).append(np.asarray(loss))
+        _EAGER_LOSS_HOLDERS.add(self)
 
     def _with_sublayers(self) -> list:
         out, stack, seen = [], [self], set()
@@ -466,9 +471,10 @@ class Layer(Operation):
             if not any(isinstance(x, SymbolicTensor) for x in flat):
                 if self.autocast:
                     args, kwargs = self._autocast(args, kwargs)
-                if len(_paths.names) == 1:  # the outermost eager call: add_loss starts afresh, as in Keras
-                    for layer in self._with_sublayers():
-                        layer.__dict__.pop("_eager_losses", None)
+                if len(_paths.names) == 1 and _EAGER_LOSS_HOLDERS:  # the outermost eager call starts afresh
+                    for layer in self._with_sublayers():  # (no walk when no layer holds eager losses)
+                        if layer.__dict__.pop("_eager_losses", None) is not None:
+                            _EAGER_LOSS_HOLDERS.discard(layer)
                 outputs = self.call(*args, **kwargs)
                 if self.activity_regularizer is not None:  # Keras' penalty per output, over the batch size
                     for out in tree.flatten(outputs):
