@@ -136,22 +136,22 @@ class Model(Trainer, Layer):
             x = first_inputs(x)
         arrays = tree.map_structure(_as_array, x)
         twins = self.__dict__.setdefault("_twins", {})  # signature -> twin, the most recent last
-        for general in (True, False):
-            key = repr(tree.map_structure(lambda a, g=general: _signature(a, g), arrays))
-            twin = twins.pop(key, None)
-            if twin is None and general:
-                try:  # one twin for every length, image size...: those dims unknown, as Keras' own inputs
-                    twin = self._new_twin(_inputs_like(arrays, general=True))
-                except (ValueError, TypeError):  # a layer needs them (Flatten before a Dense): the exact shape
-                    continue
-            elif twin is None:
-                twin = self._new_twin(_inputs_like(arrays, general=False))
-            twins[key] = twin
-            while len(twins) > _MAX_TWINS:
-                twins.pop(next(iter(twins)))
-            self.__dict__["_twin_model"] = twin
-            return twin
-        raise AssertionError("unreachable: the exact signature always traces or raises")
+        untraceable = self.__dict__.setdefault("_untraceable", set())  # general signatures a layer refused
+        general, exact = (repr(tree.map_structure(lambda a, g=g: _signature(a, g), arrays)) for g in (True, False))
+        key = general if general in twins else exact
+        twin = twins.pop(key, None)
+        if twin is None and general not in untraceable:
+            try:  # one twin for every length, image size...: those dims unknown, as Keras' own inputs
+                twin, key = self._new_twin(_inputs_like(arrays, general=True)), general
+            except (ValueError, TypeError):  # a layer needs them (Flatten before a Dense): the exact shape
+                untraceable.add(general)
+        if twin is None:
+            twin, key = self._new_twin(_inputs_like(arrays, general=False)), exact
+        twins[key] = twin
+        while len(twins) > _MAX_TWINS:
+            twins.pop(next(iter(twins)))
+        self.__dict__["_twin_model"] = twin
+        return twin
 
     def _new_twin(self, inputs) -> Model:
         twin = Model(*_traced(self, inputs), name=self.name)

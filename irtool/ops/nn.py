@@ -270,9 +270,9 @@ def dot_product_attention(
     """Scaled dot-product attention on ``(batch, length, heads, head_dim)`` tensors, as Keras'
     numpy backend computes it: ``softmax(q·k * scale + bias)`` with masked (and, with ``is_causal``,
     future) positions at -0.7 * the float's largest value, then the weighted sum of ``value``."""
-    from_keras = {"flash_attention": flash_attention, "attn_logits_soft_cap": attn_logits_soft_cap}
+    refused = {"flash_attention": flash_attention, "attn_logits_soft_cap": attn_logits_soft_cap}
     if flash_attention or attn_logits_soft_cap is not None:
-        given = ", ".join(f"{k}={v!r}" for k, v in from_keras.items() if v)
+        given = ", ".join(f"{k}={v!r}" for k, v in refused.items() if v)
         raise ValueError(f"`dot_product_attention` computes plain attention; it does not take {given}.")
     query, key, value = (_as_float(t) for t in (query, key, value))
     if len(query.shape) != 4 or len(key.shape) != 4 or len(value.shape) != 4:

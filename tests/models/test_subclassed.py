@@ -208,3 +208,25 @@ def test_one_twin_for_every_sequence_length_and_float_inputs_in_floatx():
     dense.compile(optimizer="sgd", loss="mse", metrics=["mae"])
     dense.fit(X, Y, epochs=1, verbose=0)
     assert [m.name for m in dense.metrics] == ["loss", "mae"] and dense.metrics[1].result() > 0
+
+
+def test_a_signature_that_must_stay_exact_is_traced_once():
+    """Flatten before a Dense needs every dim: the general trace fails once, is remembered, and
+    later predicts reuse the exact twin instead of trying again."""
+
+    class Flat(irtool.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.flatten = layers.Flatten()
+            self.head = layers.Dense(2)
+
+        def call(self, x):
+            return self.head(self.flatten(x))
+
+    model = Flat()
+    x = RNG.random((2, 3, 4)).astype("float32")
+    model.predict(x, verbose=0)
+    calls = len(model.flatten._inbound_nodes)
+    for _ in range(3):
+        model.predict(x, verbose=0)
+    assert len(model.flatten._inbound_nodes) == calls and len(model._twins) == 1
